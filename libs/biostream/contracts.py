@@ -1,0 +1,164 @@
+"""Typed views of the Avro contracts in ``schemas/avro``.
+
+The wire records are plain dicts (what fastavro reads and writes, at no conversion cost); these
+TypedDicts let mypy check every place that builds or reads one. A unit test keeps their keys equal
+to the schemas' fields, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, TypedDict
+
+SourceFormat = Literal["FHIR", "CSV", "HL7V2"]
+SexCode = Literal["M", "F", "U"]
+LinkOutcome = Literal["NEW_PERSON", "MATCH", "POSSIBLE_MATCH", "MERGED", "SPLIT", "REVIEWED"]
+
+IDENTITY_RECORD = "IdentityRecord"
+CLINICAL_RECORD = "ClinicalRecord"
+DEAD_LETTER = "DeadLetter"
+LINK_DECISION = "LinkDecision"
+REVIEW_TASK = "ReviewTask"
+CURATED_RECORD = "CuratedRecord"
+AUDIT_EVENT = "AuditEvent"
+LEDGER_ENTRY = "LedgerEntry"
+
+
+class IdentityRecord(TypedDict):
+    record_id: str
+    patient_ref: str
+    hospital: str
+    message_id: str
+    source_format: SourceFormat
+    received_at: dt.datetime
+    family_name: str | None
+    given_name: str | None
+    name_latin: str | None
+    birth_date: dt.date | None
+    sex: SexCode
+    rrn: str | None
+    local_patient_no: str | None
+    phone: str | None
+    address: str | None
+    postal_code: str | None
+    province_code: str | None
+    quality_flags: list[str]
+
+
+class ClinicalRecord(TypedDict):
+    record_id: str
+    patient_ref: str
+    hospital: str
+    message_id: str
+    source_format: SourceFormat
+    received_at: dt.datetime
+    resource_type: str
+    event_date: dt.date | None
+    code_system: str | None
+    code: str | None
+    code_version: str | None
+    value_number: float | None
+    value_unit: str | None
+    value_text: str | None
+    specimen_refs: list[str]
+    quality_flags: list[str]
+
+
+class DeadLetter(TypedDict):
+    dead_letter_id: str
+    service: str
+    reason_code: str
+    message: str
+    hospital: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_key: bytes | None
+    original: bytes
+    failed_at: dt.datetime
+
+
+class LinkDecision(TypedDict):
+    decision_id: str
+    patient_ref: str
+    record_id: str
+    hospital: str
+    person_id: str
+    previous_person_id: str | None
+    outcome: LinkOutcome
+    score: float
+    rule: str
+    sequence: int
+    decided_at: dt.datetime
+    birth_year: int | None
+    sex: SexCode
+    province_code: str | None
+
+
+class ReviewTask(TypedDict):
+    task_id: str
+    created_at: dt.datetime
+    record_id: str
+    patient_ref: str
+    hospital: str
+    provisional_person_id: str
+    candidate_person_ids: list[str]
+    score: float
+    reason: str
+
+
+class CuratedRecord(TypedDict):
+    curated_id: str
+    dataset: str
+    policy_version: str
+    approval_ref: str
+    pseudonym: str
+    key_version: str
+    hospital: str
+    resource_type: str
+    event_date: dt.date | None
+    code_system: str | None
+    code: str | None
+    code_version: str | None
+    value_number: float | None
+    value_unit: str | None
+    birth_year: int | None
+    sex: SexCode
+    province_code: str | None
+    released_at: dt.datetime
+
+
+class AuditEvent(TypedDict):
+    event_id: str
+    occurred_at: dt.datetime
+    service: str
+    principal: str
+    action: str
+    purpose: str | None
+    hospital: str | None
+    dataset: str | None
+    inputs: list[str]
+    outputs: list[str]
+    outcome: str
+    reason_code: str | None
+
+
+class LedgerEntry(TypedDict):
+    sequence: int
+    appended_at: dt.datetime
+    event_id: str
+    event_payload: bytes
+    prev_hash: bytes
+    entry_hash: bytes
+
+
+TYPED_VIEWS: dict[str, type] = {
+    IDENTITY_RECORD: IdentityRecord,
+    CLINICAL_RECORD: ClinicalRecord,
+    DEAD_LETTER: DeadLetter,
+    LINK_DECISION: LinkDecision,
+    REVIEW_TASK: ReviewTask,
+    CURATED_RECORD: CuratedRecord,
+    AUDIT_EVENT: AuditEvent,
+    LEDGER_ENTRY: LedgerEntry,
+}

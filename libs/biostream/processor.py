@@ -1,0 +1,308 @@
+"""Exactly-once stream processing on Kafka transactions, with a durable key-value state.
+
+Each poll batch is one Kafka transaction holding: every output of every message, the state
+changes the batch made (to a compacted changelog topic) and the consumer offsets. Either all of it
+becomes visible to ``read_committed`` readers or none of it does, so a crash at any moment is
+recovered by restarting: the producer's ``init_transactions`` (same ``transactional.id``) aborts
+what the dead process left open, the state is rebuilt from the changelog, and consumption resumes
+at the committed offsets.
+
+faust-streaming offers the same shape, but its exactly-once mode and table recovery have open
+duplicate and loss bugs (see docs/decisions.md), so the hops that must not lose or duplicate a record
+run on this loop directly.
+
+One instance per ``app_id`` owns the whole state. Several instances of one service would each need
+their own partitions of state (a later step, see the linkage issue); ``instance_id`` is already part
+of the transactional id so that a restarted instance fences exactly its own predecessor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from biostream import kafka as kafka_clients
+from biostream.logs import get_logger
+from biostream.observability import ProcessorMetrics
+from biostream.settings import KafkaSettings
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
+
+    @property
+    def source_ref(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+
+
+_ABSENT = object()
+
+
+class StateStore:
+    """In-memory key-value state whose changes are journaled for the changelog.
+
+    A message's changes can be rolled back (``rollback_message``) when its handler fails halfway,
+    so a dead-lettered message leaves no partial state behind.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._changes: dict[str, bytes | None] = {}
+        self._undo: dict[str, object] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self._remember(key)
+        self._data[key] = value
+        self._changes[key] = value
+
+    def delete(self, key: str) -> None:
+        if key in self._data:
+            self._remember(key)
+            del self._data[key]
+            self._changes[key] = None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
+        return (key for key in self._data if key.startswith(prefix))
+
+    def _remember(self, key: str) -> None:
+        if key not in self._undo:
+            self._undo[key] = self._data.get(key, _ABSENT)
+
+    def begin_message(self) -> None:
+        self._undo.clear()
+
+    def rollback_message(self) -> None:
+        for key, old in self._undo.items():
+            if old is _ABSENT:
+                self._data.pop(key, None)
+            else:
+                assert isinstance(old, bytes)
+                self._data[key] = old
+            # The changelog must end with the value the store holds now.
+            self._changes[key] = self._data.get(key)
+        self._undo.clear()
+
+    def drain_changes(self) -> dict[str, bytes | None]:
+        changes, self._changes = self._changes, {}
+        return changes
+
+    def restore(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._data.pop(key, None)
+        else:
+            self._data[key] = value
+
+
+class Handler(Protocol):
+    def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]: ...
+
+
+FailureHandler = Callable[[Inbound, BaseException, dt.datetime], list[Outbound]]
+
+
+@dataclass
+class ProcessorConfig:
+    kafka: KafkaSettings
+    app_id: str
+    instance_id: str
+    input_topics: list[str]
+    input_pattern: str | None = None
+    changelog_topic: str | None = None
+    max_records: int = 500
+    poll_timeout_ms: int = 200
+
+
+class TransactionalProcessor:
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        handler: Handler,
+        on_failure: FailureHandler,
+        metrics: ProcessorMetrics,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.on_failure = on_failure
+        self.metrics = metrics
+        self.state = StateStore()
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.ready = False
+        self._log = get_logger("biostream.processor")
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.config.app_id}-{self.config.instance_id}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        producer = kafka_clients.transactional_producer(cfg.kafka, self.transactional_id)
+        # Starting the transactional producer first aborts any transaction a crashed predecessor
+        # left open, so the state restore below only ever sees committed changes.
+        await producer.start()
+        consumer = None
+        try:
+            if cfg.changelog_topic:
+                await self._restore_state(cfg.changelog_topic)
+            consumer = kafka_clients.group_consumer(
+                cfg.kafka, cfg.app_id, self.transactional_id, cfg.max_records
+            )
+            if cfg.input_pattern:
+                consumer.subscribe(pattern=cfg.input_pattern)
+            else:
+                consumer.subscribe(topics=cfg.input_topics)
+            await consumer.start()
+            self.ready = True
+            self.metrics.ready.set(1)
+            self._log.info("consuming", group=cfg.app_id, topics=cfg.input_topics)
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms)
+                if batch:
+                    await self._process_batch(producer, batch)
+        finally:
+            self.ready = False
+            self.metrics.ready.set(0)
+            if consumer is not None:
+                await consumer.stop()
+            await producer.stop()
+
+    async def _process_batch(
+        self,
+        producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> None:
+        started = time.monotonic()
+        now = self.clock()
+        now_ms = now.timestamp() * 1000
+        offsets: dict[TopicPartition, int] = {}
+        await producer.begin_transaction()
+        try:
+            for tp, records in batch.items():
+                for record in records:
+                    message = _inbound(record)
+                    self.metrics.messages_in.labels(message.topic).inc()
+                    self.metrics.event_lag_seconds.observe(
+                        max(0.0, (now_ms - message.timestamp_ms) / 1000)
+                    )
+                    for out in self._handle(message, now):
+                        await producer.send(
+                            out.topic, out.value, key=out.key, headers=list(out.headers)
+                        )
+                        self.metrics.messages_out.labels(out.topic).inc()
+                offsets[tp] = records[-1].offset + 1
+            if self.config.changelog_topic:
+                for key, value in self.state.drain_changes().items():
+                    await producer.send(self.config.changelog_topic, value, key=key.encode())
+            await producer.send_offsets_to_transaction(offsets, self.config.app_id)
+            await producer.commit_transaction()
+        except BaseException:
+            self.metrics.transactions.labels("aborted").inc()
+            # The in-memory state and consumer position are now ahead of what Kafka holds; the
+            # only safe continuation is a restart, which rebuilds both from committed data.
+            with contextlib.suppress(Exception):  # the original error is the one worth raising
+                await producer.abort_transaction()
+            raise
+        self.metrics.transactions.labels("committed").inc()
+        self.metrics.state_keys.set(len(self.state))
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _handle(self, message: Inbound, now: dt.datetime) -> list[Outbound]:
+        self.state.begin_message()
+        try:
+            return self.handler(message, self.state, now)
+        except Exception as exc:
+            self.state.rollback_message()
+            self._log.warning(
+                "message failed, dead-lettered",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                error_type=type(exc).__name__,
+                exc_info=exc,
+            )
+            return self.on_failure(message, exc, now)
+
+    async def _restore_state(self, changelog: str) -> None:
+        started = time.monotonic()
+        reader = kafka_clients.reader(self.config.kafka, f"{self.transactional_id}-restore")
+        await reader.start()
+        try:
+            partitions = await _partitions(reader, changelog)
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+            end = await reader.end_offsets(partitions)
+            idle_polls = 0
+            restored = 0
+            while idle_polls < 10:
+                positions = [await reader.position(tp) for tp in partitions]
+                if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                    break
+                batch = await reader.getmany(timeout_ms=200, max_records=5000)
+                idle_polls = 0 if batch else idle_polls + 1
+                for records in batch.values():
+                    for record in records:
+                        if record.key is not None:
+                            self.state.restore(record.key.decode(), record.value)
+                            restored += 1
+        finally:
+            await reader.stop()
+        self.metrics.state_keys.set(len(self.state))
+        self._log.info(
+            "state restored",
+            restored=restored,
+            state_keys=len(self.state),
+            elapsed_s=round(time.monotonic() - started, 3),
+        )
+
+
+async def _partitions(reader: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        await reader.topics()  # refreshes metadata
+        found = reader.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"topic {topic} does not exist")
+
+
+def _inbound(record: ConsumerRecord) -> Inbound:
+    return Inbound(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+        timestamp_ms=record.timestamp,
+    )

@@ -1,0 +1,52 @@
+"""Typed settings, read from the environment exactly once, in each service's ``__main__``.
+
+Names: ``BIOSTREAM_<FIELD>``, nested with ``__`` (``BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS``).
+Secrets are ``SecretStr`` and never have defaults; key material may come from a file instead
+(``..._FILE``), which is how Kubernetes secrets are mounted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs. Each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BIOSTREAM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topic_prefix: str = ""
+    instance_id: str = "0"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    principal: str = "anonymous"
+    batch_max_records: int = 500
+    poll_timeout_ms: int = 200
+
+
+def read_secret(value: SecretStr | None, file: Path | None, what: str) -> bytes:
+    """Key material from a file (preferred) or the environment; never a default."""
+    if file is not None:
+        data = file.read_bytes().strip()
+        if not data:
+            raise ValueError(f"{what}: secret file is empty")
+        return data
+    if value is not None and value.get_secret_value():
+        return value.get_secret_value().encode("utf-8")
+    raise ValueError(f"{what}: no secret configured (set the _FILE or the value variable)")
