@@ -1,0 +1,44 @@
+"""The one place that builds the audit service's collaborators."""
+
+from __future__ import annotations
+
+from biostream.codec import AvroCodec
+from biostream.envelopes import Envelopes
+from biostream.observability import ProcessorMetrics
+from biostream.processor import ProcessorConfig, TransactionalProcessor
+from biostream.schemas import SchemaRegistry
+from biostream.service import RunnableService
+from biostream.topics import Topics
+from prometheus_client import CollectorRegistry
+
+from audit.handlers import SERVICE, AuditMetrics, LedgerAppendHandler
+from audit.settings import AuditSettings
+
+
+def build(settings: AuditSettings, registry: CollectorRegistry | None = None) -> RunnableService:
+    registry = registry or CollectorRegistry()
+    topics = Topics(settings.topic_prefix)
+    codec = AvroCodec(SchemaRegistry())
+    envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
+    handler = LedgerAppendHandler(codec, topics, envelopes, AuditMetrics.create(registry))
+
+    processor = TransactionalProcessor(
+        ProcessorConfig(
+            kafka=settings.kafka,
+            app_id=f"{settings.topic_prefix}{SERVICE}",
+            instance_id=settings.instance_id,
+            input_topics=[topics.audit_events],
+            changelog_topic=topics.state(SERVICE),
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+        ),
+        handler,
+        # A failure must not write an audit event about itself into the stream it is chaining.
+        lambda message, error, now: [
+            envelopes.dead_letter(
+                message, "AUDIT_INTERNAL_ERROR", f"unexpected {type(error).__name__}", now
+            )
+        ],
+        ProcessorMetrics.create(registry, SERVICE),
+    )
+    return RunnableService(SERVICE, settings, registry, processor)

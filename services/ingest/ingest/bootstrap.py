@@ -1,0 +1,42 @@
+"""The one place that builds ingest's collaborators."""
+
+from __future__ import annotations
+
+from biostream.codec import AvroCodec
+from biostream.envelopes import Envelopes
+from biostream.observability import ProcessorMetrics
+from biostream.processor import ProcessorConfig, TransactionalProcessor
+from biostream.schemas import SchemaRegistry
+from biostream.service import RunnableService
+from biostream.settings import read_secret
+from biostream.topics import Topics
+from prometheus_client import CollectorRegistry
+
+from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
+from ingest.settings import IngestSettings
+
+
+def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -> RunnableService:
+    registry = registry or CollectorRegistry()
+    topics = Topics(settings.topic_prefix)
+    codec = AvroCodec(SchemaRegistry())
+    envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
+    key = read_secret(settings.patient_ref_key, settings.patient_ref_key_file, "patient_ref_key")
+    handler = FeedMessageHandler(codec, topics, envelopes, key, IngestMetrics.create(registry))
+
+    processor = TransactionalProcessor(
+        ProcessorConfig(
+            kafka=settings.kafka,
+            app_id=f"{settings.topic_prefix}{SERVICE}",
+            instance_id=settings.instance_id,
+            input_topics=[],
+            input_pattern=topics.feed_pattern,
+            changelog_topic=topics.state(SERVICE),
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+        ),
+        handler,
+        envelopes.failure_handler("INGEST_INTERNAL_ERROR", topics.hospital_of_feed),
+        ProcessorMetrics.create(registry, SERVICE),
+    )
+    return RunnableService(SERVICE, settings, registry, processor)

@@ -1,0 +1,193 @@
+"""FHIR R4 JSON (KR Core): a Bundle of one Patient and its clinical resources, or a lone Patient.
+
+Hand-written on plain dicts for the walking skeleton; the ingest issue decides between this and a
+validating library (fhir.resources) by benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ingest.domain.identity import parse_date, validate_identity
+from ingest.domain.model import ClinicalEvent, ParsedMessage, PatientIdentity, RawIdentity, Rejected
+
+KCD_SYSTEM_PREFIX = "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-"
+KCD9_SINCE = dt.date(2026, 1, 1)
+CLINICAL_TYPES = frozenset(
+    {"Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Specimen"}
+)
+_GENDER = {"male": "M", "female": "F"}
+
+
+def parse_fhir(raw: bytes, fallback_message_id: str | None, received: dt.date) -> ParsedMessage:
+    try:
+        document = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Rejected("FHIR_INVALID_JSON", "the message is not valid UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise Rejected("FHIR_NOT_A_RESOURCE", "the JSON document is not an object")
+    resource_type = document.get("resourceType")
+    if resource_type == "Bundle":
+        return _parse_bundle(document, received)
+    if resource_type == "Patient":
+        message_id = _text(document.get("id")) or fallback_message_id
+        if not message_id:
+            raise Rejected("MESSAGE_ID_MISSING", "Patient has no id and the message no key")
+        return ParsedMessage(message_id, _patient(document, received))
+    raise Rejected("FHIR_UNSUPPORTED_RESOURCE", "resourceType must be Bundle or Patient")
+
+
+def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage:
+    message_id = _text(bundle.get("id"))
+    if not message_id:
+        raise Rejected("MESSAGE_ID_MISSING", "Bundle.id is missing")
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        raise Rejected("FHIR_BUNDLE_EMPTY", "Bundle.entry is missing or not a list")
+    resources = [e.get("resource") for e in entries if isinstance(e, dict)]
+    patients = [r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"]
+    if len(patients) != 1:
+        raise Rejected(
+            "FHIR_BUNDLE_PATIENT_COUNT", f"Bundle has {len(patients)} Patient entries, expected 1"
+        )
+    identity = _patient(patients[0], received)
+    events: list[ClinicalEvent] = []
+    for index, resource in enumerate(resources):
+        if not isinstance(resource, dict) or resource is patients[0]:
+            continue
+        kind = resource.get("resourceType")
+        if kind not in CLINICAL_TYPES:
+            raise Rejected(
+                "FHIR_UNSUPPORTED_RESOURCE", f"entry {index} has an unsupported resourceType"
+            )
+        events.append(_clinical(kind, resource, index))
+    return ParsedMessage(message_id, identity, tuple(events))
+
+
+def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
+    mrn = rrn = None
+    for identifier in _list(patient.get("identifier")):
+        system = _text(identifier.get("system")) or ""
+        codes = {_text(c.get("code")) for c in _list(_dict(identifier.get("type")).get("coding"))}
+        value = _text(identifier.get("value"))
+        if "MR" in codes or system.endswith(("/patient-id", "/mrn")):
+            mrn = mrn or value
+        elif "RRN" in codes or "NNKOR" in codes or system.endswith("/rrn"):
+            rrn = rrn or value
+    family = given = full = latin = None
+    for name in _list(patient.get("name")):
+        text = _text(name.get("text"))
+        name_family = _text(name.get("family"))
+        name_given = " ".join(g for g in _list(name.get("given")) if isinstance(g, str)) or None
+        candidate = text or " ".join(p for p in (name_family, name_given) if p)
+        if candidate and candidate.isascii():
+            latin = latin or candidate
+        elif family is None and given is None and full is None:
+            family, given, full = name_family, name_given, text
+    phone = next(
+        (
+            _text(t.get("value"))
+            for t in _list(patient.get("telecom"))
+            if t.get("system") == "phone"
+        ),
+        None,
+    )
+    address = postal = None
+    for entry in _list(patient.get("address"))[:1]:
+        lines = [line for line in _list(entry.get("line")) if isinstance(line, str)]
+        parts = [_text(entry.get(k)) for k in ("state", "city", "district")]
+        address = _text(entry.get("text")) or " ".join(p for p in [*parts, *lines] if p) or None
+        postal = _text(entry.get("postalCode"))
+    raw = RawIdentity(
+        local_patient_no=mrn,
+        family_name=family,
+        given_name=given,
+        full_name=full,
+        name_latin=latin,
+        birth_date=_text(patient.get("birthDate")),
+        sex=_GENDER.get(_text(patient.get("gender")) or "", "U"),
+        rrn=rrn,
+        phone=phone,
+        address=address,
+        postal_code=postal,
+    )
+    return validate_identity(raw, received)
+
+
+def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEvent:
+    flags: list[str] = []
+    concept = _dict(
+        resource.get("code") or resource.get("medicationCodeableConcept") or resource.get("type")
+    )
+    if kind == "Encounter":
+        concept = {"coding": [_dict(resource.get("class"))]}
+    codings = [c for c in _list(concept.get("coding")) if isinstance(c, dict)]
+    coding = next(
+        (c for c in codings if (_text(c.get("system")) or "").startswith(KCD_SYSTEM_PREFIX)), None
+    )
+    coding = coding or (codings[0] if codings else {})
+    system = _text(coding.get("system"))
+    version = _text(coding.get("version"))
+    date_text = (
+        next(
+            (
+                value
+                for value in (
+                    _text(resource.get(k))
+                    for k in (
+                        "onsetDateTime",
+                        "recordedDate",
+                        "effectiveDateTime",
+                        "authoredOn",
+                        "performedDateTime",
+                    )
+                )
+                if value
+            ),
+            None,
+        )
+        or _text(_dict(resource.get("period")).get("start"))
+        or _text(_dict(resource.get("collection")).get("collectedDateTime"))
+    )
+    event_date = parse_date(date_text[:10], f"entry_{index}_date") if date_text else None
+    if system and system.startswith(KCD_SYSTEM_PREFIX):
+        version = version or system.removeprefix(KCD_SYSTEM_PREFIX) or None
+        if not version:
+            version = "9" if event_date and event_date >= KCD9_SINCE else "8"
+            flags.append("KCD_VERSION_INFERRED")
+    quantity = _dict(resource.get("valueQuantity"))
+    value_number = quantity.get("value")
+    if value_number is not None and not isinstance(value_number, (int, float)):
+        raise Rejected("FHIR_VALUE_INVALID", f"entry {index} valueQuantity.value is not a number")
+    specimen_refs = (
+        tuple(v for v in (_text(i.get("value")) for i in _list(resource.get("identifier"))) if v)
+        if kind == "Specimen"
+        else ()
+    )
+    return ClinicalEvent(
+        resource_type=kind,
+        event_date=event_date,
+        code_system=system,
+        code=_text(coding.get("code")),
+        code_version=version,
+        value_number=float(value_number) if value_number is not None else None,
+        value_unit=_text(quantity.get("unit")),
+        value_text=_text(resource.get("valueString")),
+        specimen_refs=specimen_refs,
+        quality_flags=tuple(flags),
+    )
+
+
+def _text(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}

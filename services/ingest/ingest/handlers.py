@@ -1,0 +1,198 @@
+"""Ingest use case: one hospital message in; identity, clinical, dead-letter and audit records out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from biostream.codec import AvroCodec
+from biostream.contracts import (
+    CLINICAL_RECORD,
+    IDENTITY_RECORD,
+    ClinicalRecord,
+    IdentityRecord,
+    SexCode,
+    SourceFormat,
+)
+from biostream.envelopes import Envelopes
+from biostream.processor import Inbound, Outbound, StateStore
+from biostream.topics import Topics
+from prometheus_client import CollectorRegistry, Counter
+
+from ingest.domain.messages import detect_format, parse_message
+from ingest.domain.model import ParsedMessage, Rejected
+
+SERVICE = "ingest"
+_WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV"}
+
+
+@dataclass(frozen=True)
+class IngestMetrics:
+    messages: Counter
+    dead_letters: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> IngestMetrics:
+        return cls(
+            messages=Counter(
+                "biostream_ingest_feed_messages",
+                "Hospital messages by outcome (accepted, rejected, duplicate)",
+                ["hospital", "format", "outcome"],
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "biostream_ingest_rejections",
+                "Rejected hospital messages by stable reason code",
+                ["hospital", "reason"],
+                registry=registry,
+            ),
+        )
+
+
+def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
+    """Keyed, so the small space of patient numbers cannot be enumerated back from the ref."""
+    mac = hmac.new(key, f"{hospital}\x1f{local_patient_no}".encode(), hashlib.sha256)
+    return "pr_" + mac.hexdigest()[:32]
+
+
+class FeedMessageHandler:
+    def __init__(
+        self,
+        codec: AvroCodec,
+        topics: Topics,
+        envelopes: Envelopes,
+        patient_ref_key: bytes,
+        metrics: IngestMetrics,
+    ) -> None:
+        self.codec = codec
+        self.topics = topics
+        self.envelopes = envelopes
+        self.patient_ref_key = patient_ref_key
+        self.metrics = metrics
+
+    def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        hospital = self.topics.hospital_of_feed(message.topic) or "UNKNOWN"
+        raw = message.value or b""
+        fmt_label = "unknown"
+        try:
+            fmt = detect_format(_header(message, "content-type"), raw)
+            fmt_label = fmt
+            key = message.key.decode("utf-8", "replace") if message.key else None
+            parsed = parse_message(fmt, raw, key, now.date())
+        except Rejected as rejected:
+            self.metrics.messages.labels(hospital, fmt_label, "rejected").inc()
+            self.metrics.dead_letters.labels(hospital, rejected.reason_code).inc()
+            return [
+                self.envelopes.dead_letter(
+                    message, rejected.reason_code, rejected.message, now, hospital
+                ),
+                self.envelopes.audit(
+                    "ingest.rejected",
+                    [message.source_ref],
+                    [f"dead-letter:{SERVICE}/{message.source_ref}"],
+                    now,
+                    outcome="rejected",
+                    hospital=hospital,
+                    reason_code=rejected.reason_code,
+                ),
+            ]
+
+        seen_key = f"msg:{hospital}:{parsed.message_id}"
+        if state.get(seen_key) is not None:
+            self.metrics.messages.labels(hospital, fmt, "duplicate").inc()
+            return [
+                self.envelopes.audit(
+                    "ingest.duplicate", [message.source_ref], [], now,
+                    outcome="duplicate", hospital=hospital,
+                )
+            ]  # fmt: skip
+        state.put(seen_key, message.source_ref.encode())
+        self.metrics.messages.labels(hospital, fmt, "accepted").inc()
+        return self._records(message, parsed, hospital, _WIRE_FORMAT[fmt], now)
+
+    def _records(
+        self,
+        message: Inbound,
+        parsed: ParsedMessage,
+        hospital: str,
+        source_format: SourceFormat,
+        now: dt.datetime,
+    ) -> list[Outbound]:
+        identity = parsed.identity
+        ref = patient_ref(self.patient_ref_key, hospital, identity.local_patient_no)
+        base_id = f"{hospital}/{parsed.message_id}"
+        identity_record: IdentityRecord = {
+            "record_id": f"{base_id}/0",
+            "patient_ref": ref,
+            "hospital": hospital,
+            "message_id": parsed.message_id,
+            "source_format": source_format,
+            "received_at": now,
+            "family_name": identity.family_name,
+            "given_name": identity.given_name,
+            "name_latin": identity.name_latin,
+            "birth_date": identity.birth_date,
+            "sex": _sex(identity.sex),
+            "rrn": identity.rrn,
+            "local_patient_no": identity.local_patient_no,
+            "phone": identity.phone,
+            "address": identity.address,
+            "postal_code": identity.postal_code,
+            "province_code": identity.province_code,
+            "quality_flags": list(identity.quality_flags),
+        }
+        key = ref.encode()
+        out = [
+            Outbound(
+                self.topics.identity_records,
+                self.codec.encode(IDENTITY_RECORD, identity_record),
+                key=key,
+            )
+        ]
+        record_ids = [identity_record["record_id"]]
+        for index, event in enumerate(parsed.events, start=1):
+            clinical: ClinicalRecord = {
+                "record_id": f"{base_id}/{index}",
+                "patient_ref": ref,
+                "hospital": hospital,
+                "message_id": parsed.message_id,
+                "source_format": source_format,
+                "received_at": now,
+                "resource_type": event.resource_type,
+                "event_date": event.event_date,
+                "code_system": event.code_system,
+                "code": event.code,
+                "code_version": event.code_version,
+                "value_number": event.value_number,
+                "value_unit": event.value_unit,
+                "value_text": event.value_text,
+                "specimen_refs": list(event.specimen_refs),
+                "quality_flags": list(event.quality_flags),
+            }
+            out.append(
+                Outbound(
+                    self.topics.clinical_records,
+                    self.codec.encode(CLINICAL_RECORD, clinical),
+                    key=key,
+                )
+            )
+            record_ids.append(clinical["record_id"])
+        out.append(
+            self.envelopes.audit(
+                "ingest.accepted", [message.source_ref], record_ids, now, hospital=hospital
+            )
+        )
+        return out
+
+
+def _sex(code: str) -> SexCode:
+    return "M" if code == "M" else "F" if code == "F" else "U"
+
+
+def _header(message: Inbound, name: str) -> str | None:
+    for key, value in message.headers:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None

@@ -1,0 +1,15 @@
+"""Ingest settings (environment, read once in ``__main__``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from biostream.settings import ServiceSettings
+from pydantic import SecretStr
+
+
+class IngestSettings(ServiceSettings):
+    # Key of the patient_ref hash. Held by ingest only (linkage and the pseudonymizer see refs,
+    # never the key), so nobody downstream can test a guessed patient number against a ref.
+    patient_ref_key: SecretStr | None = None
+    patient_ref_key_file: Path | None = None

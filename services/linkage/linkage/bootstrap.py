@@ -1,0 +1,40 @@
+"""The one place that builds linkage's collaborators."""
+
+from __future__ import annotations
+
+from biostream.codec import AvroCodec
+from biostream.envelopes import Envelopes
+from biostream.observability import ProcessorMetrics
+from biostream.processor import ProcessorConfig, TransactionalProcessor
+from biostream.schemas import SchemaRegistry
+from biostream.service import RunnableService
+from biostream.settings import read_secret
+from biostream.topics import Topics
+from prometheus_client import CollectorRegistry
+
+from linkage.handlers import SERVICE, IdentityRecordHandler, LinkageMetrics
+from linkage.settings import LinkageSettings
+
+
+def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) -> RunnableService:
+    registry = registry or CollectorRegistry()
+    topics = Topics(settings.topic_prefix)
+    codec = AvroCodec(SchemaRegistry())
+    envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
+    key = read_secret(settings.person_key, settings.person_key_file, "person_key")
+    handler = IdentityRecordHandler(codec, topics, envelopes, key, LinkageMetrics.create(registry))
+    processor = TransactionalProcessor(
+        ProcessorConfig(
+            kafka=settings.kafka,
+            app_id=f"{settings.topic_prefix}{SERVICE}",
+            instance_id=settings.instance_id,
+            input_topics=[topics.identity_records],
+            changelog_topic=topics.state(SERVICE),
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+        ),
+        handler,
+        envelopes.failure_handler("LINKAGE_INTERNAL_ERROR"),
+        ProcessorMetrics.create(registry, SERVICE),
+    )
+    return RunnableService(SERVICE, settings, registry, processor)

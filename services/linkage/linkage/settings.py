@@ -1,0 +1,15 @@
+"""Linkage settings (environment, read once in ``__main__``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from biostream.settings import ServiceSettings
+from pydantic import SecretStr
+
+
+class LinkageSettings(ServiceSettings):
+    # Key of the person-id hash: person ids derive from identifiers, so without the key nobody
+    # can recompute one from a guessed registration number.
+    person_key: SecretStr | None = None
+    person_key_file: Path | None = None
