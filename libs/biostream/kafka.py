@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from biostream.settings import KafkaSettings
@@ -113,6 +113,24 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec]) -> list[st
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+async def topic_partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of the given topics; raises if one does not exist."""
+    admin = admin_client(kafka, "biostream-describe")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions: list[TopicPartition] = []
+    for topic in described:
+        if topic["error_code"] != 0 or not topic["partitions"]:
+            raise RuntimeError(
+                f"topic {topic['topic']} is not available (error {topic['error_code']})"
+            )
+        partitions += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
+    return sorted(partitions)
 
 
 async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: set[str]) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from biostream import kafka as kafka_clients
@@ -255,10 +255,10 @@ class TransactionalProcessor:
 
     async def _restore_state(self, changelog: str) -> None:
         started = time.monotonic()
+        partitions = await kafka_clients.topic_partitions(self.config.kafka, [changelog])
         reader = kafka_clients.reader(self.config.kafka, f"{self.transactional_id}-restore")
         await reader.start()
         try:
-            partitions = await _partitions(reader, changelog)
             reader.assign(partitions)
             await reader.seek_to_beginning(*partitions)
             end = await reader.end_offsets(partitions)
@@ -284,16 +284,6 @@ class TransactionalProcessor:
             state_keys=len(self.state),
             elapsed_s=round(time.monotonic() - started, 3),
         )
-
-
-async def _partitions(reader: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
-        await reader.topics()  # refreshes metadata
-        found = reader.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"topic {topic} does not exist")
 
 
 def _inbound(record: ConsumerRecord) -> Inbound:

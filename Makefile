@@ -1,0 +1,55 @@
+# The two commands a newcomer needs:  make demo   and   make test
+# Everything else they need (virtualenv, Python packages, Kafka jars) is set up on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RECORDS ?= 2000
+
+DEMO_ARGS := --records $(RECORDS)
+ifdef FEED
+DEMO_ARGS += --feed $(FEED)
+endif
+ifdef SUMMARY
+DEMO_ARGS += --summary $(SUMMARY)
+endif
+ifdef CURATED_EXPORT
+DEMO_ARGS += --curated-export $(CURATED_EXPORT)
+endif
+ifdef LEDGER_EXPORT
+DEMO_ARGS += --ledger-export $(LEDGER_EXPORT)
+endif
+
+.PHONY: setup demo test lint typecheck schema-compat unit integration clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+	$(BIN)/python -m biostream_dev.broker fetch
+
+demo: setup
+	$(BIN)/biostream-dev demo $(DEMO_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+schema-compat: $(VENV)/.installed
+	$(BIN)/python tools/schema_compat.py
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit -q
+
+test: setup lint typecheck schema-compat
+	$(BIN)/pytest -q --durations=15
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,247 @@
+"""The main job: the whole pipeline on a local broker with synthetic (or given) hospital feeds.
+
+Starts a broker and the four services as separate processes, publishes the feeds, waits until
+every message is accounted for at every stage, prints a summary and stops everything it started,
+also on Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import shutil
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit.domain.chain import verify
+from audit.domain.export import entry_to_json
+from biostream.codec import AvroCodec
+from biostream.kafka import ensure_topics
+from biostream.schemas import SchemaRegistry
+from biostream.settings import KafkaSettings
+from biostream.topics import Topics
+from ingest.adapters.publisher import publish_messages
+from ingest.domain.files import FeedMessage, split_feed
+from ingest.domain.messages import FeedFormat
+from rich.console import Console
+from rich.table import Table
+
+from biostream_dev import broker
+from biostream_dev.observer import PipelineObserver, PipelineView
+from biostream_dev.pipeline import DEFAULT_POLICY, LocalPipeline
+
+FORMAT_BY_SUFFIX: dict[str, FeedFormat] = {".ndjson": "fhir", ".json": "fhir", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    run_dir: Path
+    records: int = 2000
+    feed: Path | None = None
+    summary: Path | None = None
+    curated_export: Path | None = None
+    ledger_export: Path | None = None
+    seed: int = 42
+    settle_timeout_s: float = 600
+
+
+def feed_messages(feed_dir: Path) -> dict[str, list[FeedMessage]]:
+    """One sub-folder per hospital; FHIR as .ndjson/.json, CSV as .csv."""
+    hospitals: dict[str, list[FeedMessage]] = {}
+    for folder in sorted(p for p in feed_dir.iterdir() if p.is_dir()):
+        messages: list[FeedMessage] = []
+        for path in sorted(folder.iterdir()):
+            fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
+            if fmt is not None:
+                messages.extend(split_feed(fmt, path.read_bytes()))
+        if messages:
+            hospitals[folder.name] = messages
+    if not hospitals:
+        raise ValueError(f"{feed_dir}: no hospital sub-folder with .ndjson, .json or .csv files")
+    return hospitals
+
+
+def persons_for_records(records: int) -> int:
+    # The generator writes about 1.6 messages per person (some people visit several hospitals,
+    # some send updates); aim the person count so the feed holds about `records` messages.
+    return max(3, round(records / 1.6))
+
+
+async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
+    started = time.monotonic()
+    run_dir = options.run_dir
+    if run_dir.exists():
+        broker.stop_broker(run_dir / "broker")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+
+    feed_dir = options.feed
+    truth_path: Path | None = None
+    if feed_dir is None:
+        from biostream_dev.synth import generate_feed
+
+        feed_dir = run_dir / "feed"
+        generate_feed(feed_dir, persons=persons_for_records(options.records), seed=options.seed)
+        truth_path = feed_dir / "truth.jsonl"
+    hospitals = feed_messages(feed_dir)
+    published = sum(len(m) for m in hospitals.values())
+    console.print(f"feed: {published} messages from {len(hospitals)} hospitals ({feed_dir})")
+
+    console.print("starting Kafka broker ...")
+    broker_started = time.monotonic()
+    info = broker.start_broker(run_dir / "broker")
+    broker_start_s = time.monotonic() - broker_started
+    console.print(f"broker ready at {info.bootstrap} in {broker_start_s:.1f}s")
+    kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
+    topics = Topics()
+    policy = json.loads(DEFAULT_POLICY.read_text())
+    datasets = [policy["dataset"]]
+    pipeline = LocalPipeline(info.bootstrap, run_dir)
+    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)
+    try:
+        await ensure_topics(kafka, topics.pipeline_specs(sorted(hospitals), datasets))
+        console.print("starting ingest, linkage, pseudonymizer, audit ...")
+        await asyncio.to_thread(pipeline.start_all)
+        await observer.start()
+        publish_started = time.monotonic()
+        for hospital, messages in hospitals.items():
+            await publish_messages(kafka, topics.feed(hospital), messages)
+        console.print(
+            f"published {published} messages in {time.monotonic() - publish_started:.1f}s"
+        )
+        last_line = [""]
+
+        def progress(line: str) -> None:
+            pipeline.assert_alive()
+            if line != last_line[0]:
+                console.print(f"  {line}", highlight=False)
+                last_line[0] = line
+
+        view = await observer.wait_until_settled(published, options.settle_timeout_s, progress)
+    finally:
+        await observer.stop()
+        pipeline.stop_all()
+        broker.stop_broker(run_dir / "broker")
+
+    elapsed = time.monotonic() - started
+    summary = summarise(view, published, hospitals, truth_path, elapsed, broker_start_s)
+    _write_exports(view, options)
+    if options.summary:
+        options.summary.parent.mkdir(parents=True, exist_ok=True)
+        options.summary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    print_summary(summary, console)
+    return summary
+
+
+def summarise(
+    view: PipelineView,
+    published: int,
+    hospitals: dict[str, list[FeedMessage]],
+    truth_path: Path | None,
+    elapsed: float,
+    broker_start_s: float,
+) -> dict[str, Any]:
+    verification = verify(_ledger_entries(view))
+    summary: dict[str, Any] = {
+        "records_published": published,
+        "dead_letters": len(view.dead_letters),
+        "identity_records": len(view.identity),
+        "clinical_records": len(view.clinical),
+        "persons": view.persons(),
+        "curated_records": len(view.curated),
+        "audit_events": len(view.audit_events),
+        "audit_entries": len(view.ledger),
+        "audit_verified": verification.ok,
+        "elapsed_s": round(elapsed, 1),
+        "broker_start_s": round(broker_start_s, 1),
+        "hospitals": {h: len(m) for h, m in hospitals.items()},
+        "dead_letters_by_reason": dict(Counter(d["reason_code"] for d in view.dead_letters)),
+        "link_outcomes": dict(Counter(d["outcome"] for d in view.decisions)),
+        "withheld_by_policy": view.audit_actions()["pseudonymizer.withheld"],
+        "duplicates_ignored": view.audit_actions()["ingest.duplicate"],
+    }
+    if truth_path is not None and truth_path.exists():
+        truth = [json.loads(line) for line in truth_path.read_text().splitlines() if line.strip()]
+        summary["true_persons"] = len(
+            {t["entity_id"] for t in truth if t.get("entity_id") and not t.get("malformed")}
+        )
+        summary["truth_malformed_messages"] = sum(1 for t in truth if t.get("malformed"))
+    return summary
+
+
+def _ledger_entries(view: PipelineView) -> list[Any]:
+    return [
+        {
+            k: entry[k]
+            for k in (
+                "sequence",
+                "appended_at",
+                "event_id",
+                "event_payload",
+                "prev_hash",
+                "entry_hash",
+            )
+        }
+        for entry in view.ledger
+    ]
+
+
+def _write_exports(view: PipelineView, options: DemoOptions) -> None:
+    if options.curated_export:
+        options.curated_export.parent.mkdir(parents=True, exist_ok=True)
+        with options.curated_export.open("w", encoding="utf-8") as handle:
+            for record in view.curated:
+                handle.write(json.dumps(record, default=_json_default, ensure_ascii=False) + "\n")
+    if options.ledger_export:
+        options.ledger_export.parent.mkdir(parents=True, exist_ok=True)
+        with options.ledger_export.open("w", encoding="utf-8") as handle:
+            for entry in _ledger_entries(view):
+                handle.write(entry_to_json(entry) + "\n")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    table = Table(title="biostream demo summary", show_header=False)
+    for key in (
+        "records_published", "dead_letters", "identity_records", "clinical_records", "persons",
+        "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_entries",
+        "audit_verified", "broker_start_s", "elapsed_s",
+    ):  # fmt: skip
+        if key in summary:
+            table.add_row(key, str(summary[key]))
+    console.print(table)
+    if summary["dead_letters_by_reason"]:
+        reasons = ", ".join(
+            f"{k}: {v}" for k, v in sorted(summary["dead_letters_by_reason"].items())
+        )
+        console.print(f"dead letters by reason: {reasons}")
+    ok = summary["audit_verified"] and summary["audit_entries"] == summary["audit_events"]
+    console.print("[green]pipeline OK[/green]" if ok else "[red]pipeline NOT OK[/red]")
+
+
+def main(options: DemoOptions) -> int:
+    console = Console()
+    # Ctrl-C and SIGTERM unwind through run_demo's finally blocks, which stop every process.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        summary = asyncio.run(run_demo(options, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: everything started was stopped[/yellow]")
+        return 130
+    except Exception as error:
+        console.print(f"[red]demo failed: {error}[/red]")
+        return 1
+    return 0 if summary["audit_verified"] else 1

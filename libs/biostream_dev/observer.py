@@ -1,0 +1,146 @@
+"""Watches the pipeline's topics from outside (read_committed, no consumer group) and counts.
+
+Used by the demo to know when everything has flowed through, without a fixed sleep, and by the
+tests to check what reached each topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from biostream.codec import AvroCodec
+from biostream.contracts import (
+    AUDIT_EVENT,
+    CLINICAL_RECORD,
+    CURATED_RECORD,
+    DEAD_LETTER,
+    IDENTITY_RECORD,
+    LEDGER_ENTRY,
+    LINK_DECISION,
+)
+from biostream.kafka import reader, topic_partitions
+from biostream.settings import KafkaSettings
+from biostream.topics import Topics
+
+
+@dataclass
+class PipelineView:
+    """Everything read so far, decoded. Small demo and test feeds fit in memory comfortably."""
+
+    identity: list[dict[str, Any]] = field(default_factory=list)
+    clinical: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    curated: list[dict[str, Any]] = field(default_factory=list)
+    audit_events: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    raw_curated: list[bytes] = field(default_factory=list)
+
+    def audit_actions(self) -> Counter[str]:
+        return Counter(event["action"] for event in self.audit_events)
+
+    def ingest_processed(self) -> int:
+        actions = self.audit_actions()
+        return sum(
+            actions[a]
+            for a in ("ingest.accepted", "ingest.rejected", "ingest.duplicate", "ingest.failed")
+        )
+
+    def linkage_processed(self) -> int:
+        actions = self.audit_actions()
+        return sum(
+            actions[a]
+            for a in ("linkage.linked", "linkage.confirmed", "linkage.rejected", "linkage.failed")
+        )
+
+    def clinical_settled(self) -> int:
+        """Clinical records released or withheld by policy (held ones are not settled yet)."""
+        actions = self.audit_actions()
+        return actions["pseudonymizer.released"] + actions["pseudonymizer.withheld"]
+
+    def persons(self) -> int:
+        latest: dict[str, tuple[int, str]] = {}
+        for decision in self.decisions:
+            ref = decision["patient_ref"]
+            if ref not in latest or decision["sequence"] > latest[ref][0]:
+                latest[ref] = (decision["sequence"], decision["person_id"])
+        return len({person for _, person in latest.values()})
+
+    def settled(self, published: int) -> bool:
+        return (
+            self.ingest_processed() >= published
+            and self.linkage_processed() >= len(self.identity)
+            and self.clinical_settled() >= len(self.clinical)
+            and len(self.ledger) >= len(self.audit_events)
+        )
+
+    def progress(self, published: int) -> str:
+        return (
+            f"ingest {self.ingest_processed()}/{published}, linkage {self.linkage_processed()}/"
+            f"{len(self.identity)}, curated+withheld {self.clinical_settled()}/{len(self.clinical)}, "
+            f"ledger {len(self.ledger)}/{len(self.audit_events)}"
+        )
+
+
+class PipelineObserver:
+    def __init__(
+        self, kafka: KafkaSettings, topics: Topics, codec: AvroCodec, datasets: list[str]
+    ) -> None:
+        self.codec = codec
+        self.view = PipelineView()
+        self._kafka = kafka
+        self._consumer: AIOKafkaConsumer = reader(kafka, "biostream-observer")
+        self._routes: dict[str, tuple[str, list[dict[str, Any]]]] = {
+            topics.identity_records: (IDENTITY_RECORD, self.view.identity),
+            topics.clinical_records: (CLINICAL_RECORD, self.view.clinical),
+            topics.dead_letters: (DEAD_LETTER, self.view.dead_letters),
+            topics.link_decisions: (LINK_DECISION, self.view.decisions),
+            topics.audit_events: (AUDIT_EVENT, self.view.audit_events),
+            topics.audit_ledger: (LEDGER_ENTRY, self.view.ledger),
+        }
+        self._curated_topics = {topics.curated(d) for d in datasets}
+        for name in self._curated_topics:
+            self._routes[name] = (CURATED_RECORD, self.view.curated)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = await topic_partitions(self._kafka, list(self._routes))
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 500) -> int:
+        batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
+        count = 0
+        for tp, records in batch.items():
+            contract, sink = self._routes[tp.topic]
+            for record in records:
+                sink.append(self.codec.decode(record.value, contract))
+                if tp.topic in self._curated_topics:
+                    self.view.raw_curated.append(record.value)
+                count += 1
+        return count
+
+    async def wait_until_settled(
+        self, published: int, timeout_s: float, on_progress: Any = None
+    ) -> PipelineView:
+        """Polls until every published message is accounted for at every stage, twice in a row."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        stable = 0
+        while loop.time() < deadline:
+            got = await self.poll()
+            if on_progress is not None:
+                on_progress(self.view.progress(published))
+            stable = stable + 1 if got == 0 and self.view.settled(published) else 0
+            if stable >= 2:
+                return self.view
+        raise TimeoutError(
+            f"pipeline did not settle in {timeout_s:.0f}s: {self.view.progress(published)}"
+        )

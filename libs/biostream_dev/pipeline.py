@@ -1,0 +1,156 @@
+"""Runs the four services as separate processes on a local broker: for the demo and e2e tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("ingest", "linkage", "pseudonymizer", "audit")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY = REPO_ROOT / "policies" / "cohort-demo.json"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_secrets(directory: Path) -> dict[str, Path]:
+    """Fresh random keys for this run, readable by the owner only; never in the repository."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in ("patient_ref", "person", "pseudonym"):
+        path = directory / f"{name}.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        paths[name] = path
+    return paths
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+    log_path: Path
+
+
+@dataclass
+class LocalPipeline:
+    bootstrap: str
+    run_dir: Path
+    topic_prefix: str = ""
+    policy_file: Path = DEFAULT_POLICY
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def environment(self, service: str, metrics_port: int) -> dict[str, str]:
+        keys = write_secrets(self.run_dir / "secrets")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
+        env.update(
+            BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS=self.bootstrap,
+            BIOSTREAM_TOPIC_PREFIX=self.topic_prefix,
+            BIOSTREAM_METRICS_PORT=str(metrics_port),
+            BIOSTREAM_PRINCIPAL=f"User:svc-{service}",
+            BIOSTREAM_PATIENT_REF_KEY_FILE=str(keys["patient_ref"]),
+            BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
+            BIOSTREAM_PSEUDONYM_KEY_FILE=str(keys["pseudonym"]),
+            BIOSTREAM_POLICY_FILE=str(self.policy_file),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def start(self, service: str, timeout_s: float = 60) -> ServiceProcess:
+        port = free_port()
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{service}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", service, "run"],
+                env=self.environment(service, port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        running = ServiceProcess(service, process, port, log_path)
+        self.processes[service] = running
+        self.wait_ready(running, timeout_s)
+        return running
+
+    def start_all(self, timeout_s: float = 90) -> None:
+        for service in SERVICES:
+            self.start(service, timeout_s)
+
+    def wait_ready(self, running: ServiceProcess, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"http://127.0.0.1:{running.metrics_port}/readyz"
+        while time.monotonic() < deadline:
+            if running.process.poll() is not None:
+                raise RuntimeError(
+                    f"{running.name} exited with {running.process.returncode}:\n{self.log_tail(running.name)}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(
+            f"{running.name} not ready after {timeout_s}s:\n{self.log_tail(running.name)}"
+        )
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+        running = self.processes[service]
+        if running.process.poll() is None:
+            running.process.send_signal(sig)
+        running.process.wait(timeout=30)
+
+    def restart(self, service: str, timeout_s: float = 90) -> None:
+        self.kill(service)
+        self.restarts[service] = self.restarts.get(service, 0) + 1
+        self.start(service, timeout_s)
+
+    def stop_all(self, timeout_s: float = 20) -> None:
+        for running in self.processes.values():
+            if running.process.poll() is None:
+                running.process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for running in self.processes.values():
+            try:
+                running.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                running.process.kill()
+                running.process.wait()
+
+    def assert_alive(self) -> None:
+        for running in self.processes.values():
+            if running.process.poll() is not None:
+                raise RuntimeError(
+                    f"{running.name} died with {running.process.returncode}:\n{self.log_tail(running.name)}"
+                )
+
+    def metrics_text(self, service: str) -> str:
+        url = f"http://127.0.0.1:{self.processes[service].metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def log_tail(self, service: str, lines: int = 30) -> str:
+        path = self.run_dir / "logs" / f"{service}.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,172 @@
+"""A known feed, with malformed messages and a re-sent one, through all four services on a real broker."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from audit.domain.chain import verify
+from biostream.settings import KafkaSettings
+from biostream.topics import Topics
+from biostream_dev.inprocess import Keys, running_pipeline
+from ingest.adapters.publisher import publish_messages
+from ingest.domain.files import FeedMessage, split_feed
+
+pytestmark = pytest.mark.integration
+
+# Canaries: identifying values that must never reach a curated topic.
+PEOPLE = [
+    # (mrn, name, family, given, rrn, phone, address, postal)
+    ("71000001", "김서연", "김", "서연", "850321-2012342", "010-3141-5926", "부산광역시 해운대구 센텀중앙로 79", "48058"),
+    ("71000002", "이민준", "이", "민준", "010203-3456783", "010-2718-2818", "대전광역시 유성구 대학로 99", "34141"),
+]  # fmt: skip
+
+
+def fhir_bundle(message_id: str, person: tuple[str, ...], mrn_system: str) -> bytes:
+    mrn, name, family, given, rrn, phone, address, postal = person
+    birth = ("19" if rrn[7] in "12" else "20") + f"{rrn[0:2]}-{rrn[2:4]}-{rrn[4:6]}"
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "id": message_id,
+            "type": "collection",
+            "entry": [
+                {
+                    "fullUrl": "urn:uuid:p",
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [
+                            {
+                                "type": {"coding": [{"code": "MR"}]},
+                                "system": mrn_system,
+                                "value": mrn,
+                            },
+                            {"system": "http://www.hl7korea.or.kr/Identifier/rrn", "value": rrn},
+                        ],
+                        "name": [{"text": name, "family": family, "given": [given]}],
+                        "gender": "female" if rrn[7] in "24" else "male",
+                        "birthDate": birth,
+                        "telecom": [{"system": "phone", "value": phone}],
+                        "address": [{"text": address, "postalCode": postal}],
+                    },
+                },
+                {
+                    "resource": {
+                        "resourceType": "Condition",
+                        "subject": {"reference": "urn:uuid:p"},
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-9",
+                                    "code": "E11.9",
+                                }
+                            ]
+                        },
+                        "recordedDate": "2026-02-01",
+                    }
+                },
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "subject": {"reference": "urn:uuid:p"},
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+                        "valueQuantity": {"value": 7.1, "unit": "%"},
+                        "effectiveDateTime": "2026-02-01",
+                    }
+                },
+            ],
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+CSV_HEADER = "message_id,patient_no,family_name,given_name,birth_date,sex,rrn,phone,address,postal_code,visit_date,kcd_code,kcd_version,lab_loinc,lab_value,lab_unit"
+
+
+def csv_feed() -> bytes:
+    mrn, _, family, given, rrn, phone, address, postal = PEOPLE[0]
+    rows = [
+        CSV_HEADER,
+        f'C-1,{mrn}9,{family},{given},1985-03-21,F,{rrn},{phone},"{address}",{postal},2026-01-15,I10,9,,,',
+        "C-2,900,broken,row",  # wrong column count
+        "C-3,55,박,지훈,1990-02-30,M,,010-1111-2222,,,2026-01-15,J45,9,,,",  # impossible birth date
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lettered(
+    kafka: KafkaSettings, topic_prefix: str
+) -> None:
+    topics = Topics(topic_prefix)
+    h1 = [
+        FeedMessage(b"F-1", fhir_bundle("F-1", PEOPLE[0], "http://h001.example.kr/patient-id"), "application/fhir+json"),
+        FeedMessage(b"F-2", fhir_bundle("F-2", PEOPLE[1], "http://h001.example.kr/patient-id"), "application/fhir+json"),
+        FeedMessage(b"F-bad", b'{"resourceType": "Bundle", "id": "F-bad", "entry": [', "application/fhir+json"),
+        FeedMessage(None, b'{"resourceType": "Observation"}', "application/fhir+json"),
+    ]  # fmt: skip
+    resent = h1[0]  # the hospital sends F-1 a second time
+    h2 = list(split_feed("csv", csv_feed()))
+    h3 = [
+        FeedMessage(
+            b"G-1",
+            fhir_bundle("G-1", PEOPLE[1], "http://h003.example.kr/patient-id"),
+            "application/fhir+json",
+        )
+    ]
+    feeds = {"H001": [*h1, resent], "H002": h2, "H003": h3}
+    published = sum(len(m) for m in feeds.values())
+    bad = {h1[2].value, h1[3].value, h2[1].value, h2[2].value}
+
+    async with running_pipeline(kafka, topic_prefix, sorted(feeds), Keys.fresh()) as observer:
+        for hospital, messages in feeds.items():
+            await publish_messages(kafka, topics.feed(hospital), messages)
+        view = await observer.wait_until_settled(published, timeout_s=120)
+
+    # Every good record reached the curated topic exactly once.
+    good_clinical = {c["record_id"] for c in view.clinical}
+    assert len(view.clinical) == len(good_clinical) == 2 + 2 + 1 + 2  # F-1, F-2, C-1, G-1
+    assert len(view.curated) == len(good_clinical)
+    assert len({c["curated_id"] for c in view.curated}) == len(view.curated)
+    assert view.audit_actions()["ingest.duplicate"] == 1
+
+    # Person 0 at H001 (FHIR, 2 records) and H002 (CSV, 1); person 1 at H001 and H003 (2 + 2).
+    [person0] = {c["pseudonym"] for c in view.curated if c["hospital"] == "H002"}
+    [person1] = {c["pseudonym"] for c in view.curated if c["hospital"] == "H003"}
+    assert person0 != person1
+    assert sum(c["pseudonym"] == person0 for c in view.curated) == 3
+    assert sum(c["pseudonym"] == person1 for c in view.curated) == 4
+    assert view.persons() == 2
+
+    # Every bad message is dead-lettered with its reason and its original bytes.
+    assert {d["original"] for d in view.dead_letters} == bad
+    reasons = {d["reason_code"] for d in view.dead_letters}
+    assert reasons == {
+        "FHIR_INVALID_JSON",
+        "FHIR_UNSUPPORTED_RESOURCE",
+        "CSV_COLUMN_COUNT",
+        "BIRTH_DATE_INVALID",
+    }
+
+    # No name, registration number, phone, address or patient number in any curated record.
+    curated_text = b"\n".join(view.raw_curated).decode("utf-8", "replace") + json.dumps(
+        view.curated, default=str, ensure_ascii=False
+    )
+    for mrn, name, _family, given, rrn, phone, address, _postal in PEOPLE:
+        for canary in (
+            name,
+            given,
+            rrn,
+            rrn.replace("-", ""),
+            phone,
+            phone.replace("-", ""),
+            address,
+            mrn,
+        ):
+            assert canary not in curated_text, f"canary leaked into curated topic: {canary[:2]}..."
+    assert not re.search(r"\d{6}-?[1-8]\d{6}", curated_text)
+
+    # The ledger holds every audit event once, and its chain verifies.
+    assert len(view.ledger) == len(view.audit_events)
+    assert len({e["event_id"] for e in view.ledger}) == len(view.ledger)
+    assert verify(view.ledger).ok  # type: ignore[arg-type]

@@ -1,0 +1,321 @@
+"""The four services' handlers, driven with in-memory state: no Kafka, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from audit.domain.chain import verify
+from audit.handlers import AuditMetrics, LedgerAppendHandler
+from biostream.codec import AvroCodec
+from biostream.contracts import (
+    AUDIT_EVENT,
+    CLINICAL_RECORD,
+    CURATED_RECORD,
+    DEAD_LETTER,
+    IDENTITY_RECORD,
+    LEDGER_ENTRY,
+    LINK_DECISION,
+)
+from biostream.envelopes import Envelopes
+from biostream.processor import Inbound, Outbound, StateStore
+from biostream.schemas import SchemaRegistry
+from biostream.topics import Topics
+from ingest.handlers import FeedMessageHandler, IngestMetrics
+from linkage.handlers import IdentityRecordHandler, LinkageMetrics
+from prometheus_client import CollectorRegistry
+from pseudonymizer.domain.policy import ReleasePolicy
+from pseudonymizer.handlers import JoinHandler, PseudonymizerMetrics
+
+NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+TOPICS = Topics("u.")
+CODEC = AvroCodec(SchemaRegistry())
+RRN = "9710131019901"
+
+
+def envelopes(service: str) -> Envelopes:
+    return Envelopes(service, f"User:svc-{service}", CODEC, TOPICS)
+
+
+def inbound(
+    topic: str, value: bytes, offset: int = 0, headers: tuple[tuple[str, bytes], ...] = ()
+) -> Inbound:
+    return Inbound(topic, 0, offset, None, value, headers, int(NOW.timestamp() * 1000))
+
+
+def on_topic(out: list[Outbound], topic: str) -> list[Outbound]:
+    return [o for o in out if o.topic == topic]
+
+
+def bundle(message_id: str, mrn: str = "00012345") -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "id": message_id,
+            "type": "collection",
+            "entry": [
+                {
+                    "fullUrl": "urn:uuid:p1",
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [
+                            {
+                                "type": {"coding": [{"code": "MR"}]},
+                                "system": "http://h001.example.kr/patient-id",
+                                "value": mrn,
+                            },
+                            {
+                                "system": "http://www.hl7korea.or.kr/Identifier/rrn",
+                                "value": "971013-1019901",
+                            },
+                        ],
+                        "name": [{"text": "홍길동", "family": "홍", "given": ["길동"]}],
+                        "gender": "male",
+                        "birthDate": "1997-10-13",
+                        "telecom": [{"system": "phone", "value": "010-1234-5678"}],
+                        "address": [
+                            {"text": "서울특별시 종로구 세종대로 209", "postalCode": "03154"}
+                        ],
+                    },
+                },
+                {
+                    "resource": {
+                        "resourceType": "Condition",
+                        "subject": {"reference": "urn:uuid:p1"},
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-9",
+                                    "code": "E11.9",
+                                }
+                            ]
+                        },
+                        "recordedDate": "2026-02-01",
+                    }
+                },
+                {
+                    "resource": {
+                        "resourceType": "Specimen",
+                        "subject": {"reference": "urn:uuid:p1"},
+                        "identifier": [{"value": "BIOBANK-778"}],
+                        "type": {"coding": [{"code": "BLD"}]},
+                    }
+                },
+            ],
+        }
+    ).encode()
+
+
+@pytest.fixture
+def ingest() -> FeedMessageHandler:
+    return FeedMessageHandler(
+        CODEC, TOPICS, envelopes("ingest"), b"k" * 32, IngestMetrics.create(CollectorRegistry())
+    )
+
+
+def test_ingest_splits_identity_from_clinical_content(ingest: FeedMessageHandler) -> None:
+    out = ingest(inbound(TOPICS.feed("H001"), bundle("M1")), StateStore(), NOW)
+    [identity_out] = on_topic(out, TOPICS.identity_records)
+    clinical_out = on_topic(out, TOPICS.clinical_records)
+    identity = CODEC.decode(identity_out.value, IDENTITY_RECORD)
+    assert identity["rrn"] == RRN
+    assert identity["phone"] == "01012345678"
+    assert identity["province_code"] == "11"
+    assert [CODEC.decode(c.value, CLINICAL_RECORD)["resource_type"] for c in clinical_out] == [
+        "Condition",
+        "Specimen",
+    ]
+    for item in clinical_out:
+        body = item.value or b""
+        for secret in ("홍길동".encode(), b"9710131019901", b"01012345678", b"00012345"):
+            assert secret not in body
+    assert all(o.key == identity_out.key for o in clinical_out), (
+        "identity and clinical share the patient_ref key"
+    )
+    [audit] = on_topic(out, TOPICS.audit_events)
+    event = CODEC.decode(audit.value, AUDIT_EVENT)
+    assert event["action"] == "ingest.accepted"
+    assert event["outputs"] == ["H001/M1/0", "H001/M1/1", "H001/M1/2"]
+
+
+def test_ingest_recognises_a_resent_message(ingest: FeedMessageHandler) -> None:
+    state = StateStore()
+    first = ingest(inbound(TOPICS.feed("H001"), bundle("M1")), state, NOW)
+    second = ingest(inbound(TOPICS.feed("H001"), bundle("M1"), offset=1), state, NOW)
+    assert on_topic(first, TOPICS.identity_records)
+    assert on_topic(second, TOPICS.identity_records) == []
+    assert CODEC.decode(second[0].value, AUDIT_EVENT)["action"] == "ingest.duplicate"
+
+
+def test_ingest_dead_letters_bad_input_with_original_bytes(ingest: FeedMessageHandler) -> None:
+    raw = b'{"resourceType": "Bundle", "id": "X", "entry": [' + "홍길동".encode()
+    out = ingest(inbound(TOPICS.feed("H002"), raw, offset=7), StateStore(), NOW)
+    [dead] = on_topic(out, TOPICS.dead_letters)
+    letter = CODEC.decode(dead.value, DEAD_LETTER)
+    assert letter["reason_code"] == "FHIR_INVALID_JSON"
+    assert letter["original"] == raw
+    assert (letter["source_topic"], letter["source_offset"], letter["hospital"]) == (
+        TOPICS.feed("H002"),
+        7,
+        "H002",
+    )
+    assert "홍길동" not in letter["message"]
+
+
+def identity_message(
+    patient_ref: str, rrn: str | None, family: str = "홍", offset: int = 0
+) -> Inbound:
+    record = {
+        "record_id": f"H001/M{offset}/0", "patient_ref": patient_ref, "hospital": "H001",
+        "message_id": f"M{offset}", "source_format": "FHIR", "received_at": NOW,
+        "family_name": family, "given_name": "길동", "name_latin": None,
+        "birth_date": dt.date(1997, 10, 13), "sex": "M", "rrn": rrn, "local_patient_no": "1",
+        "phone": None, "address": None, "postal_code": "03154", "province_code": "11",
+        "quality_flags": [],
+    }  # fmt: skip
+    return inbound(TOPICS.identity_records, CODEC.encode(IDENTITY_RECORD, record), offset)
+
+
+@pytest.fixture
+def linkage() -> IdentityRecordHandler:
+    return IdentityRecordHandler(
+        CODEC, TOPICS, envelopes("linkage"), b"p" * 32, LinkageMetrics.create(CollectorRegistry())
+    )
+
+
+def decisions(out: list[Outbound]) -> list[dict[str, object]]:
+    return [CODEC.decode(o.value, LINK_DECISION) for o in on_topic(out, TOPICS.link_decisions)]
+
+
+def test_linkage_links_two_hospitals_by_registration_number(linkage: IdentityRecordHandler) -> None:
+    state = StateStore()
+    [first] = decisions(linkage(identity_message("pr_a", RRN), state, NOW))
+    [second] = decisions(linkage(identity_message("pr_b", RRN, family="홍", offset=1), state, NOW))
+    assert first["outcome"] == "NEW_PERSON"
+    assert second["outcome"] == "MATCH"
+    assert first["person_id"] == second["person_id"]
+    assert second["birth_year"] == 1997
+    assert RRN not in json.dumps(second, default=str)
+
+
+def test_linkage_moves_a_patient_whose_identity_changed(linkage: IdentityRecordHandler) -> None:
+    state = StateStore()
+    [first] = decisions(linkage(identity_message("pr_a", None), state, NOW))
+    assert decisions(linkage(identity_message("pr_a", None, offset=1), state, NOW)) == []
+    [moved] = decisions(linkage(identity_message("pr_a", RRN, offset=2), state, NOW))
+    assert moved["previous_person_id"] == first["person_id"]
+    assert moved["person_id"] != first["person_id"]
+    assert moved["sequence"] == 1
+
+
+POLICY = ReleasePolicy(
+    dataset="cohort-u", version="1", approval_ref="DRB-1", purpose="test", key_version="k1",
+    resource_types=frozenset({"Condition"}),
+)  # fmt: skip
+
+
+@pytest.fixture
+def join() -> JoinHandler:
+    return JoinHandler(
+        CODEC,
+        TOPICS,
+        envelopes("pseudonymizer"),
+        POLICY,
+        b"d" * 32,
+        PseudonymizerMetrics.create(CollectorRegistry()),
+    )
+
+
+def clinical_message(record_id: str, resource_type: str = "Condition", offset: int = 0) -> Inbound:
+    record = {
+        "record_id": record_id, "patient_ref": "pr_a", "hospital": "H001", "message_id": "M",
+        "source_format": "CSV", "received_at": NOW, "resource_type": resource_type,
+        "event_date": dt.date(2026, 2, 1), "code_system": "kcd", "code": "E11.9",
+        "code_version": "9", "value_number": None, "value_unit": None, "value_text": "free text",
+        "specimen_refs": ["BIOBANK-778"], "quality_flags": [],
+    }  # fmt: skip
+    return inbound(TOPICS.clinical_records, CODEC.encode(CLINICAL_RECORD, record), offset)
+
+
+def decision_message(person_id: str, sequence: int = 0) -> Inbound:
+    record = {
+        "decision_id": f"pr_a/{sequence}", "patient_ref": "pr_a", "record_id": "H001/M/0",
+        "hospital": "H001", "person_id": person_id, "previous_person_id": None,
+        "outcome": "NEW_PERSON", "score": 0.0, "rule": "rrn-exact", "sequence": sequence,
+        "decided_at": NOW, "birth_year": 1997, "sex": "M", "province_code": "11",
+    }  # fmt: skip
+    return inbound(TOPICS.link_decisions, CODEC.encode(LINK_DECISION, record))
+
+
+def curated(out: list[Outbound]) -> list[dict[str, object]]:
+    return [
+        CODEC.decode(o.value, CURATED_RECORD) for o in on_topic(out, TOPICS.curated("cohort-u"))
+    ]
+
+
+def test_pseudonymizer_holds_a_record_until_its_link_decision(join: JoinHandler) -> None:
+    state = StateStore()
+    held = join(clinical_message("H001/M/1"), state, NOW)
+    assert curated(held) == []
+    assert CODEC.decode(held[0].value, AUDIT_EVENT)["action"] == "pseudonymizer.held"
+    [released] = curated(join(decision_message("P1"), state, NOW))
+    assert released["birth_year"] == 1997
+    assert str(released["pseudonym"]).startswith("ps_")
+    assert "P1" not in json.dumps(released, default=str)
+    assert "BIOBANK-778" not in json.dumps(released, default=str)
+    assert state.get("wait:pr_a") is None
+
+
+def test_pseudonymizer_releases_directly_once_the_decision_is_known(join: JoinHandler) -> None:
+    state = StateStore()
+    join(decision_message("P1"), state, NOW)
+    [one] = curated(join(clinical_message("H001/M/1"), state, NOW))
+    [two] = curated(join(clinical_message("H001/M/2", offset=1), state, NOW))
+    assert one["pseudonym"] == two["pseudonym"]
+    assert one["curated_id"] != two["curated_id"]
+
+
+def test_pseudonymizer_withholds_what_the_policy_does_not_approve(join: JoinHandler) -> None:
+    state = StateStore()
+    join(decision_message("P1"), state, NOW)
+    out = join(clinical_message("H001/M/3", resource_type="Specimen"), state, NOW)
+    assert curated(out) == []
+    assert CODEC.decode(out[0].value, AUDIT_EVENT)["reason_code"] == "RESOURCE_TYPE_NOT_APPROVED"
+
+
+def test_pseudonyms_differ_between_domains() -> None:
+    from pseudonymizer.domain.pseudonyms import pseudonym
+
+    assert pseudonym(b"a" * 32, "P1") != pseudonym(b"b" * 32, "P1")
+    assert pseudonym(b"a" * 32, "P1") == pseudonym(b"a" * 32, "P1")
+
+
+def test_audit_chains_events_and_survives_a_state_restore() -> None:
+    handler = LedgerAppendHandler(
+        CODEC, TOPICS, envelopes("audit"), AuditMetrics.create(CollectorRegistry())
+    )
+    source = envelopes("ingest")
+    state = StateStore()
+    entries = []
+    for n in range(5):
+        event = source.audit("ingest.accepted", [f"in/{n}"], [f"out/{n}"], NOW)
+        if n == 3:  # a restart: the state comes back from its changelog
+            restored = StateStore()
+            for key, value in state.drain_changes().items():
+                restored.restore(key, value)
+            state = restored
+        [out] = handler(inbound(TOPICS.audit_events, event.value or b"", n), state, NOW)
+        entries.append(CODEC.decode(out.value, LEDGER_ENTRY))
+    assert [e["sequence"] for e in entries] == [0, 1, 2, 3, 4]
+    assert verify(entries).ok
+
+
+def test_audit_dead_letters_an_unreadable_event_and_keeps_the_chain() -> None:
+    handler = LedgerAppendHandler(
+        CODEC, TOPICS, envelopes("audit"), AuditMetrics.create(CollectorRegistry())
+    )
+    state = StateStore()
+    [out] = handler(inbound(TOPICS.audit_events, b"garbage"), state, NOW)
+    assert out.topic == TOPICS.dead_letters
+    assert state.get("tip") is None
