@@ -48,17 +48,17 @@ class AvroCodec:
             raise DecodeError(
                 "WRONG_CONTRACT", f"expected {reader.full_name}, message is {writer.full_name}"
             )
+        body = io.BytesIO(data[HEADER_LENGTH:])
         try:
-            if writer is reader:
-                result = schemaless_reader(io.BytesIO(data[HEADER_LENGTH:]), writer.parsed, None)
-            else:
-                result = schemaless_reader(
-                    io.BytesIO(data[HEADER_LENGTH:]), writer.parsed, reader.parsed
-                )
+            result = schemaless_reader(
+                body, writer.parsed, None if writer is reader else reader.parsed
+            )
         except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
             raise DecodeError(
                 "AVRO_BODY_INVALID", f"Avro body unreadable ({type(exc).__name__})"
             ) from None
+        if body.read(1):
+            raise DecodeError("AVRO_TRAILING_BYTES", "bytes follow the end of the Avro body")
         if not isinstance(result, dict):
             raise DecodeError("AVRO_BODY_INVALID", "Avro body is not a record")
         return result

@@ -45,9 +45,18 @@ def _guard(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     if dropped:
         event_dict["dropped_keys"] = sorted(dropped)
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = mask_identifiers(value)
+        event_dict[key] = _mask_nested(value)
     return event_dict
+
+
+def _mask_nested(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_identifiers(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_mask_nested(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _mask_nested(v) for k, v in value.items()}
+    return value
 
 
 def _safe_exception(

@@ -81,7 +81,7 @@ def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
     for name in _list(patient.get("name")):
         text = _text(name.get("text"))
         name_family = _text(name.get("family"))
-        name_given = " ".join(g for g in _list(name.get("given")) if isinstance(g, str)) or None
+        name_given = " ".join(_strings(name.get("given"))) or None
         candidate = text or " ".join(p for p in (name_family, name_given) if p)
         if candidate and candidate.isascii():
             latin = latin or candidate
@@ -97,7 +97,7 @@ def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
     )
     address = postal = None
     for entry in _list(patient.get("address"))[:1]:
-        lines = [line for line in _list(entry.get("line")) if isinstance(line, str)]
+        lines = _strings(entry.get("line"))
         parts = [_text(entry.get(k)) for k in ("state", "city", "district")]
         address = _text(entry.get("text")) or " ".join(p for p in [*parts, *lines] if p) or None
         postal = _text(entry.get("postalCode"))
@@ -186,7 +186,12 @@ def _text(value: object) -> str | None:
 
 
 def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
+    """The JSON objects of a list; anything else in it is ignored, as FHIR lists hold objects."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _strings(value: object) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def _dict(value: object) -> Mapping[str, Any]:

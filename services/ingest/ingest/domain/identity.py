@@ -7,6 +7,7 @@ import re
 
 from ingest.domain.korean import (
     RRN_RANDOM_SINCE,
+    RrnFacts,
     RrnInvalid,
     canonical_phone,
     current_province_code,
@@ -20,6 +21,7 @@ from ingest.domain.model import PatientIdentity, RawIdentity, Rejected
 
 TWO_SYLLABLE_SURNAMES = frozenset({"남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방"})
 _HANGUL = re.compile(r"^[\uac00-\ud7a3]+$")
+EARLIEST_BIRTH = dt.date(1880, 1, 1)
 _SEX = {"M": "M", "MALE": "M", "1": "M", "F": "F", "FEMALE": "F", "2": "F"}
 
 
@@ -49,17 +51,24 @@ def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
 
     family, given = _names(raw, flags)
     birth_date = parse_date(raw.birth_date, "birth_date") if raw.birth_date else None
-    if birth_date is not None and not dt.date(1880, 1, 1) <= birth_date <= received:
+    if birth_date is not None and not EARLIEST_BIRTH <= birth_date <= received:
         raise Rejected("BIRTH_DATE_INVALID", "birth_date is before 1880 or in the future")
     sex = _SEX.get((raw.sex or "").strip().upper(), "U")
 
     rrn = None
     if raw.rrn and raw.rrn.strip():
+        facts: RrnFacts | None = None
         try:
             facts = parse_rrn(raw.rrn)
         except RrnInvalid as invalid:
             flags.append(invalid.reason_code)
         else:
+            if not EARLIEST_BIRTH <= facts.birth_date <= received:
+                # A number whose date part is impossible for a living patient is a typo: keep
+                # the rest of the record, drop the number.
+                flags.append("RRN_DATE_INVALID")
+                facts = None
+        if facts is not None:
             rrn = facts.digits
             if birth_date is None:
                 birth_date = facts.birth_date

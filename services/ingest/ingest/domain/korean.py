@@ -100,13 +100,14 @@ def parse_rrn(raw: str) -> RrnFacts:
 def canonical_phone(raw: str) -> str | None:
     """Digits only, domestic form (``01012345678``); None when it cannot be a Korean number."""
     digits = _NON_DIGIT.sub("", raw)
-    if digits.startswith("82"):
-        digits = "0" + digits[2:]
+    if raw.strip().startswith("+82") or (digits.startswith("82") and len(digits) >= 11):
+        # International form; people often keep the trunk zero: +82 010-..., +82 (0)10-...
+        digits = "0" + digits[2:].removeprefix("0")
     if digits.startswith("00"):
         return None
-    if re.fullmatch(r"01[016789]\d{7,8}", digits):
+    if re.fullmatch(r"010\d{8}", digits) or re.fullmatch(r"01[16789]\d{7,8}", digits):
         return digits
-    if re.fullmatch(r"02\d{7,8}", digits) or re.fullmatch(r"0[3-6][1-5]\d{7,8}", digits):
+    if re.fullmatch(r"02[1-9]\d{6,7}", digits) or re.fullmatch(r"0[3-6][1-5][1-9]\d{6,7}", digits):
         return digits
     if re.fullmatch(r"070\d{8}", digits):
         return digits
