@@ -265,3 +265,17 @@ def test_every_current_province_code_maps_to_itself() -> None:
 )
 def test_province_from_address(address: str, expected: str | None) -> None:
     assert province_from_address(address) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+82 010-1234-5678", "01012345678"),
+        ("+82 (0)10-1234-5678", "01012345678"),
+        ("+82-10-1234-5678", "01012345678"),
+        ("010-1234-567", None),  # one digit short for a 010 number
+        ("020-123-4567", None),  # 02 is followed by the exchange, never by 0
+    ],
+)
+def test_international_and_near_miss_phone_forms(raw: str, expected: str | None) -> None:
+    assert canonical_phone(raw) == expected
