@@ -68,9 +68,9 @@ def feed_messages(feed_dir: Path) -> dict[str, list[FeedMessage]]:
 
 
 def persons_for_records(records: int) -> int:
-    # The generator writes about 1.6 messages per person (some people visit several hospitals,
-    # some send updates); aim the person count so the feed holds about `records` messages.
-    return max(3, round(records / 1.6))
+    # The generator writes about 3.1 messages per person (several visits, some people at two or
+    # three hospitals, identity updates); aim the person count so the feed holds ~`records` messages.
+    return max(1, round(records / 3.1))
 
 
 async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
