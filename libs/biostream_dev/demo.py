@@ -115,13 +115,13 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         console.print(
             f"published {published} messages in {time.monotonic() - publish_started:.1f}s"
         )
-        last_line = [""]
+        last_print = [0.0]
 
         def progress(line: str) -> None:
             pipeline.assert_alive()
-            if line != last_line[0]:
-                console.print(f"  {line}", highlight=False)
-                last_line[0] = line
+            if time.monotonic() - last_print[0] >= 2:
+                console.print(f"  {line}", highlight=False, soft_wrap=True)
+                last_print[0] = time.monotonic()
 
         view = await observer.wait_until_settled(published, options.settle_timeout_s, progress)
     finally:
@@ -216,8 +216,8 @@ def _json_default(value: object) -> str:
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     table = Table(title="biostream demo summary", show_header=False)
     for key in (
-        "records_published", "dead_letters", "identity_records", "clinical_records", "persons",
-        "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_entries",
+        "records_published", "dead_letters", "truth_malformed_messages", "identity_records",
+        "clinical_records", "persons", "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_entries",
         "audit_verified", "broker_start_s", "elapsed_s",
     ):  # fmt: skip
         if key in summary:

@@ -80,8 +80,8 @@ class PipelineView:
 
     def progress(self, published: int) -> str:
         return (
-            f"ingest {self.ingest_processed()}/{published}, linkage {self.linkage_processed()}/"
-            f"{len(self.identity)}, curated+withheld {self.clinical_settled()}/{len(self.clinical)}, "
+            f"ingest {self.ingest_processed()}/{published} | linkage {self.linkage_processed()}/"
+            f"{len(self.identity)} | released {self.clinical_settled()}/{len(self.clinical)} | "
             f"ledger {len(self.ledger)}/{len(self.audit_events)}"
         )
 
