@@ -20,7 +20,7 @@ ifdef LEDGER_EXPORT
 DEMO_ARGS += --ledger-export $(LEDGER_EXPORT)
 endif
 
-.PHONY: setup demo test lint typecheck schema-compat unit integration clean
+.PHONY: setup demo test lint typecheck schema-compat deploy-check unit clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -45,10 +45,17 @@ typecheck: $(VENV)/.installed
 schema-compat: $(VENV)/.installed
 	$(BIN)/python tools/schema_compat.py
 
+# Deployment files, validated offline: no Docker engine or cluster is needed.
+deploy-check: $(VENV)/.installed
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	@mkdir -p .run
+	kubectl kustomize deploy/k8s/base > .run/k8s-base.yaml
+	$(BIN)/kubernetes-validate --strict --quiet .run/k8s-base.yaml
+
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
-test: setup lint typecheck schema-compat
+test: setup lint typecheck schema-compat deploy-check
 	$(BIN)/pytest -q --durations=15
 
 clean:
