@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from biostream_dev import broker
-from biostream_dev.observer import PipelineObserver, PipelineView
+from biostream_dev.observer import Interrupted, PipelineObserver, PipelineView
 from biostream_dev.pipeline import DEFAULT_POLICY, LocalPipeline
 
 FORMAT_BY_SUFFIX: dict[str, FeedFormat] = {".ndjson": "fhir", ".json": "fhir", ".csv": "csv"}
@@ -75,6 +75,10 @@ def persons_for_records(records: int) -> int:
 
 async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     started = time.monotonic()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     run_dir = options.run_dir
     if run_dir.exists():
         broker.stop_broker(run_dir / "broker")
@@ -105,12 +109,16 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     pipeline = LocalPipeline(info.bootstrap, run_dir)
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)
     try:
+        if stop.is_set():
+            raise Interrupted("stopped while the broker started")
         await ensure_topics(kafka, topics.pipeline_specs(sorted(hospitals), datasets))
         console.print("starting ingest, linkage, pseudonymizer, audit ...")
         await asyncio.to_thread(pipeline.start_all)
         await observer.start()
         publish_started = time.monotonic()
         for hospital, messages in hospitals.items():
+            if stop.is_set():
+                raise Interrupted("stopped while publishing")
             await publish_messages(kafka, topics.feed(hospital), messages)
         console.print(
             f"published {published} messages in {time.monotonic() - publish_started:.1f}s"
@@ -123,8 +131,11 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                 console.print(f"  {line}", highlight=False, soft_wrap=True)
                 last_print[0] = time.monotonic()
 
-        view = await observer.wait_until_settled(published, options.settle_timeout_s, progress)
+        view = await observer.wait_until_settled(
+            published, options.settle_timeout_s, progress, stop
+        )
     finally:
+        console.print("stopping services and broker ...")
         await observer.stop()
         pipeline.stop_all()
         broker.stop_broker(run_dir / "broker")
@@ -234,11 +245,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
 
 def main(options: DemoOptions) -> int:
     console = Console()
-    # Ctrl-C and SIGTERM unwind through run_demo's finally blocks, which stop every process.
+    # Ctrl-C and SIGTERM set run_demo's stop event; it unwinds through its finally blocks, which
+    # stop every process it started. Before the loop runs, they raise KeyboardInterrupt.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary = asyncio.run(run_demo(options, console))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         console.print("[yellow]interrupted: everything started was stopped[/yellow]")
         return 130
     except Exception as error:

@@ -86,6 +86,10 @@ class PipelineView:
         )
 
 
+class Interrupted(Exception):
+    """The user asked to stop (SIGINT or SIGTERM)."""
+
+
 class PipelineObserver:
     def __init__(
         self, kafka: KafkaSettings, topics: Topics, codec: AvroCodec, datasets: list[str]
@@ -128,13 +132,23 @@ class PipelineObserver:
         return count
 
     async def wait_until_settled(
-        self, published: int, timeout_s: float, on_progress: Any = None
+        self,
+        published: int,
+        timeout_s: float,
+        on_progress: Any = None,
+        stop: asyncio.Event | None = None,
     ) -> PipelineView:
-        """Polls until every published message is accounted for at every stage, twice in a row."""
+        """Polls until every published message is accounted for at every stage, twice in a row.
+
+        ``stop`` ends the wait early (Ctrl-C): task cancellation alone is not enough, because the
+        Kafka client swallows CancelledError in places while it fetches.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         stable = 0
         while loop.time() < deadline:
+            if stop is not None and stop.is_set():
+                raise Interrupted("stopped while waiting for the pipeline to settle")
             got = await self.poll()
             if on_progress is not None:
                 on_progress(self.view.progress(published))

@@ -86,6 +86,7 @@ class LocalPipeline:
                 cwd=REPO_ROOT,
                 start_new_session=True,
             )
+        (logs / f"{service}.pid").write_text(f"{process.pid}\n")
         running = ServiceProcess(service, process, port, log_path)
         self.processes[service] = running
         self.wait_ready(running, timeout_s)
