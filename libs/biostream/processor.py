@@ -185,7 +185,9 @@ class TransactionalProcessor:
             await consumer.start()
             self.ready = True
             self.metrics.ready.set(1)
-            self._log.info("consuming", group=cfg.app_id, topics=cfg.input_topics)
+            self._log.info(
+                "consuming", group=cfg.app_id, topics=cfg.input_topics or [str(cfg.input_pattern)]
+            )
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms)
                 if batch:

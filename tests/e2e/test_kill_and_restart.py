@@ -18,7 +18,7 @@ from biostream.topics import Topics
 from biostream_dev.demo import feed_messages
 from biostream_dev.observer import PipelineObserver, PipelineView
 from biostream_dev.pipeline import LocalPipeline
-from biostream_dev.synth import generate_feed
+from biostream_dev.synth import canary_values, generate_feed
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
 
@@ -102,3 +102,16 @@ async def test_every_service_killed_mid_stream_loses_and_duplicates_nothing(
         e["event_id"] for e in view.audit_events
     )
     assert verify(view.ledger).ok  # type: ignore[arg-type]
+
+    # Service logs, including those written around the kills, carry no identifying value.
+    canaries = canary_values(
+        tmp_path / "feed",
+        kinds=["full_name", "rrn", "rrn_digits", "phone", "phone_digits", "address", "street"],
+    )
+    assert len(canaries) > 1000
+    logs = "\n".join(
+        p.read_text(errors="replace") for p in (tmp_path / "run" / "logs").glob("*.log")
+    )
+    assert "consuming" in logs
+    leaked = [c for c in canaries if c in logs]
+    assert not leaked, f"{len(leaked)} identifying values in service logs"

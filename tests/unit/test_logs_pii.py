@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[LogCapture]:
     yield LogCapture(capsys)
     structlog.contextvars.clear_contextvars()
     structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
 
 def test_rrn_in_a_string_value_is_masked(logs: LogCapture) -> None:
@@ -120,3 +122,23 @@ def test_mask_identifiers_function() -> None:
     assert mask_identifiers(f"{RRN} {RRN_DIGITS}") == "[RRN] [RRN]"
     assert mask_identifiers("01012345678") == "[PHONE]"
     assert mask_identifiers("H001/MSG-0001/0 offset 42") == "H001/MSG-0001/0 offset 42"
+
+
+def test_third_party_stdlib_logging_is_json_and_masked(logs: LogCapture) -> None:
+    logs.logger()
+    logging.getLogger("aiokafka.consumer").warning("offset for %s at %s", RRN, "tp-0")
+    logging.getLogger("some.library").info("call 010-1234-5678 now")
+    first, second = logs.lines()
+    assert first["event"] == "offset for [RRN] at tp-0"
+    assert first["logger"] == "aiokafka.consumer"
+    assert first["level"] == "warning"
+    assert first["service"] == "ingest"
+    assert second["event"] == "call [PHONE] now"
+
+
+def test_aiokafka_chatter_below_warning_is_dropped(logs: LogCapture) -> None:
+    logs.logger(level="INFO")
+    logging.getLogger("aiokafka.conn").info("Discovered coordinator 1")
+    logging.getLogger("aiokafka.conn").error("Unable connect to 127.0.0.1:1")
+    [line] = logs.lines()
+    assert line["level"] == "error"

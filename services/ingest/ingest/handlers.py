@@ -17,6 +17,7 @@ from biostream.contracts import (
     SourceFormat,
 )
 from biostream.envelopes import Envelopes
+from biostream.logs import get_logger
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter
@@ -71,6 +72,7 @@ class FeedMessageHandler:
         self.envelopes = envelopes
         self.patient_ref_key = patient_ref_key
         self.metrics = metrics
+        self._log = get_logger("ingest.handlers")
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
         hospital = self.topics.hospital_of_feed(message.topic) or "UNKNOWN"
@@ -82,6 +84,14 @@ class FeedMessageHandler:
             key = message.key.decode("utf-8", "replace") if message.key else None
             parsed = parse_message(fmt, raw, key, now.date())
         except Rejected as rejected:
+            self._log.info(
+                "message rejected",
+                hospital=hospital,
+                reason_code=rejected.reason_code,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
             self.metrics.messages.labels(hospital, fmt_label, "rejected").inc()
             self.metrics.dead_letters.labels(hospital, rejected.reason_code).inc()
             return [
