@@ -22,6 +22,7 @@ REVIEW_TASK = "ReviewTask"
 CURATED_RECORD = "CuratedRecord"
 AUDIT_EVENT = "AuditEvent"
 LEDGER_ENTRY = "LedgerEntry"
+PATIENT_MERGE = "PatientMerge"
 
 
 class IdentityRecord(TypedDict):
@@ -152,6 +153,15 @@ class LedgerEntry(TypedDict):
     entry_hash: bytes
 
 
+class PatientMerge(TypedDict):
+    merge_id: str
+    hospital: str
+    message_id: str
+    received_at: dt.datetime
+    surviving_patient_ref: str
+    retired_patient_ref: str
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -161,4 +171,5 @@ TYPED_VIEWS: dict[str, type] = {
     CURATED_RECORD: CuratedRecord,
     AUDIT_EVENT: AuditEvent,
     LEDGER_ENTRY: LedgerEntry,
+    PATIENT_MERGE: PatientMerge,
 }

@@ -42,6 +42,10 @@ class Topics:
         return f"{self.prefix}identity.records"
 
     @property
+    def patient_merges(self) -> str:
+        return f"{self.prefix}identity.patient-merges"
+
+    @property
     def clinical_records(self) -> str:
         return f"{self.prefix}clinical.records"
 
@@ -76,6 +80,7 @@ class Topics:
         specs = [TopicSpec(self.feed(h), 1) for h in hospitals]
         specs += [
             TopicSpec(self.identity_records, 3, contract="IdentityRecord"),
+            TopicSpec(self.patient_merges, 1, contract="PatientMerge"),
             TopicSpec(self.clinical_records, 3, contract="ClinicalRecord"),
             TopicSpec(self.dead_letters, 1, contract="DeadLetter"),
             TopicSpec(self.link_decisions, 3, contract="LinkDecision"),

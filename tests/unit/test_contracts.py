@@ -148,6 +148,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "prev_hash": bytes(32),
         "entry_hash": bytes(range(32)),
     },
+    "PatientMerge": {
+        "merge_id": "H001/A40-0007/0",
+        "hospital": "H001",
+        "message_id": "A40-0007",
+        "received_at": T0,
+        "surviving_patient_ref": "pr_3f9a1c",
+        "retired_patient_ref": "pr_77b0e2",
+    },
 }
 
 
