@@ -51,6 +51,10 @@ deploy-check: $(VENV)/.installed
 	@mkdir -p .run
 	kubectl kustomize deploy/k8s/base > .run/k8s-base.yaml
 	$(BIN)/kubernetes-validate --strict --quiet .run/k8s-base.yaml
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/rules.yml
+	cd deploy/prometheus && promtool test rules rules.test.yml
+	$(BIN)/python -c 'import json,sys; json.load(open("deploy/grafana/dashboards/biostream-pipeline.json"))'
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q

@@ -35,6 +35,7 @@ class ProcessorMetrics:
     event_lag_seconds: Histogram
     state_keys: Gauge
     ready: Gauge
+    consumer_lag: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str) -> ProcessorMetrics:
@@ -71,6 +72,12 @@ class ProcessorMetrics:
                 f"{prefix}_state_keys", "Keys in the service's state store", registry=registry
             ),
             ready=Gauge(f"{prefix}_ready", "1 when consuming", registry=registry),
+            consumer_lag=Gauge(
+                f"{prefix}_consumer_lag_messages",
+                "Committed messages not yet processed, per input partition",
+                ["topic", "partition"],
+                registry=registry,
+            ),
         )
 
 

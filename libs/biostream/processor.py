@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from biostream import kafka as kafka_clients
@@ -159,6 +159,7 @@ class TransactionalProcessor:
         self.state = StateStore()
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.ready = False
+        self._lag_measured_at = 0.0
         self._log = get_logger("biostream.processor")
 
     @property
@@ -192,6 +193,7 @@ class TransactionalProcessor:
                 batch = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms)
                 if batch:
                     await self._process_batch(producer, batch)
+                await self._record_lag(consumer)
         finally:
             self.ready = False
             self.metrics.ready.set(0)
@@ -238,6 +240,21 @@ class TransactionalProcessor:
         self.metrics.transactions.labels("committed").inc()
         self.metrics.state_keys.set(len(self.state))
         self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag = last stable offset (what read_committed can see) minus the consumer's position.
+        Measured at most once a second: it is for dashboards and autoscaling, not per message."""
+        now = time.monotonic()
+        if now - self._lag_measured_at < 1.0:
+            return
+        self._lag_measured_at = now
+        for tp in consumer.assignment():
+            stable = consumer.last_stable_offset(tp)
+            if stable is None:
+                continue
+            position = await consumer.position(tp)
+            lag = max(0, stable - position)
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _handle(self, message: Inbound, now: dt.datetime) -> list[Outbound]:
         self.state.begin_message()
