@@ -1,6 +1,8 @@
 """Test infrastructure: one real Kafka broker per test session, started by the project's script.
 
-Set BIOSTREAM_TEST_BOOTSTRAP=host:port to reuse a broker you already run (faster iterations).
+The broker runs with SASL/SCRAM and ACLs, as in production: the `kafka` fixture is its admin;
+services in the harnesses run as their own principals from deploy/acl-matrix.yaml.
+Set BIOSTREAM_TEST_BROKER_DIR=<run dir> to reuse a broker you already run (faster iterations).
 Each test gets its own topic prefix, consumer groups and transactional ids, so tests never see
 each other's data on the shared broker.
 """
@@ -15,15 +17,16 @@ from pathlib import Path
 
 import pytest
 from biostream.settings import KafkaSettings
+from pydantic import SecretStr
 
 BROKER_TIMINGS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    existing = os.environ.get("BIOSTREAM_TEST_BOOTSTRAP")
-    if existing:
-        yield existing
+def kafka_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
+    existing = os.environ.get("BIOSTREAM_TEST_BROKER_DIR")
+    if existing:  # a broker you started with `python -m biostream_dev.broker start --auth --dir D`
+        yield _admin_settings(Path(existing), broker_status_or_fail(Path(existing)))
         return
     from biostream_dev import broker
 
@@ -32,17 +35,42 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     BROKER_TIMINGS["jar_check_s"] = time.monotonic() - started
     run_dir: Path = tmp_path_factory.mktemp("kafka")
     started = time.monotonic()
-    info = broker.start_broker(run_dir)
+    info = broker.start_broker(run_dir, authentication=True)
     BROKER_TIMINGS["broker_start_s"] = time.monotonic() - started
     try:
-        yield info.bootstrap
+        yield _admin_settings(run_dir, info.bootstrap)
     finally:
         broker.stop_broker(run_dir)
 
 
+def broker_status_or_fail(run_dir: Path) -> str:
+    from biostream_dev import broker
+
+    info = broker.broker_status(run_dir)
+    if info is None:
+        raise RuntimeError(f"BIOSTREAM_TEST_BROKER_DIR={run_dir} has no running broker")
+    return info.bootstrap
+
+
+def _admin_settings(run_dir: Path, bootstrap: str) -> KafkaSettings:
+    """The broker's admin (super user): tests create topics and read everything with it."""
+    from biostream_dev import broker
+
+    password = broker.admin_password(run_dir)
+    if password is None:
+        return KafkaSettings(bootstrap_servers=bootstrap)
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=broker.ADMIN_USER,
+        sasl_password=SecretStr(password),
+    )
+
+
 @pytest.fixture
-def kafka(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=kafka_bootstrap)
+def kafka(kafka_admin: KafkaSettings) -> KafkaSettings:
+    return kafka_admin
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ class Contract:
 
 def load_contract(path: Path) -> Contract:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    parsed = fastavro.parse_schema(raw, _write_hint=False)
+    parsed = fastavro.parse_schema(raw)
     canonical = to_parsing_canonical_form(parsed)
     # fastavro renders the CRC-64-AVRO fingerprint as the little-endian bytes the spec puts on the wire.
     fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))

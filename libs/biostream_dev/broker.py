@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -252,6 +253,54 @@ def broker_properties(
     if extra:
         props.update(extra)
     return props
+
+
+ADMIN_USER = "admin"
+_ADMIN_PASSWORD_FILE = "admin.password"  # noqa: S105 - a file name, not a password
+
+
+def sasl_properties(admin_password: str) -> dict[str, str]:
+    """SASL/SCRAM-SHA-512 on the client listener, ACLs enforced, nothing allowed without an ACL.
+
+    The KRaft controller listener stays PLAINTEXT on loopback: SCRAM credentials live in the
+    metadata log the controller serves, so the controller cannot authenticate with them. Its
+    connections carry the ANONYMOUS principal, which is therefore a super user; the client
+    listener never yields ANONYMOUS because it requires SASL.
+    """
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN_USER}" password="{admin_password}";'
+    )
+    return {
+        "listener.security.protocol.map": (
+            f"{CLIENT_LISTENER}:SASL_PLAINTEXT,{CONTROLLER_LISTENER}:PLAINTEXT"
+        ),
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        f"listener.name.{CLIENT_LISTENER.lower()}.scram-sha-512.sasl.jaas.config": jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN_USER};User:ANONYMOUS",
+    }
+
+
+def admin_password(run_dir: Path) -> str | None:
+    """The broker's admin SCRAM password, when it was started with authentication."""
+    path = run_dir.resolve() / _ADMIN_PASSWORD_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+def client_security(run_dir: Path) -> dict[str, str]:
+    """aiokafka keyword arguments for the admin principal of this broker ({} without SASL)."""
+    password = admin_password(run_dir)
+    if password is None:
+        return {}
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": ADMIN_USER,
+        "sasl_plain_password": password,
+    }
 
 
 def render_properties(props: Mapping[str, str]) -> str:
@@ -491,13 +540,15 @@ def broker_status(run_dir: Path) -> BrokerInfo | None:
 # --------------------------------------------------------------------------------------------
 
 
-async def _probe(bootstrap: str, timeout_ms: int) -> None:
+async def _probe(bootstrap: str, timeout_ms: int, security: Mapping[str, str]) -> None:
     """One end-to-end check: create the probe topic, produce one record, read it back."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **security
+    )
     try:
         await admin.start()
         response = await admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], timeout_ms=timeout_ms)
@@ -522,7 +573,7 @@ async def _probe(bootstrap: str, timeout_ms: int) -> None:
 
     payload = uuid.uuid4().bytes
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", request_timeout_ms=timeout_ms
+        bootstrap_servers=bootstrap, acks="all", request_timeout_ms=timeout_ms, **security
     )
     await producer.start()
     try:
@@ -532,7 +583,10 @@ async def _probe(bootstrap: str, timeout_ms: int) -> None:
 
     partition = TopicPartition(PROBE_TOPIC, meta.partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=timeout_ms
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=timeout_ms,
+        **security,
     )
     await consumer.start()
     try:
@@ -564,6 +618,8 @@ def wait_until_ready(
 ) -> float:
     """Poll until the broker creates a topic, accepts a record and serves it back.
 
+    With a ``run_dir`` whose broker uses SASL, the probe authenticates as its admin.
+
     Returns the seconds waited. If ``pid``/``run_dir`` are given, fails fast when that process
     dies. Raises :class:`TimeoutError` with the last probe error otherwise.
     """
@@ -594,7 +650,10 @@ def wait_until_ready(
             )
         try:
             attempt_ms = int(min(10.0, max(1.0, remaining)) * 1000)
-            _run_sync(asyncio.wait_for(_probe(bootstrap, attempt_ms), attempt_ms / 1000 + 5))
+            security = client_security(run_dir) if run_dir is not None else {}
+            _run_sync(
+                asyncio.wait_for(_probe(bootstrap, attempt_ms, security), attempt_ms / 1000 + 5)
+            )
         except Exception as exc:  # any failure means "not ready yet"
             last_error = exc
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -623,6 +682,11 @@ def _format_storage(
         "--standalone",
         "--ignore-formatted",
     ]
+    password = admin_password(run_dir)
+    if password is not None:
+        # The admin credential must exist before the broker starts: bootstrap it into the
+        # metadata log at format time (other users are created at runtime with this one).
+        cmd += ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={password}]"]
     proc = subprocess.run(
         cmd, cwd=run_dir, capture_output=True, text=True, check=False, timeout=300
     )
@@ -680,8 +744,13 @@ def _start_locked(
 
     lib = ensure_jars()
     version = kafka_version()
-    props = broker_properties(run_dir, port, controller_port, extra)
-    (run_dir / _PROPERTIES).write_text(render_properties(props))
+    password = admin_password(run_dir)
+    security = sasl_properties(password) if password is not None else {}
+    props = broker_properties(run_dir, port, controller_port, {**security, **extra})
+    properties_path = run_dir / _PROPERTIES
+    properties_path.touch(mode=0o600)
+    properties_path.chmod(0o600)  # holds the admin credential when SASL is on
+    properties_path.write_text(render_properties(props))
     log_path = run_dir / _LOG
     _format_storage(run_dir, lib, cluster_id, heap_mb, log_path)
 
@@ -733,9 +802,13 @@ def start_broker(
     controller_port: int | None = None,
     timeout: float = DEFAULT_READY_TIMEOUT,
     extra_properties: Mapping[str, str] | None = None,
+    authentication: bool = False,
 ) -> BrokerInfo:
     """Start the broker of ``run_dir`` (created if needed) and wait until it really serves.
 
+    * ``authentication``: SASL/SCRAM-SHA-512 and ACLs (see :func:`sasl_properties`), with a fresh
+      random admin password kept in ``run_dir/admin.password`` (mode 0600) for this broker's
+      lifetime; :func:`client_security` gives the admin's client settings.
     * Free loopback ports are picked when ``port``/``controller_port`` are None.
     * If the broker of ``run_dir`` is already running, it is returned (after a readiness check).
     * If ``run_dir`` holds data of a stopped broker, that data is reused (no re-format) on the
@@ -745,6 +818,12 @@ def start_broker(
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     with _file_lock(run_dir / _LOCK):
+        if authentication and not (run_dir / _DATA / "meta.properties").is_file():
+            password_file = run_dir / _ADMIN_PASSWORD_FILE
+            password_file.unlink(missing_ok=True)
+            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
         return _start_locked(
             run_dir,
             port=port,

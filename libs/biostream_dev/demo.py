@@ -29,10 +29,11 @@ from biostream.topics import Topics
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage, split_feed
 from ingest.domain.messages import FeedFormat
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from biostream_dev import broker
+from biostream_dev import access, broker
 from biostream_dev.observer import Interrupted, PipelineObserver, PipelineView
 from biostream_dev.pipeline import DEFAULT_POLICY, LocalPipeline
 
@@ -99,19 +100,34 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
 
     console.print("starting Kafka broker ...")
     broker_started = time.monotonic()
-    info = broker.start_broker(run_dir / "broker")
+    info = broker.start_broker(run_dir / "broker", authentication=True)
     broker_start_s = time.monotonic() - broker_started
-    console.print(f"broker ready at {info.bootstrap} in {broker_start_s:.1f}s")
-    kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
+    console.print(
+        f"broker ready at {info.bootstrap} in {broker_start_s:.1f}s (SASL/SCRAM, ACLs on)"
+    )
+    admin = KafkaSettings(
+        bootstrap_servers=info.bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=broker.ADMIN_USER,
+        sasl_password=SecretStr(broker.admin_password(run_dir / "broker") or ""),
+    )
     topics = Topics()
     policy = json.loads(DEFAULT_POLICY.read_text())
     datasets = [policy["dataset"]]
-    pipeline = LocalPipeline(info.bootstrap, run_dir)
-    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)
+    pipeline = LocalPipeline(info.bootstrap, run_dir, admin=admin)
+    observer = PipelineObserver(admin, topics, AvroCodec(SchemaRegistry()), datasets)
     try:
         if stop.is_set():
             raise Interrupted("stopped while the broker started")
-        await ensure_topics(kafka, topics.pipeline_specs(sorted(hospitals), datasets))
+        await ensure_topics(admin, topics.pipeline_specs(sorted(hospitals), datasets))
+        # Hospitals publish as themselves: each may write its own feed topic and nothing else.
+        principals = access.render(access.load_matrix(), hospitals=sorted(hospitals))
+        hospital_roles = {h: f"hospital-{h}" for h in hospitals}
+        publishers = await asyncio.to_thread(
+            access.apply, admin, {role: principals[role] for role in hospital_roles.values()}
+        )
+        await access.wait_until_usable(publishers)
         console.print("starting ingest, linkage, pseudonymizer, audit ...")
         await asyncio.to_thread(pipeline.start_all)
         await observer.start()
@@ -119,7 +135,9 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         for hospital, messages in hospitals.items():
             if stop.is_set():
                 raise Interrupted("stopped while publishing")
-            await publish_messages(kafka, topics.feed(hospital), messages)
+            await publish_messages(
+                publishers.settings(hospital_roles[hospital]), topics.feed(hospital), messages
+            )
         console.print(
             f"published {published} messages in {time.monotonic() - publish_started:.1f}s"
         )

@@ -25,6 +25,7 @@ from pseudonymizer.bootstrap import build as build_pseudonymizer
 from pseudonymizer.settings import PseudonymizerSettings
 from pydantic import SecretStr
 
+from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services, wait_until_usable
 from biostream_dev.observer import PipelineObserver
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "cohort-demo.json"
@@ -42,24 +43,37 @@ class Keys:
         return cls(secrets.token_hex(32), secrets.token_hex(32), secrets.token_hex(32))
 
 
-def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, RunnableService]:
-    # model_validate, not the constructors: explicit values must win over any BIOSTREAM_* in env.
-    common: dict[str, object] = {"kafka": kafka, "topic_prefix": prefix, "poll_timeout_ms": 100}
+def build_services(
+    kafka: KafkaSettings, prefix: str, keys: Keys, credentials: Credentials | None = None
+) -> dict[str, RunnableService]:
+    """Each service connects as its own principal when ``credentials`` are given."""
+
+    def common(service: str) -> dict[str, object]:
+        own = credentials.settings(SERVICE_ROLES[service]) if credentials else kafka
+        return {"kafka": own, "topic_prefix": prefix, "poll_timeout_ms": 100,
+                "principal": f"User:{prefix}svc-{service}"}  # fmt: skip
+
     return {
         "ingest": build_ingest(
             IngestSettings.model_validate(
-                {**common, "patient_ref_key": SecretStr(keys.patient_ref)}
+                {**common("ingest"), "patient_ref_key": SecretStr(keys.patient_ref)}
             )
         ),
         "linkage": build_linkage(
-            LinkageSettings.model_validate({**common, "person_key": SecretStr(keys.person)})
+            LinkageSettings.model_validate(
+                {**common("linkage"), "person_key": SecretStr(keys.person)}
+            )
         ),
         "pseudonymizer": build_pseudonymizer(
             PseudonymizerSettings.model_validate(
-                {**common, "policy_file": POLICY, "pseudonym_key": SecretStr(keys.pseudonym)}
+                {
+                    **common("pseudonymizer"),
+                    "policy_file": POLICY,
+                    "pseudonym_key": SecretStr(keys.pseudonym),
+                }
             )
         ),
-        "audit": build_audit(AuditSettings.model_validate(common)),
+        "audit": build_audit(AuditSettings.model_validate(common("audit"))),
     }
 
 
@@ -69,7 +83,11 @@ async def running_pipeline(
 ) -> AsyncIterator[PipelineObserver]:
     topics = Topics(prefix)
     await ensure_topics(kafka, topics.pipeline_specs(hospitals, [DATASET]))
-    services = build_services(kafka, prefix, keys)
+    # With a SASL admin, every service runs as its own least-privilege principal.
+    credentials = await asyncio.to_thread(provision_services, kafka, prefix)
+    if credentials is not None:
+        await wait_until_usable(credentials)
+    services = build_services(kafka, prefix, keys, credentials)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), [DATASET])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -13,6 +14,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from biostream.settings import KafkaSettings
+
+from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services, wait_until_usable
 
 SERVICES = ("ingest", "linkage", "pseudonymizer", "audit")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,17 +58,39 @@ class LocalPipeline:
     run_dir: Path
     topic_prefix: str = ""
     policy_file: Path = DEFAULT_POLICY
+    # With SASL admin settings, each service runs as its own principal with the ACL matrix's
+    # rights (provisioned on first start); without, all run unauthenticated.
+    admin: KafkaSettings | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    _credentials: Credentials | None = None
+
+    def _service_kafka_env(self, service: str) -> dict[str, str]:
+        if self.admin is None:
+            return {}
+        if self._credentials is None:
+            self._credentials = provision_services(self.admin, self.topic_prefix)
+            if self._credentials is None:
+                return {}
+            asyncio.run(wait_until_usable(self._credentials))
+        settings = self._credentials.settings(SERVICE_ROLES[service])
+        assert settings.sasl_username is not None and settings.sasl_password is not None
+        return {
+            "BIOSTREAM_KAFKA__SECURITY_PROTOCOL": settings.security_protocol,
+            "BIOSTREAM_KAFKA__SASL_MECHANISM": settings.sasl_mechanism,
+            "BIOSTREAM_KAFKA__SASL_USERNAME": settings.sasl_username,
+            "BIOSTREAM_KAFKA__SASL_PASSWORD": settings.sasl_password.get_secret_value(),
+        }
 
     def environment(self, service: str, metrics_port: int) -> dict[str, str]:
         keys = write_secrets(self.run_dir / "secrets")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
+        env.update(self._service_kafka_env(service))
         env.update(
             BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS=self.bootstrap,
             BIOSTREAM_TOPIC_PREFIX=self.topic_prefix,
             BIOSTREAM_METRICS_PORT=str(metrics_port),
-            BIOSTREAM_PRINCIPAL=f"User:svc-{service}",
+            BIOSTREAM_PRINCIPAL=f"User:{self.topic_prefix}svc-{service}",
             BIOSTREAM_PATIENT_REF_KEY_FILE=str(keys["patient_ref"]),
             BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
             BIOSTREAM_PSEUDONYM_KEY_FILE=str(keys["pseudonym"]),

@@ -46,7 +46,9 @@ async def test_every_service_killed_mid_stream_loses_and_duplicates_nothing(
     published = sum(len(m) for m in feeds.values())
     topics = Topics(topic_prefix)
     await ensure_topics(kafka, topics.pipeline_specs(sorted(feeds), [DATASET]))
-    pipeline = LocalPipeline(kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix)
+    pipeline = LocalPipeline(
+        kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix, admin=kafka
+    )
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), [DATASET])
     kills: list[tuple[str, int]] = []
     try:

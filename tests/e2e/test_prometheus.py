@@ -54,7 +54,9 @@ async def test_prometheus_scrapes_all_services_and_rules_and_dashboard_queries_w
     published = sum(len(m) for m in feeds.values())
     topics = Topics(topic_prefix)
     await ensure_topics(kafka, topics.pipeline_specs(sorted(feeds), ["cohort-demo"]))
-    pipeline = LocalPipeline(kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix)
+    pipeline = LocalPipeline(
+        kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix, admin=kafka
+    )
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), ["cohort-demo"])
     try:
         await asyncio.to_thread(pipeline.start_all)
