@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from biostream_dev.observer import PipelineObserver
 
-POLICY = Path(__file__).resolve().parents[2] / "policies" / "cohort-demo.json"
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 DATASET = "cohort-demo"
 
 
@@ -42,7 +42,16 @@ class Keys:
         return cls(secrets.token_hex(32), secrets.token_hex(32), secrets.token_hex(32))
 
 
-def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, RunnableService]:
+def build_services(
+    kafka: KafkaSettings,
+    prefix: str,
+    keys: Keys,
+    policy_dir: Path = POLICY_DIR,
+    pseudonym_keys: dict[str, str] | None = None,
+) -> dict[str, RunnableService]:
+    """``pseudonym_keys`` maps ``<domain>/<version>`` to a key; by default the demo policy's
+    domain gets ``keys.pseudonym``."""
+    domain_keys = pseudonym_keys or {f"{DATASET}/k1": keys.pseudonym}
     # model_validate, not the constructors: explicit values must win over any BIOSTREAM_* in env.
     common: dict[str, object] = {"kafka": kafka, "topic_prefix": prefix, "poll_timeout_ms": 100}
     return {
@@ -56,7 +65,11 @@ def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, R
         ),
         "pseudonymizer": build_pseudonymizer(
             PseudonymizerSettings.model_validate(
-                {**common, "policy_file": POLICY, "pseudonym_key": SecretStr(keys.pseudonym)}
+                {
+                    **common,
+                    "policy_dir": policy_dir,
+                    "pseudonym_keys": {k: SecretStr(v) for k, v in domain_keys.items()},
+                }
             )
         ),
         "audit": build_audit(AuditSettings.model_validate(common)),
@@ -65,14 +78,21 @@ def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, R
 
 @asynccontextmanager
 async def running_pipeline(
-    kafka: KafkaSettings, prefix: str, hospitals: list[str], keys: Keys
+    kafka: KafkaSettings,
+    prefix: str,
+    hospitals: list[str],
+    keys: Keys,
+    policy_dir: Path = POLICY_DIR,
+    datasets: list[str] | None = None,
+    pseudonym_keys: dict[str, str] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
+    datasets = datasets or [DATASET]
     topics = Topics(prefix)
-    await ensure_topics(kafka, topics.pipeline_specs(hospitals, [DATASET]))
-    services = build_services(kafka, prefix, keys)
+    await ensure_topics(kafka, topics.pipeline_specs(hospitals, datasets))
+    services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
-    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), [DATASET])
+    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)
     try:
         for _ in range(600):
             failed = [t for t in tasks if t.done()]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 SERVICES = ("ingest", "linkage", "pseudonymizer", "audit")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_POLICY = REPO_ROOT / "policies" / "cohort-demo.json"
+DEFAULT_POLICY_DIR = REPO_ROOT / "policies"
+DEFAULT_POLICY = DEFAULT_POLICY_DIR / "cohort-demo.json"
 
 
 def free_port() -> int:
@@ -36,6 +37,15 @@ def write_secrets(directory: Path) -> dict[str, Path]:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         paths[name] = path
+    # The pseudonymizer's keys directory: one file per pseudonym domain and key version.
+    pseudonym_keys = directory / "pseudonym-keys"
+    pseudonym_keys.mkdir(mode=0o700, exist_ok=True)
+    domain_key = pseudonym_keys / "cohort-demo.k1.key"
+    if not domain_key.exists():
+        fd = os.open(domain_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    paths["pseudonym_keys"] = pseudonym_keys
     return paths
 
 
@@ -52,7 +62,7 @@ class LocalPipeline:
     bootstrap: str
     run_dir: Path
     topic_prefix: str = ""
-    policy_file: Path = DEFAULT_POLICY
+    policy_dir: Path = DEFAULT_POLICY_DIR
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
 
@@ -66,8 +76,8 @@ class LocalPipeline:
             BIOSTREAM_PRINCIPAL=f"User:svc-{service}",
             BIOSTREAM_PATIENT_REF_KEY_FILE=str(keys["patient_ref"]),
             BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
-            BIOSTREAM_PSEUDONYM_KEY_FILE=str(keys["pseudonym"]),
-            BIOSTREAM_POLICY_FILE=str(self.policy_file),
+            BIOSTREAM_KEYS_DIR=str(keys["pseudonym_keys"]),
+            BIOSTREAM_POLICY_DIR=str(self.policy_dir),
             PYTHONUNBUFFERED="1",
         )
         return env
