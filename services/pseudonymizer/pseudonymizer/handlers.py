@@ -113,10 +113,13 @@ class PseudonymizerHandler:
         self.releases = releases
         self.metrics = metrics
         self._next_sweep: dt.datetime | None = None
+        self._gauges_set = False
 
     # --- dispatch --------------------------------------------------------------------------------
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        if not self._gauges_set:
+            self._set_gauges(state)
         contracts = {
             self.topics.clinical_records: CLINICAL_RECORD,
             self.topics.link_decisions: LINK_DECISION,
@@ -140,6 +143,18 @@ class PseudonymizerHandler:
         else:
             out = self._on_consent(record, message.source_ref, state, now)
         return out + self._sweep(state, now)
+
+    def _set_gauges(self, state: StateStore) -> None:
+        """The gauges from the state restored at start-up (once; then kept up to date)."""
+        self._gauges_set = True
+        self.metrics.waiting.set(sum(1 for _ in state.keys_with_prefix("wait:")))
+        for keyed in self.releases:
+            dataset = keyed.policy.dataset
+            held = sum(
+                len(unpack(state.get(key) or b""))
+                for key in state.keys_with_prefix(f"kh:{dataset}:")
+            )
+            self.metrics.held_k.labels(dataset).set(held)
 
     # --- clinical records and the join --------------------------------------------------------------
 

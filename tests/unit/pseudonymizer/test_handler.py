@@ -293,6 +293,23 @@ def test_records_held_longer_than_the_limit_are_suppressed_and_counted() -> None
     assert list(state.keys_with_prefix("kh:")) == []
 
 
+def test_the_gauges_start_from_the_restored_state() -> None:
+    h, state = k_handler(), StateStore()
+    h(clinical("H001/M/0", ref="pr_waiting"), state, NOW)
+    h(decision("P1"), state, NOW)
+    h(clinical("H001/M/1"), state, NOW)
+    restored = StateStore()
+    for key, value in state.drain_changes().items():
+        restored.restore(key, value)
+    registry = CollectorRegistry()
+    k_handler(registry)(consent("GRANTED", person_id="P7"), restored, NOW)
+    assert registry.get_sample_value("biostream_pseudonymizer_waiting_patients") == 1
+    held = registry.get_sample_value(
+        "biostream_pseudonymizer_k_held_records", {"dataset": "proj-a"}
+    )
+    assert held == 1
+
+
 # --- consent ---------------------------------------------------------------------------------------
 
 
