@@ -60,6 +60,17 @@ def write_policies(directory: Path) -> Path:
     return directory
 
 
+def add_k_policy(directory: Path, k: int) -> None:
+    """A third project that releases only sex and province as quasi-identifiers, with min k."""
+    project_k = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
+    project_k.update(
+        dataset="cohort-k", pseudonym_domain="cohort-k", target_topic="curated.cohort-k",
+        generalisation={"birth": "drop", "address": "province", "event_date": {"method": "month"}},
+        k_anonymity={"min_k": k, "max_hold_hours": 168},
+    )  # fmt: skip
+    (directory / "cohort-k.json").write_text(json.dumps(project_k))
+
+
 # --- hand-made feed: identifiers in notes and specimen ids ---------------------------------------------
 
 PERSON = {
@@ -131,22 +142,58 @@ async def test_no_identifying_value_reaches_a_curated_topic_and_projects_get_the
         )
     ]
     policies = write_policies(tmp_path / "policies")
+    k = 4
+    add_k_policy(policies, k)
     keys = Keys.fresh()
-    domain_keys = {"cohort-demo/k1": keys.pseudonym, "genome-b/k1": secrets.token_hex(32)}
+    domain_keys = {
+        "cohort-demo/k1": keys.pseudonym,
+        "genome-b/k1": secrets.token_hex(32),
+        "cohort-k/k1": secrets.token_hex(32),
+    }
     topics = Topics(topic_prefix)
     published = sum(len(m) for m in feeds.values())
     async with running_pipeline(
-        kafka, topic_prefix, sorted(feeds), keys, policies, ["cohort-demo", "genome-b"],
-        domain_keys,
+        kafka, topic_prefix, sorted(feeds), keys, policies,
+        ["cohort-demo", "genome-b", "cohort-k"], domain_keys,
     ) as observer:  # fmt: skip
         for hospital, messages in feeds.items():
             await publish_messages(kafka, topics.feed(hospital), messages)
         view = await observer.wait_until_settled(published, timeout_s=180)
 
-    by_dataset: dict[str, list[dict[str, Any]]] = {"cohort-demo": [], "genome-b": []}
+    by_dataset: dict[str, list[dict[str, Any]]] = {
+        "cohort-demo": [],
+        "genome-b": [],
+        "cohort-k": [],
+    }
     for record in view.curated:
         by_dataset[record["dataset"]].append(record)
     assert by_dataset["cohort-demo"] and by_dataset["genome-b"]
+
+    # k-anonymity on the stream: every released (sex, province) has at least k pseudonyms; the
+    # rest is held, and every clinical record is accounted for in the k dataset.
+    classes: dict[tuple[str, str | None], set[str]] = {}
+    for record in by_dataset["cohort-k"]:
+        classes.setdefault((record["sex"], record["province_code"]), set()).add(record["pseudonym"])
+    assert all(len(pseudonyms) >= k for pseudonyms in classes.values())
+    assert classes, "the feed has classes of k persons or more (seed 7)"
+    held = {
+        e["inputs"][0]
+        for e in view.audit_events
+        if e["dataset"] == "cohort-k" and e["reason_code"] == "BELOW_K"
+    }
+    released_k = {
+        e["inputs"][0]
+        for e in view.audit_events
+        if e["dataset"] == "cohort-k" and e["action"] == "pseudonymizer.released"
+    }
+    withheld_k = {
+        e["inputs"][0]
+        for e in view.audit_events
+        if e["dataset"] == "cohort-k" and e["action"] == "pseudonymizer.withheld"
+    }
+    assert released_k | held | withheld_k == {c["record_id"] for c in view.clinical}
+    assert held - released_k, "the feed also has classes below k (seed 7)"
+    assert len(by_dataset["cohort-k"]) == len(released_k)
 
     # Canaries: every identifying value of the generated feed and of the hand-made one.
     canaries = set(canary_values(feed_dir)) | {
@@ -168,7 +215,8 @@ async def test_no_identifying_value_reaches_a_curated_topic_and_projects_get_the
     assert hand["cohort-demo"] != hand["genome-b"]
     all_a = {r["pseudonym"] for r in by_dataset["cohort-demo"]}
     all_b = {r["pseudonym"] for r in by_dataset["genome-b"]}
-    assert all_a.isdisjoint(all_b)
+    all_k = {r["pseudonym"] for r in by_dataset["cohort-k"]}
+    assert all_a.isdisjoint(all_b) and all_a.isdisjoint(all_k) and all_b.isdisjoint(all_k)
     assert len(all_a) == len(all_b) == view.persons()
 
     # Notes are scrubbed, specimens appear only under the project's pseudonymous ids.
