@@ -12,7 +12,7 @@ COPY --from=build /install /usr/local
 COPY schemas /opt/biostream/schemas
 COPY policies /opt/biostream/policies
 ENV BIOSTREAM_SCHEMA_DIR=/opt/biostream/schemas/avro \
-    BIOSTREAM_POLICY_FILE=/opt/biostream/policies/cohort-demo.json \
+    BIOSTREAM_POLICY_DIR=/opt/biostream/policies \
     BIOSTREAM_METRICS_HOST=0.0.0.0 \
     BIOSTREAM_METRICS_PORT=9100 \
     PYTHONUNBUFFERED=1

@@ -23,6 +23,11 @@ CURATED_RECORD = "CuratedRecord"
 AUDIT_EVENT = "AuditEvent"
 LEDGER_ENTRY = "LedgerEntry"
 PATIENT_MERGE = "PatientMerge"
+DATASET_NOTICE = "DatasetNotice"
+CONSENT_EVENT = "ConsentEvent"
+
+NoticeKind = Literal["CORRECTION", "WITHDRAWAL"]
+ConsentKind = Literal["WITHDRAWN", "GRANTED"]
 
 
 class IdentityRecord(TypedDict):
@@ -94,6 +99,9 @@ class LinkDecision(TypedDict):
     birth_year: int | None
     sex: SexCode
     province_code: str | None
+    birth_month: int | None
+    postal_prefix: str | None
+    district_code: str | None
 
 
 class ReviewTask(TypedDict):
@@ -127,6 +135,12 @@ class CuratedRecord(TypedDict):
     sex: SexCode
     province_code: str | None
     released_at: dt.datetime
+    age_band: str | None
+    postal_prefix: str | None
+    district_code: str | None
+    value_text: str | None
+    specimen_ids: list[str]
+    event_date_handling: str | None
 
 
 class AuditEvent(TypedDict):
@@ -162,6 +176,31 @@ class PatientMerge(TypedDict):
     retired_patient_ref: str
 
 
+class DatasetNotice(TypedDict):
+    notice_id: str
+    dataset: str
+    policy_version: str
+    approval_ref: str
+    kind: NoticeKind
+    pseudonym: str
+    new_pseudonym: str | None
+    key_version: str
+    curated_ids: list[str]
+    date_offset_change_days: int | None
+    reason: str
+    issued_at: dt.datetime
+
+
+class ConsentEvent(TypedDict):
+    event_id: str
+    kind: ConsentKind
+    patient_ref: str | None
+    person_id: str | None
+    datasets: list[str]
+    recorded_at: dt.datetime
+    source: str
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -172,4 +211,6 @@ TYPED_VIEWS: dict[str, type] = {
     AUDIT_EVENT: AuditEvent,
     LEDGER_ENTRY: LedgerEntry,
     PATIENT_MERGE: PatientMerge,
+    DATASET_NOTICE: DatasetNotice,
+    CONSENT_EVENT: ConsentEvent,
 }

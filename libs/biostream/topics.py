@@ -64,6 +64,14 @@ class Topics:
     def curated(self, dataset: str) -> str:
         return f"{self.prefix}curated.{dataset}"
 
+    def notices(self, dataset: str) -> str:
+        """Corrections and withdrawals for what a dataset's consumers already hold."""
+        return f"{self.prefix}curated.{dataset}.notices"
+
+    @property
+    def consent_events(self) -> str:
+        return f"{self.prefix}consent.events"
+
     @property
     def audit_events(self) -> str:
         return f"{self.prefix}audit.events"
@@ -85,10 +93,12 @@ class Topics:
             TopicSpec(self.dead_letters, 1, contract="DeadLetter"),
             TopicSpec(self.link_decisions, 3, contract="LinkDecision"),
             TopicSpec(self.review_tasks, 1, contract="ReviewTask"),
+            TopicSpec(self.consent_events, 1, contract="ConsentEvent"),
             TopicSpec(self.audit_events, 1, contract="AuditEvent"),
             TopicSpec(self.audit_ledger, 1, contract="LedgerEntry"),
         ]
         specs += [TopicSpec(self.curated(d), 3, contract="CuratedRecord") for d in datasets]
+        specs += [TopicSpec(self.notices(d), 1, contract="DatasetNotice") for d in datasets]
         specs += [
             TopicSpec(self.state(app), 1, compacted=True)
             for app in ("ingest", "linkage", "pseudonymizer", "audit")

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services, wait_until_usable
 from biostream_dev.observer import PipelineObserver
 
-POLICY = Path(__file__).resolve().parents[2] / "policies" / "cohort-demo.json"
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 DATASET = "cohort-demo"
 
 
@@ -44,10 +44,19 @@ class Keys:
 
 
 def build_services(
-    kafka: KafkaSettings, prefix: str, keys: Keys, credentials: Credentials | None = None
+    kafka: KafkaSettings,
+    prefix: str,
+    keys: Keys,
+    policy_dir: Path = POLICY_DIR,
+    pseudonym_keys: dict[str, str] | None = None,
+    credentials: Credentials | None = None,
 ) -> dict[str, RunnableService]:
-    """Each service connects as its own principal when ``credentials`` are given."""
+    """``pseudonym_keys`` maps ``<domain>/<version>`` to a key; by default the demo policy's
+    domain gets ``keys.pseudonym``. Each service connects as its own principal when
+    ``credentials`` are given."""
+    domain_keys = pseudonym_keys or {f"{DATASET}/k1": keys.pseudonym}
 
+    # model_validate, not the constructors: explicit values must win over any BIOSTREAM_* in env.
     def common(service: str) -> dict[str, object]:
         own = credentials.settings(SERVICE_ROLES[service]) if credentials else kafka
         return {"kafka": own, "topic_prefix": prefix, "poll_timeout_ms": 100,
@@ -68,8 +77,8 @@ def build_services(
             PseudonymizerSettings.model_validate(
                 {
                     **common("pseudonymizer"),
-                    "policy_file": POLICY,
-                    "pseudonym_key": SecretStr(keys.pseudonym),
+                    "policy_dir": policy_dir,
+                    "pseudonym_keys": {k: SecretStr(v) for k, v in domain_keys.items()},
                 }
             )
         ),
@@ -79,18 +88,25 @@ def build_services(
 
 @asynccontextmanager
 async def running_pipeline(
-    kafka: KafkaSettings, prefix: str, hospitals: list[str], keys: Keys
+    kafka: KafkaSettings,
+    prefix: str,
+    hospitals: list[str],
+    keys: Keys,
+    policy_dir: Path = POLICY_DIR,
+    datasets: list[str] | None = None,
+    pseudonym_keys: dict[str, str] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
+    datasets = datasets or [DATASET]
     topics = Topics(prefix)
-    await ensure_topics(kafka, topics.pipeline_specs(hospitals, [DATASET]))
+    await ensure_topics(kafka, topics.pipeline_specs(hospitals, datasets))
     # With a SASL admin, every service runs as its own least-privilege principal.
     credentials = await asyncio.to_thread(provision_services, kafka, prefix)
     if credentials is not None:
         await wait_until_usable(credentials)
-    services = build_services(kafka, prefix, keys, credentials)
+    services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys, credentials)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
-    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), [DATASET])
+    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)
     try:
         for _ in range(600):
             failed = [t for t in tasks if t.done()]

@@ -17,6 +17,7 @@ from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
     CURATED_RECORD,
+    DATASET_NOTICE,
     DEAD_LETTER,
     IDENTITY_RECORD,
     LEDGER_ENTRY,
@@ -38,7 +39,9 @@ class PipelineView:
     curated: list[dict[str, Any]] = field(default_factory=list)
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
-    raw_curated: list[bytes] = field(default_factory=list)
+    raw_curated: list[bytes] = field(default_factory=list)  # curated and notice topics, raw
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    datasets: int = 1
 
     def audit_actions(self) -> Counter[str]:
         return Counter(event["action"] for event in self.audit_events)
@@ -58,9 +61,17 @@ class PipelineView:
         )
 
     def clinical_settled(self) -> int:
-        """Clinical records released or withheld by policy (held ones are not settled yet)."""
-        actions = self.audit_actions()
-        return actions["pseudonymizer.released"] + actions["pseudonymizer.withheld"]
+        """(clinical record, dataset) pairs released, withheld, suppressed or held for
+        k-anonymity (a documented state that may last); records awaiting a link decision are not
+        settled yet."""
+        settled = set()
+        for event in self.audit_events:
+            action = event["action"]
+            if action in TERMINAL_ACTIONS or (
+                action == "pseudonymizer.held" and event["reason_code"] == "BELOW_K"
+            ):
+                settled.add((event["inputs"][0], event["dataset"]))
+        return len(settled)
 
     def persons(self) -> int:
         latest: dict[str, tuple[int, str]] = {}
@@ -74,16 +85,22 @@ class PipelineView:
         return (
             self.ingest_processed() >= published
             and self.linkage_processed() >= len(self.identity)
-            and self.clinical_settled() >= len(self.clinical)
+            and self.clinical_settled() >= len(self.clinical) * self.datasets
             and len(self.ledger) >= len(self.audit_events)
         )
 
     def progress(self, published: int) -> str:
         return (
             f"ingest {self.ingest_processed()}/{published} | linkage {self.linkage_processed()}/"
-            f"{len(self.identity)} | released {self.clinical_settled()}/{len(self.clinical)} | "
+            f"{len(self.identity)} | released {self.clinical_settled()}/"
+            f"{len(self.clinical) * self.datasets} | "
             f"ledger {len(self.ledger)}/{len(self.audit_events)}"
         )
+
+
+TERMINAL_ACTIONS = frozenset(
+    {"pseudonymizer.released", "pseudonymizer.withheld", "pseudonymizer.suppressed"}
+)
 
 
 class Interrupted(Exception):
@@ -109,6 +126,10 @@ class PipelineObserver:
         self._curated_topics = {topics.curated(d) for d in datasets}
         for name in self._curated_topics:
             self._routes[name] = (CURATED_RECORD, self.view.curated)
+        for dataset in datasets:
+            self._routes[topics.notices(dataset)] = (DATASET_NOTICE, self.view.notices)
+            self._curated_topics.add(topics.notices(dataset))
+        self.view.datasets = max(1, len(datasets))
 
     async def start(self) -> None:
         await self._consumer.start()

@@ -21,7 +21,8 @@ from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services,
 
 SERVICES = ("ingest", "linkage", "pseudonymizer", "audit")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_POLICY = REPO_ROOT / "policies" / "cohort-demo.json"
+DEFAULT_POLICY_DIR = REPO_ROOT / "policies"
+DEFAULT_POLICY = DEFAULT_POLICY_DIR / "cohort-demo.json"
 
 
 def free_port() -> int:
@@ -41,6 +42,15 @@ def write_secrets(directory: Path) -> dict[str, Path]:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         paths[name] = path
+    # The pseudonymizer's keys directory: one file per pseudonym domain and key version.
+    pseudonym_keys = directory / "pseudonym-keys"
+    pseudonym_keys.mkdir(mode=0o700, exist_ok=True)
+    domain_key = pseudonym_keys / "cohort-demo.k1.key"
+    if not domain_key.exists():
+        fd = os.open(domain_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    paths["pseudonym_keys"] = pseudonym_keys
     return paths
 
 
@@ -57,7 +67,7 @@ class LocalPipeline:
     bootstrap: str
     run_dir: Path
     topic_prefix: str = ""
-    policy_file: Path = DEFAULT_POLICY
+    policy_dir: Path = DEFAULT_POLICY_DIR
     # With SASL admin settings, each service runs as its own principal with the ACL matrix's
     # rights (provisioned on first start); without, all run unauthenticated.
     admin: KafkaSettings | None = None
@@ -93,8 +103,8 @@ class LocalPipeline:
             BIOSTREAM_PRINCIPAL=f"User:{self.topic_prefix}svc-{service}",
             BIOSTREAM_PATIENT_REF_KEY_FILE=str(keys["patient_ref"]),
             BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
-            BIOSTREAM_PSEUDONYM_KEY_FILE=str(keys["pseudonym"]),
-            BIOSTREAM_POLICY_FILE=str(self.policy_file),
+            BIOSTREAM_KEYS_DIR=str(keys["pseudonym_keys"]),
+            BIOSTREAM_POLICY_DIR=str(self.policy_dir),
             PYTHONUNBUFFERED="1",
         )
         return env

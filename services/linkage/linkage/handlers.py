@@ -103,6 +103,11 @@ class IdentityRecordHandler:
             "birth_year": birth.year if birth is not None else None,
             "sex": record["sex"],
             "province_code": record["province_code"],
+            # Coarse quasi-identifiers for the pseudonymizer's generalisation; never the full
+            # postal code or the address.
+            "birth_month": birth.month if birth is not None else None,
+            "postal_prefix": _postal_prefix(record["postal_code"]),
+            "district_code": None,
         }
         self.metrics.outcomes.labels(decision.outcome, decision.rule).inc()
         return [
@@ -124,3 +129,10 @@ def _outcome(value: str) -> LinkOutcome:
         "MERGED": "MERGED", "SPLIT": "SPLIT", "REVIEWED": "REVIEWED",
     }  # fmt: skip
     return outcomes[value]
+
+
+def _postal_prefix(postal_code: str | None) -> str | None:
+    """First three digits of a 5-digit postal code; None for a missing or legacy NNN-NNN code."""
+    if postal_code is None or len(postal_code) != 5 or not postal_code.isdigit():
+        return None
+    return postal_code[:3]

@@ -8,13 +8,20 @@ from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
 from biostream.service import RunnableService
-from biostream.settings import read_secret
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
-from pseudonymizer.domain.policy import load_policy
-from pseudonymizer.handlers import SERVICE, JoinHandler, PseudonymizerMetrics
+from pseudonymizer.adapters.keys import KeyStore
+from pseudonymizer.domain.policy import load_policies
+from pseudonymizer.domain.release import Keyed
+from pseudonymizer.handlers import SERVICE, PseudonymizerHandler, PseudonymizerMetrics
 from pseudonymizer.settings import PseudonymizerSettings
+
+
+def load_releases(settings: PseudonymizerSettings) -> list[Keyed]:
+    """Every policy with its domain key. Raises PolicyError / KeyMaterialError naming the problem."""
+    keys = KeyStore.load(settings.keys_dir, settings.pseudonym_keys)
+    return [Keyed(policy, keys.key(policy.key_id)) for policy in load_policies(settings.policy_dir)]
 
 
 def build(
@@ -24,17 +31,15 @@ def build(
     topics = Topics(settings.topic_prefix)
     codec = AvroCodec(SchemaRegistry())
     envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
-    policy = load_policy(settings.policy_file)
-    key = read_secret(settings.pseudonym_key, settings.pseudonym_key_file, "pseudonym_key")
-    handler = JoinHandler(
-        codec, topics, envelopes, policy, key, PseudonymizerMetrics.create(registry)
+    handler = PseudonymizerHandler(
+        codec, topics, envelopes, load_releases(settings), PseudonymizerMetrics.create(registry)
     )
     processor = TransactionalProcessor(
         ProcessorConfig(
             kafka=settings.kafka,
             app_id=f"{settings.topic_prefix}{SERVICE}",
             instance_id=settings.instance_id,
-            input_topics=[topics.clinical_records, topics.link_decisions],
+            input_topics=[topics.clinical_records, topics.link_decisions, topics.consent_events],
             changelog_topic=topics.state(SERVICE),
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,

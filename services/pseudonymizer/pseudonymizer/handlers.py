@@ -1,29 +1,61 @@
-"""Pseudonymizer use case: clinical records and link decisions in; curated records out."""
+"""Pseudonymizer use case: clinical records, link decisions and consent events in; curated records
+and dataset notices out, for every release policy of the process.
+
+State keys (the service's private changelog, never a curated topic):
+``dec:<patient_ref>`` person facts of the newest decision; ``wait:<patient_ref>`` clinical records
+waiting for a decision; ``refs:<person_id>`` the patient_refs of a person; ``rel:<dataset>:<ref>``
+what a patient_ref has released into a dataset (pseudonym, key version, date offset, curated ids);
+``kc:<dataset>:<class>`` / ``kh:<dataset>:<class>`` k-anonymity class members and held records;
+``wd:<person_id>`` / ``wdref:<patient_ref>`` consent withdrawals; ``cg:<person_id>`` consent given.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from biostream.codec import AvroCodec, DecodeError
-from biostream.contracts import CLINICAL_RECORD, CURATED_RECORD, LINK_DECISION
+from biostream.contracts import (
+    CLINICAL_RECORD,
+    CONSENT_EVENT,
+    CURATED_RECORD,
+    DATASET_NOTICE,
+    LINK_DECISION,
+    DatasetNotice,
+    NoticeKind,
+)
 from biostream.envelopes import Envelopes
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from pseudonymizer.domain.join import PersonFacts, pack, release, unpack
-from pseudonymizer.domain.policy import ReleasePolicy
+from pseudonymizer.domain import kanon
+from pseudonymizer.domain.pseudonyms import date_offset, notice_id, pseudonym
+from pseudonymizer.domain.release import (
+    Keyed,
+    PersonFacts,
+    Released,
+    build,
+    class_key,
+    pack,
+    quasi_identifiers,
+    unpack,
+)
 
 SERVICE = "pseudonymizer"
+SWEEP_INTERVAL = dt.timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class PseudonymizerMetrics:
     released: Counter
     withheld: Counter
+    suppressed: Counter
+    notices: Counter
     waiting: Gauge
+    held_k: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PseudonymizerMetrics:
@@ -36,8 +68,20 @@ class PseudonymizerMetrics:
             ),
             withheld=Counter(
                 "biostream_pseudonymizer_withheld_records",
-                "Clinical records the policy does not release",
+                "Clinical records a dataset does not receive (policy, consent)",
                 ["dataset", "reason"],
+                registry=registry,
+            ),
+            suppressed=Counter(
+                "biostream_pseudonymizer_suppressed_records",
+                "Records suppressed because their k-anonymity class stayed below k too long",
+                ["dataset"],
+                registry=registry,
+            ),
+            notices=Counter(
+                "biostream_pseudonymizer_notices",
+                "Dataset notices issued (corrections, withdrawals)",
+                ["dataset", "kind"],
                 registry=registry,
             ),
             waiting=Gauge(
@@ -45,31 +89,43 @@ class PseudonymizerMetrics:
                 "Hospital patients whose clinical records wait for a link decision",
                 registry=registry,
             ),
+            held_k=Gauge(
+                "biostream_pseudonymizer_k_held_records",
+                "Records held because their quasi-identifier class has fewer than k persons",
+                ["dataset"],
+                registry=registry,
+            ),
         )
 
 
-class JoinHandler:
+class PseudonymizerHandler:
     def __init__(
         self,
         codec: AvroCodec,
         topics: Topics,
         envelopes: Envelopes,
-        policy: ReleasePolicy,
-        domain_key: bytes,
+        releases: list[Keyed],
         metrics: PseudonymizerMetrics,
     ) -> None:
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
-        self.policy = policy
-        self.domain_key = domain_key
+        self.releases = releases
         self.metrics = metrics
-        self._curated_topic = topics.curated(policy.dataset)
+        self._next_sweep: dt.datetime | None = None
+        self._gauges_set = False
+
+    # --- dispatch --------------------------------------------------------------------------------
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
-        contract = (
-            CLINICAL_RECORD if message.topic == self.topics.clinical_records else LINK_DECISION
-        )
+        if not self._gauges_set:
+            self._set_gauges(state)
+        contracts = {
+            self.topics.clinical_records: CLINICAL_RECORD,
+            self.topics.link_decisions: LINK_DECISION,
+            self.topics.consent_events: CONSENT_EVENT,
+        }
+        contract = contracts[message.topic]
         try:
             record = self.codec.decode(message.value, contract)
         except DecodeError as error:
@@ -81,8 +137,26 @@ class JoinHandler:
                 ),
             ]  # fmt: skip
         if contract == CLINICAL_RECORD:
-            return self._on_clinical(record, message.value or b"", state, now)
-        return self._on_decision(record, state, now)
+            out = self._on_clinical(record, message.value or b"", state, now)
+        elif contract == LINK_DECISION:
+            out = self._on_decision(record, state, now)
+        else:
+            out = self._on_consent(record, message.source_ref, state, now)
+        return out + self._sweep(state, now)
+
+    def _set_gauges(self, state: StateStore) -> None:
+        """The gauges from the state restored at start-up (once; then kept up to date)."""
+        self._gauges_set = True
+        self.metrics.waiting.set(sum(1 for _ in state.keys_with_prefix("wait:")))
+        for keyed in self.releases:
+            dataset = keyed.policy.dataset
+            held = sum(
+                len(unpack(state.get(key) or b""))
+                for key in state.keys_with_prefix(f"kh:{dataset}:")
+            )
+            self.metrics.held_k.labels(dataset).set(held)
+
+    # --- clinical records and the join --------------------------------------------------------------
 
     def _on_clinical(
         self, clinical: dict[str, Any], raw: bytes, state: StateStore, now: dt.datetime
@@ -97,60 +171,358 @@ class JoinHandler:
             return [
                 self.envelopes.audit(
                     "pseudonymizer.held", [clinical["record_id"]], [], now,
-                    outcome="held", hospital=clinical["hospital"], dataset=self.policy.dataset,
+                    outcome="held", hospital=clinical["hospital"],
                     reason_code="AWAITING_LINK_DECISION",
                 )
             ]  # fmt: skip
-        return self._release(clinical, PersonFacts.from_bytes(stored), now)
+        facts = PersonFacts.from_bytes(stored)
+        out: list[Outbound] = []
+        for keyed in self.releases:
+            out += self._release(clinical, raw, facts, keyed, state, now)
+        return out
+
+    def _release(
+        self,
+        clinical: dict[str, Any],
+        raw: bytes,
+        facts: PersonFacts,
+        keyed: Keyed,
+        state: StateStore,
+        now: dt.datetime,
+    ) -> list[Outbound]:
+        policy = keyed.policy
+        if clinical["resource_type"] not in policy.record_types:
+            return [self._withheld(clinical, policy.dataset, "RESOURCE_TYPE_NOT_APPROVED", now)]
+        if self._withdrawn(state, facts.person_id, policy.dataset):
+            return [self._withheld(clinical, policy.dataset, "CONSENT_WITHDRAWN", now)]
+        if policy.consent_required and not self._granted(state, facts.person_id, policy.dataset):
+            return [self._withheld(clinical, policy.dataset, "NO_CONSENT", now)]
+        quasi = quasi_identifiers(clinical, facts, policy)
+        out: list[Outbound] = []
+        opened_class: str | None = None
+        if policy.k_anonymity.min_k > 1:
+            klass = class_key(quasi)
+            members_key = f"kc:{policy.dataset}:{klass}"
+            admission = kanon.admit(
+                state.get(members_key), facts.person_id, policy.k_anonymity.min_k
+            )
+            if admission.state != state.get(members_key):
+                state.put(members_key, admission.state)
+            if not admission.releasable:
+                hold_key = f"kh:{policy.dataset}:{klass}"
+                entry = kanon.hold_entry(now.timestamp(), raw)
+                state.put(hold_key, (state.get(hold_key) or b"") + pack([entry]))
+                self.metrics.held_k.labels(policy.dataset).inc()
+                return [
+                    self.envelopes.audit(
+                        "pseudonymizer.held", [clinical["record_id"]], [f"dataset:{policy.dataset}"],
+                        now, outcome="held", hospital=clinical["hospital"], dataset=policy.dataset,
+                        purpose=policy.policy_version, reason_code="BELOW_K",
+                    )
+                ]  # fmt: skip
+            if admission.opened:
+                opened_class = klass
+        out += self._emit(clinical, facts, keyed, quasi, state, now)
+        if opened_class is not None:
+            out += self._release_held(keyed, opened_class, state, now)
+        return out
+
+    def _emit(
+        self,
+        clinical: dict[str, Any],
+        facts: PersonFacts,
+        keyed: Keyed,
+        quasi: dict[str, Any],
+        state: StateStore,
+        now: dt.datetime,
+    ) -> list[Outbound]:
+        policy = keyed.policy
+        curated = build(clinical, facts, keyed, quasi, now)
+        offset = date_offset(keyed.key, facts.person_id, policy.generalisation.shift_days)
+        out: list[Outbound] = []
+        rel_key = f"rel:{policy.dataset}:{clinical['patient_ref']}"
+        stored = state.get(rel_key)
+        released = Released.from_bytes(stored) if stored else None
+        if released is not None and released.pseudonym != curated["pseudonym"]:
+            # The same patient_ref released under another pseudonym before: a key rotation (or a
+            # relink whose notice this replaces). Move what the consumer holds first.
+            out += self._correct(keyed, released, curated["pseudonym"], offset, "KEY_ROTATED",
+                                 clinical["record_id"], state, now)  # fmt: skip
+        if released is None:
+            released = Released(curated["pseudonym"], policy.key_version, offset, [])
+        released.pseudonym, released.key_version = curated["pseudonym"], policy.key_version
+        released.offset_days = offset
+        released.curated_ids.append(curated["curated_id"])
+        state.put(rel_key, released.to_bytes())
+        self.metrics.released.labels(policy.dataset).inc()
+        out += [
+            Outbound(
+                self.topics.prefix + policy.topic,
+                self.codec.encode(CURATED_RECORD, curated),
+                key=curated["pseudonym"].encode(),
+            ),
+            self.envelopes.audit(
+                "pseudonymizer.released", [clinical["record_id"]], [curated["curated_id"]], now,
+                hospital=clinical["hospital"], dataset=policy.dataset,
+                purpose=policy.policy_version,
+            ),
+        ]  # fmt: skip
+        return out
+
+    def _release_held(
+        self, keyed: Keyed, klass: str, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
+        hold_key = f"kh:{keyed.policy.dataset}:{klass}"
+        held = state.get(hold_key)
+        if held is None:
+            return []
+        state.delete(hold_key)
+        out: list[Outbound] = []
+        for entry in unpack(held):
+            self.metrics.held_k.labels(keyed.policy.dataset).dec()
+            _, raw = kanon.read_entry(entry)
+            clinical = self.codec.decode(raw, CLINICAL_RECORD)
+            stored = state.get(f"dec:{clinical['patient_ref']}")
+            assert stored is not None  # only records with a decision are ever held for k
+            out += self._release(clinical, raw, PersonFacts.from_bytes(stored), keyed, state, now)
+        return out
+
+    def _sweep(self, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        """Suppresses records that waited longer than the policy's ``max_hold_hours`` for their
+        class to reach k. Runs at most every SWEEP_INTERVAL of processing time."""
+        if self._next_sweep is not None and now < self._next_sweep:
+            return []
+        self._next_sweep = now + SWEEP_INTERVAL
+        out: list[Outbound] = []
+        for keyed in self.releases:
+            policy = keyed.policy
+            if policy.k_anonymity.min_k <= 1:
+                continue
+            limit = now.timestamp() - policy.k_anonymity.max_hold_hours * 3600
+            for hold_key in list(state.keys_with_prefix(f"kh:{policy.dataset}:")):
+                entries = unpack(state.get(hold_key) or b"")
+                keep = []
+                for entry in entries:
+                    held_since, raw = kanon.read_entry(entry)
+                    if held_since > limit:
+                        keep.append(entry)
+                        continue
+                    clinical = self.codec.decode(raw, CLINICAL_RECORD)
+                    self.metrics.suppressed.labels(policy.dataset).inc()
+                    self.metrics.held_k.labels(policy.dataset).dec()
+                    out.append(
+                        self.envelopes.audit(
+                            "pseudonymizer.suppressed", [clinical["record_id"]],
+                            [f"dataset:{policy.dataset}"], now, outcome="suppressed",
+                            hospital=clinical["hospital"], dataset=policy.dataset,
+                            purpose=policy.policy_version, reason_code="K_HOLD_EXPIRED",
+                        )
+                    )  # fmt: skip
+                if len(keep) == len(entries):
+                    continue
+                if keep:
+                    state.put(hold_key, pack(keep))
+                else:
+                    state.delete(hold_key)
+        return out
+
+    def _withheld(
+        self, clinical: dict[str, Any], dataset: str, reason: str, now: dt.datetime
+    ) -> Outbound:
+        self.metrics.withheld.labels(dataset, reason).inc()
+        return self.envelopes.audit(
+            "pseudonymizer.withheld", [clinical["record_id"]], [f"dataset:{dataset}"], now,
+            outcome="withheld", hospital=clinical["hospital"], dataset=dataset,
+            reason_code=reason,
+        )  # fmt: skip
+
+    # --- link decisions: late releases and corrections ----------------------------------------------
 
     def _on_decision(
         self, decision: dict[str, Any], state: StateStore, now: dt.datetime
     ) -> list[Outbound]:
         ref = decision["patient_ref"]
         stored = state.get(f"dec:{ref}")
-        if stored is not None and PersonFacts.from_bytes(stored).sequence >= decision["sequence"]:
+        previous = PersonFacts.from_bytes(stored) if stored is not None else None
+        if previous is not None and previous.sequence >= decision["sequence"]:
             return []  # an older or repeated decision: the newer one already holds
-        facts = PersonFacts(
-            person_id=decision["person_id"],
-            sequence=decision["sequence"],
-            birth_year=decision["birth_year"],
-            sex=decision["sex"],
-            province_code=decision["province_code"],
-        )
+        facts = PersonFacts.from_decision(decision)
         state.put(f"dec:{ref}", facts.to_bytes())
-        waiting = state.get(f"wait:{ref}")
-        if waiting is None:
-            return []
-        state.delete(f"wait:{ref}")
-        self.metrics.waiting.dec()
         out: list[Outbound] = []
-        for raw in unpack(waiting):
-            out.extend(self._release(self.codec.decode(raw, CLINICAL_RECORD), facts, now))
+        if previous is None or previous.person_id != facts.person_id:
+            self._index_ref(state, ref, facts.person_id, previous)
+            pending = state.get(f"wdref:{ref}")
+            if pending is not None:
+                state.delete(f"wdref:{ref}")
+                out += self._withdraw(
+                    state, facts.person_id, json.loads(pending), decision["decision_id"], now
+                )
+        if previous is not None and previous.person_id != facts.person_id:
+            reason = (
+                decision["outcome"] if decision["outcome"] in ("MERGED", "SPLIT") else "RELINKED"
+            )
+            for keyed in self.releases:
+                stored_rel = state.get(f"rel:{keyed.policy.dataset}:{ref}")
+                if stored_rel is None:
+                    continue
+                released = Released.from_bytes(stored_rel)
+                new = pseudonym(keyed.key, facts.person_id)
+                offset = date_offset(
+                    keyed.key, facts.person_id, keyed.policy.generalisation.shift_days
+                )
+                out += self._correct(
+                    keyed, released, new, offset, reason, decision["decision_id"], state, now
+                )
+                released.pseudonym, released.offset_days = new, offset
+                released.key_version = keyed.policy.key_version
+                state.put(f"rel:{keyed.policy.dataset}:{ref}", released.to_bytes())
+        waiting = state.get(f"wait:{ref}")
+        if waiting is not None:
+            state.delete(f"wait:{ref}")
+            self.metrics.waiting.dec()
+            for raw in unpack(waiting):
+                clinical = self.codec.decode(raw, CLINICAL_RECORD)
+                for keyed in self.releases:
+                    out += self._release(clinical, raw, facts, keyed, state, now)
         return out
 
-    def _release(
-        self, clinical: dict[str, Any], facts: PersonFacts, now: dt.datetime
+    def _index_ref(
+        self, state: StateStore, ref: str, person_id: str, previous: PersonFacts | None
+    ) -> None:
+        if previous is not None:
+            old_key = f"refs:{previous.person_id}"
+            old = [r for r in json.loads(state.get(old_key) or b"[]") if r != ref]
+            if old:
+                state.put(old_key, json.dumps(old).encode())
+            else:
+                state.delete(old_key)
+        new_key = f"refs:{person_id}"
+        refs = json.loads(state.get(new_key) or b"[]")
+        if ref not in refs:
+            state.put(new_key, json.dumps([*refs, ref]).encode())
+
+    def _correct(
+        self,
+        keyed: Keyed,
+        released: Released,
+        new_pseudonym: str,
+        new_offset: int,
+        reason: str,
+        cause: str,
+        state: StateStore,
+        now: dt.datetime,
     ) -> list[Outbound]:
-        curated = release(clinical, facts, self.policy, self.domain_key, now)
-        if curated is None:
-            self.metrics.withheld.labels(self.policy.dataset, "RESOURCE_TYPE_NOT_APPROVED").inc()
-            return [
-                self.envelopes.audit(
-                    "pseudonymizer.withheld", [clinical["record_id"]], [], now,
-                    outcome="withheld", hospital=clinical["hospital"], dataset=self.policy.dataset,
-                    purpose=self.policy.policy_version, reason_code="RESOURCE_TYPE_NOT_APPROVED",
-                )
-            ]  # fmt: skip
-        self.metrics.released.labels(self.policy.dataset).inc()
+        if released.pseudonym == new_pseudonym and released.offset_days == new_offset:
+            return []
+        change = new_offset - released.offset_days
+        return self._notice(
+            keyed, "CORRECTION", released.pseudonym, new_pseudonym, list(released.curated_ids),
+            change if keyed.policy.generalisation.date_method == "shift" else None,
+            reason, cause, now,
+        )  # fmt: skip
+
+    def _notice(
+        self,
+        keyed: Keyed,
+        kind: NoticeKind,
+        old: str,
+        new: str | None,
+        curated_ids: list[str],
+        date_change: int | None,
+        reason: str,
+        cause: str,
+        now: dt.datetime,
+    ) -> list[Outbound]:
+        policy = keyed.policy
+        notice: DatasetNotice = {
+            "notice_id": notice_id(keyed.key, kind, cause, old, new or ""),
+            "dataset": policy.dataset,
+            "policy_version": policy.policy_version,
+            "approval_ref": policy.approval_ref,
+            "kind": kind,
+            "pseudonym": old,
+            "new_pseudonym": new,
+            "key_version": policy.key_version,
+            "curated_ids": curated_ids,
+            "date_offset_change_days": date_change,
+            "reason": reason,
+            "issued_at": now,
+        }
+        self.metrics.notices.labels(policy.dataset, kind).inc()
         return [
             Outbound(
-                self._curated_topic,
-                self.codec.encode(CURATED_RECORD, curated),
-                key=curated["pseudonym"].encode(),
+                f"{self.topics.prefix}{policy.topic}.notices",
+                self.codec.encode(DATASET_NOTICE, notice),
+                key=old.encode(),
             ),
             self.envelopes.audit(
-                "pseudonymizer.released", [clinical["record_id"]], [curated["curated_id"]], now,
-                hospital=clinical["hospital"], dataset=self.policy.dataset,
-                purpose=self.policy.policy_version,
+                "pseudonymizer.notice", [cause], [notice["notice_id"]], now,
+                dataset=policy.dataset, purpose=policy.policy_version, reason_code=reason,
             ),
         ]  # fmt: skip
+
+    # --- consent ------------------------------------------------------------------------------------
+
+    def _on_consent(
+        self, event: dict[str, Any], source_ref: str, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
+        person_id: str | None = event["person_id"]
+        if person_id is None and event["patient_ref"] is not None:
+            stored = state.get(f"dec:{event['patient_ref']}")
+            person_id = PersonFacts.from_bytes(stored).person_id if stored else None
+        datasets: list[str] = list(event["datasets"])
+        audit = self.envelopes.audit(
+            "pseudonymizer.consent", [event["event_id"]], [source_ref], now,
+            reason_code=f"CONSENT_{event['kind']}",
+        )  # fmt: skip
+        if person_id is None:
+            if event["patient_ref"] is None:
+                return [audit]
+            if event["kind"] == "WITHDRAWN":  # applied when the patient's decision arrives
+                state.put(f"wdref:{event['patient_ref']}", json.dumps(datasets).encode())
+            else:
+                state.delete(f"wdref:{event['patient_ref']}")
+            return [audit]
+        if event["kind"] == "GRANTED":
+            state.put(f"cg:{person_id}", json.dumps(datasets).encode())
+            state.delete(f"wd:{person_id}")
+            return [audit]
+        state.delete(f"cg:{person_id}")
+        return [audit, *self._withdraw(state, person_id, datasets, event["event_id"], now)]
+
+    def _withdraw(
+        self, state: StateStore, person_id: str, datasets: list[str], cause: str, now: dt.datetime
+    ) -> list[Outbound]:
+        """No further release for the person; each affected dataset gets a WITHDRAWAL notice."""
+        state.put(f"wd:{person_id}", json.dumps(datasets).encode())
+        refs: list[str] = json.loads(state.get(f"refs:{person_id}") or b"[]")
+        out: list[Outbound] = []
+        for keyed in self.releases:
+            if datasets and keyed.policy.dataset not in datasets:
+                continue
+            held_under = set()
+            for ref in refs:
+                stored = state.get(f"rel:{keyed.policy.dataset}:{ref}")
+                if stored is not None:
+                    held_under.add(Released.from_bytes(stored).pseudonym)
+            for old in sorted(held_under):
+                out += self._notice(
+                    keyed, "WITHDRAWAL", old, None, [], None, "CONSENT_WITHDRAWN", cause, now
+                )
+        return out
+
+    @staticmethod
+    def _withdrawn(state: StateStore, person_id: str, dataset: str) -> bool:
+        stored = state.get(f"wd:{person_id}")
+        if stored is None:
+            return False
+        datasets = json.loads(stored)
+        return not datasets or dataset in datasets
+
+    @staticmethod
+    def _granted(state: StateStore, person_id: str, dataset: str) -> bool:
+        stored = state.get(f"cg:{person_id}")
+        if stored is None:
+            return False
+        datasets = json.loads(stored)
+        return not datasets or dataset in datasets

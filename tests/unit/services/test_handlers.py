@@ -1,4 +1,5 @@
-"""The four services' handlers, driven with in-memory state: no Kafka, no clock."""
+"""Ingest, linkage and audit handlers, driven with in-memory state: no Kafka, no clock.
+The pseudonymizer's are in tests/unit/pseudonymizer/."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from biostream.codec import AvroCodec
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
-    CURATED_RECORD,
     DEAD_LETTER,
     IDENTITY_RECORD,
     LEDGER_ENTRY,
@@ -25,8 +25,6 @@ from biostream.topics import Topics
 from ingest.handlers import FeedMessageHandler, IngestMetrics
 from linkage.handlers import IdentityRecordHandler, LinkageMetrics
 from prometheus_client import CollectorRegistry
-from pseudonymizer.domain.policy import ReleasePolicy
-from pseudonymizer.handlers import JoinHandler, PseudonymizerMetrics
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 TOPICS = Topics("u.")
@@ -207,88 +205,6 @@ def test_linkage_moves_a_patient_whose_identity_changed(linkage: IdentityRecordH
     assert moved["previous_person_id"] == first["person_id"]
     assert moved["person_id"] != first["person_id"]
     assert moved["sequence"] == 1
-
-
-POLICY = ReleasePolicy(
-    dataset="cohort-u", version="1", approval_ref="DRB-1", purpose="test", key_version="k1",
-    resource_types=frozenset({"Condition"}),
-)  # fmt: skip
-
-
-@pytest.fixture
-def join() -> JoinHandler:
-    return JoinHandler(
-        CODEC,
-        TOPICS,
-        envelopes("pseudonymizer"),
-        POLICY,
-        b"d" * 32,
-        PseudonymizerMetrics.create(CollectorRegistry()),
-    )
-
-
-def clinical_message(record_id: str, resource_type: str = "Condition", offset: int = 0) -> Inbound:
-    record = {
-        "record_id": record_id, "patient_ref": "pr_a", "hospital": "H001", "message_id": "M",
-        "source_format": "CSV", "received_at": NOW, "resource_type": resource_type,
-        "event_date": dt.date(2026, 2, 1), "code_system": "kcd", "code": "E11.9",
-        "code_version": "9", "value_number": None, "value_unit": None, "value_text": "free text",
-        "specimen_refs": ["BIOBANK-778"], "quality_flags": [],
-    }  # fmt: skip
-    return inbound(TOPICS.clinical_records, CODEC.encode(CLINICAL_RECORD, record), offset)
-
-
-def decision_message(person_id: str, sequence: int = 0) -> Inbound:
-    record = {
-        "decision_id": f"pr_a/{sequence}", "patient_ref": "pr_a", "record_id": "H001/M/0",
-        "hospital": "H001", "person_id": person_id, "previous_person_id": None,
-        "outcome": "NEW_PERSON", "score": 0.0, "rule": "rrn-exact", "sequence": sequence,
-        "decided_at": NOW, "birth_year": 1997, "sex": "M", "province_code": "11",
-    }  # fmt: skip
-    return inbound(TOPICS.link_decisions, CODEC.encode(LINK_DECISION, record))
-
-
-def curated(out: list[Outbound]) -> list[dict[str, object]]:
-    return [
-        CODEC.decode(o.value, CURATED_RECORD) for o in on_topic(out, TOPICS.curated("cohort-u"))
-    ]
-
-
-def test_pseudonymizer_holds_a_record_until_its_link_decision(join: JoinHandler) -> None:
-    state = StateStore()
-    held = join(clinical_message("H001/M/1"), state, NOW)
-    assert curated(held) == []
-    assert CODEC.decode(held[0].value, AUDIT_EVENT)["action"] == "pseudonymizer.held"
-    [released] = curated(join(decision_message("P1"), state, NOW))
-    assert released["birth_year"] == 1997
-    assert str(released["pseudonym"]).startswith("ps_")
-    assert "P1" not in json.dumps(released, default=str)
-    assert "BIOBANK-778" not in json.dumps(released, default=str)
-    assert state.get("wait:pr_a") is None
-
-
-def test_pseudonymizer_releases_directly_once_the_decision_is_known(join: JoinHandler) -> None:
-    state = StateStore()
-    join(decision_message("P1"), state, NOW)
-    [one] = curated(join(clinical_message("H001/M/1"), state, NOW))
-    [two] = curated(join(clinical_message("H001/M/2", offset=1), state, NOW))
-    assert one["pseudonym"] == two["pseudonym"]
-    assert one["curated_id"] != two["curated_id"]
-
-
-def test_pseudonymizer_withholds_what_the_policy_does_not_approve(join: JoinHandler) -> None:
-    state = StateStore()
-    join(decision_message("P1"), state, NOW)
-    out = join(clinical_message("H001/M/3", resource_type="Specimen"), state, NOW)
-    assert curated(out) == []
-    assert CODEC.decode(out[0].value, AUDIT_EVENT)["reason_code"] == "RESOURCE_TYPE_NOT_APPROVED"
-
-
-def test_pseudonyms_differ_between_domains() -> None:
-    from pseudonymizer.domain.pseudonyms import pseudonym
-
-    assert pseudonym(b"a" * 32, "P1") != pseudonym(b"b" * 32, "P1")
-    assert pseudonym(b"a" * 32, "P1") == pseudonym(b"a" * 32, "P1")
 
 
 def test_audit_chains_events_and_survives_a_state_restore() -> None:

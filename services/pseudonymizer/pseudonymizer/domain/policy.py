@@ -1,34 +1,126 @@
-"""Release policies: what an approved project may receive, and under which approval."""
+"""Release policies: what an approved project may receive, how it is coarsened, and under which approval.
+
+One JSON file per dataset in the policy directory. Anything the pseudonymizer could not enforce
+exactly (an unknown field, record type, topic or transform) is refused at start-up with a message
+naming the file and the problem: a policy that silently released more than approved would be worse
+than no release.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-RELEASABLE_RESOURCE_TYPES = frozenset(
+RELEASABLE_RECORD_TYPES = frozenset(
     {"Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Specimen"}
 )
+# Clinical content a policy may release. Quasi-identifiers (birth, sex, address, postal code,
+# event date) are governed by ``generalisation`` instead; direct identifiers are never available.
+RELEASABLE_FIELDS = frozenset(
+    {
+        "hospital",
+        "event_date",
+        "code_system",
+        "code",
+        "code_version",
+        "value_number",
+        "value_unit",
+        "value_text",
+        "specimen_ids",
+    }
+)
+_TOPIC = re.compile(r"^curated\.[a-z0-9][a-z0-9-]{1,62}$")
 
 
 class PolicyError(ValueError):
     pass
 
 
-class ReleasePolicy(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class DateShift(_Strict):
+    """Every event date of a person moves by the same keyed offset in [-max_days, +max_days]."""
+
+    method: Literal["shift"]
+    max_days: int = Field(ge=1, le=365)
+
+
+class DateOther(_Strict):
+    method: Literal["keep", "month", "drop"]
+
+
+class Generalisation(_Strict):
+    birth: Literal["year", "age_band_5", "drop"] = "age_band_5"
+    sex: Literal["keep", "drop"] = "keep"
+    address: Literal["province", "district", "drop"] = "province"
+    postal_digits: int = Field(default=0, ge=0, le=3, description="leading postal-code digits")
+    event_date: DateShift | DateOther = Field(
+        default=DateOther(method="month"), discriminator="method"
+    )
+
+    @property
+    def date_method(self) -> str:
+        return self.event_date.method
+
+    @property
+    def shift_days(self) -> int:
+        return self.event_date.max_days if isinstance(self.event_date, DateShift) else 0
+
+
+class KAnonymity(_Strict):
+    """Records of a quasi-identifier class with fewer than ``min_k`` persons wait; see README."""
+
+    min_k: int = Field(default=1, ge=1, le=1000)
+    max_hold_hours: float = Field(default=168.0, gt=0)
+
+
+class ReleasePolicy(_Strict):
     dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     version: str = Field(min_length=1)
     approval_ref: str = Field(min_length=1, description="IRB/DRB approval reference")
     purpose: str = Field(min_length=1)
-    key_version: str = Field(min_length=1)
-    resource_types: frozenset[str]
+    pseudonym_domain: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    key_version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+    target_topic: str | None = None
+    record_types: frozenset[str]
+    fields: frozenset[str]
+    generalisation: Generalisation = Generalisation()
+    free_text: Literal["drop", "scrub"] = "drop"
+    k_anonymity: KAnonymity = KAnonymity()
+    consent_required: bool = False
+
+    @model_validator(mode="after")
+    def _known_names(self) -> ReleasePolicy:
+        unknown_types = self.record_types - RELEASABLE_RECORD_TYPES
+        if unknown_types:
+            raise ValueError(f"unknown record types {sorted(unknown_types)}")
+        unknown_fields = self.fields - RELEASABLE_FIELDS
+        if unknown_fields:
+            raise ValueError(
+                f"unknown fields {sorted(unknown_fields)} (releasable: {sorted(RELEASABLE_FIELDS)})"
+            )
+        if self.target_topic is not None and not _TOPIC.match(self.target_topic):
+            raise ValueError(f"unknown target topic {self.target_topic!r}: must be curated.<name>")
+        return self
 
     @property
     def policy_version(self) -> str:
         return f"{self.dataset}@{self.version}"
+
+    @property
+    def topic(self) -> str:
+        """Target topic without the deployment prefix."""
+        return self.target_topic or f"curated.{self.dataset}"
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.pseudonym_domain}/{self.key_version}"
 
 
 def load_policy(path: Path) -> ReleasePolicy:
@@ -38,13 +130,28 @@ def load_policy(path: Path) -> ReleasePolicy:
     except (OSError, ValueError) as error:
         raise PolicyError(f"{path}: cannot read policy ({type(error).__name__})") from None
     try:
-        policy = ReleasePolicy.model_validate(raw)
+        return ReleasePolicy.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            (".".join(str(p) for p in e["loc"]) + ": " if e["loc"] else "")
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in error.errors()
         )
         raise PolicyError(f"{path}: {problems}") from None
-    unknown = policy.resource_types - RELEASABLE_RESOURCE_TYPES
-    if unknown:
-        raise PolicyError(f"{path}: unknown resource types {sorted(unknown)}")
-    return policy
+
+
+def load_policies(directory: Path) -> list[ReleasePolicy]:
+    """Every ``*.json`` policy in ``directory``; datasets and target topics must be unique."""
+    if not directory.is_dir():
+        raise PolicyError(f"{directory}: policy directory not found")
+    policies = [load_policy(path) for path in sorted(directory.glob("*.json"))]
+    if not policies:
+        raise PolicyError(f"{directory}: no policy files (*.json)")
+    for attribute in ("dataset", "topic"):
+        values = [getattr(p, attribute) for p in policies]
+        duplicates = sorted({v for v in values if values.count(v) > 1})
+        if duplicates:
+            raise PolicyError(
+                f"{directory}: {attribute} used by more than one policy: {duplicates}"
+            )
+    return policies

@@ -1,0 +1,172 @@
+"""Release policies, keys, generalisation, free-text scrubbing and pseudonyms: pure, no Kafka."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pseudonymizer.adapters.keys import KeyMaterialError, KeyStore
+from pseudonymizer.domain import kanon
+from pseudonymizer.domain.policy import PolicyError, load_policies, load_policy
+from pseudonymizer.domain.pseudonyms import date_offset, pseudonym, specimen_id
+from pseudonymizer.domain.release import age_band
+from pseudonymizer.domain.scrub import scrub
+from pydantic import SecretStr
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def policy_dict(**changes: Any) -> dict[str, Any]:
+    base = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
+    base.update(changes)
+    return base
+
+
+def write(directory: Path, name: str, document: dict[str, Any]) -> Path:
+    path = directory / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_the_repository_policies_load() -> None:
+    policies = load_policies(REPO / "policies")
+    assert [p.dataset for p in policies] == ["cohort-demo"]
+    assert policies[0].topic == "curated.cohort-demo"
+    assert policies[0].key_id == "cohort-demo/k1"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fields": ["code", "patient_name"]}, "unknown fields ['patient_name']"),
+        ({"record_types": ["Condition", "Patient"]}, "unknown record types ['Patient']"),
+        ({"target_topic": "identity.records"}, "unknown target topic 'identity.records'"),
+        (
+            {"generalisation": {"event_date": {"method": "jitter"}}},
+            "generalisation.event_date: Input tag 'jitter'",
+        ),
+        ({"generalisation": {"birth": "decade"}}, "generalisation.birth"),
+        ({"free_text": "keep"}, "free_text"),
+        ({"k_anonymity": {"min_k": 0}}, "k_anonymity.min_k"),
+        ({"approval_ref": ""}, "approval_ref"),
+        ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+    ],
+)
+def test_a_policy_it_cannot_enforce_is_refused_naming_the_problem(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    path = write(tmp_path, "p.json", policy_dict(**change))
+    with pytest.raises(PolicyError) as error:
+        load_policy(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_two_policies_may_not_share_a_dataset_or_topic(tmp_path: Path) -> None:
+    write(tmp_path, "a.json", policy_dict())
+    write(tmp_path, "b.json", policy_dict(dataset="other", target_topic="curated.cohort-demo"))
+    with pytest.raises(PolicyError, match="topic used by more than one policy"):
+        load_policies(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PolicyError, match="no policy files"):
+        load_policies(empty)
+
+
+def test_keys_come_from_files_one_per_domain_and_version_or_the_environment(
+    tmp_path: Path,
+) -> None:
+    for name in ("cohort-a.k1.key", "cohort-a.k2.key"):
+        fd = os.open(tmp_path / name, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, name.encode())
+        os.close(fd)
+    store = KeyStore.load(tmp_path, {"cohort-b/k1": SecretStr("from-env")})
+    assert store.key("cohort-a/k2") == b"cohort-a.k2.key"
+    assert store.key("cohort-b/k1") == b"from-env"
+    assert set(store.versions("cohort-a")) == {"k1", "k2"}
+    with pytest.raises(KeyMaterialError, match="no key cohort-c/k1"):
+        store.key("cohort-c/k1")
+
+
+def test_a_key_file_readable_by_others_is_refused_and_its_value_never_quoted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cohort-a.k1.key"
+    path.write_text("s3cret-key-value")
+    path.chmod(0o644)
+    with pytest.raises(KeyMaterialError) as error:
+        KeyStore.load(tmp_path, {})
+    assert "group or others" in str(error.value)
+    assert "s3cret" not in str(error.value)
+
+
+def test_pseudonyms_are_stable_in_a_domain_and_unlinkable_across_domains() -> None:
+    assert pseudonym(b"a" * 32, "P1") == pseudonym(b"a" * 32, "P1")
+    assert pseudonym(b"a" * 32, "P1") != pseudonym(b"b" * 32, "P1")
+    assert pseudonym(b"a" * 32, "P1") != pseudonym(b"a" * 32, "P2")
+    assert specimen_id(b"a" * 32, "SPC-1") != specimen_id(b"b" * 32, "SPC-1")
+    assert "SPC" not in specimen_id(b"a" * 32, "SPC-1")
+
+
+def test_date_offsets_are_per_person_within_bounds() -> None:
+    offsets = {date_offset(b"k" * 32, f"P{n}", 7) for n in range(400)}
+    assert offsets <= set(range(-7, 8))
+    assert len(offsets) == 15  # every offset is used
+    assert date_offset(b"k" * 32, "P1", 7) == date_offset(b"k" * 32, "P1", 7)
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "event", "band"),
+    [
+        (1990, 6, dt.date(2026, 5, 31), "35-39"),  # 35 before the birthday
+        (1990, 6, dt.date(2025, 5, 31), "30-34"),  # 34
+        (1990, None, dt.date(2025, 5, 31), "35-39"),  # no month: birthday taken as passed
+        (1930, 1, dt.date(2026, 2, 1), "90+"),
+        (None, None, dt.date(2026, 2, 1), None),
+        (1990, 6, None, None),
+    ],
+)
+def test_age_band_at_the_event(
+    year: int | None, month: int | None, event: dt.date | None, band: str | None
+) -> None:
+    assert age_band(year, month, event) == band
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "환자 김서연 (850321-2012342) 연락처 010-3141-5926",
+        "보호자 연락 +82-10-2718-2818, kim.seoyeon@example.kr",
+        "부산광역시 해운대구 센텀중앙로 79 거주",
+        "등록번호: 71000001 재내원",
+        "이민준 님 검사 결과 정상, 유선 02-123-4567",
+        "MRN H-778812 specimen SPC-2026-0001",
+    ],
+)
+def test_scrubbing_removes_identifiers_from_notes(note: str) -> None:
+    scrubbed = scrub(note)
+    for canary in (
+        "김서연", "850321", "2012342", "3141", "5926", "2718", "kim.seoyeon", "센텀중앙로",
+        "71000001", "이민준", "123-4567", "778812",
+    ):  # fmt: skip
+        assert canary not in scrubbed
+
+
+def test_scrubbing_keeps_clinical_content() -> None:
+    assert scrub("HbA1c 7.1% 정상 범위 내") == "HbA1c 7.1% 정상 범위 내"
+
+
+def test_a_k_class_opens_with_the_kth_distinct_person() -> None:
+    first = kanon.admit(None, "P1", 3)
+    again = kanon.admit(first.state, "P1", 3)
+    second = kanon.admit(again.state, "P2", 3)
+    third = kanon.admit(second.state, "P3", 3)
+    assert not first.releasable and not again.releasable and not second.releasable
+    assert third.releasable and third.opened
+    later = kanon.admit(third.state, "P4", 3)
+    assert later.releasable and not later.opened
+    assert kanon.admit(None, "P1", 1).releasable
