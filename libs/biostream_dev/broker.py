@@ -438,6 +438,16 @@ def _cmdline(pid: int) -> list[str] | None:
     return out.split()[1:]
 
 
+def _has_exited(pid: int) -> bool:
+    """True only when the process is really gone: its exit status when it is our child, else
+    its /proc entry. (A cmdline check here misfired under load and abandoned live brokers.)"""
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is not None
+    argv = _cmdline(pid)
+    return argv is None and not (Path("/proc") / str(pid)).is_dir()
+
+
 def _is_our_broker(pid: int, run_dir: Path) -> bool:
     """Is ``pid`` alive and a java ``kafka.Kafka`` process of this run directory?"""
     if pid <= 0:
@@ -630,7 +640,7 @@ def wait_until_ready(
     # First wait for the port to accept TCP connections (quietly: aiokafka logs every refused
     # connection at ERROR level), then probe end to end with Kafka clients.
     while time.monotonic() < deadline:
-        if pid is not None and run_dir is not None and not _is_our_broker(pid, run_dir):
+        if pid is not None and _has_exited(pid):
             break
         try:
             with socket.create_connection((host, int(port)), timeout=1.0):
@@ -639,7 +649,7 @@ def wait_until_ready(
             last_error = exc
             time.sleep(0.2)
     while True:
-        if pid is not None and run_dir is not None and not _is_our_broker(pid, run_dir):
+        if pid is not None and run_dir is not None and _has_exited(pid):
             raise BrokerError(
                 f"broker process {pid} exited before it was ready; log tail:\n{log_tail(run_dir)}"
             )
