@@ -63,6 +63,97 @@ def topics(
     typer.echo(f"created {len(created)} topics, {len(specs) - len(created)} existed")
 
 
+access_app = typer.Typer(
+    help="The ACL matrix (deploy/acl-matrix.yaml): apply it, or render Strimzi users."
+)
+app.add_typer(access_app, name="access")
+
+DEPLOY_HOSPITALS = ["H001", "H002", "H003"]
+DEPLOY_DATASETS = ["cohort-demo"]
+
+
+@access_app.command("strimzi")
+def access_strimzi(
+    hospital: Annotated[list[str] | None, typer.Option(help="Hospital codes (repeat)")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Dataset names (repeat)")] = None,
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None,
+    check: Annotated[bool, typer.Option(help="Exit 1 if --output differs from the matrix")] = False,
+) -> None:
+    """Strimzi KafkaUser resources for the matrix (SCRAM-SHA-512, simple authorization)."""
+    from biostream_dev.access import render_strimzi_yaml
+
+    text = render_strimzi_yaml(hospital or DEPLOY_HOSPITALS, dataset or DEPLOY_DATASETS)
+    if output is None:
+        typer.echo(text, nl=False)
+    elif check:
+        if not output.is_file() or output.read_text() != text:
+            typer.echo(f"error: {output} is not what deploy/acl-matrix.yaml generates; run "
+                       f"`biostream-dev access strimzi --output {output}`", err=True)  # fmt: skip
+            raise typer.Exit(1)
+        typer.echo(f"{output} matches the ACL matrix")
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
+
+
+@access_app.command("strimzi-topics")
+def access_strimzi_topics(
+    output: Annotated[Path, typer.Option(help="File to write")],
+    check: Annotated[bool, typer.Option(help="Exit 1 if --output differs")] = False,
+) -> None:
+    """Strimzi KafkaTopic resources for the pipeline's topics."""
+    from biostream_dev.access import render_strimzi_topics_yaml
+
+    text = render_strimzi_topics_yaml(DEPLOY_HOSPITALS, DEPLOY_DATASETS)
+    if check:
+        if not output.is_file() or output.read_text() != text:
+            typer.echo(f"error: {output} is not what the code generates", err=True)
+            raise typer.Exit(1)
+        return
+    output.write_text(text)
+    typer.echo(f"wrote {output}")
+
+
+@access_app.command("apply")
+def access_apply(
+    bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers")],
+    admin_password_file: Annotated[
+        Path, typer.Option(help="File holding the admin's SCRAM password")
+    ],
+    hospital: Annotated[list[str], typer.Option(help="Hospital codes (repeat)")],
+    dataset: Annotated[list[str], typer.Option(help="Dataset names (repeat)")],
+    credentials_dir: Annotated[
+        Path, typer.Option(help="Where to write each principal's password (0600)")
+    ],
+    admin_user: Annotated[str, typer.Option(help="Admin SCRAM user")] = "admin",
+    prefix: Annotated[str, typer.Option(help="Name prefix of topics, groups, users")] = "",
+) -> None:
+    """Create the SCRAM users (fresh random passwords) and ACLs of the matrix on a cluster."""
+    import os
+
+    from biostream.settings import KafkaSettings
+    from pydantic import SecretStr
+
+    from biostream_dev import access
+
+    admin = KafkaSettings(
+        bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_username=admin_user,
+        sasl_password=SecretStr(admin_password_file.read_text().strip()),
+    )  # fmt: skip
+    principals = access.render(
+        access.load_matrix(), prefix=prefix, hospitals=hospital, datasets=dataset
+    )
+    credentials = access.apply(admin, principals)
+    credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for role, password in credentials.passwords.items():
+        fd = os.open(
+            credentials_dir / f"{role}.password", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password)
+    typer.echo(f"applied {len(principals)} principals; passwords in {credentials_dir}")
+
+
 def main() -> None:
     app()
 

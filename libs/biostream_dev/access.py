@@ -71,12 +71,13 @@ def render(
 ) -> dict[str, Principal]:
     """Every principal of one deployment, keyed by its role name (e.g. ``svc-ingest``)."""
     roles: dict[str, Mapping[str, list[str]]] = dict(matrix.get("services") or {})
+    # Principal names are lowercase: they double as Kubernetes (Strimzi KafkaUser) names.
     for template, rules in (matrix.get("per_hospital") or {}).items():
         for hospital in hospitals:
-            roles[template.format(hospital=hospital)] = _expand(rules, hospital=hospital)
+            roles[template.format(hospital=hospital).lower()] = _expand(rules, hospital=hospital)
     for template, rules in (matrix.get("per_dataset") or {}).items():
         for dataset in datasets:
-            roles[template.format(dataset=dataset)] = _expand(rules, dataset=dataset)
+            roles[template.format(dataset=dataset).lower()] = _expand(rules, dataset=dataset)
     principals = {}
     for role, rules in roles.items():
         grants = []
@@ -258,3 +259,38 @@ def provision_services(admin: KafkaSettings, prefix: str) -> Credentials | None:
     principals = render(load_matrix(), prefix=prefix)
     services = {role: principals[role] for role in SERVICE_ROLES.values()}
     return apply(admin, services)
+
+
+def render_strimzi_topics_yaml(
+    hospitals: Iterable[str], datasets: Iterable[str], cluster: str = "biostream"
+) -> str:
+    """Strimzi ``KafkaTopic`` resources for the pipeline's topics (the same specs tests create)."""
+    from biostream.topics import Topics
+
+    resources = []
+    for spec in Topics().pipeline_specs(list(hospitals), list(datasets)):
+        config: dict[str, Any] = {"min.insync.replicas": 2}
+        if spec.compacted:
+            config["cleanup.policy"] = "compact"
+        resources.append(
+            {
+                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "kind": "KafkaTopic",
+                # Kubernetes names are lowercase; spec.topicName keeps the exact Kafka name.
+                "metadata": {
+                    "name": spec.name.lower().replace("_", "-"),
+                    "labels": {"strimzi.io/cluster": cluster},
+                },
+                "spec": {
+                    "topicName": spec.name,
+                    "partitions": spec.partitions,
+                    "replicas": 3,
+                    "config": config,
+                },
+            }
+        )
+    header = (
+        "# Generated from biostream.topics by `biostream-dev access strimzi-topics`; do not edit.\n"
+        "# CI fails when this file differs from what the code generates.\n"
+    )
+    return header + yaml.safe_dump_all(resources, sort_keys=False)

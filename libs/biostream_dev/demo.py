@@ -123,7 +123,7 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         await ensure_topics(admin, topics.pipeline_specs(sorted(hospitals), datasets))
         # Hospitals publish as themselves: each may write its own feed topic and nothing else.
         principals = access.render(access.load_matrix(), hospitals=sorted(hospitals))
-        hospital_roles = {h: f"hospital-{h}" for h in hospitals}
+        hospital_roles = {h: f"hospital-{h}".lower() for h in hospitals}
         publishers = await asyncio.to_thread(
             access.apply, admin, {role: principals[role] for role in hospital_roles.values()}
         )

@@ -129,7 +129,7 @@ async def test_every_action_of_the_matrix_is_enforced(
 
     assert not allowed("svc-linkage", "clinical.records", "Read")
     assert not allowed("svc-pseudonymizer", "identity.records", "Read")
-    assert not allowed("hospital-H001", "feed.H002", "Write")
+    assert not allowed("hospital-h001", "feed.H002", "Write")
     assert not allowed("project-cohort-a", "curated.cohort-b", "Read")
     assert [r for r in principals if allowed(r, "audit.ledger", "Write")] == ["svc-audit"]
 
@@ -206,8 +206,8 @@ async def test_no_anonymous_access(kafka: KafkaSettings) -> None:
 
 def test_matrix_principals_are_distinct_per_hospital_and_dataset() -> None:
     principals = access.render(access.load_matrix(), hospitals=HOSPITALS, datasets=DATASETS)
-    assert {"hospital-H001", "hospital-H002", "project-cohort-a", "project-cohort-b"} <= set(
+    assert {"hospital-h001", "hospital-h002", "project-cohort-a", "project-cohort-b"} <= set(
         principals
     )
-    for a, b in itertools.combinations(["hospital-H001", "hospital-H002"], 2):
+    for a, b in itertools.combinations(["hospital-h001", "hospital-h002"], 2):
         assert principals[a].grants != principals[b].grants

@@ -1,0 +1,96 @@
+"""Deployment files: generated ones are current, Strimzi resources match the project's schema,
+and the ACL matrix grants exactly what the data-minimisation principles allow."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from biostream_dev.access import (
+    load_matrix,
+    render,
+    render_strimzi_topics_yaml,
+    render_strimzi_yaml,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ROOT / "deploy" / "k8s" / "base"
+SCHEMA = json.loads((ROOT / "deploy" / "k8s" / "schemas" / "strimzi.schema.json").read_text())
+HOSPITALS, DATASETS = ["H001", "H002", "H003"], ["cohort-demo"]
+
+
+def strimzi_documents() -> list[dict[str, Any]]:
+    docs = []
+    for name in ("kafka-cluster.yaml", "kafka-topics.yaml", "kafka-users.yaml"):
+        docs += [d for d in yaml.safe_load_all((BASE / name).read_text()) if d]
+    return docs
+
+
+def test_generated_users_and_topics_are_current() -> None:
+    assert (BASE / "kafka-users.yaml").read_text() == render_strimzi_yaml(HOSPITALS, DATASETS), (
+        "run: biostream-dev access strimzi --output deploy/k8s/base/kafka-users.yaml"
+    )
+    assert (BASE / "kafka-topics.yaml").read_text() == render_strimzi_topics_yaml(
+        HOSPITALS, DATASETS
+    ), "run: biostream-dev access strimzi-topics --output deploy/k8s/base/kafka-topics.yaml"
+
+
+def test_every_strimzi_resource_matches_the_schema() -> None:
+    docs = strimzi_documents()
+    assert {d["kind"] for d in docs} == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+    for doc in docs:
+        jsonschema.validate(doc, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["spec"]["authorization"]["acls"][0]["resource"].update(patternType="glob"),
+        lambda d: d["spec"].update(authentication={"type": "plain"}),
+        lambda d: d["metadata"].update(name="Hospital-H001"),
+        lambda d: d["metadata"]["labels"].pop("strimzi.io/cluster"),
+    ],
+)
+def test_the_schema_rejects_broken_users(mutate: Any) -> None:
+    user = copy.deepcopy(next(d for d in strimzi_documents() if d["kind"] == "KafkaUser"))
+    mutate(user)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(user, SCHEMA)
+
+
+def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
+    principals = render(load_matrix(), hospitals=HOSPITALS, datasets=["a", "b"])
+    readers = {
+        topic: sorted(role for role, p in principals.items() if p.allows("topic", topic, "Read"))
+        for topic in (
+            "identity.records",
+            "clinical.records",
+            "linkage.decisions",
+            "curated.a",
+            "audit.ledger",
+            "ops.dead-letters",
+        )
+    }
+    assert readers == {
+        "identity.records": ["svc-linkage"],
+        "clinical.records": ["svc-pseudonymizer"],
+        "linkage.decisions": ["svc-pseudonymizer"],
+        "curated.a": ["project-a"],
+        "audit.ledger": ["auditor"],
+        "ops.dead-letters": [],
+    }
+    writers = {
+        topic: sorted(role for role, p in principals.items() if p.allows("topic", topic, "Write"))
+        for topic in ("feed.H001", "audit.ledger", "curated.b", "identity.records")
+    }
+    assert writers == {
+        "feed.H001": ["hospital-h001"],
+        "audit.ledger": ["svc-audit"],
+        "curated.b": ["svc-pseudonymizer"],
+        "identity.records": ["svc-ingest"],
+    }
