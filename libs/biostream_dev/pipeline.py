@@ -73,6 +73,7 @@ class LocalPipeline:
     admin: KafkaSettings | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    crashes: dict[str, int] = field(default_factory=dict)
     _credentials: Credentials | None = None
 
     def _service_kafka_env(self, service: str) -> dict[str, str]:
@@ -162,6 +163,14 @@ class LocalPipeline:
         self.kill(service)
         self.restarts[service] = self.restarts.get(service, 0) + 1
         self.start(service, timeout_s)
+
+    def revive_dead(self, timeout_s: float = 120) -> list[str]:
+        """Restart every service whose process has exited, as a supervisor (Kubernetes) would."""
+        dead = [name for name, p in self.processes.items() if p.process.poll() is not None]
+        for name in dead:
+            self.crashes[name] = self.crashes.get(name, 0) + 1
+            self.start(name, timeout_s)
+        return dead
 
     def stop_all(self, timeout_s: float = 20) -> None:
         for running in self.processes.values():
