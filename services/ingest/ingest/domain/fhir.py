@@ -36,7 +36,14 @@ def parse_fhir(raw: bytes, fallback_message_id: str | None, received: dt.date) -
         message_id = _text(document.get("id")) or fallback_message_id
         if not message_id:
             raise Rejected("MESSAGE_ID_MISSING", "Patient has no id and the message no key")
-        return ParsedMessage(message_id, _patient(document, received))
+        patient = _patient(document, received)
+        return ParsedMessage(
+            message_id,
+            patient,
+            message_type="Patient",
+            surviving_patient_no=patient.local_patient_no,
+            merged_patient_nos=_replaced_patient_nos(document, patient.local_patient_no),
+        )
     raise Rejected("FHIR_UNSUPPORTED_RESOURCE", "resourceType must be Bundle or Patient")
 
 
@@ -64,7 +71,14 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
                 "FHIR_UNSUPPORTED_RESOURCE", f"entry {index} has an unsupported resourceType"
             )
         events.append(_clinical(kind, resource, index))
-    return ParsedMessage(message_id, identity, tuple(events))
+    return ParsedMessage(
+        message_id,
+        identity,
+        tuple(events),
+        message_type="Bundle",
+        surviving_patient_no=identity.local_patient_no,
+        merged_patient_nos=_replaced_patient_nos(patients[0], identity.local_patient_no),
+    )
 
 
 def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
@@ -115,6 +129,19 @@ def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
         postal_code=postal,
     )
     return validate_identity(raw, received)
+
+
+def _replaced_patient_nos(patient: Mapping[str, Any], surviving: str) -> tuple[str, ...]:
+    """``Patient.link`` of type ``replaces`` naming the retired record by identifier: the
+    hospital merged that record into this one (the FHIR counterpart of HL7 ADT^A40)."""
+    retired: list[str] = []
+    for link in _list(patient.get("link")):
+        if link.get("type") != "replaces":
+            continue
+        value = _text(_dict(_dict(link.get("other")).get("identifier")).get("value"))
+        if value and value != surviving and value not in retired:
+            retired.append(value)
+    return tuple(retired)
 
 
 def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEvent:
