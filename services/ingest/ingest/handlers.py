@@ -195,23 +195,19 @@ class FeedMessageHandler:
         out: list[Outbound] = []
         record_ids: list[str] = []
         identity = parsed.identity
-        surviving_no = parsed.surviving_patient_no or (
-            identity.local_patient_no if identity is not None else None
-        )
-        if surviving_no is None:  # the parsers never produce this; a guard for mypy and readers
-            raise ValueError("parsed message without a patient number")
-        ref = patient_ref(self.patient_ref_key, hospital, surviving_no)
+        patient_no = identity.local_patient_no if identity is not None else parsed.merges[0][0]
+        ref = patient_ref(self.patient_ref_key, hospital, patient_no)
         key = ref.encode()
         if identity is not None:
             out.append(self._identity(identity, ref, base_id, parsed, hospital, source_format, now))
             record_ids.append(f"{base_id}/0")
-        for index, retired_no in enumerate(parsed.merged_patient_nos):
+        for index, (surviving_no, retired_no) in enumerate(parsed.merges):
             merge: PatientMerge = {
                 "merge_id": f"{base_id}/m{index}",
                 "hospital": hospital,
                 "message_id": parsed.message_id,
                 "received_at": now,
-                "surviving_patient_ref": ref,
+                "surviving_patient_ref": patient_ref(self.patient_ref_key, hospital, surviving_no),
                 "retired_patient_ref": patient_ref(self.patient_ref_key, hospital, retired_no),
             }
             out.append(

@@ -214,6 +214,5 @@ def test_patient_link_replaces_names_the_retired_patient_number() -> None:
         {"type": "replaces", "other": {"reference": "Patient/old"}},  # no identifier: unusable
     ]
     parsed = parse_fhir(bundle(patient, CONDITION), None, RECEIVED)
-    assert parsed.surviving_patient_no == "MRN-000123"
-    assert parsed.merged_patient_nos == ("MRN-000099",)
+    assert parsed.merges == (("MRN-000123", "MRN-000099"),)
     assert parsed.message_type == "Bundle"

@@ -128,8 +128,7 @@ def test_a40_merge_names_surviving_and_retired_patient_numbers() -> None:
     )
     parsed = parse_hl7v2(raw, None, RECEIVED)
     assert parsed.message_type == "ADT^A40"
-    assert parsed.surviving_patient_no == "00012345"
-    assert parsed.merged_patient_nos == ("00099999",)
+    assert parsed.merges == (("00012345", "00099999"),)
     assert parsed.identity is None  # name only: too little for an identity record, merge kept
 
 
@@ -137,7 +136,7 @@ def test_a40_with_full_identity_keeps_the_identity() -> None:
     raw = er7(MSH_A01.replace("ADT^A01^ADT_A01", "ADT^A40"), PID, "MRG|00099999^^^H001^MR")
     parsed = parse_hl7v2(raw, None, RECEIVED)
     assert parsed.identity is not None and parsed.identity.rrn == "9710131019901"
-    assert parsed.merged_patient_nos == ("00099999",)
+    assert parsed.merges == (("00012345", "00099999"),)
 
 
 @pytest.mark.parametrize("mrg", ["", "MRG|", "MRG|00012345^^^H001^MR"])

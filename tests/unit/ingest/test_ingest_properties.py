@@ -113,7 +113,7 @@ def ends_in_record_or_rejection(parse: Callable[[bytes], ParsedMessage], raw: by
         return
     assert isinstance(result, ParsedMessage)
     assert result.message_id
-    assert result.identity is not None or result.merged_patient_nos
+    assert result.identity is not None or result.merges
 
 
 def hl7(raw: bytes) -> ParsedMessage:

@@ -76,7 +76,7 @@ def parse_hl7v2(raw: bytes, fallback_message_id: str | None, received: dt.date) 
     pid = pids[0]
     sent = _ts_date(msh.get(7))
     if message_type == "ADT^A40":
-        return _merge(message_id, pid, segments, received)
+        return _merge(message_id, segments, received)
     identity = validate_identity(_raw_identity(pid), received)
     events = _events(segments, sent)
     return ParsedMessage(message_id, identity, tuple(events), message_type=message_type)
@@ -162,7 +162,7 @@ def _ts_date(value: str) -> dt.date | None:
 
 
 def _raw_identity(pid: _Segment) -> RawIdentity:
-    mrn = rrn = None
+    mrn = rrn = untyped = None
     for rep in range(1, max(pid.repetitions(3), 1) + 1):
         value = pid.get(3, 1, rep)
         kind = pid.get(3, 5, rep).upper()
@@ -170,8 +170,13 @@ def _raw_identity(pid: _Segment) -> RawIdentity:
             continue
         if kind in RRN_TYPES:
             rrn = rrn or value
-        elif kind in MRN_TYPES or (not kind and mrn is None):
+        elif kind in MRN_TYPES:
             mrn = mrn or value
+        else:
+            untyped = untyped or value
+    # PID-3 is the patient identifier list: without an MR-typed entry, its first other entry is
+    # the hospital's patient number (many interfaces send no or local identifier type codes).
+    mrn = mrn or untyped
     # Some Korean interfaces put the registration number in PID-19 (SSN) or PID-2.
     rrn = rrn or pid.get(19) or None
     mrn = mrn or pid.get(2) or None
@@ -218,45 +223,44 @@ def _raw_identity(pid: _Segment) -> RawIdentity:
 
 
 def _merge(
-    message_id: str, pid: _Segment, segments: list[tuple[str, _Segment]], received: dt.date
+    message_id: str, segments: list[tuple[str, _Segment]], received: dt.date
 ) -> ParsedMessage:
-    raw = _raw_identity(pid)
-    if not raw.local_patient_no:
-        raise Rejected("PATIENT_NUMBER_MISSING", "PID-3 has no patient number")
-    surviving = raw.local_patient_no.strip()
-    retired: list[str] = []
+    """ADT^A40 carries one or more PID (surviving) + MRG (retired) pairs."""
+    merges: list[tuple[str, str]] = []
+    surviving: str | None = None
+    first: RawIdentity | None = None
     for name, segment in segments:
-        if name != "MRG":
-            continue
-        prior = next(
-            (
-                segment.get(1, 1, rep)
-                for rep in range(1, max(segment.repetitions(1), 1) + 1)
-                if segment.get(1, 1, rep) and segment.get(1, 5, rep).upper() not in RRN_TYPES
-            ),
-            "",
-        )
-        if prior and prior != surviving and prior not in retired:
-            retired.append(prior)
-    if not retired:
+        if name == "PID":
+            raw = _raw_identity(segment)
+            if not raw.local_patient_no:
+                raise Rejected(
+                    "PATIENT_NUMBER_MISSING", "a PID-3 of the merge has no patient number"
+                )
+            surviving = raw.local_patient_no.strip()
+            first = first or raw
+        elif name == "MRG" and surviving is not None:
+            prior = next(
+                (
+                    segment.get(1, 1, rep)
+                    for rep in range(1, max(segment.repetitions(1), 1) + 1)
+                    if segment.get(1, 1, rep) and segment.get(1, 5, rep).upper() not in RRN_TYPES
+                ),
+                "",
+            )
+            if prior and prior != surviving and (surviving, prior) not in merges:
+                merges.append((surviving, prior))
+    if not merges or first is None:
         raise Rejected(
-            "HL7_MERGE_INVALID", "ADT^A40 has no MRG-1 naming a patient other than PID-3"
+            "HL7_MERGE_INVALID", "ADT^A40 has no MRG-1 naming a patient other than its PID-3"
         )
     identity: PatientIdentity | None
     try:
-        identity = validate_identity(raw, received)
+        identity = validate_identity(first, received)
     except Rejected as rejected:
         if rejected.reason_code != "IDENTITY_INSUFFICIENT":
             raise
         identity = None  # a merge notice often carries only the number and name
-    return ParsedMessage(
-        message_id,
-        identity,
-        (),
-        message_type="ADT^A40",
-        surviving_patient_no=surviving,
-        merged_patient_nos=tuple(retired),
-    )
+    return ParsedMessage(message_id, identity, (), message_type="ADT^A40", merges=tuple(merges))
 
 
 def _events(segments: list[tuple[str, _Segment]], sent: dt.date | None) -> list[ClinicalEvent]:

@@ -66,12 +66,11 @@ class ClinicalEvent:
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
     """One hospital message. ``identity`` is None only for a merge notice (HL7 ADT^A40) whose PID
-    carries too little to make an identity record; ``merged_patient_nos`` are the hospital's
-    patient numbers retired into ``identity``'s (or ``surviving_patient_no``'s) patient."""
+    carries too little to make an identity record. ``merges`` are the hospital's own record
+    merges as (surviving, retired) patient numbers."""
 
     message_id: str
     identity: PatientIdentity | None
     events: tuple[ClinicalEvent, ...] = field(default_factory=tuple)
     message_type: str = "unknown"
-    surviving_patient_no: str | None = None
-    merged_patient_nos: tuple[str, ...] = ()
+    merges: tuple[tuple[str, str], ...] = ()
