@@ -114,6 +114,7 @@ class FeedMessageHandler:
         csv_mapping_for: Callable[[str], CsvMapping] = lambda _hospital: DEFAULT_MAPPING,
     ) -> None:
         self.csv_mapping_for = csv_mapping_for
+        self._children: dict[tuple[object, ...], Counter] = {}
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
@@ -140,8 +141,8 @@ class FeedMessageHandler:
                 partition=message.partition,
                 offset=message.offset,
             )
-            self.metrics.messages.labels(hospital, fmt_label, "rejected").inc()
-            self.metrics.dead_letters.labels(hospital, rejected.reason_code).inc()
+            self._count(self.metrics.messages, hospital, fmt_label, "rejected")
+            self._count(self.metrics.dead_letters, hospital, rejected.reason_code)
             return [
                 self.envelopes.dead_letter(
                     message, rejected.reason_code, rejected.message, now, hospital
@@ -159,7 +160,7 @@ class FeedMessageHandler:
 
         seen_key = f"msg:{hospital}:{parsed.message_id}"
         if state.get(seen_key) is not None:
-            self.metrics.messages.labels(hospital, fmt, "duplicate").inc()
+            self._count(self.metrics.messages, hospital, fmt, "duplicate")
             return [
                 self.envelopes.audit(
                     "ingest.duplicate", [message.source_ref], [], now,
@@ -167,12 +168,20 @@ class FeedMessageHandler:
                 )
             ]  # fmt: skip
         state.put(seen_key, message.source_ref.encode())
-        self.metrics.messages.labels(hospital, fmt, "accepted").inc()
-        self.metrics.message_types.labels(hospital, fmt, parsed.message_type).inc()
+        self._count(self.metrics.messages, hospital, fmt, "accepted")
+        self._count(self.metrics.message_types, hospital, fmt, parsed.message_type)
         if parsed.identity is not None:
             for name, present in identity_completeness(parsed.identity).items():
-                self.metrics.identity_fields.labels(hospital, name, str(present).lower()).inc()
+                self._count(self.metrics.identity_fields, hospital, name, str(present).lower())
         return self._records(message, parsed, hospital, _WIRE_FORMAT[fmt], now)
+
+    def _count(self, counter: Counter, *labels: str) -> None:
+        # Label lookups cost more than the increment; the label sets are few and bounded.
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
 
     def _csv_mapping(self, hospital: str) -> CsvMapping:
         try:
@@ -218,7 +227,7 @@ class FeedMessageHandler:
                 )
             )
             record_ids.append(merge["merge_id"])
-            self.metrics.merges.labels(hospital).inc()
+            self._count(self.metrics.merges, hospital)
         for index, event in enumerate(parsed.events, start=1):
             clinical: ClinicalRecord = {
                 "record_id": f"{base_id}/{index}",
