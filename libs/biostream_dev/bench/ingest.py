@@ -115,13 +115,14 @@ async def _committed(admin: AIOKafkaAdminClient, group: str) -> int:
 
 
 async def measure_ingest(
-    kafka: KafkaSettings, prefix: str, expected: int, timeout_s: float = 300.0
+    kafka: KafkaSettings, prefix: str, expected: int, batch: int, timeout_s: float = 300.0
 ) -> tuple[Rate, int]:
     settings = IngestSettings.model_validate(
         {
             "kafka": kafka,
             "topic_prefix": prefix,
             "poll_timeout_ms": 100,
+            "batch_max_records": batch,
             "patient_ref_key": SecretStr(secrets.token_hex(32)),
         }
     )
@@ -171,7 +172,7 @@ async def measure_ingest(
 
 
 async def run_format(
-    kafka: KafkaSettings, fmt: FeedFormat, records: int, workdir: Path
+    kafka: KafkaSettings, fmt: FeedFormat, records: int, batch: int, workdir: Path
 ) -> FormatResult:
     prefix = f"bench{secrets.token_hex(3)}."
     topics = Topics(prefix)
@@ -182,9 +183,14 @@ async def run_format(
     header = [("content-type", FORMAT_CONTENT_TYPE[fmt].encode())]
     await preload(kafka, topics.feed(HOSPITAL), messages, header)
     relay = await measure_relay(
-        kafka, topics.feed(HOSPITAL), f"{prefix}bench.relay-sink", records, f"{prefix}relay"
+        kafka,
+        topics.feed(HOSPITAL),
+        f"{prefix}bench.relay-sink",
+        records,
+        f"{prefix}relay",
+        max_records=batch,
     )
-    ingest, outputs = await measure_ingest(kafka, prefix, records)
+    ingest, outputs = await measure_ingest(kafka, prefix, records, batch)
     return FormatResult(
         format=fmt,
         records=records,
@@ -197,17 +203,20 @@ async def run_format(
     )
 
 
-async def run(kafka: KafkaSettings, formats: list[FeedFormat], records: int) -> list[FormatResult]:
+async def run(
+    kafka: KafkaSettings, formats: list[FeedFormat], records: int, batch: int
+) -> list[FormatResult]:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for fmt in formats:
-            results.append(await run_format(kafka, fmt, records, Path(tmp)))
+            results.append(await run_format(kafka, fmt, records, batch, Path(tmp)))
     return results
 
 
 def main(
     records: Annotated[int, typer.Option(help="Input messages per format")] = 10000,
     formats: Annotated[str, typer.Option(help="Comma-separated: hl7,fhir,csv")] = "hl7,fhir,csv",
+    batch: Annotated[int, typer.Option(help="Records per poll and transaction, both sides")] = 500,
     bootstrap: Annotated[str | None, typer.Option(help="Use this broker")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results here")] = None,
 ) -> None:
@@ -228,7 +237,9 @@ def main(
         run_dir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
         bootstrap = broker.start_broker(run_dir).bootstrap
     try:
-        results = asyncio.run(run(KafkaSettings(bootstrap_servers=bootstrap), chosen, records))
+        results = asyncio.run(
+            run(KafkaSettings(bootstrap_servers=bootstrap), chosen, records, batch)
+        )
     finally:
         if run_dir is not None:
             from biostream_dev import broker

@@ -203,7 +203,7 @@ def test_non_numeric_quantity_is_rejected() -> None:
 
 def test_invalid_event_date_is_rejected() -> None:
     condition = {**copy.deepcopy(CONDITION), "onsetDateTime": "2026-02-30"}
-    assert rejection(bundle(PATIENT, condition)) == "ENTRY_1_DATE_INVALID"
+    assert rejection(bundle(PATIENT, condition)) == "FHIR_DATE_INVALID"
 
 
 def test_patient_link_replaces_names_the_retired_patient_number() -> None:

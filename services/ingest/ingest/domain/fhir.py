@@ -187,7 +187,15 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
         or _text(_dict(resource.get("performedPeriod")).get("start"))
         or _text(_dict(resource.get("collection")).get("collectedDateTime"))
     )
-    event_date = parse_date(date_text[:10], f"entry_{index}_date") if date_text else None
+    event_date = None
+    if date_text:
+        try:
+            event_date = parse_date(date_text[:10], "date")
+        except Rejected:
+            # One stable code for every entry; the message names the entry.
+            raise Rejected(
+                "FHIR_DATE_INVALID", f"entry {index}: date is not a calendar date"
+            ) from None
     if system and system.startswith(KCD_SYSTEM_PREFIX):
         version = version or system.removeprefix(KCD_SYSTEM_PREFIX) or None
         if not version:
