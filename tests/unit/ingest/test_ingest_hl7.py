@@ -223,3 +223,12 @@ def test_feed_split_keys_hl7_messages_by_control_id() -> None:
     assert {m.content_type for m in messages} == {"x-application/hl7-v2+er7"}
     assert detect_format(None, messages[0].value) == "hl7"
     assert detect_format("x-application/hl7-v2+er7", b"") == "hl7"
+
+
+def test_whole_hangul_name_in_the_family_component_is_split() -> None:
+    for raw_name, expected in (("홍길동", ("홍", "길동")), ("남궁민수", ("남궁", "민수"))):
+        pid = f"PID|1||00012345^^^H001^MR||{raw_name}||19971013|M"
+        identity = parse_hl7v2(er7(MSH_A01, pid), None, RECEIVED).identity
+        assert identity is not None
+        assert (identity.family_name, identity.given_name) == expected
+        assert "NAME_SPLIT_FROM_TEXT" in identity.quality_flags

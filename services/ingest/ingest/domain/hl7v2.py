@@ -181,7 +181,7 @@ def _raw_identity(pid: _Segment) -> RawIdentity:
     rrn = rrn or pid.get(19) or None
     mrn = mrn or pid.get(2) or None
 
-    family = given = latin = None
+    family = given = full = latin = None
     for rep in range(1, max(pid.repetitions(5), 1) + 1):
         name_family, name_given = pid.get(5, 1, rep), pid.get(5, 2, rep)
         text = " ".join(p for p in (name_family, name_given) if p)
@@ -189,8 +189,12 @@ def _raw_identity(pid: _Segment) -> RawIdentity:
             continue
         if text.isascii():
             latin = latin or text
-        elif family is None and given is None:
-            family, given = name_family or None, name_given or None
+        elif family is None and given is None and full is None:
+            if name_given:
+                family, given = name_family or None, name_given
+            else:
+                # Many Korean interfaces send the whole name in XPN-1: split it like name.text.
+                full = name_family
 
     street, other, city, state, postal = (pid.get(11, c) for c in (1, 2, 3, 4, 5))
     address = " ".join(p for p in (state, city, street, other) if p) or None
@@ -211,6 +215,7 @@ def _raw_identity(pid: _Segment) -> RawIdentity:
         local_patient_no=mrn,
         family_name=family,
         given_name=given,
+        full_name=full,
         name_latin=latin,
         birth_date=_ts_text(pid.get(7)),
         sex=_SEX.get(pid.get(8).upper()),
