@@ -81,3 +81,13 @@ def test_unknown_format_exits_two(tmp_path: Path) -> None:
     feed = tmp_path / "x"
     feed.write_text("x")
     assert run("check", "--format", "xml", str(feed))[0] == 2
+
+
+def test_publish_exits_two_before_connecting_when_a_file_or_the_hospital_is_bad(
+    tmp_path: Path,
+) -> None:
+    missing = str(tmp_path / "missing.hl7")
+    assert run("publish", "--hospital", "H001", "--format", "hl7", missing)[0] == 2
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(A01)
+    assert run("publish", "--hospital", "bad code!", "--format", "hl7", str(feed))[0] == 2
