@@ -244,6 +244,22 @@ def render_strimzi_yaml(hospitals: Iterable[str], datasets: Iterable[str]) -> st
     return header + yaml.safe_dump_all(strimzi_users(principals), sort_keys=False)
 
 
+def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
+    """``BIOSTREAM_KAFKA__*`` variables that make a child process connect with ``settings``."""
+    env = {
+        "BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "BIOSTREAM_KAFKA__SECURITY_PROTOCOL": settings.security_protocol,
+    }
+    if settings.security_protocol.startswith("SASL"):
+        assert settings.sasl_username is not None and settings.sasl_password is not None
+        env |= {
+            "BIOSTREAM_KAFKA__SASL_MECHANISM": settings.sasl_mechanism,
+            "BIOSTREAM_KAFKA__SASL_USERNAME": settings.sasl_username,
+            "BIOSTREAM_KAFKA__SASL_PASSWORD": settings.sasl_password.get_secret_value(),
+        }
+    return env
+
+
 SERVICE_ROLES = {
     "ingest": "svc-ingest",
     "linkage": "svc-linkage",

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from biostream.settings import KafkaSettings
 
-from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services, wait_until_usable
+from biostream_dev.access import (
+    SERVICE_ROLES,
+    Credentials,
+    kafka_environment,
+    provision_services,
+    wait_until_usable,
+)
 
 SERVICES = ("ingest", "linkage", "pseudonymizer", "audit")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,14 +90,7 @@ class LocalPipeline:
             if self._credentials is None:
                 return {}
             asyncio.run(wait_until_usable(self._credentials))
-        settings = self._credentials.settings(SERVICE_ROLES[service])
-        assert settings.sasl_username is not None and settings.sasl_password is not None
-        return {
-            "BIOSTREAM_KAFKA__SECURITY_PROTOCOL": settings.security_protocol,
-            "BIOSTREAM_KAFKA__SASL_MECHANISM": settings.sasl_mechanism,
-            "BIOSTREAM_KAFKA__SASL_USERNAME": settings.sasl_username,
-            "BIOSTREAM_KAFKA__SASL_PASSWORD": settings.sasl_password.get_secret_value(),
-        }
+        return kafka_environment(self._credentials.settings(SERVICE_ROLES[service]))
 
     def environment(self, service: str, metrics_port: int) -> dict[str, str]:
         keys = write_secrets(self.run_dir / "secrets")

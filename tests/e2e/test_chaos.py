@@ -49,7 +49,9 @@ def chunks(feeds: dict[str, list[FeedMessage]], parts: int) -> list[dict[str, li
     return [{h: m[i::parts] for h, m in feeds.items()} for i in range(parts)]
 
 
-async def publish(kafka: KafkaSettings, topics: Topics, chunk: dict[str, list[FeedMessage]]) -> None:
+async def publish(
+    kafka: KafkaSettings, topics: Topics, chunk: dict[str, list[FeedMessage]]
+) -> None:
     for hospital, messages in chunk.items():
         await publish_messages(kafka, topics.feed(hospital), messages)
 
@@ -62,7 +64,11 @@ def admin_of(run_dir: Path, bootstrap: str) -> KafkaSettings:
 
 
 async def run_pipeline(
-    kafka: KafkaSettings, prefix: str, run_dir: Path, feeds: dict[str, list[FeedMessage]], broker_dir: Path | None
+    kafka: KafkaSettings,
+    prefix: str,
+    run_dir: Path,
+    feeds: dict[str, list[FeedMessage]],
+    broker_dir: Path | None,
 ) -> tuple[PipelineView, LocalPipeline, list[str]]:
     """The whole feed through the four services; with ``broker_dir``, under chaos."""
     topics = Topics(prefix)
@@ -81,7 +87,9 @@ async def run_pipeline(
             schedule.insert(len(schedule) // 2, "broker")
             for target, chunk in zip(schedule, chunks(feeds, len(schedule)), strict=True):
                 await publish(kafka, topics, chunk)
-                await asyncio.sleep(rng.uniform(0.5, 2.0))  # let the chunk flow, then strike mid-stream
+                await asyncio.sleep(
+                    rng.uniform(0.5, 2.0)
+                )  # let the chunk flow, then strike mid-stream
                 if target == "broker":
                     await asyncio.to_thread(broker.kill_broker, broker_dir)
                     await asyncio.to_thread(broker.restart_broker, broker_dir)
@@ -103,7 +111,9 @@ async def run_pipeline(
                 except TimeoutError:
                     events += [f"crash:{s}" for s in await asyncio.to_thread(pipeline.revive_dead)]
             else:
-                raise AssertionError(f"pipeline did not settle: {observer.view.progress(published)}")
+                raise AssertionError(
+                    f"pipeline did not settle: {observer.view.progress(published)}"
+                )
         finally:
             await observer.stop()
     finally:
@@ -121,7 +131,9 @@ async def test_chaos_loses_nothing_duplicates_nothing_and_links_the_same(tmp_pat
     info = await asyncio.to_thread(broker.start_broker, broker_dir, authentication=True)
     kafka = admin_of(broker_dir, info.bootstrap)
     try:
-        chaos, pipeline, events = await run_pipeline(kafka, "chaos.", tmp_path / "chaos", feeds, broker_dir)
+        chaos, pipeline, events = await run_pipeline(
+            kafka, "chaos.", tmp_path / "chaos", feeds, broker_dir
+        )
         # The reference run uses the same keys, so patient refs are comparable.
         shutil.copytree(tmp_path / "chaos" / "secrets", tmp_path / "calm" / "secrets")
         calm, _, _ = await run_pipeline(kafka, "calm.", tmp_path / "calm", feeds, None)
@@ -140,7 +152,11 @@ async def test_chaos_loses_nothing_duplicates_nothing_and_links_the_same(tmp_pat
         assert actions["ingest.accepted"] + actions["ingest.rejected"] == published
         assert len(view.dead_letters) == actions["ingest.rejected"] > 0
         assert all(d["reason_code"] and d["original"] for d in view.dead_letters)
-        for records, key in ((view.identity, "record_id"), (view.clinical, "record_id"), (view.curated, "curated_id")):
+        for records, key in (
+            (view.identity, "record_id"),
+            (view.clinical, "record_id"),
+            (view.curated, "curated_id"),
+        ):
             assert max(Counter(r[key] for r in records).values()) == 1, f"duplicate {key}"
         assert view.clinical_settled() == len(view.clinical)
         assert len(view.ledger) == len(view.audit_events)

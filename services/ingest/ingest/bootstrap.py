@@ -12,6 +12,7 @@ from biostream.settings import read_secret
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
+from ingest.adapters.mappings import CsvMappingDirectory, quiet_parser_logs
 from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
 from ingest.settings import IngestSettings
 
@@ -22,7 +23,15 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
     codec = AvroCodec(SchemaRegistry())
     envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
     key = read_secret(settings.patient_ref_key, settings.patient_ref_key_file, "patient_ref_key")
-    handler = FeedMessageHandler(codec, topics, envelopes, key, IngestMetrics.create(registry))
+    quiet_parser_logs()
+    handler = FeedMessageHandler(
+        codec,
+        topics,
+        envelopes,
+        key,
+        IngestMetrics.create(registry),
+        CsvMappingDirectory(settings.csv_mapping_dir),
+    )
 
     processor = TransactionalProcessor(
         ProcessorConfig(

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec
 from biostream.contracts import (
     CLINICAL_RECORD,
     IDENTITY_RECORD,
+    PATIENT_MERGE,
     ClinicalRecord,
     IdentityRecord,
+    PatientMerge,
     SexCode,
     SourceFormat,
 )
@@ -22,17 +25,41 @@ from biostream.processor import Inbound, Outbound, StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter
 
+from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
 from ingest.domain.messages import detect_format, parse_message
-from ingest.domain.model import ParsedMessage, Rejected
+from ingest.domain.model import ParsedMessage, PatientIdentity, Rejected
 
 SERVICE = "ingest"
-_WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV"}
+_WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV", "hl7": "HL7V2"}
+# Identity fields whose completeness is measured per hospital (label values: these names only).
+IDENTITY_FIELDS = (
+    "name", "birth_date", "sex", "rrn", "phone", "address", "postal_code", "province_code",
+)  # fmt: skip
+
+
+def identity_completeness(identity: PatientIdentity) -> dict[str, bool]:
+    return {
+        "name": bool(identity.family_name or identity.given_name),
+        "birth_date": identity.birth_date is not None,
+        "sex": identity.sex in ("M", "F"),
+        "rrn": identity.rrn is not None,
+        "phone": identity.phone is not None,
+        "address": identity.address is not None,
+        "postal_code": identity.postal_code is not None,
+        "province_code": identity.province_code is not None,
+    }
 
 
 @dataclass(frozen=True)
 class IngestMetrics:
+    """Per-hospital data quality. Labels hold hospital codes, formats, message types, reason
+    codes and field names: bounded sets, never a value from a message."""
+
     messages: Counter
     dead_letters: Counter
+    message_types: Counter
+    identity_fields: Counter
+    merges: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -47,6 +74,24 @@ class IngestMetrics:
                 "biostream_ingest_rejections",
                 "Rejected hospital messages by stable reason code",
                 ["hospital", "reason"],
+                registry=registry,
+            ),
+            message_types=Counter(
+                "biostream_ingest_message_types",
+                "Accepted hospital messages by message type (ADT^A01, ORU^R01, Bundle, csv-row ...)",
+                ["hospital", "format", "message_type"],
+                registry=registry,
+            ),
+            identity_fields=Counter(
+                "biostream_ingest_identity_fields",
+                "Identity records by field and whether the field is present (completeness)",
+                ["hospital", "field", "present"],
+                registry=registry,
+            ),
+            merges=Counter(
+                "biostream_ingest_patient_merges",
+                "Patient merges forwarded to linkage (HL7 ADT^A40, FHIR Patient.link)",
+                ["hospital"],
                 registry=registry,
             ),
         )
@@ -66,7 +111,10 @@ class FeedMessageHandler:
         envelopes: Envelopes,
         patient_ref_key: bytes,
         metrics: IngestMetrics,
+        csv_mapping_for: Callable[[str], CsvMapping] = lambda _hospital: DEFAULT_MAPPING,
     ) -> None:
+        self.csv_mapping_for = csv_mapping_for
+        self._children: dict[tuple[object, ...], Counter] = {}
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
@@ -82,7 +130,8 @@ class FeedMessageHandler:
             fmt = detect_format(_header(message, "content-type"), raw)
             fmt_label = fmt
             key = message.key.decode("utf-8", "replace") if message.key else None
-            parsed = parse_message(fmt, raw, key, now.date())
+            mapping = self._csv_mapping(hospital) if fmt == "csv" else DEFAULT_MAPPING
+            parsed = parse_message(fmt, raw, key, now.date(), mapping)
         except Rejected as rejected:
             self._log.info(
                 "message rejected",
@@ -92,8 +141,8 @@ class FeedMessageHandler:
                 partition=message.partition,
                 offset=message.offset,
             )
-            self.metrics.messages.labels(hospital, fmt_label, "rejected").inc()
-            self.metrics.dead_letters.labels(hospital, rejected.reason_code).inc()
+            self._count(self.metrics.messages, hospital, fmt_label, "rejected")
+            self._count(self.metrics.dead_letters, hospital, rejected.reason_code)
             return [
                 self.envelopes.dead_letter(
                     message, rejected.reason_code, rejected.message, now, hospital
@@ -111,7 +160,7 @@ class FeedMessageHandler:
 
         seen_key = f"msg:{hospital}:{parsed.message_id}"
         if state.get(seen_key) is not None:
-            self.metrics.messages.labels(hospital, fmt, "duplicate").inc()
+            self._count(self.metrics.messages, hospital, fmt, "duplicate")
             return [
                 self.envelopes.audit(
                     "ingest.duplicate", [message.source_ref], [], now,
@@ -119,8 +168,29 @@ class FeedMessageHandler:
                 )
             ]  # fmt: skip
         state.put(seen_key, message.source_ref.encode())
-        self.metrics.messages.labels(hospital, fmt, "accepted").inc()
+        self._count(self.metrics.messages, hospital, fmt, "accepted")
+        self._count(self.metrics.message_types, hospital, fmt, parsed.message_type)
+        if parsed.identity is not None:
+            for name, present in identity_completeness(parsed.identity).items():
+                self._count(self.metrics.identity_fields, hospital, name, str(present).lower())
         return self._records(message, parsed, hospital, _WIRE_FORMAT[fmt], now)
+
+    def _count(self, counter: Counter, *labels: str) -> None:
+        # Label lookups cost more than the increment; the label sets are few and bounded.
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
+
+    def _csv_mapping(self, hospital: str) -> CsvMapping:
+        try:
+            return self.csv_mapping_for(hospital)
+        except MappingInvalid:
+            self._log.warning("csv mapping unusable", hospital=hospital)
+            raise Rejected(
+                "CSV_MAPPING_INVALID", "the hospital's CSV mapping file is unusable; see ingest log"
+            ) from None
 
     def _records(
         self,
@@ -130,38 +200,34 @@ class FeedMessageHandler:
         source_format: SourceFormat,
         now: dt.datetime,
     ) -> list[Outbound]:
-        identity = parsed.identity
-        ref = patient_ref(self.patient_ref_key, hospital, identity.local_patient_no)
         base_id = f"{hospital}/{parsed.message_id}"
-        identity_record: IdentityRecord = {
-            "record_id": f"{base_id}/0",
-            "patient_ref": ref,
-            "hospital": hospital,
-            "message_id": parsed.message_id,
-            "source_format": source_format,
-            "received_at": now,
-            "family_name": identity.family_name,
-            "given_name": identity.given_name,
-            "name_latin": identity.name_latin,
-            "birth_date": identity.birth_date,
-            "sex": _sex(identity.sex),
-            "rrn": identity.rrn,
-            "local_patient_no": identity.local_patient_no,
-            "phone": identity.phone,
-            "address": identity.address,
-            "postal_code": identity.postal_code,
-            "province_code": identity.province_code,
-            "quality_flags": list(identity.quality_flags),
-        }
+        out: list[Outbound] = []
+        record_ids: list[str] = []
+        identity = parsed.identity
+        patient_no = identity.local_patient_no if identity is not None else parsed.merges[0][0]
+        ref = patient_ref(self.patient_ref_key, hospital, patient_no)
         key = ref.encode()
-        out = [
-            Outbound(
-                self.topics.identity_records,
-                self.codec.encode(IDENTITY_RECORD, identity_record),
-                key=key,
+        if identity is not None:
+            out.append(self._identity(identity, ref, base_id, parsed, hospital, source_format, now))
+            record_ids.append(f"{base_id}/0")
+        for index, (surviving_no, retired_no) in enumerate(parsed.merges):
+            merge: PatientMerge = {
+                "merge_id": f"{base_id}/m{index}",
+                "hospital": hospital,
+                "message_id": parsed.message_id,
+                "received_at": now,
+                "surviving_patient_ref": patient_ref(self.patient_ref_key, hospital, surviving_no),
+                "retired_patient_ref": patient_ref(self.patient_ref_key, hospital, retired_no),
+            }
+            out.append(
+                Outbound(
+                    self.topics.patient_merges,
+                    self.codec.encode(PATIENT_MERGE, merge),
+                    key=merge["retired_patient_ref"].encode(),
+                )
             )
-        ]
-        record_ids = [identity_record["record_id"]]
+            record_ids.append(merge["merge_id"])
+            self._count(self.metrics.merges, hospital)
         for index, event in enumerate(parsed.events, start=1):
             clinical: ClinicalRecord = {
                 "record_id": f"{base_id}/{index}",
@@ -195,6 +261,42 @@ class FeedMessageHandler:
             )
         )
         return out
+
+    def _identity(
+        self,
+        identity: PatientIdentity,
+        ref: str,
+        base_id: str,
+        parsed: ParsedMessage,
+        hospital: str,
+        source_format: SourceFormat,
+        now: dt.datetime,
+    ) -> Outbound:
+        identity_record: IdentityRecord = {
+            "record_id": f"{base_id}/0",
+            "patient_ref": ref,
+            "hospital": hospital,
+            "message_id": parsed.message_id,
+            "source_format": source_format,
+            "received_at": now,
+            "family_name": identity.family_name,
+            "given_name": identity.given_name,
+            "name_latin": identity.name_latin,
+            "birth_date": identity.birth_date,
+            "sex": _sex(identity.sex),
+            "rrn": identity.rrn,
+            "local_patient_no": identity.local_patient_no,
+            "phone": identity.phone,
+            "address": identity.address,
+            "postal_code": identity.postal_code,
+            "province_code": identity.province_code,
+            "quality_flags": list(identity.quality_flags),
+        }
+        return Outbound(
+            self.topics.identity_records,
+            self.codec.encode(IDENTITY_RECORD, identity_record),
+            key=ref.encode(),
+        )
 
 
 def _sex(code: str) -> SexCode:

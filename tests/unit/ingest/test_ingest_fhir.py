@@ -203,4 +203,16 @@ def test_non_numeric_quantity_is_rejected() -> None:
 
 def test_invalid_event_date_is_rejected() -> None:
     condition = {**copy.deepcopy(CONDITION), "onsetDateTime": "2026-02-30"}
-    assert rejection(bundle(PATIENT, condition)) == "ENTRY_1_DATE_INVALID"
+    assert rejection(bundle(PATIENT, condition)) == "FHIR_DATE_INVALID"
+
+
+def test_patient_link_replaces_names_the_retired_patient_number() -> None:
+    patient = copy.deepcopy(PATIENT)
+    patient["link"] = [
+        {"type": "replaces", "other": {"identifier": {"value": "MRN-000099"}}},
+        {"type": "seealso", "other": {"identifier": {"value": "MRN-000777"}}},
+        {"type": "replaces", "other": {"reference": "Patient/old"}},  # no identifier: unusable
+    ]
+    parsed = parse_fhir(bundle(patient, CONDITION), None, RECEIVED)
+    assert parsed.merges == (("MRN-000123", "MRN-000099"),)
+    assert parsed.message_type == "Bundle"

@@ -253,3 +253,14 @@ def test_flags_are_codes_never_values_and_unique() -> None:
     assert len(set(identity.quality_flags)) == len(identity.quality_flags)
     for flag in identity.quality_flags:
         assert FLAG.match(flag), flag
+
+
+def test_latin_only_name_counts_as_a_name_and_is_flagged() -> None:
+    identity = validate_identity(
+        RawIdentity(local_patient_no="X1", name_latin="John Smith", birth_date="1980-02-02"),
+        RECEIVED,
+    )
+    assert identity.name_latin == "John Smith"
+    assert identity.family_name is None and identity.given_name is None
+    assert "NAME_LATIN_ONLY" in identity.quality_flags
+    assert "NAME_MISSING" not in identity.quality_flags

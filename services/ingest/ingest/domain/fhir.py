@@ -11,11 +11,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ingest.domain.codes import (
+    KCD9_SINCE,
+    KCD_SYSTEM_PREFIX,
+    KD_CODE_SYSTEM,
+    kcd_flags,
+    kd_code_valid,
+)
 from ingest.domain.identity import parse_date, validate_identity
 from ingest.domain.model import ClinicalEvent, ParsedMessage, PatientIdentity, RawIdentity, Rejected
 
-KCD_SYSTEM_PREFIX = "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-"
-KCD9_SINCE = dt.date(2026, 1, 1)
 CLINICAL_TYPES = frozenset(
     {"Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Specimen"}
 )
@@ -36,7 +41,13 @@ def parse_fhir(raw: bytes, fallback_message_id: str | None, received: dt.date) -
         message_id = _text(document.get("id")) or fallback_message_id
         if not message_id:
             raise Rejected("MESSAGE_ID_MISSING", "Patient has no id and the message no key")
-        return ParsedMessage(message_id, _patient(document, received))
+        patient = _patient(document, received)
+        return ParsedMessage(
+            message_id,
+            patient,
+            message_type="Patient",
+            merges=_merges(document, patient.local_patient_no),
+        )
     raise Rejected("FHIR_UNSUPPORTED_RESOURCE", "resourceType must be Bundle or Patient")
 
 
@@ -64,7 +75,13 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
                 "FHIR_UNSUPPORTED_RESOURCE", f"entry {index} has an unsupported resourceType"
             )
         events.append(_clinical(kind, resource, index))
-    return ParsedMessage(message_id, identity, tuple(events))
+    return ParsedMessage(
+        message_id,
+        identity,
+        tuple(events),
+        message_type="Bundle",
+        merges=_merges(patients[0], identity.local_patient_no),
+    )
 
 
 def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
@@ -117,10 +134,26 @@ def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
     return validate_identity(raw, received)
 
 
+def _merges(patient: Mapping[str, Any], surviving: str) -> tuple[tuple[str, str], ...]:
+    """``Patient.link`` of type ``replaces`` naming the retired record by identifier: the
+    hospital merged that record into this one (the FHIR counterpart of HL7 ADT^A40)."""
+    retired: list[str] = []
+    for link in _list(patient.get("link")):
+        if link.get("type") != "replaces":
+            continue
+        value = _text(_dict(_dict(link.get("other")).get("identifier")).get("value"))
+        if value and value != surviving and value not in retired:
+            retired.append(value)
+    return tuple((surviving, number) for number in retired)
+
+
 def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEvent:
     flags: list[str] = []
     concept = _dict(
-        resource.get("code") or resource.get("medicationCodeableConcept") or resource.get("type")
+        resource.get("code")
+        or resource.get("medicationCodeableConcept")
+        or _contained_code(resource, resource.get("medicationReference"))
+        or resource.get("type")
     )
     if kind == "Encounter":
         concept = {"coding": [_dict(resource.get("class"))]}
@@ -150,9 +183,19 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
             None,
         )
         or _text(_dict(resource.get("period")).get("start"))
+        or _text(_dict(resource.get("effectivePeriod")).get("start"))
+        or _text(_dict(resource.get("performedPeriod")).get("start"))
         or _text(_dict(resource.get("collection")).get("collectedDateTime"))
     )
-    event_date = parse_date(date_text[:10], f"entry_{index}_date") if date_text else None
+    event_date = None
+    if date_text:
+        try:
+            event_date = parse_date(date_text[:10], "date")
+        except Rejected:
+            # One stable code for every entry; the message names the entry.
+            raise Rejected(
+                "FHIR_DATE_INVALID", f"entry {index}: date is not a calendar date"
+            ) from None
     if system and system.startswith(KCD_SYSTEM_PREFIX):
         version = version or system.removeprefix(KCD_SYSTEM_PREFIX) or None
         if not version:
@@ -162,16 +205,25 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
     value_number = quantity.get("value")
     if value_number is not None and not isinstance(value_number, (int, float)):
         raise Rejected("FHIR_VALUE_INVALID", f"entry {index} valueQuantity.value is not a number")
-    specimen_refs = (
-        tuple(v for v in (_text(i.get("value")) for i in _list(resource.get("identifier"))) if v)
-        if kind == "Specimen"
-        else ()
-    )
+    specimen_refs: tuple[str, ...] = ()
+    if kind == "Specimen":
+        identifiers = [
+            *_list(resource.get("identifier")),
+            _dict(resource.get("accessionIdentifier")),
+        ]
+        specimen_refs = tuple(
+            dict.fromkeys(v for v in (_text(i.get("value")) for i in identifiers) if v)
+        )
+    code = _text(coding.get("code"))
+    if code and system and system.startswith(KCD_SYSTEM_PREFIX):
+        flags += kcd_flags(code)
+    if code and system == KD_CODE_SYSTEM and not kd_code_valid(code):
+        flags.append("KD_CODE_INVALID")
     return ClinicalEvent(
         resource_type=kind,
         event_date=event_date,
         code_system=system,
-        code=_text(coding.get("code")),
+        code=code,
         code_version=version,
         value_number=float(value_number) if value_number is not None else None,
         value_unit=_text(quantity.get("unit")),
@@ -179,6 +231,17 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
         specimen_refs=specimen_refs,
         quality_flags=tuple(flags),
     )
+
+
+def _contained_code(resource: Mapping[str, Any], reference: object) -> object:
+    """``medicationReference: {"reference": "#med1"}`` points into ``contained``."""
+    target = _text(_dict(reference).get("reference"))
+    if not target or not target.startswith("#"):
+        return None
+    for item in _list(resource.get("contained")):
+        if item.get("id") == target[1:]:
+            return item.get("code")
+    return None
 
 
 def _text(value: object) -> str | None:

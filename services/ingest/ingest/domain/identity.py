@@ -87,7 +87,11 @@ def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
             if facts.foreign:
                 flags.append("FOREIGN_REGISTRATION_NUMBER")
 
-    if family is None and given is None and rrn is None:
+    latin = raw.name_latin.strip() if raw.name_latin and raw.name_latin.strip() else None
+    if family is None and given is None and latin is not None:
+        # Foreign patients, and some interfaces, send only a Latin-script name: still a name.
+        flags.append("NAME_LATIN_ONLY")
+    if family is None and given is None and latin is None and rrn is None:
         raise Rejected("IDENTITY_INSUFFICIENT", "neither a name nor a registration number")
     if birth_date is None and rrn is None:
         raise Rejected("IDENTITY_INSUFFICIENT", "neither a birth date nor a registration number")
@@ -116,7 +120,7 @@ def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
     if province is None and address is not None:
         province = province_from_address(address)
     for field_name, value in (
-        ("NAME", family or given),
+        ("NAME", family or given or latin),
         ("BIRTH_DATE", birth_date),
         ("PHONE", phone),
         ("ADDRESS", address),
@@ -128,7 +132,7 @@ def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
         local_patient_no=raw.local_patient_no.strip(),
         family_name=family,
         given_name=given,
-        name_latin=raw.name_latin.strip() if raw.name_latin and raw.name_latin.strip() else None,
+        name_latin=latin,
         birth_date=birth_date,
         sex=sex,
         rrn=rrn,

@@ -65,6 +65,12 @@ class ClinicalEvent:
 
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
+    """One hospital message. ``identity`` is None only for a merge notice (HL7 ADT^A40) whose PID
+    carries too little to make an identity record. ``merges`` are the hospital's own record
+    merges as (surviving, retired) patient numbers."""
+
     message_id: str
-    identity: PatientIdentity
+    identity: PatientIdentity | None
     events: tuple[ClinicalEvent, ...] = field(default_factory=tuple)
+    message_type: str = "unknown"
+    merges: tuple[tuple[str, str], ...] = ()
