@@ -23,6 +23,7 @@ CURATED_RECORD = "CuratedRecord"
 AUDIT_EVENT = "AuditEvent"
 LEDGER_ENTRY = "LedgerEntry"
 PATIENT_MERGE = "PatientMerge"
+LEDGER_CHECKPOINT = "LedgerCheckpoint"
 
 
 class IdentityRecord(TypedDict):
@@ -153,6 +154,15 @@ class LedgerEntry(TypedDict):
     entry_hash: bytes
 
 
+class LedgerCheckpoint(TypedDict):
+    size: int
+    root_hash: bytes
+    tip_hash: bytes
+    checkpoint_at: dt.datetime
+    key_id: str
+    signature: bytes
+
+
 class PatientMerge(TypedDict):
     merge_id: str
     hospital: str
@@ -172,4 +182,5 @@ TYPED_VIEWS: dict[str, type] = {
     AUDIT_EVENT: AuditEvent,
     LEDGER_ENTRY: LedgerEntry,
     PATIENT_MERGE: PatientMerge,
+    LEDGER_CHECKPOINT: LedgerCheckpoint,
 }
