@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from audit.domain.chain import verify
-from audit.domain.export import entry_to_json
+from audit.domain.checkpoint import public_key_from_hex
+from audit.domain.export import checkpoint_to_json, entry_to_json
 from biostream.codec import AvroCodec
 from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
@@ -141,7 +142,8 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         broker.stop_broker(run_dir / "broker")
 
     elapsed = time.monotonic() - started
-    summary = summarise(view, published, hospitals, truth_path, elapsed, broker_start_s)
+    public_key = pipeline.ledger_public_key_file.read_text()
+    summary = summarise(view, published, hospitals, truth_path, elapsed, broker_start_s, public_key)
     _write_exports(view, options)
     if options.summary:
         options.summary.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +159,14 @@ def summarise(
     truth_path: Path | None,
     elapsed: float,
     broker_start_s: float,
+    ledger_public_key: str,
 ) -> dict[str, Any]:
-    verification = verify(_ledger_entries(view))
+    # The chain, and every signed checkpoint under the run's public key (a cut tail would show).
+    verification = verify(
+        _ledger_entries(view),
+        checkpoints=view.checkpoints,  # type: ignore[arg-type]
+        public_key=public_key_from_hex(ledger_public_key),
+    )
     summary: dict[str, Any] = {
         "records_published": published,
         "dead_letters": len(view.dead_letters),
@@ -169,6 +177,7 @@ def summarise(
         "audit_events": len(view.audit_events),
         "audit_entries": len(view.ledger),
         "audit_verified": verification.ok,
+        "audit_checkpoints": verification.checkpoints_checked,
         "elapsed_s": round(elapsed, 1),
         "broker_start_s": round(broker_start_s, 1),
         "hospitals": {h: len(m) for h, m in hospitals.items()},
@@ -214,6 +223,8 @@ def _write_exports(view: PipelineView, options: DemoOptions) -> None:
         with options.ledger_export.open("w", encoding="utf-8") as handle:
             for entry in _ledger_entries(view):
                 handle.write(entry_to_json(entry) + "\n")
+            for checkpoint in view.checkpoints:
+                handle.write(checkpoint_to_json(checkpoint) + "\n")  # type: ignore[arg-type]
 
 
 def _json_default(value: object) -> str:
@@ -229,7 +240,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for key in (
         "records_published", "dead_letters", "truth_malformed_messages", "identity_records",
         "clinical_records", "persons", "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_entries",
-        "audit_verified", "broker_start_s", "elapsed_s",
+        "audit_checkpoints", "audit_verified", "broker_start_s", "elapsed_s",
     ):  # fmt: skip
         if key in summary:
             table.add_row(key, str(summary[key]))

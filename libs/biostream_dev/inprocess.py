@@ -36,10 +36,16 @@ class Keys:
     patient_ref: str
     person: str
     pseudonym: str
+    ledger_signing: str = ""
 
     @classmethod
     def fresh(cls) -> Keys:
-        return cls(secrets.token_hex(32), secrets.token_hex(32), secrets.token_hex(32))
+        return cls(
+            secrets.token_hex(32),
+            secrets.token_hex(32),
+            secrets.token_hex(32),
+            secrets.token_hex(32),
+        )
 
 
 def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, RunnableService]:
@@ -59,7 +65,11 @@ def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, R
                 {**common, "policy_file": POLICY, "pseudonym_key": SecretStr(keys.pseudonym)}
             )
         ),
-        "audit": build_audit(AuditSettings.model_validate(common)),
+        "audit": build_audit(
+            AuditSettings.model_validate(
+                {**common, "ledger_signing_key": SecretStr(keys.ledger_signing)}
+            )
+        ),
     }
 
 

@@ -19,6 +19,7 @@ from biostream.contracts import (
     CURATED_RECORD,
     DEAD_LETTER,
     IDENTITY_RECORD,
+    LEDGER_CHECKPOINT,
     LEDGER_ENTRY,
     LINK_DECISION,
 )
@@ -38,6 +39,7 @@ class PipelineView:
     curated: list[dict[str, Any]] = field(default_factory=list)
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
     raw_curated: list[bytes] = field(default_factory=list)
 
     def audit_actions(self) -> Counter[str]:
@@ -105,6 +107,7 @@ class PipelineObserver:
             topics.link_decisions: (LINK_DECISION, self.view.decisions),
             topics.audit_events: (AUDIT_EVENT, self.view.audit_events),
             topics.audit_ledger: (LEDGER_ENTRY, self.view.ledger),
+            topics.audit_checkpoints: (LEDGER_CHECKPOINT, self.view.checkpoints),
         }
         self._curated_topics = {topics.curated(d) for d in datasets}
         for name in self._curated_topics:
