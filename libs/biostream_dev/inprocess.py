@@ -48,7 +48,9 @@ class Keys:
         )
 
 
-def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, RunnableService]:
+def build_services(
+    kafka: KafkaSettings, prefix: str, keys: Keys, audit: dict[str, object] | None = None
+) -> dict[str, RunnableService]:
     # model_validate, not the constructors: explicit values must win over any BIOSTREAM_* in env.
     common: dict[str, object] = {"kafka": kafka, "topic_prefix": prefix, "poll_timeout_ms": 100}
     return {
@@ -67,7 +69,7 @@ def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, R
         ),
         "audit": build_audit(
             AuditSettings.model_validate(
-                {**common, "ledger_signing_key": SecretStr(keys.ledger_signing)}
+                {**common, "ledger_signing_key": SecretStr(keys.ledger_signing), **(audit or {})}
             )
         ),
     }
@@ -75,11 +77,16 @@ def build_services(kafka: KafkaSettings, prefix: str, keys: Keys) -> dict[str, R
 
 @asynccontextmanager
 async def running_pipeline(
-    kafka: KafkaSettings, prefix: str, hospitals: list[str], keys: Keys
+    kafka: KafkaSettings,
+    prefix: str,
+    hospitals: list[str],
+    keys: Keys,
+    audit: dict[str, object] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
+    """``audit``: extra audit settings (e.g. checkpoint intervals) for the test at hand."""
     topics = Topics(prefix)
     await ensure_topics(kafka, topics.pipeline_specs(hospitals, [DATASET]))
-    services = build_services(kafka, prefix, keys)
+    services = build_services(kafka, prefix, keys, audit)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), [DATASET])
