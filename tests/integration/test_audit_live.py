@@ -110,13 +110,30 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         actions = [h["action"] for h in history]
         assert actions[0] == "ingest.accepted" and "pseudonymizer.released" in actions
         assert any(curated_id in h["outputs"] for h in history)
+        # By a dataset pseudonym: the history of every record released under it.
+        pseudonym = view.curated[0]["pseudonym"]
+        mine = {c["curated_id"] for c in view.curated if c["pseudonym"] == pseudonym}
+        by_pseudonym = audit_cli(
+            kafka, topic_prefix, "trace", "--pseudonym", pseudonym, "--dataset", "cohort-demo",
+            "--auditor", "auditor-2", "--case", "DRB-2026-7", auditors="auditor-1,auditor-2",
+        )  # fmt: skip
+        assert by_pseudonym.returncode == 0, by_pseudonym.stderr
+        released = {
+            out
+            for line in by_pseudonym.stdout.splitlines()
+            if (h := json.loads(line))["action"] == "pseudonymizer.released"
+            for out in h["outputs"]
+        }
+        assert mine <= released
         for _ in range(100):
             await observer.poll(timeout_ms=200)
-            if view.audit_actions()["audit.traced"]:
+            if view.audit_actions()["audit.traced"] == 2:
                 break
-        [trace_event] = [e for e in view.audit_events if e["action"] == "audit.traced"]
-        assert trace_event["principal"] == "auditor:auditor-1"
-        assert trace_event["inputs"][0] == curated_id and trace_event["purpose"] == "DRB-2026-7"
+        traces = {e["principal"]: e for e in view.audit_events if e["action"] == "audit.traced"}
+        assert set(traces) == {"auditor:auditor-1", "auditor:auditor-2"}
+        first = traces["auditor:auditor-1"]
+        assert first["inputs"][0] == curated_id and first["purpose"] == "DRB-2026-7"
+        assert traces["auditor:auditor-2"]["inputs"][0] == f"pseudonym:cohort-demo/{pseudonym}"
 
         # A proof of the first ingest entry, checked with nothing but the proof and the key.
         sequence = history[0]["sequence"]

@@ -228,18 +228,23 @@ def check_proof_command(
 
 @app.command()
 def trace(
-    reference: Annotated[
-        str, typer.Option(help="Source position, record id, decision id or curated id")
-    ],
     auditor: Annotated[str, typer.Option(help="Your auditor id (must be authorised)")],
     case: Annotated[str, typer.Option(help="Audit case or approval reference (no identifiers)")],
+    reference: Annotated[
+        str | None, typer.Option(help="Source position, record id, decision id or curated id")
+    ] = None,
+    pseudonym: Annotated[
+        str | None, typer.Option(help="A dataset pseudonym (with --dataset)")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset of --pseudonym")] = None,
     input_file: InputOption = None,
 ) -> None:
-    """Everything that happened to one record, for authorised auditors; the trace is itself audited."""
+    """Everything that happened to one record or one pseudonym's records, for authorised auditors;
+    the trace is itself audited before anything is shown."""
     from biostream.envelopes import Envelopes
     from biostream.topics import Topics
 
-    from audit.adapters.ledger_reader import publish
+    from audit.adapters.ledger_reader import curated_ids_of, publish
     from audit.domain.lineage import trace as trace_events
 
     settings = AuditSettings()
@@ -251,23 +256,30 @@ def trace(
             "error: --case and --auditor take a reference (letters, digits, ._:/-)", err=True
         )
         raise typer.Exit(2)
+    if (reference is None) == (pseudonym is None) or (pseudonym is not None and not dataset):
+        typer.echo("error: give --reference, or --pseudonym with --dataset", err=True)
+        raise typer.Exit(2)
+    subject = reference if reference is not None else f"pseudonym:{dataset}/{pseudonym}"
     topics = Topics(settings.topic_prefix)
+    codec = _codec()
     now = dt.datetime.now(dt.UTC)
     # Recorded before anything is shown: no trace without its own audit event.
-    event = Envelopes("audit", f"auditor:{auditor}", _codec(), topics).audit(
-        "audit.traced",
-        [reference, f"requested-at:{now.isoformat()}"],
-        [],
-        now,
-        purpose=case,
+    event = Envelopes("audit", f"auditor:{auditor}", codec, topics).audit(
+        "audit.traced", [subject, f"requested-at:{now.isoformat()}"], [], now, purpose=case
     )
     assert event.key is not None and event.value is not None
     asyncio.run(publish(settings.kafka, event.topic, event.key, event.value))
+    starts = [reference] if reference is not None else []
+    if pseudonym is not None and dataset is not None:
+        starts = asyncio.run(
+            curated_ids_of(settings.kafka, topics.curated(dataset), codec, pseudonym)
+        )
     entries, _ = _ledger(input_file)
-    hits = trace_events(_events(entries), reference)
+    events = _events(entries)
+    hits = sorted({s: e for start in starts for s, e in trace_events(events, start)}.items())
     for sequence, found in hits:
         typer.echo(json.dumps(_event_json(sequence, found), ensure_ascii=False, sort_keys=True))
-    typer.echo(f"{len(hits)} events about {reference}", err=True)
+    typer.echo(f"{len(hits)} events about {subject}", err=True)
 
 
 def _event_json(sequence: int, event: AuditEvent) -> dict[str, Any]:

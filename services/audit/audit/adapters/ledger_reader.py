@@ -109,3 +109,23 @@ async def publish(kafka: KafkaSettings, topic: str, key: bytes, value: bytes) ->
         await (await producer.send(topic, value, key=key))
     finally:
         await producer.stop()
+
+
+async def curated_ids_of(
+    kafka: KafkaSettings, topic: str, codec: AvroCodec, pseudonym: str
+) -> list[str]:
+    """Curated ids of one pseudonym's records on a dataset's curated topic."""
+    from biostream.contracts import CURATED_RECORD
+
+    consumer = reader(kafka, "audit-trace-curated")
+    await consumer.start()
+    found: list[str] = []
+    try:
+        partitions = await topic_partitions(kafka, [topic])
+        async for _, _, value in _records(consumer, partitions):
+            record = codec.decode(value, CURATED_RECORD)
+            if record["pseudonym"] == pseudonym:
+                found.append(record["curated_id"])
+    finally:
+        await consumer.stop()
+    return found
