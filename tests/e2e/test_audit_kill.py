@@ -67,6 +67,11 @@ async def test_audit_killed_repeatedly_mid_stream_keeps_a_complete_verifiable_le
             if view.checkpoints and view.checkpoints[-1]["size"] == len(view.ledger):
                 break
             await observer.poll(timeout_ms=200)
+        metrics = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in pipeline.metrics_text("audit").splitlines()
+            if line.startswith("biostream_audit_") and " " in line
+        }
     finally:
         await observer.stop()
         await asyncio.to_thread(pipeline.stop_all)
@@ -86,3 +91,9 @@ async def test_audit_killed_repeatedly_mid_stream_keeps_a_complete_verifiable_le
     assert result.ok, result.problem
     assert result.covered == len(view.ledger)
     assert result.checkpoints_checked == len(sizes) >= len(view.ledger) // 25
+    # The restarted process reports the whole ledger, its checkpoints and a passing self-check.
+    assert metrics["biostream_audit_ledger_entries"] == len(view.ledger)
+    assert metrics["biostream_audit_last_checkpoint_size"] == len(view.ledger)
+    assert metrics["biostream_audit_last_checkpoint_age_seconds"] >= 0
+    assert metrics["biostream_audit_verification_ok"] == 1
+    assert metrics["biostream_audit_append_lag_seconds_count"] > 0
