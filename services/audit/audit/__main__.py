@@ -169,13 +169,32 @@ def public_key_command() -> None:
 def prove(
     sequence: Annotated[int | None, typer.Option(help="Ledger sequence of the entry")] = None,
     event_id: Annotated[str | None, typer.Option(help="Audit event id of the entry")] = None,
+    consistency: Annotated[
+        tuple[int, int] | None,
+        typer.Option(help="Instead: a consistency proof between the checkpoints of these sizes"),
+    ] = None,
     input_file: InputOption = None,
     output: Annotated[Path | None, typer.Option("--output", help="Proof file (JSON)")] = None,
 ) -> None:
-    """An inclusion proof for one entry against a signed checkpoint (JSON)."""
-    from audit.domain.proof import ProofError, build_proof
+    """An inclusion proof for one entry against a signed checkpoint (JSON), or a consistency proof
+    that a later checkpoint extends an earlier one."""
+    from audit.domain.proof import ProofError, build_consistency_proof, build_proof
 
     entries, checkpoints = _ledger(input_file)
+    if consistency is not None:
+        by_size = {c["size"]: c for c in checkpoints}
+        if consistency[0] not in by_size or consistency[1] not in by_size:
+            typer.echo("error: no signed checkpoints of those sizes", err=True)
+            raise typer.Exit(1)
+        try:
+            document = build_consistency_proof(
+                entries, by_size[consistency[0]], by_size[consistency[1]]
+            )
+        except ProofError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        _write_proof(document, output)
+        return
     if (sequence is None) == (event_id is None):
         typer.echo("error: give exactly one of --sequence or --event-id", err=True)
         raise typer.Exit(2)
@@ -191,10 +210,14 @@ def prove(
     except ProofError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    _write_proof(proof, output)
+
+
+def _write_proof(proof: dict[str, Any], output: Path | None) -> None:
     text = json.dumps(proof, indent=2, sort_keys=True)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
-        typer.echo(f"proof of entry {sequence} against checkpoint {proof['tree_size']}: {output}")
+        typer.echo(f"proof written to {output}")
     else:
         typer.echo(text)
 
@@ -220,6 +243,12 @@ def check_proof_command(
     if problem:
         typer.echo(f"proof INVALID: {problem}", err=True)
         raise typer.Exit(1)
+    if "old" in proof:
+        typer.echo(
+            f"proof valid: the signed ledger of {proof['new']['size']} entries extends the one "
+            f"of {proof['old']['size']}"
+        )
+        return
     typer.echo(
         f"proof valid: entry {proof['leaf_index']} (event {proof['entry']['event_id']}) is in "
         f"the ledger of {proof['tree_size']} entries signed by key {proof['checkpoint']['key_id']}"

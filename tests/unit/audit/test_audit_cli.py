@@ -164,3 +164,22 @@ def test_trace_refuses_who_is_not_an_authorised_auditor(
     )  # fmt: skip
     assert result.returncode == 3 and "not an authorised auditor" in result.stderr
     assert result.stdout == ""
+
+
+def test_consistency_proof_between_two_checkpoints(
+    signed_ledger: SignedLedger, tmp_path: Path
+) -> None:
+    ledger = signed_ledger.write(tmp_path / "l.jsonl")
+    key = signed_ledger.public_key_file(tmp_path / "pub.key")
+    made = audit(
+        "prove", "--input", ledger, "--consistency", "5", "10", "--output", tmp_path / "c.json"
+    )
+    assert made.returncode == 0, made.stderr
+    ok = audit("check-proof", "--proof", tmp_path / "c.json", "--public-key", key)
+    assert ok.returncode == 0, ok.stderr
+    assert "of 10 entries extends the one of 5" in ok.stdout
+    proof = json.loads((tmp_path / "c.json").read_text())
+    proof["proof"][-1] = "11" * 32
+    (tmp_path / "bad.json").write_text(json.dumps(proof))
+    bad = audit("check-proof", "--proof", tmp_path / "bad.json", "--public-key", key)
+    assert bad.returncode == 1 and "does not extend" in bad.stderr

@@ -19,7 +19,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit.domain.chain import entry_hash
 from audit.domain.checkpoint import check_signature
 from audit.domain.export import checkpoint_from_dict, checkpoint_to_dict
-from audit.domain.merkle import inclusion_proof, leaf_hash, verify_inclusion
+from audit.domain.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 
 PROOF_FORMAT = "biostream-inclusion-proof-v1"
 
@@ -60,7 +66,9 @@ def build_proof(
 
 
 def check_proof(proof: dict[str, Any], public_key: Ed25519PublicKey) -> str | None:
-    """None when the proof holds; else what is wrong."""
+    """None when the proof (inclusion or consistency) holds; else what is wrong."""
+    if proof.get("format") == CONSISTENCY_FORMAT:
+        return check_consistency_proof(proof, public_key)
     try:
         if proof.get("format") != PROOF_FORMAT:
             return "not a biostream inclusion proof"
@@ -85,4 +93,38 @@ def check_proof(proof: dict[str, Any], public_key: Ed25519PublicKey) -> str | No
         return "the proof's position or tree size does not match the entry and checkpoint"
     if not verify_inclusion(index, size, leaf_hash(computed), path, checkpoint["root_hash"]):
         return f"entry {sequence} is not included under the checkpoint's root (size {size})"
+    return None
+
+
+CONSISTENCY_FORMAT = "biostream-consistency-proof-v1"
+
+
+def build_consistency_proof(
+    entries: Sequence[LedgerEntry], old: LedgerCheckpoint, new: LedgerCheckpoint
+) -> dict[str, Any]:
+    """Proves the ledger at ``new`` extends the ledger at ``old`` (nothing before was changed)."""
+    if not 0 < old["size"] <= new["size"] <= len(entries):
+        raise ProofError("need two checkpoints, older first, both within the ledger")
+    leaves = [leaf_hash(e["entry_hash"]) for e in entries[: new["size"]]]
+    return {
+        "format": CONSISTENCY_FORMAT,
+        "old": checkpoint_to_dict(old),
+        "new": checkpoint_to_dict(new),
+        "proof": [h.hex() for h in consistency_proof(old["size"], leaves)],
+    }
+
+
+def check_consistency_proof(proof: dict[str, Any], public_key: Ed25519PublicKey) -> str | None:
+    try:
+        old = checkpoint_from_dict(proof["old"])
+        new = checkpoint_from_dict(proof["new"])
+        path = [bytes.fromhex(h) for h in proof["proof"]]
+    except (KeyError, TypeError, ValueError) as error:
+        return f"malformed proof ({type(error).__name__})"
+    for checkpoint in (old, new):
+        problem = check_signature(checkpoint, public_key)
+        if problem is not None:
+            return problem
+    if not verify_consistency(old["size"], new["size"], old["root_hash"], new["root_hash"], path):
+        return f"the ledger at {new['size']} does not extend the ledger at {old['size']}"
     return None
