@@ -15,7 +15,7 @@ from typing import Annotated, Any, cast
 
 import typer
 from biostream.contracts import AuditEvent, LedgerCheckpoint, LedgerEntry
-from biostream.logs import configure_logging
+from biostream.logs import configure_logging, mask_identifiers
 from biostream.service import run_until_stopped
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -43,6 +43,9 @@ PublicKeyOption = Annotated[
     ),
 ]
 CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+# What pipeline references look like (source positions, record, decision and curated ids,
+# pseudonyms): anything else, a name in Hangul say, must not reach the ledger via a trace event.
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,199}$")
 
 
 @app.command()
@@ -289,6 +292,9 @@ def trace(
         typer.echo("error: give --reference, or --pseudonym with --dataset", err=True)
         raise typer.Exit(2)
     subject = reference if reference is not None else f"pseudonym:{dataset}/{pseudonym}"
+    if not REFERENCE.match(subject) or mask_identifiers(subject) != subject:
+        typer.echo("error: that is not a pipeline reference (refusing to record it)", err=True)
+        raise typer.Exit(2)
     topics = Topics(settings.topic_prefix)
     codec = _codec()
     now = dt.datetime.now(dt.UTC)

@@ -183,3 +183,16 @@ def test_consistency_proof_between_two_checkpoints(
     (tmp_path / "bad.json").write_text(json.dumps(proof))
     bad = audit("check-proof", "--proof", tmp_path / "bad.json", "--public-key", key)
     assert bad.returncode == 1 and "does not extend" in bad.stderr
+
+
+@pytest.mark.parametrize("reference", ["홍길동", "9710139019902", "010-1234-5678", "a b"])
+def test_trace_refuses_to_record_what_is_not_a_reference(tmp_path: Path, reference: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "audit", "trace", "--reference", reference,
+         "--auditor", "auditor-1", "--case", "C-1", "--input", str(tmp_path / "none.jsonl")],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "BIOSTREAM_AUTHORISED_AUDITORS": "auditor-1",
+             # Nothing listens here: the refusal must come before any Kafka connection.
+             "BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+    )  # fmt: skip
+    assert result.returncode == 2 and "not a pipeline reference" in result.stderr
