@@ -102,6 +102,17 @@ def test_fhir_audit_events_are_structurally_valid_r4(signed_ledger: SignedLedger
     assert ledger_ref["system"] == "urn:biostream:audit-ledger"
 
 
+def test_fhir_audit_events_validate_against_the_fhir_models(signed_ledger: SignedLedger) -> None:
+    # fhir.resources ships R4B models; AuditEvent did not change between R4 and R4B.
+    from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
+
+    for sequence, event in logged(signed_ledger):
+        resource = to_fhir(event, sequence, signed_ledger.entries[sequence]["entry_hash"])
+        parsed = FhirAuditEvent.model_validate(resource)
+        assert parsed.id == event["event_id"]
+        assert len(parsed.entity) == len(event["inputs"]) + len(event["outputs"]) + 1
+
+
 def test_the_structural_check_catches_broken_resources() -> None:
     assert structural_problems({"resourceType": "Patient"})
     assert "agent is required (1..*)" in structural_problems(
