@@ -172,6 +172,11 @@ class LedgerAppendHandler:
             ledger = self._cached[1]
         else:
             ledger = LedgerState.from_bytes(stored)
+            # After a restart the gauges start from the restored state, not from zero.
+            self.metrics.ledger_length.set(ledger.size)
+            if ledger.checkpoint_at is not None:
+                self.metrics.last_checkpoint_timestamp.set(ledger.checkpoint_at.timestamp())
+                self.metrics.last_checkpoint_size.set(ledger.checkpoint_size)
         self._cached = None  # the object is about to change; cached again once saved
         return ledger
 

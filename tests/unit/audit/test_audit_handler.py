@@ -121,3 +121,17 @@ def test_metrics_ledger_length_lag_checkpoint_and_self_check() -> None:
     )
     assert (value("biostream_audit_last_checkpoint_age_seconds") or 0) > 0
     assert value("biostream_audit_verification_ok") == 1
+
+
+def test_a_restarted_handler_reports_the_restored_checkpoint() -> None:
+    handler, state = make(), StateStore()
+    for n in range(5):
+        handler(event(n), state, T0)
+    registry = CollectorRegistry()
+    restarted, state = make(registry=registry), restored(state)
+    assert restarted.tick(state, T0) == []  # nothing due; the state is read
+    assert registry.get_sample_value("biostream_audit_ledger_entries") == 5
+    assert registry.get_sample_value("biostream_audit_last_checkpoint_size") == 4
+    assert registry.get_sample_value("biostream_audit_last_checkpoint_timestamp_seconds") == (
+        T0.timestamp()
+    )
