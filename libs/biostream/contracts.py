@@ -28,6 +28,7 @@ CONSENT_EVENT = "ConsentEvent"
 
 NoticeKind = Literal["CORRECTION", "WITHDRAWAL"]
 ConsentKind = Literal["WITHDRAWN", "GRANTED"]
+LEDGER_CHECKPOINT = "LedgerCheckpoint"
 
 
 class IdentityRecord(TypedDict):
@@ -167,6 +168,15 @@ class LedgerEntry(TypedDict):
     entry_hash: bytes
 
 
+class LedgerCheckpoint(TypedDict):
+    size: int
+    root_hash: bytes
+    tip_hash: bytes
+    checkpoint_at: dt.datetime
+    key_id: str
+    signature: bytes
+
+
 class PatientMerge(TypedDict):
     merge_id: str
     hospital: str
@@ -213,4 +223,5 @@ TYPED_VIEWS: dict[str, type] = {
     PATIENT_MERGE: PatientMerge,
     DATASET_NOTICE: DatasetNotice,
     CONSENT_EVENT: ConsentEvent,
+    LEDGER_CHECKPOINT: LedgerCheckpoint,
 }

@@ -129,6 +129,9 @@ class Handler(Protocol):
 
 
 FailureHandler = Callable[[Inbound, BaseException, dt.datetime], list[Outbound]]
+# Called when a poll returned nothing (at most every ``idle_interval_ms``): time-driven work such as
+# the audit ledger's periodic checkpoint. Its outputs and state changes commit in one transaction.
+IdleHandler = Callable[[StateStore, dt.datetime], list[Outbound]]
 
 
 @dataclass
@@ -141,6 +144,7 @@ class ProcessorConfig:
     changelog_topic: str | None = None
     max_records: int = 500
     poll_timeout_ms: int = 200
+    idle_interval_ms: int = 1000
 
 
 class TransactionalProcessor:
@@ -151,8 +155,10 @@ class TransactionalProcessor:
         on_failure: FailureHandler,
         metrics: ProcessorMetrics,
         clock: Callable[[], dt.datetime] | None = None,
+        on_idle: IdleHandler | None = None,
     ) -> None:
         self.config = config
+        self.on_idle = on_idle
         self.handler = handler
         self.on_failure = on_failure
         self.metrics = metrics
@@ -189,10 +195,17 @@ class TransactionalProcessor:
             self._log.info(
                 "consuming", group=cfg.app_id, topics=cfg.input_topics or [str(cfg.input_pattern)]
             )
+            last_idle = time.monotonic()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms)
                 if batch:
                     await self._process_batch(producer, batch)
+                elif (
+                    self.on_idle is not None
+                    and time.monotonic() - last_idle >= cfg.idle_interval_ms / 1000
+                ):
+                    last_idle = time.monotonic()
+                    await self._process_idle(producer, self.on_idle)
                 await self._record_lag(consumer)
         finally:
             self.ready = False
@@ -255,6 +268,28 @@ class TransactionalProcessor:
             position = await consumer.position(tp)
             lag = max(0, stable - position)
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    async def _process_idle(self, producer: AIOKafkaProducer, on_idle: IdleHandler) -> None:
+        self.state.begin_message()
+        outputs = on_idle(self.state, self.clock())
+        changes = self.state.drain_changes() if self.config.changelog_topic else {}
+        if not outputs and not changes:
+            return
+        await producer.begin_transaction()
+        try:
+            for out in outputs:
+                await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+                self.metrics.messages_out.labels(out.topic).inc()
+            for key, value in changes.items():
+                assert self.config.changelog_topic is not None
+                await producer.send(self.config.changelog_topic, value, key=key.encode())
+            await producer.commit_transaction()
+        except BaseException:
+            self.metrics.transactions.labels("aborted").inc()
+            with contextlib.suppress(Exception):
+                await producer.abort_transaction()
+            raise
+        self.metrics.transactions.labels("committed").inc()
 
     def _handle(self, message: Inbound, now: dt.datetime) -> list[Outbound]:
         self.state.begin_message()

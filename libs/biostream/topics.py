@@ -80,6 +80,11 @@ class Topics:
     def audit_ledger(self) -> str:
         return f"{self.prefix}audit.ledger"
 
+    @property
+    def audit_checkpoints(self) -> str:
+        """Signed checkpoints of the ledger (audit service only)."""
+        return f"{self.prefix}audit.checkpoints"
+
     def state(self, app_id: str) -> str:
         """Changelog of a service's state store (compacted)."""
         return f"{self.prefix}{app_id}.state-changelog"
@@ -96,6 +101,7 @@ class Topics:
             TopicSpec(self.consent_events, 1, contract="ConsentEvent"),
             TopicSpec(self.audit_events, 1, contract="AuditEvent"),
             TopicSpec(self.audit_ledger, 1, contract="LedgerEntry"),
+            TopicSpec(self.audit_checkpoints, 1, contract="LedgerCheckpoint"),
         ]
         specs += [TopicSpec(self.curated(d), 3, contract="CuratedRecord") for d in datasets]
         specs += [TopicSpec(self.notices(d), 1, contract="DatasetNotice") for d in datasets]

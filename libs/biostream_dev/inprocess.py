@@ -37,10 +37,16 @@ class Keys:
     patient_ref: str
     person: str
     pseudonym: str
+    ledger_signing: str = ""
 
     @classmethod
     def fresh(cls) -> Keys:
-        return cls(secrets.token_hex(32), secrets.token_hex(32), secrets.token_hex(32))
+        return cls(
+            secrets.token_hex(32),
+            secrets.token_hex(32),
+            secrets.token_hex(32),
+            secrets.token_hex(32),
+        )
 
 
 def build_services(
@@ -50,6 +56,7 @@ def build_services(
     policy_dir: Path = POLICY_DIR,
     pseudonym_keys: dict[str, str] | None = None,
     credentials: Credentials | None = None,
+    audit: dict[str, object] | None = None,
 ) -> dict[str, RunnableService]:
     """``pseudonym_keys`` maps ``<domain>/<version>`` to a key; by default the demo policy's
     domain gets ``keys.pseudonym``. Each service connects as its own principal when
@@ -82,7 +89,15 @@ def build_services(
                 }
             )
         ),
-        "audit": build_audit(AuditSettings.model_validate(common("audit"))),
+        "audit": build_audit(
+            AuditSettings.model_validate(
+                {
+                    **common("audit"),
+                    "ledger_signing_key": SecretStr(keys.ledger_signing),
+                    **(audit or {}),
+                }
+            )
+        ),
     }
 
 
@@ -95,7 +110,9 @@ async def running_pipeline(
     policy_dir: Path = POLICY_DIR,
     datasets: list[str] | None = None,
     pseudonym_keys: dict[str, str] | None = None,
+    audit: dict[str, object] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
+    """``audit``: extra audit settings (e.g. checkpoint intervals) for the test at hand."""
     datasets = datasets or [DATASET]
     topics = Topics(prefix)
     await ensure_topics(kafka, topics.pipeline_specs(hospitals, datasets))
@@ -103,7 +120,7 @@ async def running_pipeline(
     credentials = await asyncio.to_thread(provision_services, kafka, prefix)
     if credentials is not None:
         await wait_until_usable(credentials)
-    services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys, credentials)
+    services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)

@@ -20,6 +20,7 @@ from biostream.contracts import (
     DATASET_NOTICE,
     DEAD_LETTER,
     IDENTITY_RECORD,
+    LEDGER_CHECKPOINT,
     LEDGER_ENTRY,
     LINK_DECISION,
 )
@@ -42,6 +43,7 @@ class PipelineView:
     raw_curated: list[bytes] = field(default_factory=list)  # curated and notice topics, raw
     notices: list[dict[str, Any]] = field(default_factory=list)
     datasets: int = 1
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def audit_actions(self) -> Counter[str]:
         return Counter(event["action"] for event in self.audit_events)
@@ -122,6 +124,7 @@ class PipelineObserver:
             topics.link_decisions: (LINK_DECISION, self.view.decisions),
             topics.audit_events: (AUDIT_EVENT, self.view.audit_events),
             topics.audit_ledger: (LEDGER_ENTRY, self.view.ledger),
+            topics.audit_checkpoints: (LEDGER_CHECKPOINT, self.view.checkpoints),
         }
         self._curated_topics = {topics.curated(d) for d in datasets}
         for name in self._curated_topics:

@@ -38,10 +38,14 @@ def free_port() -> int:
 
 
 def write_secrets(directory: Path) -> dict[str, Path]:
-    """Fresh random keys for this run, readable by the owner only; never in the repository."""
+    """Fresh random keys for this run, readable by the owner only; never in the repository.
+
+    ``ledger_signing`` is the audit ledger's Ed25519 seed; its public half is written next to it
+    (``ledger_public``, not secret) for `audit verify` and `audit check-proof`.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in ("patient_ref", "person", "pseudonym"):
+    for name in ("patient_ref", "person", "pseudonym", "ledger_signing"):
         path = directory / f"{name}.key"
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -57,7 +61,17 @@ def write_secrets(directory: Path) -> dict[str, Path]:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
     paths["pseudonym_keys"] = pseudonym_keys
+    public = directory / "ledger_public.key"
+    if not public.exists():
+        public.write_text(ledger_public_key_hex(paths["ledger_signing"].read_bytes()) + "\n")
+    paths["ledger_public"] = public
     return paths
+
+
+def ledger_public_key_hex(signing_secret: bytes) -> str:
+    from audit.domain.checkpoint import private_key_from_secret, public_key_hex
+
+    return public_key_hex(private_key_from_secret(signing_secret).public_key())
 
 
 @dataclass
@@ -92,6 +106,8 @@ class LocalPipeline:
             asyncio.run(wait_until_usable(self._credentials))
         return kafka_environment(self._credentials.settings(SERVICE_ROLES[service]))
 
+    extra_env: dict[str, str] = field(default_factory=dict)
+
     def environment(self, service: str, metrics_port: int) -> dict[str, str]:
         keys = write_secrets(self.run_dir / "secrets")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
@@ -105,9 +121,16 @@ class LocalPipeline:
             BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
             BIOSTREAM_KEYS_DIR=str(keys["pseudonym_keys"]),
             BIOSTREAM_POLICY_DIR=str(self.policy_dir),
+            BIOSTREAM_LEDGER_SIGNING_KEY_FILE=str(keys["ledger_signing"]),
+            BIOSTREAM_LEDGER_PUBLIC_KEY_FILE=str(keys["ledger_public"]),
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
+
+    @property
+    def ledger_public_key_file(self) -> Path:
+        return write_secrets(self.run_dir / "secrets")["ledger_public"]
 
     def start(self, service: str, timeout_s: float = 60) -> ServiceProcess:
         port = free_port()

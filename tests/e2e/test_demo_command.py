@@ -56,10 +56,17 @@ def test_demo_runs_the_pipeline_and_writes_summary_and_exports(tmp_path: Path) -
     assert summary["dead_letters"] == summary["truth_malformed_messages"] > 0
     curated = (out / "curated.jsonl").read_text().splitlines()
     assert len(curated) == summary["curated_records"] > 0
-    ledger = (out / "ledger.jsonl").read_text().splitlines()
-    assert len(ledger) == summary["audit_entries"]
+    ledger = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "entry" for r in ledger) == summary["audit_entries"]
+    assert sum(r["kind"] == "checkpoint" for r in ledger) == summary["audit_checkpoints"] > 0
+    assert summary["audit_covered"] == summary["audit_entries"]  # the tail is signed too
+    assert summary["reconciliation"]["unaccounted"] == 0
+    assert summary["reconciliation"]["published"] == summary["records_published"]
+    assert summary["reconciliation"]["dead_lettered"] == summary["dead_letters"]
+    public_key = run_dir / "secrets" / "ledger_public.key"
     verify = subprocess.run(
-        [sys.executable, "-m", "audit", "verify", "--input", str(out / "ledger.jsonl")],
+        [sys.executable, "-m", "audit", "verify", "--input", str(out / "ledger.jsonl"),
+         "--public-key", str(public_key)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stderr

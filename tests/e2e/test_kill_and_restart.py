@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from audit.domain.chain import verify
+from audit.domain.checkpoint import public_key_from_hex
 from biostream.codec import AvroCodec
 from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
@@ -47,7 +48,15 @@ async def test_every_service_killed_mid_stream_loses_and_duplicates_nothing(
     topics = Topics(topic_prefix)
     await ensure_topics(kafka, topics.pipeline_specs(sorted(feeds), [DATASET]))
     pipeline = LocalPipeline(
-        kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix, admin=kafka
+        kafka.bootstrap_servers,
+        tmp_path / "run",
+        topic_prefix=topic_prefix,
+        admin=kafka,
+        # Frequent checkpoints, so the audit kill lands among them.
+        extra_env={
+            "BIOSTREAM_CHECKPOINT_EVERY_ENTRIES": "100",
+            "BIOSTREAM_CHECKPOINT_EVERY_SECONDS": "1",
+        },
     )
     observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), [DATASET])
     kills: list[tuple[str, int]] = []
@@ -69,6 +78,11 @@ async def test_every_service_killed_mid_stream_loses_and_duplicates_nothing(
             kills.append((service, progress(observer.view)))
             await asyncio.to_thread(pipeline.restart, service)
         view = await observer.wait_until_settled(published, timeout_s=300)
+        # An idle tick signs a checkpoint covering the tail.
+        for _ in range(150):
+            if view.checkpoints and view.checkpoints[-1]["size"] == len(view.ledger):
+                break
+            await observer.poll(timeout_ms=200)
     finally:
         await observer.stop()
         await asyncio.to_thread(pipeline.stop_all)
@@ -103,7 +117,15 @@ async def test_every_service_killed_mid_stream_loses_and_duplicates_nothing(
     assert Counter(e["event_id"] for e in view.ledger) == Counter(
         e["event_id"] for e in view.audit_events
     )
-    assert verify(view.ledger).ok  # type: ignore[arg-type]
+    # Its signed checkpoints verify under the run's public key, cover the whole ledger, and none
+    # was lost or repeated across the kill.
+    public_key = public_key_from_hex(pipeline.ledger_public_key_file.read_text())
+    result = verify(view.ledger, checkpoints=view.checkpoints, public_key=public_key)  # type: ignore[arg-type]
+    assert result.ok, result.problem
+    sizes = [c["size"] for c in view.checkpoints]
+    assert sizes == sorted(set(sizes))
+    assert len(sizes) >= len(view.ledger) // 100
+    assert result.covered == len(view.ledger)
 
     # Service logs, including those written around the kills, carry no identifying value.
     canaries = canary_values(

@@ -21,7 +21,16 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))
 
 IDENTITY_ZONE = frozenset({"IdentityRecord", "DeadLetter", "ReviewTask"})
-NO_PII = frozenset({"CuratedRecord", "LinkDecision", "AuditEvent", "LedgerEntry", "ClinicalRecord"})
+NO_PII = frozenset(
+    {
+        "CuratedRecord",
+        "LinkDecision",
+        "AuditEvent",
+        "LedgerEntry",
+        "LedgerCheckpoint",
+        "ClinicalRecord",
+    }
+)
 
 UTC = dt.UTC
 # timestamp-millis keeps milliseconds only, and fastavro reads it back as an aware UTC datetime.
@@ -156,6 +165,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "event_payload": SINGLE_OBJECT_MAGIC + bytes(range(256)),
         "prev_hash": bytes(32),
         "entry_hash": bytes(range(32)),
+    },
+    "LedgerCheckpoint": {
+        "size": 1000,
+        "root_hash": bytes(range(32)),
+        "tip_hash": bytes(range(1, 33)),
+        "checkpoint_at": T0,
+        "key_id": "3f9a1c0b2d4e5f60",
+        "signature": bytes(range(64)),
     },
     "PatientMerge": {
         "merge_id": "H001/A40-0007/0",

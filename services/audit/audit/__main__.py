@@ -1,23 +1,51 @@
-"""``audit run | verify | export``."""
+"""``audit run | verify | export | prove | check-proof | trace | report | fhir | reconcile | public-key``.
+
+Exit codes of the checking commands: 0 intact / holds / complete, 1 a problem was found (named on
+stderr), 2 unusable input (unreadable file, not a ledger, no key), 3 not authorised.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
-from biostream.contracts import LedgerEntry
-from biostream.logs import configure_logging
+from biostream.contracts import AuditEvent, LedgerCheckpoint, LedgerEntry
+from biostream.logs import configure_logging, mask_identifiers
 from biostream.service import run_until_stopped
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.domain.chain import verify
-from audit.domain.export import ExportFormatError, entry_from_json, entry_to_json
+from audit.domain.checkpoint import private_key_from_secret, public_key_from_hex, public_key_hex
+from audit.domain.export import ExportFormatError, checkpoint_to_json, entry_to_json, read_export
+from audit.domain.lineage import Logged
 from audit.settings import AuditSettings
 
 app = typer.Typer(
-    help="Audit events in: a tamper-evident, hash-chained ledger out.", no_args_is_help=True
+    help="Audit events in: a tamper-evident, hash-chained, checkpointed ledger out.",
+    no_args_is_help=True,
 )
+
+InputOption = Annotated[
+    Path | None,
+    typer.Option("--input", help="Exported ledger (JSON lines); default: the live ledger"),
+]
+PublicKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        envvar="BIOSTREAM_LEDGER_PUBLIC_KEY_FILE",
+        help="File with the ledger's Ed25519 public key (64 hex digits)",
+    ),
+]
+CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+# What pipeline references look like (source positions, record, decision and curated ids,
+# pseudonyms): anything else, a name in Hangul say, must not reach the ledger via a trace event.
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,199}$")
 
 
 @app.command()
@@ -30,50 +58,92 @@ def run() -> None:
     asyncio.run(run_until_stopped(build(settings)))
 
 
-async def _live_entries(settings: AuditSettings) -> list[LedgerEntry]:
+def _codec() -> Any:
     from biostream.codec import AvroCodec
     from biostream.schemas import SchemaRegistry
+
+    return AvroCodec(SchemaRegistry())
+
+
+async def _live(settings: AuditSettings) -> tuple[list[LedgerEntry], list[LedgerCheckpoint]]:
     from biostream.topics import Topics
 
-    from audit.adapters.ledger_reader import read_ledger
+    from audit.adapters.ledger_reader import read_checkpoints, read_ledger
 
-    topic = Topics(settings.topic_prefix).audit_ledger
-    return [
-        entry async for entry in read_ledger(settings.kafka, topic, AvroCodec(SchemaRegistry()))
-    ]
+    topics = Topics(settings.topic_prefix)
+    codec = _codec()
+    # Checkpoints first: every checkpoint read then covers only entries already committed.
+    checkpoints = await read_checkpoints(settings.kafka, topics.audit_checkpoints, codec)
+    entries = [entry async for entry in read_ledger(settings.kafka, topics.audit_ledger, codec)]
+    return entries, checkpoints
 
 
-def _file_entries(path: Path) -> list[LedgerEntry]:
+def _file(path: Path) -> tuple[list[LedgerEntry], list[LedgerCheckpoint]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         typer.echo(f"error: cannot read {path}: {error.strerror}", err=True)
         raise typer.Exit(2) from None
     try:
-        return [entry_from_json(line, n) for n, line in enumerate(lines, start=1) if line.strip()]
+        return read_export(lines)
     except ExportFormatError as error:
         typer.echo(f"error: {path}: {error}", err=True)
         raise typer.Exit(2) from None
 
 
+def _ledger(input_file: Path | None) -> tuple[list[LedgerEntry], list[LedgerCheckpoint]]:
+    return _file(input_file) if input_file else asyncio.run(_live(AuditSettings()))
+
+
+def _public_key(path: Path | None) -> Ed25519PublicKey | None:
+    if path is None:
+        return None
+    try:
+        return public_key_from_hex(path.read_text(encoding="ascii"))
+    except (OSError, ValueError) as error:
+        typer.echo(f"error: {path}: not an Ed25519 public key ({type(error).__name__})", err=True)
+        raise typer.Exit(2) from None
+
+
+def _events(entries: list[LedgerEntry]) -> list[Logged]:
+    codec = _codec()
+    from biostream.contracts import AUDIT_EVENT
+
+    return [
+        (e["sequence"], cast(AuditEvent, codec.decode(e["event_payload"], AUDIT_EVENT)))
+        for e in entries
+    ]
+
+
 @app.command(name="verify")
 def verify_command(
-    input_file: Annotated[
-        Path | None, typer.Option("--input", help="Exported ledger (JSON lines)")
-    ] = None,
+    input_file: InputOption = None,
+    public_key_file: PublicKeyOption = None,
     expected_length: Annotated[
-        int | None, typer.Option(help="Entries a checkpoint says exist")
+        int | None, typer.Option(help="Entries the ledger must at least have")
     ] = None,
 ) -> None:
-    """Check the ledger's hash chain; exit 1 naming the first bad entry."""
-    entries = (
-        _file_entries(input_file) if input_file else asyncio.run(_live_entries(AuditSettings()))
-    )
-    result = verify(entries, expected_length)
+    """Check the hash chain and every signed checkpoint; exit 1 naming the first bad entry."""
+    entries, checkpoints = _ledger(input_file)
+    key = _public_key(public_key_file)
+    if checkpoints and key is None:
+        typer.echo("error: the ledger has signed checkpoints: give --public-key", err=True)
+        raise typer.Exit(2)
+    result = verify(entries, expected_length, checkpoints, key)
     if result.ok:
-        typer.echo(f"ledger intact: {result.entries} entries")
+        typer.echo(
+            f"ledger intact: {result.entries} entries, {result.checkpoints_checked} signed "
+            f"checkpoints verified, {result.covered} entries covered by the latest"
+        )
+        if not checkpoints:
+            typer.echo("warning: no signed checkpoint: a cut tail cannot be detected", err=True)
         return
-    typer.echo(f"ledger BROKEN at entry {result.first_bad_sequence}: {result.problem}", err=True)
+    if result.first_bad_sequence is None:
+        typer.echo(f"ledger BROKEN: forged checkpoint: {result.problem}", err=True)
+    else:
+        typer.echo(
+            f"ledger BROKEN at entry {result.first_bad_sequence}: {result.problem}", err=True
+        )
     raise typer.Exit(1)
 
 
@@ -81,12 +151,247 @@ def verify_command(
 def export(
     output: Annotated[Path, typer.Option("--output", help="JSON-lines file to write")],
 ) -> None:
-    """Write the live ledger as JSON lines."""
-    entries = asyncio.run(_live_entries(AuditSettings()))
+    """Write the live ledger as JSON lines: entries, then the signed checkpoints (kind field)."""
+    entries, checkpoints = asyncio.run(_live(AuditSettings()))
     with output.open("w", encoding="utf-8") as handle:
         for entry in entries:
             handle.write(entry_to_json(entry) + "\n")
-    typer.echo(f"exported {len(entries)} entries to {output}")
+        for checkpoint in checkpoints:
+            handle.write(checkpoint_to_json(checkpoint) + "\n")
+    typer.echo(f"exported {len(entries)} entries and {len(checkpoints)} checkpoints to {output}")
+
+
+@app.command(name="public-key")
+def public_key_command() -> None:
+    """Print the public key (hex) of the configured signing key, to publish to verifiers."""
+    settings = AuditSettings()
+    typer.echo(public_key_hex(private_key_from_secret(settings.signing_key()).public_key()))
+
+
+@app.command()
+def prove(
+    sequence: Annotated[int | None, typer.Option(help="Ledger sequence of the entry")] = None,
+    event_id: Annotated[str | None, typer.Option(help="Audit event id of the entry")] = None,
+    consistency: Annotated[
+        tuple[int, int] | None,
+        typer.Option(help="Instead: a consistency proof between the checkpoints of these sizes"),
+    ] = None,
+    input_file: InputOption = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Proof file (JSON)")] = None,
+) -> None:
+    """An inclusion proof for one entry against a signed checkpoint (JSON), or a consistency proof
+    that a later checkpoint extends an earlier one."""
+    from audit.domain.proof import ProofError, build_consistency_proof, build_proof
+
+    entries, checkpoints = _ledger(input_file)
+    if consistency is not None:
+        by_size = {c["size"]: c for c in checkpoints}
+        if consistency[0] not in by_size or consistency[1] not in by_size:
+            typer.echo("error: no signed checkpoints of those sizes", err=True)
+            raise typer.Exit(1)
+        try:
+            document = build_consistency_proof(
+                entries, by_size[consistency[0]], by_size[consistency[1]]
+            )
+        except ProofError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        _write_proof(document, output)
+        return
+    if (sequence is None) == (event_id is None):
+        typer.echo("error: give exactly one of --sequence or --event-id", err=True)
+        raise typer.Exit(2)
+    if event_id is not None:
+        matches = [e["sequence"] for e in entries if e["event_id"] == event_id]
+        if not matches:
+            typer.echo(f"error: no entry for event {event_id}", err=True)
+            raise typer.Exit(1)
+        sequence = matches[0]
+    assert sequence is not None
+    try:
+        proof = build_proof(entries, checkpoints, sequence)
+    except ProofError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    _write_proof(proof, output)
+
+
+def _write_proof(proof: dict[str, Any], output: Path | None) -> None:
+    text = json.dumps(proof, indent=2, sort_keys=True)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"proof written to {output}")
+    else:
+        typer.echo(text)
+
+
+@app.command(name="check-proof")
+def check_proof_command(
+    proof_file: Annotated[Path, typer.Option("--proof", help="Proof from `audit prove`")],
+    public_key_file: PublicKeyOption = None,
+) -> None:
+    """Check an inclusion proof with only the proof and the public key (no Kafka, no ledger)."""
+    from audit.domain.proof import check_proof
+
+    key = _public_key(public_key_file)
+    if key is None:
+        typer.echo("error: give --public-key", err=True)
+        raise typer.Exit(2)
+    try:
+        proof = json.loads(proof_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        typer.echo(f"error: cannot read proof {proof_file} ({type(error).__name__})", err=True)
+        raise typer.Exit(2) from None
+    problem = check_proof(proof if isinstance(proof, dict) else {}, key)
+    if problem:
+        typer.echo(f"proof INVALID: {problem}", err=True)
+        raise typer.Exit(1)
+    if "old" in proof:
+        typer.echo(
+            f"proof valid: the signed ledger of {proof['new']['size']} entries extends the one "
+            f"of {proof['old']['size']}"
+        )
+        return
+    typer.echo(
+        f"proof valid: entry {proof['leaf_index']} (event {proof['entry']['event_id']}) is in "
+        f"the ledger of {proof['tree_size']} entries signed by key {proof['checkpoint']['key_id']}"
+    )
+
+
+@app.command()
+def trace(
+    auditor: Annotated[str, typer.Option(help="Your auditor id (must be authorised)")],
+    case: Annotated[str, typer.Option(help="Audit case or approval reference (no identifiers)")],
+    reference: Annotated[
+        str | None, typer.Option(help="Source position, record id, decision id or curated id")
+    ] = None,
+    pseudonym: Annotated[
+        str | None, typer.Option(help="A dataset pseudonym (with --dataset)")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset of --pseudonym")] = None,
+    input_file: InputOption = None,
+) -> None:
+    """Everything that happened to one record or one pseudonym's records, for authorised auditors;
+    the trace is itself audited before anything is shown."""
+    from biostream.envelopes import Envelopes
+    from biostream.topics import Topics
+
+    from audit.adapters.ledger_reader import curated_ids_of, publish
+    from audit.domain.lineage import trace as trace_events
+
+    settings = AuditSettings()
+    if auditor not in settings.auditors():
+        typer.echo(f"error: {auditor!r} is not an authorised auditor", err=True)
+        raise typer.Exit(3)
+    if not CASE_REF.match(case) or not CASE_REF.match(auditor):
+        typer.echo(
+            "error: --case and --auditor take a reference (letters, digits, ._:/-)", err=True
+        )
+        raise typer.Exit(2)
+    if (reference is None) == (pseudonym is None) or (pseudonym is not None and not dataset):
+        typer.echo("error: give --reference, or --pseudonym with --dataset", err=True)
+        raise typer.Exit(2)
+    subject = reference if reference is not None else f"pseudonym:{dataset}/{pseudonym}"
+    if not REFERENCE.match(subject) or mask_identifiers(subject) != subject:
+        typer.echo("error: that is not a pipeline reference (refusing to record it)", err=True)
+        raise typer.Exit(2)
+    topics = Topics(settings.topic_prefix)
+    codec = _codec()
+    now = dt.datetime.now(dt.UTC)
+    # Recorded before anything is shown: no trace without its own audit event.
+    event = Envelopes("audit", f"auditor:{auditor}", codec, topics).audit(
+        "audit.traced", [subject, f"requested-at:{now.isoformat()}"], [], now, purpose=case
+    )
+    assert event.key is not None and event.value is not None
+    asyncio.run(publish(settings.kafka, event.topic, event.key, event.value))
+    starts = [reference] if reference is not None else []
+    if pseudonym is not None and dataset is not None:
+        starts = asyncio.run(
+            curated_ids_of(settings.kafka, topics.curated(dataset), codec, pseudonym)
+        )
+    entries, _ = _ledger(input_file)
+    events = _events(entries)
+    hits = sorted({s: e for start in starts for s, e in trace_events(events, start)}.items())
+    for sequence, found in hits:
+        typer.echo(json.dumps(_event_json(sequence, found), ensure_ascii=False, sort_keys=True))
+    typer.echo(f"{len(hits)} events about {subject}", err=True)
+
+
+def _event_json(sequence: int, event: AuditEvent) -> dict[str, Any]:
+    return {
+        "sequence": sequence,
+        **{k: v for k, v in event.items() if k != "occurred_at"},
+        "occurred_at": event["occurred_at"].isoformat(),
+    }
+
+
+@app.command()
+def report(
+    input_file: InputOption = None,
+    policies: Annotated[
+        Path | None, typer.Option(help="Folder of release policies (JSON) for purpose and items")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset")] = None,
+) -> None:
+    """The processing record per dataset (purpose, items released, recipients, period, counts)."""
+    from audit.domain.lineage import dataset_reports
+
+    known: dict[str, dict[str, Any]] = {}
+    if policies is not None:
+        for path in sorted(policies.glob("*.json")):
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(raw, dict) and isinstance(raw.get("dataset"), str):
+                known[raw["dataset"]] = raw
+    entries, _ = _ledger(input_file)
+    reports = dataset_reports(_events(entries), known)
+    selected = [r.as_dict() for name, r in sorted(reports.items()) if dataset in (None, name)]
+    typer.echo(json.dumps(selected, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def fhir(
+    output: Annotated[Path, typer.Option("--output", help="NDJSON of FHIR R4 AuditEvent")],
+    input_file: InputOption = None,
+    hospital: Annotated[str | None, typer.Option(help="Only this hospital's events")] = None,
+) -> None:
+    """Export audit events as FHIR R4 AuditEvent resources (NDJSON), e.g. one hospital's own."""
+    from audit.domain.fhir import to_fhir
+
+    entries, _ = _ledger(input_file)
+    hashes = {e["sequence"]: e["entry_hash"] for e in entries}
+    count = 0
+    with output.open("w", encoding="utf-8") as handle:
+        for sequence, event in _events(entries):
+            if hospital is not None and event["hospital"] != hospital:
+                continue
+            resource = to_fhir(event, sequence, hashes[sequence])
+            handle.write(json.dumps(resource, ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    typer.echo(f"wrote {count} AuditEvent resources to {output}")
+
+
+@app.command()
+def reconcile(
+    input_file: InputOption = None,
+    show: Annotated[int, typer.Option(help="List at most this many unaccounted")] = 50,
+) -> None:
+    """Account for every message published on the hospital feeds; exit 1 if any is unaccounted."""
+    from biostream.topics import Topics
+
+    from audit.adapters.ledger_reader import published_positions
+    from audit.domain.lineage import reconcile as reconcile_events
+
+    settings = AuditSettings()
+    positions = asyncio.run(
+        published_positions(settings.kafka, Topics(settings.topic_prefix).feed_pattern)
+    )
+    entries, _ = _ledger(input_file)
+    result = reconcile_events(positions, _events(entries))
+    typer.echo(json.dumps(result.counts(), sort_keys=True))
+    for source, why in list(result.unaccounted.items())[:show]:
+        typer.echo(f"unaccounted {source}: {why}", err=True)
+    if not result.complete:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -11,6 +11,8 @@ from biostream.service import RunnableService
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
+from audit.domain.checkpoint import Signer, private_key_from_secret
+from audit.domain.ledger import CheckpointPolicy
 from audit.handlers import SERVICE, AuditMetrics, LedgerAppendHandler
 from audit.settings import AuditSettings
 
@@ -20,7 +22,14 @@ def build(settings: AuditSettings, registry: CollectorRegistry | None = None) ->
     topics = Topics(settings.topic_prefix)
     codec = AvroCodec(SchemaRegistry())
     envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
-    handler = LedgerAppendHandler(codec, topics, envelopes, AuditMetrics.create(registry))
+    handler = LedgerAppendHandler(
+        codec,
+        topics,
+        envelopes,
+        AuditMetrics.create(registry),
+        Signer(private_key_from_secret(settings.signing_key())),
+        CheckpointPolicy(settings.checkpoint_every_entries, settings.checkpoint_every_seconds),
+    )
 
     processor = TransactionalProcessor(
         ProcessorConfig(
@@ -40,5 +49,6 @@ def build(settings: AuditSettings, registry: CollectorRegistry | None = None) ->
             )
         ],
         ProcessorMetrics.create(registry, SERVICE),
+        on_idle=handler.tick,
     )
     return RunnableService(SERVICE, settings, registry, processor)

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
-from biostream.settings import ServiceSettings
+from pathlib import Path
+
+from biostream.settings import ServiceSettings, read_secret
+from pydantic import SecretStr
 
 
 class AuditSettings(ServiceSettings):
-    pass
+    # Ed25519 seed (64 hex digits) that signs checkpoints: a secret, from a file in deployments.
+    ledger_signing_key: SecretStr | None = None
+    ledger_signing_key_file: Path | None = None
+    # Public key (64 hex digits) the commands check checkpoints and proofs with.
+    ledger_public_key_file: Path | None = None
+    checkpoint_every_entries: int = 1000
+    checkpoint_every_seconds: float = 30.0
+    # Comma-separated auditor ids allowed to run `audit trace` (until Kafka ACLs, security issue).
+    authorised_auditors: str = ""
+
+    def signing_key(self) -> bytes:
+        return read_secret(
+            self.ledger_signing_key, self.ledger_signing_key_file, "ledger signing key"
+        )
+
+    def auditors(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.authorised_auditors.split(",") if a.strip())

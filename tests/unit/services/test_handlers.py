@@ -8,6 +8,8 @@ import json
 
 import pytest
 from audit.domain.chain import verify
+from audit.domain.checkpoint import Signer
+from audit.domain.ledger import CheckpointPolicy
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
 from biostream.contracts import (
@@ -22,6 +24,7 @@ from biostream.envelopes import Envelopes
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.topics import Topics
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ingest.handlers import FeedMessageHandler, IngestMetrics
 from linkage.handlers import IdentityRecordHandler, LinkageMetrics
 from prometheus_client import CollectorRegistry
@@ -207,10 +210,19 @@ def test_linkage_moves_a_patient_whose_identity_changed(linkage: IdentityRecordH
     assert moved["sequence"] == 1
 
 
-def test_audit_chains_events_and_survives_a_state_restore() -> None:
-    handler = LedgerAppendHandler(
-        CODEC, TOPICS, envelopes("audit"), AuditMetrics.create(CollectorRegistry())
+def audit_handler() -> LedgerAppendHandler:
+    return LedgerAppendHandler(
+        CODEC,
+        TOPICS,
+        envelopes("audit"),
+        AuditMetrics.create(CollectorRegistry()),
+        Signer(Ed25519PrivateKey.generate()),
+        CheckpointPolicy(every_entries=1000, every_seconds=3600),
     )
+
+
+def test_audit_chains_events_and_survives_a_state_restore() -> None:
+    handler = audit_handler()
     source = envelopes("ingest")
     state = StateStore()
     entries = []
@@ -228,10 +240,8 @@ def test_audit_chains_events_and_survives_a_state_restore() -> None:
 
 
 def test_audit_dead_letters_an_unreadable_event_and_keeps_the_chain() -> None:
-    handler = LedgerAppendHandler(
-        CODEC, TOPICS, envelopes("audit"), AuditMetrics.create(CollectorRegistry())
-    )
+    handler = audit_handler()
     state = StateStore()
     [out] = handler(inbound(TOPICS.audit_events, b"garbage"), state, NOW)
     assert out.topic == TOPICS.dead_letters
-    assert state.get("tip") is None
+    assert state.get("ledger") is None

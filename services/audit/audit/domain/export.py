@@ -1,18 +1,25 @@
-"""The ledger's JSON-lines form, for `audit export` and `audit verify --input`."""
+"""The ledger's JSON-lines form, for `audit export` and `audit verify --input`.
+
+One JSON object per line. Entries carry ``"kind": "entry"`` (older exports have no ``kind``; they
+are entries), signed checkpoints ``"kind": "checkpoint"``, so one file holds everything `verify`
+needs besides the public key.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from biostream.contracts import LedgerEntry
+from biostream.contracts import LedgerCheckpoint, LedgerEntry
 
 
 def entry_to_json(entry: LedgerEntry) -> str:
     return json.dumps(
         {
+            "kind": "entry",
             "sequence": entry["sequence"],
             "appended_at": entry["appended_at"].isoformat(),
             "event_id": entry["event_id"],
@@ -24,6 +31,22 @@ def entry_to_json(entry: LedgerEntry) -> str:
     )
 
 
+def checkpoint_to_json(checkpoint: LedgerCheckpoint) -> str:
+    return json.dumps(checkpoint_to_dict(checkpoint), sort_keys=True)
+
+
+def checkpoint_to_dict(checkpoint: LedgerCheckpoint) -> dict[str, Any]:
+    return {
+        "kind": "checkpoint",
+        "size": checkpoint["size"],
+        "root_hash": checkpoint["root_hash"].hex(),
+        "tip_hash": checkpoint["tip_hash"].hex(),
+        "checkpoint_at": checkpoint["checkpoint_at"].isoformat(),
+        "key_id": checkpoint["key_id"],
+        "signature": checkpoint["signature"].hex(),
+    }
+
+
 class ExportFormatError(ValueError):
     pass
 
@@ -31,15 +54,62 @@ class ExportFormatError(ValueError):
 def entry_from_json(line: str, line_number: int) -> LedgerEntry:
     try:
         raw: dict[str, Any] = json.loads(line)
-        return {
-            "sequence": int(raw["sequence"]),
-            "appended_at": dt.datetime.fromisoformat(raw["appended_at"]),
-            "event_id": str(raw["event_id"]),
-            "event_payload": base64.b64decode(raw["event_payload"], validate=True),
-            "prev_hash": bytes.fromhex(raw["prev_hash"]),
-            "entry_hash": bytes.fromhex(raw["entry_hash"]),
-        }
+        return _entry(raw)
     except (ValueError, KeyError, TypeError) as error:
         raise ExportFormatError(
             f"line {line_number}: not a ledger entry ({type(error).__name__})"
         ) from None
+
+
+def checkpoint_from_dict(raw: dict[str, Any]) -> LedgerCheckpoint:
+    return {
+        "size": int(raw["size"]),
+        "root_hash": _hash(raw["root_hash"]),
+        "tip_hash": _hash(raw["tip_hash"]),
+        "checkpoint_at": dt.datetime.fromisoformat(raw["checkpoint_at"]),
+        "key_id": str(raw["key_id"]),
+        "signature": bytes.fromhex(raw["signature"]),
+    }
+
+
+def _hash(text: str) -> bytes:
+    value = bytes.fromhex(text)
+    if len(value) != 32:
+        raise ValueError("a SHA-256 hash is 32 bytes")
+    return value
+
+
+def _entry(raw: dict[str, Any]) -> LedgerEntry:
+    return {
+        "sequence": int(raw["sequence"]),
+        "appended_at": dt.datetime.fromisoformat(raw["appended_at"]),
+        "event_id": str(raw["event_id"]),
+        "event_payload": base64.b64decode(raw["event_payload"], validate=True),
+        "prev_hash": bytes.fromhex(raw["prev_hash"]),
+        "entry_hash": bytes.fromhex(raw["entry_hash"]),
+    }
+
+
+def read_export(lines: Iterable[str]) -> tuple[list[LedgerEntry], list[LedgerCheckpoint]]:
+    """Entries in file order (verify judges the order) and checkpoints."""
+    entries: list[LedgerEntry] = []
+    checkpoints: list[LedgerCheckpoint] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            if not isinstance(raw, dict):
+                raise TypeError("not an object")
+            kind = raw.get("kind", "entry")
+            if kind == "entry":
+                entries.append(_entry(raw))
+            elif kind == "checkpoint":
+                checkpoints.append(checkpoint_from_dict(raw))
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        except (ValueError, KeyError, TypeError) as error:
+            raise ExportFormatError(
+                f"line {number}: not a ledger entry or checkpoint ({type(error).__name__})"
+            ) from None
+    return entries, checkpoints
