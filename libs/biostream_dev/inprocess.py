@@ -107,6 +107,7 @@ async def running_pipeline(
     prefix: str,
     hospitals: list[str],
     keys: Keys,
+    *,
     policy_dir: Path = POLICY_DIR,
     datasets: list[str] | None = None,
     pseudonym_keys: dict[str, str] | None = None,

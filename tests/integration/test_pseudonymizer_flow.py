@@ -153,8 +153,8 @@ async def test_no_identifying_value_reaches_a_curated_topic_and_projects_get_the
     topics = Topics(topic_prefix)
     published = sum(len(m) for m in feeds.values())
     async with running_pipeline(
-        kafka, topic_prefix, sorted(feeds), keys, policies,
-        ["cohort-demo", "genome-b", "cohort-k"], domain_keys,
+        kafka, topic_prefix, sorted(feeds), keys, policy_dir=policies,
+        datasets=["cohort-demo", "genome-b", "cohort-k"], pseudonym_keys=domain_keys,
     ) as observer:  # fmt: skip
         for hospital, messages in feeds.items():
             await publish_messages(kafka, topics.feed(hospital), messages)
