@@ -83,6 +83,8 @@ class DeadLetter(TypedDict):
     source_key: bytes | None
     original: bytes
     failed_at: dt.datetime
+    sealed_original: bytes | None
+    seal_key_id: str | None
 
 
 class LinkDecision(TypedDict):

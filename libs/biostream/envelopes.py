@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from biostream.codec import AvroCodec
 from biostream.contracts import AUDIT_EVENT, DEAD_LETTER, AuditEvent, DeadLetter
 from biostream.processor import FailureHandler, Inbound, Outbound
+from biostream.sealing import Sealer
+from biostream.settings import ServiceSettings, read_secret
 from biostream.topics import Topics
 
 
@@ -21,6 +23,9 @@ class Envelopes:
     principal: str
     codec: AvroCodec
     topics: Topics
+    # Seals dead letters' original bytes; None keeps them in clear (tests, tools that never
+    # dead-letter). Services get theirs from `dead_letter_sealer(settings)`.
+    sealer: Sealer | None = None
 
     def dead_letter(
         self,
@@ -30,8 +35,11 @@ class Envelopes:
         now: dt.datetime,
         hospital: str | None = None,
     ) -> Outbound:
+        dead_letter_id = f"{self.service}/{message.source_ref}"
+        original = message.value or b""
+        sealed = self.sealer.seal(original, dead_letter_id) if self.sealer else None
         record: DeadLetter = {
-            "dead_letter_id": f"{self.service}/{message.source_ref}",
+            "dead_letter_id": dead_letter_id,
             "service": self.service,
             "reason_code": reason_code,
             "message": text,
@@ -40,8 +48,10 @@ class Envelopes:
             "source_partition": message.partition,
             "source_offset": message.offset,
             "source_key": message.key,
-            "original": message.value or b"",
+            "original": b"" if sealed is not None else original,
             "failed_at": now,
+            "sealed_original": sealed,
+            "seal_key_id": self.sealer.key_id if self.sealer else None,
         }
         return Outbound(
             self.topics.dead_letters,
@@ -113,3 +123,18 @@ def audit_event_id(service: str, action: str, inputs: Sequence[str], outputs: Se
         digest.update(part.encode())
         digest.update(b"\x1f")
     return digest.hexdigest()[:32]
+
+
+def dead_letter_sealer(settings: ServiceSettings) -> Sealer | None:
+    """The service's dead-letter sealer. Refuses to start without a key unless clear-text dead
+    letters were asked for explicitly: personal data must not reach operators by omission."""
+    if settings.dead_letter_key is None and settings.dead_letter_key_file is None:
+        if settings.dead_letter_cleartext:
+            return None
+        raise ValueError(
+            "dead_letter_key: set BIOSTREAM_DEAD_LETTER_KEY_FILE (or _KEY), or "
+            "BIOSTREAM_DEAD_LETTER_CLEARTEXT=true to keep dead letters' original bytes unsealed"
+        )
+    return Sealer(
+        read_secret(settings.dead_letter_key, settings.dead_letter_key_file, "dead_letter_key")
+    )

@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     principal: str = "anonymous"
+    # Key sealing the original bytes of dead letters (AES-256-GCM): operators can read the
+    # dead-letter topic; only holders of this key (data stewards) can read what was sent.
+    dead_letter_key: SecretStr | None = None
+    dead_letter_key_file: Path | None = None
+    dead_letter_cleartext: bool = False
     batch_max_records: int = 500
     poll_timeout_ms: int = 200
 

@@ -63,6 +63,70 @@ def topics(
     typer.echo(f"created {len(created)} topics, {len(specs) - len(created)} existed")
 
 
+@app.command("dead-letters")
+def dead_letters(
+    key_file: Annotated[
+        Path | None, typer.Option(help="Dead-letter key: show the original bytes too")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest last")] = 100,
+) -> None:
+    """List dead letters (JSON lines). Kafka settings from BIOSTREAM_KAFKA__*; operators see
+    reason, message and position; with the dead-letter key, a data steward sees the original."""
+    import base64
+    import json
+
+    from biostream.codec import AvroCodec
+    from biostream.contracts import DEAD_LETTER
+    from biostream.kafka import reader, topic_partitions
+    from biostream.schemas import SchemaRegistry
+    from biostream.sealing import Sealer, SealError
+    from biostream.settings import ServiceSettings
+    from biostream.topics import Topics
+
+    settings = ServiceSettings()
+    sealer = Sealer(key_file.read_bytes()) if key_file else None
+    codec = AvroCodec(SchemaRegistry())
+    topic = Topics(settings.topic_prefix).dead_letters
+
+    async def read_all() -> list[dict[str, object]]:
+        consumer = reader(settings.kafka, "biostream-dead-letters")
+        await consumer.start()
+        try:
+            partitions = await topic_partitions(settings.kafka, [topic])
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            letters: list[dict[str, object]] = []
+            while True:
+                positions = {tp: await consumer.position(tp) for tp in partitions}
+                if all(positions[tp] >= end[tp] for tp in partitions):
+                    break
+                batch = await consumer.getmany(timeout_ms=1000)
+                if not batch:
+                    break
+                letters += [codec.decode(r.value, DEAD_LETTER) for rs in batch.values() for r in rs]
+            return letters[-limit:]
+        finally:
+            await consumer.stop()
+
+    for letter in asyncio.run(read_all()):
+        line = {k: letter[k] for k in ("dead_letter_id", "service", "reason_code", "message", "hospital",
+                                       "source_topic", "source_partition", "source_offset", "seal_key_id")}  # fmt: skip
+        line["failed_at"] = str(letter["failed_at"])
+        sealed = letter["sealed_original"]
+        if sealer is not None and isinstance(sealed, bytes):
+            try:
+                original = sealer.unseal(sealed, str(letter["dead_letter_id"]))
+            except SealError as error:
+                line["original_error"] = str(error)
+            else:
+                try:
+                    line["original"] = original.decode("utf-8")
+                except UnicodeDecodeError:
+                    line["original_base64"] = base64.b64encode(original).decode()
+        typer.echo(json.dumps(line, ensure_ascii=False))
+
+
 access_app = typer.Typer(
     help="The ACL matrix (deploy/acl-matrix.yaml): apply it, or render Strimzi users."
 )

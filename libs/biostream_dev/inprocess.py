@@ -38,15 +38,11 @@ class Keys:
     person: str
     pseudonym: str
     ledger_signing: str = ""
+    dead_letter: str = ""
 
     @classmethod
     def fresh(cls) -> Keys:
-        return cls(
-            secrets.token_hex(32),
-            secrets.token_hex(32),
-            secrets.token_hex(32),
-            secrets.token_hex(32),
-        )
+        return cls(*(secrets.token_hex(32) for _ in range(5)))
 
 
 def build_services(
@@ -67,7 +63,8 @@ def build_services(
     def common(service: str) -> dict[str, object]:
         own = credentials.settings(SERVICE_ROLES[service]) if credentials else kafka
         return {"kafka": own, "topic_prefix": prefix, "poll_timeout_ms": 100,
-                "principal": f"User:{prefix}svc-{service}"}  # fmt: skip
+                "principal": f"User:{prefix}svc-{service}",
+                "dead_letter_key": SecretStr(keys.dead_letter)}  # fmt: skip
 
     return {
         "ingest": build_ingest(

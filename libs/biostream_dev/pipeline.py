@@ -37,6 +37,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _new_key_file(path: Path) -> Path:
+    """32 random bytes as hex, owner-only; an existing key is kept (reruns reuse it)."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path
+
+
 def write_secrets(directory: Path) -> dict[str, Path]:
     """Fresh random keys for this run, readable by the owner only; never in the repository.
 
@@ -45,21 +54,12 @@ def write_secrets(directory: Path) -> dict[str, Path]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in ("patient_ref", "person", "pseudonym", "ledger_signing"):
-        path = directory / f"{name}.key"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        paths[name] = path
+    for name in ("patient_ref", "person", "pseudonym", "ledger_signing", "dead_letter"):
+        paths[name] = _new_key_file(directory / f"{name}.key")
     # The pseudonymizer's keys directory: one file per pseudonym domain and key version.
     pseudonym_keys = directory / "pseudonym-keys"
     pseudonym_keys.mkdir(mode=0o700, exist_ok=True)
-    domain_key = pseudonym_keys / "cohort-demo.k1.key"
-    if not domain_key.exists():
-        fd = os.open(domain_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
+    _new_key_file(pseudonym_keys / "cohort-demo.k1.key")
     paths["pseudonym_keys"] = pseudonym_keys
     public = directory / "ledger_public.key"
     if not public.exists():
@@ -119,6 +119,7 @@ class LocalPipeline:
             BIOSTREAM_PRINCIPAL=f"User:{self.topic_prefix}svc-{service}",
             BIOSTREAM_PATIENT_REF_KEY_FILE=str(keys["patient_ref"]),
             BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
+            BIOSTREAM_DEAD_LETTER_KEY_FILE=str(keys["dead_letter"]),
             BIOSTREAM_KEYS_DIR=str(keys["pseudonym_keys"]),
             BIOSTREAM_POLICY_DIR=str(self.policy_dir),
             BIOSTREAM_LEDGER_SIGNING_KEY_FILE=str(keys["ledger_signing"]),

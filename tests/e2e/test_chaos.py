@@ -151,7 +151,7 @@ async def test_chaos_loses_nothing_duplicates_nothing_and_links_the_same(tmp_pat
         # Every source record: accepted once (then curated or withheld) or dead-lettered.
         assert actions["ingest.accepted"] + actions["ingest.rejected"] == published
         assert len(view.dead_letters) == actions["ingest.rejected"] > 0
-        assert all(d["reason_code"] and d["original"] for d in view.dead_letters)
+        assert all(d["reason_code"] and d["sealed_original"] for d in view.dead_letters)
         for records, key in (
             (view.identity, "record_id"),
             (view.clinical, "record_id"),

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from audit.domain.chain import verify
+from biostream.sealing import Sealer
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from biostream_dev.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage, split_feed
@@ -118,7 +125,8 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
     published = sum(len(m) for m in feeds.values())
     bad = {h1[2].value, h1[3].value, h2[1].value, h2[2].value}
 
-    async with running_pipeline(kafka, topic_prefix, sorted(feeds), Keys.fresh()) as observer:
+    keys = Keys.fresh()
+    async with running_pipeline(kafka, topic_prefix, sorted(feeds), keys) as observer:
         for hospital, messages in feeds.items():
             await publish_messages(kafka, topics.feed(hospital), messages)
         view = await observer.wait_until_settled(published, timeout_s=120)
@@ -139,7 +147,13 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
     assert view.persons() == 2
 
     # Every bad message is dead-lettered with its reason and its original bytes.
-    assert {d["original"] for d in view.dead_letters} == bad
+    # Operators read dead letters without the originals; the dead-letter key recovers them.
+    sealer = Sealer(keys.dead_letter.encode())
+    assert {d["original"] for d in view.dead_letters} == {b""}
+    assert {
+        sealer.unseal(d["sealed_original"], d["dead_letter_id"]) for d in view.dead_letters
+    } == bad
+    assert {d["seal_key_id"] for d in view.dead_letters} == {sealer.key_id}
     reasons = {d["reason_code"] for d in view.dead_letters}
     assert reasons == {
         "FHIR_INVALID_JSON",
@@ -165,8 +179,55 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
         ):
             assert canary not in curated_text, f"canary leaked into curated topic: {canary[:2]}..."
     assert not re.search(r"\d{6}-?[1-8]\d{6}", curated_text)
+    operator_view = json.dumps(view.dead_letters, default=str, ensure_ascii=False)
+    for _mrn, name, _family, _given, rrn, phone, address, _postal in PEOPLE:
+        for canary in (name, rrn, phone, address):
+            assert canary not in operator_view
 
     # The ledger holds every audit event once, and its chain verifies.
     assert len(view.ledger) == len(view.audit_events)
     assert len({e["event_id"] for e in view.ledger}) == len(view.ledger)
     assert verify(view.ledger).ok  # type: ignore[arg-type]
+
+
+async def test_operators_read_dead_letters_without_personal_data_and_stewards_with_the_key(
+    kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = Topics(topic_prefix)
+    keys = Keys.fresh()
+    bad = fhir_bundle("F-9", PEOPLE[0], "http://h001.example.kr/patient-id").replace(
+        b'"1985-03-21"', b'"1985-02-30"'
+    )
+    async with running_pipeline(kafka, topic_prefix, ["H001"], keys) as observer:
+        await publish_messages(
+            kafka, topics.feed("H001"), [FeedMessage(b"F-9", bad, "application/fhir+json")]
+        )
+        view = await observer.wait_until_settled(1, timeout_s=120)
+    assert [d["reason_code"] for d in view.dead_letters] == ["BIRTH_DATE_INVALID"]
+
+    principals = access.render(access.load_matrix(), prefix=topic_prefix)
+    credentials = await asyncio.to_thread(access.apply, kafka, {"operator": principals["operator"]})
+    await access.wait_until_usable(credentials)
+    env = {
+        **os.environ,
+        **access.kafka_environment(credentials.settings("operator")),
+        "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
+    }
+    key_file = tmp_path / "dead_letter.key"
+    key_file.write_text(keys.dead_letter)
+
+    def dead_letters(*args: str) -> list[dict[str, object]]:
+        result = subprocess.run(
+            [sys.executable, "-m", "biostream_dev", "dead-letters", *args],
+            capture_output=True, text=True, env=env, timeout=120, check=True,
+        )  # fmt: skip
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    [as_operator] = dead_letters()
+    assert as_operator["reason_code"] == "BIRTH_DATE_INVALID"
+    assert "original" not in as_operator
+    mrn, name, _family, given, rrn, phone, address, _postal = PEOPLE[0]
+    for canary in (name, given, rrn, phone, address, mrn):
+        assert canary not in json.dumps(as_operator, ensure_ascii=False)
+    [as_steward] = dead_letters("--key-file", str(key_file))
+    assert as_steward["original"] == bad.decode()

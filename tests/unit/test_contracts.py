@@ -87,6 +87,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "source_key": None,
         "original": b'{"resourceType": "Patient", "name": [{"text": "\xea\xb9\x80"}]\xff\x00',
         "failed_at": T0,
+        "sealed_original": None,
+        "seal_key_id": None,
     },
     "LinkDecision": {
         "decision_id": "pr_3f9a1c/3",

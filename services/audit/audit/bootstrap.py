@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from biostream.codec import AvroCodec
-from biostream.envelopes import Envelopes
+from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
@@ -21,7 +21,7 @@ def build(settings: AuditSettings, registry: CollectorRegistry | None = None) ->
     registry = registry or CollectorRegistry()
     topics = Topics(settings.topic_prefix)
     codec = AvroCodec(SchemaRegistry())
-    envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
+    envelopes = Envelopes(SERVICE, settings.principal, codec, topics, dead_letter_sealer(settings))
     handler = LedgerAppendHandler(
         codec,
         topics,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from biostream.codec import AvroCodec
-from biostream.envelopes import Envelopes
+from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
@@ -20,7 +20,7 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
     registry = registry or CollectorRegistry()
     topics = Topics(settings.topic_prefix)
     codec = AvroCodec(SchemaRegistry())
-    envelopes = Envelopes(SERVICE, settings.principal, codec, topics)
+    envelopes = Envelopes(SERVICE, settings.principal, codec, topics, dead_letter_sealer(settings))
     key = read_secret(settings.person_key, settings.person_key_file, "person_key")
     handler = IdentityRecordHandler(codec, topics, envelopes, key, LinkageMetrics.create(registry))
     processor = TransactionalProcessor(
