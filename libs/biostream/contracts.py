@@ -23,6 +23,7 @@ CURATED_RECORD = "CuratedRecord"
 AUDIT_EVENT = "AuditEvent"
 LEDGER_ENTRY = "LedgerEntry"
 PATIENT_MERGE = "PatientMerge"
+REVIEW_DECISION = "ReviewDecision"
 
 
 class IdentityRecord(TypedDict):
@@ -162,6 +163,18 @@ class PatientMerge(TypedDict):
     retired_patient_ref: str
 
 
+ReviewOutcome = Literal["SAME_PERSON", "DIFFERENT_PEOPLE", "ESCALATE"]
+
+
+class ReviewDecision(TypedDict):
+    task_id: str
+    decision: ReviewOutcome
+    candidate_person_id: str | None
+    reviewer: str
+    reason: str | None
+    decided_at: dt.datetime
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -172,4 +185,5 @@ TYPED_VIEWS: dict[str, type] = {
     AUDIT_EVENT: AuditEvent,
     LEDGER_ENTRY: LedgerEntry,
     PATIENT_MERGE: PatientMerge,
+    REVIEW_DECISION: ReviewDecision,
 }

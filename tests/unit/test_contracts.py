@@ -156,6 +156,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "surviving_patient_ref": "pr_3f9a1c",
         "retired_patient_ref": "pr_77b0e2",
     },
+    "ReviewDecision": {
+        "task_id": "review/pr_3f9a1c/0",
+        "decision": "SAME_PERSON",
+        "candidate_person_id": "P0123456789abcdef0123",
+        "reviewer": "steward-07",
+        "reason": "same RRN on paper form",
+        "decided_at": T0,
+    },
 }
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from linkage.domain.model import Params, Profile, blocking_keys, compare
+from linkage.domain.model import FIELDS, Levels, Params, Profile, blocking_keys, compare
 
 MAX_BLOCK: Final = 500  # a block larger than this (a hospital's switchboard phone) is not used
 MAX_CANDIDATES_LISTED: Final = 5
@@ -62,6 +62,29 @@ class Change:
 class Candidate:
     person: str
     score: float
+    levels: Levels = ()
+
+
+# Comparison levels as codes for reviewers (never values): FAMILY_SAME, BIRTH_NEAR ...
+_LEVEL_NAMES: Final[dict[str, tuple[str, ...]]] = {
+    "family": ("DIFFERENT", "SIMILAR", "SAME"),
+    "given": ("DIFFERENT", "WEAK", "CLOSE", "SAME"),
+    "latin": ("DIFFERENT", "SIMILAR", "SAME"),
+    "birth": ("DIFFERENT", "NEAR", "SAME"),
+    "sex": ("DIFFERENT", "SAME"),
+    "rrn": ("DIFFERENT", "SAME"),
+    "ids": ("DIFFERENT", "NEAR", "SAME"),
+    "phone": ("DIFFERENT", "SAME"),
+    "address": ("DIFFERENT", "WEAK", "PARTIAL", "SAME"),
+}
+
+
+def reason_codes(levels: Levels) -> str:
+    return ",".join(
+        f"{FIELDS[i].upper()}_{_LEVEL_NAMES[FIELDS[i]][level]}"
+        for i, level in enumerate(levels)
+        if level is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +95,7 @@ class LinkResult:
     rule: str
     candidates: tuple[Candidate, ...]  # for a possible match: persons a reviewer should compare
     changes: tuple[Change, ...]
+    reason: str = ""  # comparison codes of the best candidate
 
 
 @dataclass
@@ -154,7 +178,8 @@ class PersonIndex:
         outcome = POSSIBLE_MATCH if reviews else NEW_PERSON
         score = reviews[0].score if reviews else 0.0
         change = self._decide(ref, person, None, outcome, score, "fellegi-sunter")
-        return LinkResult(outcome, person, score, "fellegi-sunter", reviews, (change,))
+        reason = reason_codes(reviews[0].levels) if reviews else ""
+        return LinkResult(outcome, person, score, "fellegi-sunter", reviews, (change,), reason)
 
     def _relink(self, ref: str, entry: RefEntry, profile: Profile, meta: list[str]) -> LinkResult:
         # The hospital says it is the same patient: the ref stays with its person. Its new details
@@ -190,7 +215,7 @@ class PersonIndex:
 
     def _candidates(self, profile: Profile, exclude: str | None) -> list[Candidate]:
         seen: set[str] = set()
-        best: dict[str, float] = {}
+        best: dict[str, Candidate] = {}
         params = self.params
         for key in blocking_keys(profile):
             members = self.blocks.get(key)
@@ -207,9 +232,10 @@ class PersonIndex:
                 score = params.cap(
                     profile, entry.profile, levels, params.score(profile, entry.profile, levels)
                 )
-                if score > best.get(entry.person, float("-inf")):
-                    best[entry.person] = score
-        ranked = [Candidate(p, s) for p, s in best.items()]
+                current = best.get(entry.person)
+                if current is None or score > current.score:
+                    best[entry.person] = Candidate(entry.person, score, levels)
+        ranked = list(best.values())
         ranked.sort(key=lambda c: (-c.score, self.persons[c.person].order))
         return ranked
 
