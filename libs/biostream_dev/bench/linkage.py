@@ -16,20 +16,27 @@ import argparse
 import csv
 import gc
 import json
+import os
 import random
 import statistics
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from biostream.codec import AvroCodec
+from biostream.envelopes import Envelopes
+from biostream.processor import StateStore
+from biostream.schemas import SchemaRegistry
+from biostream.topics import Topics
 from linkage.adapters.jsonl import identity_from_json
 from linkage.domain.evaluation import score
 from linkage.domain.index import PersonIndex
 from linkage.domain.model import Identity, default_params, make_profile
 from linkage.evaluate import link_records
+from linkage.handlers import LinkageHandler, LinkageMetrics
+from prometheus_client import CollectorRegistry
 
 from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
 
@@ -226,12 +233,17 @@ def _speed_population(persons: int, seed: int) -> Iterator[Record]:
             yield copy
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     params = default_params()
     for size in sizes:
         gc.collect()
-        tracemalloc.start()
+        rss_before = _rss_bytes()
         index = PersonIndex(params, KEY)
         loaded = 0
         started = time.perf_counter()
@@ -242,8 +254,8 @@ def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
             if len(index.persons) >= size:
                 break
         load_seconds = time.perf_counter() - started
-        current, _peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        gc.collect()
+        current = _rss_bytes() - rss_before
         persons = len(index.persons)
         # Probe: new records, half of them corrupted copies of stored persons.
         probes: list[Identity] = []
@@ -268,11 +280,26 @@ def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
             "records_per_s": round(len(probes) / elapsed),
             "p50_ms": round(statistics.median(latencies) * 1000, 3),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 3),
-            "bytes_per_person": round(current / persons),
+            # Resident memory growth of the process while the index was built, per person:
+            # profiles, blocking index, persons, ref entries (Python objects).
+            "rss_bytes_per_person": round(current / persons),
         }
+        # Restore: the durable state as the changelog holds it, then the in-memory rebuild.
+        handler = LinkageHandler(
+            AvroCodec(SchemaRegistry()), Topics(), Envelopes("linkage", "bench", AvroCodec(SchemaRegistry()), Topics()),
+            KEY, params, LinkageMetrics.create(CollectorRegistry()),
+        )  # fmt: skip
+        state = StateStore()
+        handler._persist(index, state)
+        row["state_bytes_per_person"] = round(
+            sum(len(k) + len(state.get(k) or b"") for k in state.keys_with_prefix("")) / persons
+        )
+        began = time.perf_counter()
+        handler._rebuild(state)
+        row["index_rebuild_s"] = round(time.perf_counter() - began, 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        del index
+        del index, handler, state
     return rows
 
 

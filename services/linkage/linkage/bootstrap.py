@@ -38,6 +38,8 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
             changelog_topic=topics.state(SERVICE),
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
+            # One person index, one writer: further instances are hot standbys (D-linkage-3).
+            single_writer=True,
         ),
         handler,
         envelopes.failure_handler("LINKAGE_INTERNAL_ERROR"),

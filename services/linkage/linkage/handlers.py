@@ -98,12 +98,15 @@ class LinkageHandler:
         self.params = params
         self.metrics = metrics
         self.index: PersonIndex | None = None
+        self._state: StateStore | None = None
         self._log = get_logger("linkage.handlers")
 
     # ------------------------------------------------------------------------------ dispatch
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
-        index = self.index if self.index is not None else self._rebuild(state)
+        # A new store object means the processor restored the state afresh (a new writer).
+        fresh = self.index is None or state is not self._state
+        index = self._rebuild(state) if fresh or self.index is None else self.index
         try:
             if message.topic == self.topics.patient_merges:
                 out = self._patient_merge(index, message, state, now)
@@ -148,6 +151,7 @@ class LinkageHandler:
             "index rebuilt", persons=len(index.persons), refs=len(refs), elapsed_s=round(elapsed, 3)
         )
         self.index = index
+        self._state = state
         return index
 
     def _persist(self, index: PersonIndex, state: StateStore) -> None:

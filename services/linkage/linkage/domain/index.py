@@ -164,7 +164,12 @@ class PersonIndex:
         thresholds = self.params.thresholds
         matches = [c for c in ranked if c.score >= thresholds.match]
         if matches:
-            person, merges = self._merge_all([c.person for c in matches], "fellegi-sunter")
+            # The record joins the best person; other persons it matches as well are merged in
+            # (a bridging record) unless their registration numbers say they are different people.
+            bridged = [matches[0].person] + [
+                c.person for c in matches[1:] if self._compatible(matches[0].person, c.person)
+            ]
+            person, merges = self._merge_all(bridged, "fellegi-sunter")
             self._attach(ref, profile, meta, person)
             change = self._decide(ref, person, None, MATCH, matches[0].score, "fellegi-sunter")
             return LinkResult(
@@ -198,10 +203,25 @@ class PersonIndex:
                 for c in self._candidates(profile, exclude=person)
                 if c.score >= self.params.thresholds.match
             ]
+        others = [p for p in others if self._compatible(person, p)]
         if not others:
             return LinkResult("UNCHANGED", person, 0.0, "same-patient", (), ())
         survivor, merges = self._merge_all([person, *others], "bridging-record")
         return LinkResult(MATCH, survivor, 0.0, "bridging-record", (), merges)
+
+    def _compatible(self, a: str, b: str) -> bool:
+        """False when the two persons hold different strong registration numbers."""
+        numbers_a = {
+            self.refs[r].profile.rrn
+            for r in self.persons[a].refs
+            if self.refs[r].profile.rrn_strong
+        }
+        numbers_b = {
+            self.refs[r].profile.rrn
+            for r in self.persons[b].refs
+            if self.refs[r].profile.rrn_strong
+        }
+        return not numbers_a or not numbers_b or bool(numbers_a & numbers_b)
 
     def _rrn_persons(self, profile: Profile) -> list[str]:
         if profile.rrn is None or not profile.rrn_strong:

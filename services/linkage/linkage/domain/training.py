@@ -20,8 +20,68 @@ from collections.abc import Sequence
 
 from linkage.domain.model import FIELDS, LEVELS, Levels, Params, Profile, blocking_keys, compare
 
-_M_FLOOR = 1e-4
 _TF_MIN_COUNT = 3
+_M_FLOOR_SESSION = 1e-3
+_NAMES = frozenset({"family", "given", "latin"})
+_NOT_NAMES = frozenset(FIELDS) - _NAMES
+_MIN_SESSION_PAIRS = 50
+
+
+def _em_session(
+    profiles: Sequence[Profile],
+    key_kinds: str,
+    u: dict[str, list[float]],
+    m: dict[str, list[float]],
+    update: frozenset[str],
+    rng: random.Random,
+    max_pairs: int,
+    iterations: int,
+) -> tuple[float, int]:
+    """EM over the pairs blocked on keys of ``key_kinds``; updates ``m`` for ``update`` in place.
+
+    Returns (estimated share of matches among those pairs, number of pairs).
+    """
+    blocks: dict[str, list[int]] = {}
+    for i, p in enumerate(profiles):
+        for key in blocking_keys(p):
+            if key[0] in key_kinds:
+                blocks.setdefault(key, []).append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in blocks.values():
+        if len(members) > 200:
+            continue
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                pairs.add((members[x], members[y]))
+    if len(pairs) < _MIN_SESSION_PAIRS:
+        return 0.0, len(pairs)
+    ordered = sorted(pairs)
+    if len(ordered) > max_pairs:
+        ordered = rng.sample(ordered, max_pairs)
+    patterns: Counter[Levels] = Counter(compare(profiles[i], profiles[j]) for i, j in ordered)
+    current = {name: list(values) for name, values in m.items()}
+    share = 0.3
+    for _ in range(iterations):
+        posterior: dict[Levels, float] = {}
+        for pattern in patterns:
+            pm, pu = share, 1.0 - share
+            for index, level in enumerate(pattern):
+                if level is not None:
+                    name = FIELDS[index]
+                    pm *= current[name][level]
+                    pu *= u[name][level]
+            posterior[pattern] = pm / (pm + pu) if pm + pu > 0 else 0.0
+        total = sum(patterns.values())
+        share = sum(c * posterior[p] for p, c in patterns.items()) / total
+        new_m = _level_shares(patterns, posterior)
+        for name in FIELDS:
+            if new_m[name]:
+                values = [max(x, _M_FLOOR_SESSION) for x in new_m[name]]
+                s = sum(values)
+                current[name] = [x / s for x in values]
+    for name in update:
+        m[name] = current[name]
+    return share, len(pairs)
 
 
 def _level_shares(
@@ -69,44 +129,17 @@ def estimate(
         values = [max(x, floor) for x in observed]
         total = sum(values)
         u[name] = [x / total for x in values]
-    # Blocked pairs.
-    blocks: dict[str, list[int]] = {}
-    for i, p in enumerate(profiles):
-        for key in blocking_keys(p):
-            blocks.setdefault(key, []).append(i)
-    pairs: set[tuple[int, int]] = set()
-    for members in blocks.values():
-        if len(members) > 200:
-            continue
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                pairs.add((members[x], members[y]))
-    ordered = sorted(pairs)
-    if len(ordered) > max_blocked_pairs:
-        ordered = rng.sample(ordered, max_blocked_pairs)
-    patterns: Counter[Levels] = Counter(compare(profiles[i], profiles[j]) for i, j in ordered)
+    # m by EM, in two sessions (as Splink does): a field agrees by construction among pairs that
+    # were blocked on it, so its m is learnt where it was not used for blocking. Name keys exclude
+    # pairs that share just a birth date, a phone or an address: mostly households and twins, which
+    # EM would otherwise learn as the match class.
     m = {name: list(base.m[name]) for name in FIELDS}
-    share = 0.3
-    for _ in range(iterations):
-        posterior: dict[Levels, float] = {}
-        for pattern in patterns:
-            pm, pu = share, 1.0 - share
-            for index, level in enumerate(pattern):
-                if level is not None:
-                    name = FIELDS[index]
-                    pm *= m[name][level]
-                    pu *= u[name][level]
-            posterior[pattern] = pm / (pm + pu) if pm + pu > 0 else 0.0
-        total = sum(patterns.values())
-        share = sum(c * posterior[p] for p, c in patterns.items()) / total
-        new_m = _level_shares(patterns, posterior)
-        for name in FIELDS:
-            if new_m[name]:
-                values = [max(x, _M_FLOOR) for x in new_m[name]]
-                s = sum(values)
-                m[name] = [x / s for x in values]
+    share, pairs = _em_session(
+        profiles, "nml", u, m, _NOT_NAMES, rng, max_blocked_pairs, iterations
+    )
+    _em_session(profiles, "ri", u, m, _NAMES, rng, max_blocked_pairs, iterations)
     all_pairs = n * (n - 1) / 2
-    matches = max(share * len(pairs), 1.0)
+    matches = max(share * pairs, 1.0)
     prior = matches / all_pairs
     tf: dict[str, dict[str, float]] = {}
     name_values: dict[str, list[str]] = {
