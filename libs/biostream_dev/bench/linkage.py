@@ -35,7 +35,7 @@ from linkage.domain.evaluation import score
 from linkage.domain.index import PersonIndex
 from linkage.domain.model import Identity, default_params, make_profile
 from linkage.evaluate import link_records
-from linkage.handlers import LinkageHandler, LinkageMetrics
+from linkage.handlers import FREEZE_EVERY, LinkageHandler, LinkageMetrics, freeze_long_lived
 from prometheus_client import CollectorRegistry
 
 from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
@@ -251,6 +251,8 @@ def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
             identity, _ = identity_from_json(raw)
             index.link(identity.record_id, make_profile(identity, KEY), [])
             loaded += 1
+            if loaded % FREEZE_EVERY == 0:
+                freeze_long_lived()  # as the service does
             if len(index.persons) >= size:
                 break
         load_seconds = time.perf_counter() - started
@@ -264,6 +266,7 @@ def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
             probes.append(identity)
             if len(probes) >= probe:
                 break
+        freeze_long_lived()
         latencies: list[float] = []
         began = time.perf_counter()
         for identity in probes:
