@@ -29,6 +29,7 @@ CONSENT_EVENT = "ConsentEvent"
 NoticeKind = Literal["CORRECTION", "WITHDRAWAL"]
 ConsentKind = Literal["WITHDRAWN", "GRANTED"]
 LEDGER_CHECKPOINT = "LedgerCheckpoint"
+REVIEW_DECISION = "ReviewDecision"
 
 
 class IdentityRecord(TypedDict):
@@ -213,6 +214,18 @@ class ConsentEvent(TypedDict):
     source: str
 
 
+ReviewOutcome = Literal["SAME_PERSON", "DIFFERENT_PEOPLE", "ESCALATE"]
+
+
+class ReviewDecision(TypedDict):
+    task_id: str
+    decision: ReviewOutcome
+    candidate_person_id: str | None
+    reviewer: str
+    reason: str | None
+    decided_at: dt.datetime
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -226,4 +239,5 @@ TYPED_VIEWS: dict[str, type] = {
     DATASET_NOTICE: DatasetNotice,
     CONSENT_EVENT: ConsentEvent,
     LEDGER_CHECKPOINT: LedgerCheckpoint,
+    REVIEW_DECISION: ReviewDecision,
 }

@@ -57,10 +57,18 @@ def plain_producer(kafka: KafkaSettings, client_id: str) -> AIOKafkaProducer:
 
 
 def group_consumer(
-    kafka: KafkaSettings, group_id: str, client_id: str, max_records: int
+    kafka: KafkaSettings,
+    group_id: str,
+    client_id: str,
+    max_records: int,
+    assignors: tuple[type, ...] | None = None,
 ) -> AIOKafkaConsumer:
+    extra: dict[str, Any] = {}
+    if assignors is not None:
+        extra["partition_assignment_strategy"] = assignors
     return AIOKafkaConsumer(
         **client_options(kafka),
+        **extra,
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,

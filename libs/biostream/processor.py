@@ -22,11 +22,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
 from aiokafka.structs import ConsumerRecord
 
 from biostream import kafka as kafka_clients
@@ -145,6 +150,10 @@ class ProcessorConfig:
     max_records: int = 500
     poll_timeout_ms: int = 200
     idle_interval_ms: int = 1000
+    # Single writer: every partition of the inputs goes to one member of the group; the others
+    # stand by and take over (restoring the state from the changelog) when it leaves or dies.
+    # For state that cannot be partitioned (linkage's person index; docs/decisions.md).
+    single_writer: bool = False
 
 
 class TransactionalProcessor:
@@ -166,6 +175,8 @@ class TransactionalProcessor:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.ready = False
         self._lag_measured_at = 0.0
+        self.holds_partitions = False  # single writer: this member owns the inputs now
+        self.restore_pending = False
         self._log = get_logger("biostream.processor")
 
     @property
@@ -180,15 +191,24 @@ class TransactionalProcessor:
         await producer.start()
         consumer = None
         try:
-            if cfg.changelog_topic:
+            listener: ConsumerRebalanceListener | None = None
+            assignors: tuple[type, ...] | None = None
+            if cfg.single_writer:
+                listener = _RestoreOnAssignment(self)
+                # A class per processor: the assignor's metadata tells whether this member is
+                # the writer now, so that a joining member never takes the partitions over.
+                assignors = (
+                    type("SingleWriterAssignor", (SingleWriterAssignor,), {"processor": self}),
+                )
+            elif cfg.changelog_topic:
                 await self._restore_state(cfg.changelog_topic)
             consumer = kafka_clients.group_consumer(
-                cfg.kafka, cfg.app_id, self.transactional_id, cfg.max_records
+                cfg.kafka, cfg.app_id, self.transactional_id, cfg.max_records, assignors=assignors
             )
             if cfg.input_pattern:
-                consumer.subscribe(pattern=cfg.input_pattern)
+                consumer.subscribe(pattern=cfg.input_pattern, listener=listener)
             else:
-                consumer.subscribe(topics=cfg.input_topics)
+                consumer.subscribe(topics=cfg.input_topics, listener=listener)
             await consumer.start()
             self.ready = True
             self.metrics.ready.set(1)
@@ -198,6 +218,12 @@ class TransactionalProcessor:
             last_idle = time.monotonic()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms)
+                if self.restore_pending and cfg.changelog_topic:
+                    # Newly the writer: start from the committed state (in this task, never
+                    # concurrently with a batch; the rebalance itself runs in aiokafka's task).
+                    self.restore_pending = False
+                    self.state = StateStore()
+                    await self._restore_state(cfg.changelog_topic)
                 if batch:
                     await self._process_batch(producer, batch)
                 elif (
@@ -338,6 +364,57 @@ class TransactionalProcessor:
             state_keys=len(self.state),
             elapsed_s=round(time.monotonic() - started, 3),
         )
+
+
+class SingleWriterAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
+    """Every partition of every subscribed topic to one member: the current writer if there is
+    one (sticky), else the smallest member id. The others get nothing and stand by."""
+
+    name = "biostream-single-writer"
+    version = 0
+    processor: TransactionalProcessor | None = None
+
+    @classmethod
+    def assign(
+        cls, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
+    ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        current = sorted(m for m, meta in members.items() if meta.user_data == b"writer")
+        writer = current[0] if current else min(members)
+        topics = sorted({t for m in members.values() for t in m.subscription})
+        owned = [(t, sorted(cluster.partitions_for_topic(t) or ())) for t in topics]
+        return {
+            member: ConsumerProtocolMemberAssignment(
+                cls.version, owned if member == writer else [], b""
+            )
+            for member in members
+        }
+
+    @classmethod
+    def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
+        writer = cls.processor is not None and cls.processor.holds_partitions
+        return ConsumerProtocolMemberMetadata(
+            cls.version, list(topics), b"writer" if writer else b""
+        )
+
+    @classmethod
+    def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
+        pass
+
+
+class _RestoreOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A member that becomes the writer restores the committed state before its next batch."""
+
+    def __init__(self, processor: TransactionalProcessor) -> None:
+        self.processor = processor
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.processor.holds_partitions = False
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.processor.holds_partitions = bool(assigned)
+        if assigned:
+            # A new store object: handlers that cache derived data see the change by identity.
+            self.processor.restore_pending = True
 
 
 def _inbound(record: ConsumerRecord) -> Inbound:

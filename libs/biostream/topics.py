@@ -61,6 +61,10 @@ class Topics:
     def review_tasks(self) -> str:
         return f"{self.prefix}linkage.review-tasks"
 
+    @property
+    def review_decisions(self) -> str:
+        return f"{self.prefix}linkage.review-decisions"
+
     def curated(self, dataset: str) -> str:
         return f"{self.prefix}curated.{dataset}"
 
@@ -99,6 +103,7 @@ class Topics:
             TopicSpec(self.link_decisions, 3, contract="LinkDecision"),
             TopicSpec(self.review_tasks, 1, contract="ReviewTask"),
             TopicSpec(self.consent_events, 1, contract="ConsentEvent"),
+            TopicSpec(self.review_decisions, 1, contract="ReviewDecision"),
             TopicSpec(self.audit_events, 1, contract="AuditEvent"),
             TopicSpec(self.audit_ledger, 1, contract="LedgerEntry"),
             TopicSpec(self.audit_checkpoints, 1, contract="LedgerCheckpoint"),

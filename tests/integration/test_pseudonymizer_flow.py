@@ -239,6 +239,7 @@ async def pseudonymizer(
         {
             "kafka": kafka, "topic_prefix": prefix, "poll_timeout_ms": 100,
             "policy_dir": policies, "pseudonym_keys": {k: SecretStr(v) for k, v in keys.items()},
+            "dead_letter_key": SecretStr(secrets.token_hex(32)),
         }
     )  # fmt: skip
     service = build(settings)

@@ -176,6 +176,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "key_id": "3f9a1c0b2d4e5f60",
         "signature": bytes(range(64)),
     },
+    "ReviewDecision": {
+        "task_id": "review/pr_3f9a1c/0",
+        "decision": "SAME_PERSON",
+        "candidate_person_id": "P0123456789abcdef0123",
+        "reviewer": "steward-07",
+        "reason": "same RRN on paper form",
+        "decided_at": T0,
+    },
     "PatientMerge": {
         "merge_id": "H001/A40-0007/0",
         "hospital": "H001",

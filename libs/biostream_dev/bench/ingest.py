@@ -124,6 +124,7 @@ async def measure_ingest(
             "poll_timeout_ms": 100,
             "batch_max_records": batch,
             "patient_ref_key": SecretStr(secrets.token_hex(32)),
+            "dead_letter_key": SecretStr(secrets.token_hex(32)),
         }
     )
     service = build(settings)

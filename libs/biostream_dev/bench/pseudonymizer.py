@@ -224,6 +224,7 @@ async def bench_service(
             "kafka": kafka, "topic_prefix": prefix, "policy_dir": POLICY.parent,
             "pseudonym_keys": {"cohort-demo/k1": SecretStr(secrets.token_hex(32))},
             "batch_max_records": 2000,
+            "dead_letter_key": SecretStr(secrets.token_hex(32)),
         }
     )  # fmt: skip
     values = [(r["patient_ref"].encode(), codec.encode(CLINICAL_RECORD, r)) for r in records]

@@ -12,7 +12,8 @@ from biostream.settings import read_secret
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
-from linkage.handlers import SERVICE, IdentityRecordHandler, LinkageMetrics
+from linkage.domain.model import Params, default_params
+from linkage.handlers import SERVICE, LinkageHandler, LinkageMetrics
 from linkage.settings import LinkageSettings
 
 
@@ -22,16 +23,23 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
     codec = AvroCodec(SchemaRegistry())
     envelopes = Envelopes(SERVICE, settings.principal, codec, topics, dead_letter_sealer(settings))
     key = read_secret(settings.person_key, settings.person_key_file, "person_key")
-    handler = IdentityRecordHandler(codec, topics, envelopes, key, LinkageMetrics.create(registry))
+    params = (
+        Params.from_json(settings.params_file.read_text(encoding="utf-8"))
+        if settings.params_file
+        else default_params()
+    )
+    handler = LinkageHandler(codec, topics, envelopes, key, params, LinkageMetrics.create(registry))
     processor = TransactionalProcessor(
         ProcessorConfig(
             kafka=settings.kafka,
             app_id=f"{settings.topic_prefix}{SERVICE}",
             instance_id=settings.instance_id,
-            input_topics=[topics.identity_records],
+            input_topics=[topics.identity_records, topics.patient_merges, topics.review_decisions],
             changelog_topic=topics.state(SERVICE),
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
+            # One person index, one writer: further instances are hot standbys (D-linkage-3).
+            single_writer=True,
         ),
         handler,
         envelopes.failure_handler("LINKAGE_INTERNAL_ERROR"),

