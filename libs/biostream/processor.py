@@ -37,7 +37,8 @@ from aiokafka.structs import ConsumerRecord
 from biostream import kafka as kafka_clients
 from biostream.logs import get_logger
 from biostream.observability import ProcessorMetrics
-from biostream.settings import KafkaSettings
+from biostream.settings import KafkaSettings, ServiceSettings
+from biostream.topics import Topics
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -154,6 +155,23 @@ class ProcessorConfig:
     # stand by and take over (restoring the state from the changelog) when it leaves or dies.
     # For state that cannot be partitioned (linkage's person index; docs/decisions.md).
     single_writer: bool = False
+
+    @classmethod
+    def for_service(
+        cls, settings: ServiceSettings, service: str, input_topics: list[str], **options: Any
+    ) -> ProcessorConfig:
+        """What every service shares: group and transactional ids from its name (prefixed in
+        tests), its state changelog, and the batch settings; ``options`` set the rest."""
+        return cls(
+            kafka=settings.kafka,
+            app_id=f"{settings.topic_prefix}{service}",
+            instance_id=settings.instance_id,
+            input_topics=input_topics,
+            changelog_topic=Topics(settings.topic_prefix).state(service),
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+            **options,
+        )
 
 
 class TransactionalProcessor:

@@ -34,16 +34,7 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
     )
 
     processor = TransactionalProcessor(
-        ProcessorConfig(
-            kafka=settings.kafka,
-            app_id=f"{settings.topic_prefix}{SERVICE}",
-            instance_id=settings.instance_id,
-            input_topics=[],
-            input_pattern=topics.feed_pattern,
-            changelog_topic=topics.state(SERVICE),
-            max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
-        ),
+        ProcessorConfig.for_service(settings, SERVICE, [], input_pattern=topics.feed_pattern),
         handler,
         envelopes.failure_handler("INGEST_INTERNAL_ERROR", topics.hospital_of_feed),
         ProcessorMetrics.create(registry, SERVICE),

@@ -30,14 +30,10 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
     )
     handler = LinkageHandler(codec, topics, envelopes, key, params, LinkageMetrics.create(registry))
     processor = TransactionalProcessor(
-        ProcessorConfig(
-            kafka=settings.kafka,
-            app_id=f"{settings.topic_prefix}{SERVICE}",
-            instance_id=settings.instance_id,
-            input_topics=[topics.identity_records, topics.patient_merges, topics.review_decisions],
-            changelog_topic=topics.state(SERVICE),
-            max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
+        ProcessorConfig.for_service(
+            settings,
+            SERVICE,
+            [topics.identity_records, topics.patient_merges, topics.review_decisions],
             # One person index, one writer: further instances are hot standbys (D-linkage-3).
             single_writer=True,
         ),
