@@ -7,6 +7,7 @@ from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
+from biostream.sealing import Sealer
 from biostream.service import RunnableService
 from biostream.settings import read_secret
 from biostream.topics import Topics
@@ -31,6 +32,7 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         key,
         IngestMetrics.create(registry),
         CsvMappingDirectory(settings.csv_mapping_dir),
+        Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key")),
     )
 
     processor = TransactionalProcessor(

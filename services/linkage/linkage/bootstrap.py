@@ -7,6 +7,7 @@ from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
+from biostream.sealing import Sealer
 from biostream.service import RunnableService
 from biostream.settings import read_secret
 from biostream.topics import Topics
@@ -28,7 +29,10 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
         if settings.params_file
         else default_params()
     )
-    handler = LinkageHandler(codec, topics, envelopes, key, params, LinkageMetrics.create(registry))
+    rrn_sealer = Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key"))
+    handler = LinkageHandler(
+        codec, topics, envelopes, key, params, LinkageMetrics.create(registry), rrn_sealer
+    )
     processor = TransactionalProcessor(
         ProcessorConfig.for_service(
             settings,
