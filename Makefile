@@ -60,7 +60,9 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 test: setup lint typecheck schema-compat deploy-check
-	$(BIN)/pytest -q --durations=15
+	# The project's own temp root: concurrent pytest sessions on one machine would otherwise
+	# delete each other's folders under /tmp/pytest-of-<user> (and a running broker's data).
+	$(BIN)/pytest -q --durations=15 --basetemp=.run/pytest
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
