@@ -99,7 +99,7 @@ def plot(out: Annotated[Path, typer.Option(help="PNG file to write")]) -> None:
     """Plot the dataset's size and freshness over time from the local copy."""
     settings = ConsumerSettings()
     summary = plot_freshness(settings.database, out, settings.dataset)
-    console.print(f"{out}: {summary.records} records over {summary.release_days} release days")
+    console.print(f"{out}: {summary.records} records; median lag {summary.median_lag_days} days")
 
 
 def main() -> None:

@@ -1,13 +1,16 @@
 """Size and freshness of a dataset over time, from the local copy, as a PNG.
 
-Top: records per day by event date and by release date, with the cumulative size held.
-Bottom: lag behind the feeds per release day: released_at minus event_date (median and 90th
-percentile, in days). Curated records carry no hospital receive time, so the event date is the
-reference; in a dataset with per-person date shifting it is off by up to the shift (±max_days).
+1. Records held per event day (per month when events span more than 120 days).
+2. Size over release time: records held, cumulated by ``released_at``.
+3. Lag behind the feeds: distribution of ``released_at - event_date`` in days, with the median
+   and the 90th percentile. Curated records carry no hospital receive time, so the event date is
+   the reference; in a dataset with per-person date shifting it is off by up to the shift
+   (±max_days), and historical records sent in a backfill show as large lags.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,70 +20,73 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display at a project's site or in CI
 import matplotlib.pyplot as plt
 
+MONTHLY_AFTER_DAYS = 120
+
 
 @dataclass(frozen=True)
 class FreshnessSummary:
     records: int
-    event_days: int
-    release_days: int
+    event_buckets: int
+    bucket: str
     median_lag_days: float | None
+    p90_lag_days: float | None
 
 
 def plot_freshness(copy_path: Path | str, out: Path, title: str = "") -> FreshnessSummary:
     con = duckdb.connect(str(copy_path), read_only=True)
     try:
-        by_event = con.execute(
-            """SELECT event_date, count(*) FROM curated_records
-               WHERE event_date IS NOT NULL GROUP BY 1 ORDER BY 1"""
+        span = con.execute(
+            "SELECT date_diff('day', min(event_date), max(event_date)) FROM curated_records"
+        ).fetchone()
+        bucket = "month" if span and span[0] is not None and span[0] > MONTHLY_AFTER_DAYS else "day"
+        by_event: list[tuple[dt.date, int]] = con.execute(
+            f"""SELECT date_trunc('{bucket}', event_date)::DATE, count(*) FROM curated_records
+                WHERE event_date IS NOT NULL GROUP BY 1 ORDER BY 1"""  # noqa: S608
         ).fetchall()
-        by_release = con.execute(
-            """SELECT released_at::DATE, count(*),
-                      median(date_diff('day', event_date, released_at::DATE)),
-                      quantile_cont(date_diff('day', event_date, released_at::DATE), 0.9)
-               FROM curated_records GROUP BY 1 ORDER BY 1"""
+        released: list[tuple[dt.datetime]] = con.execute(
+            "SELECT released_at FROM curated_records ORDER BY released_at"
         ).fetchall()
-        total_row = con.execute("SELECT count(*) FROM curated_records").fetchone()
-        lag_row = con.execute(
-            """SELECT median(date_diff('day', event_date, released_at::DATE))
-               FROM curated_records WHERE event_date IS NOT NULL"""
+        lags: list[tuple[int]] = con.execute(
+            """SELECT date_diff('day', event_date, released_at::DATE) FROM curated_records
+               WHERE event_date IS NOT NULL"""
+        ).fetchall()
+        stats = con.execute(
+            """SELECT median(l), quantile_cont(l, 0.9) FROM (
+                 SELECT date_diff('day', event_date, released_at::DATE) AS l
+                 FROM curated_records WHERE event_date IS NOT NULL)"""
         ).fetchone()
     finally:
         con.close()
-    total = int(total_row[0]) if total_row else 0
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), constrained_layout=True)
+    median = float(stats[0]) if stats and stats[0] is not None else None
+    p90 = float(stats[1]) if stats and stats[1] is not None else None
+    name = title or "dataset"
+    fig, (size, growth, lag) = plt.subplots(3, 1, figsize=(10, 10), constrained_layout=True)
     if by_event:
-        top.bar([d for d, _ in by_event], [n for _, n in by_event], width=1.0,
-                color="#4c72b0", alpha=0.6, label="records per event date")  # fmt: skip
-    if by_release:
-        top.bar([d for d, *_ in by_release], [n for _, n, *_ in by_release], width=1.0,
-                color="#dd8452", alpha=0.8, label="records per release date")  # fmt: skip
-        cumulative = top.twinx()
-        running = 0
-        sizes = []
-        for _, n, *_ in by_release:
-            running += n
-            sizes.append(running)
-        cumulative.step([d for d, *_ in by_release], sizes, where="post", color="#55a868",
-                        label="records held (cumulative by release)")  # fmt: skip
-        cumulative.set_ylabel("records held")
-        cumulative.legend(loc="upper right")
-    top.set_ylabel("records per day")
-    top.set_title(f"{title or 'dataset'}: size ({total} records held)")
-    top.legend(loc="upper left")
-    lags = [(d, m, p) for d, _, m, p in by_release if m is not None]
+        size.bar([d for d, _ in by_event], [n for _, n in by_event],
+                 width=25 if bucket == "month" else 0.9, color="#4c72b0")  # fmt: skip
+    size.set_title(f"{name}: {len(released)} records held, by event date")
+    size.set_ylabel(f"records per {bucket}")
+    size.set_xlabel("event date (as released: shifted or generalised per the policy)")
+    if released:
+        times = [t for (t,) in released]
+        growth.step(times, range(1, len(times) + 1), where="post", color="#55a868")
+        growth.set_xlim(times[0] - dt.timedelta(minutes=1), times[-1] + dt.timedelta(minutes=1))
+    growth.set_title("size over release time (cumulative, records still held)")
+    growth.set_ylabel("records")
+    growth.set_xlabel("released_at (UTC)")
     if lags:
-        bottom.plot([d for d, *_ in lags], [m for _, m, _ in lags], marker="o",
-                    label="median lag (days)")  # fmt: skip
-        bottom.plot([d for d, *_ in lags], [p for *_, p in lags], marker="^", linestyle="--",
-                    label="90th percentile lag (days)")  # fmt: skip
-        bottom.legend(loc="upper left")
-    bottom.set_xlabel("release date (released_at, UTC)")
-    bottom.set_ylabel("released_at - event_date (days)")
-    bottom.set_title("freshness: lag behind the feeds, per release day")
-    for axis in (top, bottom):
+        lag.hist([v for (v,) in lags], bins=40, color="#dd8452")
+        if median is not None:
+            lag.axvline(median, color="black", label=f"median {median:.0f} days")
+        if p90 is not None:
+            lag.axvline(p90, color="black", linestyle="--", label=f"90th percentile {p90:.0f} days")
+        lag.legend(loc="upper right")
+    lag.set_title("freshness: lag behind the feeds (released_at - event_date)")
+    lag.set_xlabel("days")
+    lag.set_ylabel("records")
+    for axis in (size, growth, lag):
         axis.grid(alpha=0.3)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
-    median = float(lag_row[0]) if lag_row and lag_row[0] is not None else None
-    return FreshnessSummary(total, len(by_event), len(by_release), median)
+    return FreshnessSummary(len(released), len(by_event), bucket, median, p90)
