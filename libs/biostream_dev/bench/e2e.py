@@ -24,7 +24,8 @@ in its run directory, so the benchmark recomputes every expected curated id in a
 The relay chain is feed -> hop1 -> hop2 -> hop3 (three processes, each a transactional aiokafka
 consume -> produce of the bytes as they are, ``relay.py``'s shape), matched by a ``bench-seq``
 header that the relays copy. CPU seconds are utime+stime from /proc/<pid>/stat of each process,
-read before and after each phase; the broker's JVM is reported separately.
+read before and after each phase; the broker's JVM and this benchmark's own process ("driver":
+publisher, curated-topic consumer, Avro decoding for the match) are reported separately.
 """
 
 from __future__ import annotations
@@ -390,7 +391,8 @@ async def bench_pipeline(
         matcher = CuratedMatcher(key_file.read_bytes().strip())
         arrivals = Arrivals(kafka, topics.curated(DATASET), matcher)
         await arrivals.start()
-        pids = {s: pipeline.processes[s].process.pid for s in SERVICES} | {"broker": broker_pid}
+        pids = {s: pipeline.processes[s].process.pid for s in SERVICES}
+        pids |= {"broker": broker_pid, "driver": os.getpid()}
         topic = topics.feed(HOSPITAL)
         first = feed.take(0, records)
         matcher.expect(first, 0)
@@ -422,7 +424,8 @@ async def bench_relay(
         await asyncio.to_thread(chain.start)
         arrivals = Arrivals(kafka, names[-1], _relay_match)
         await arrivals.start()
-        pids = {k: p.pid for k, p in chain.processes.items()} | {"broker": broker_pid}
+        pids = {k: p.pid for k, p in chain.processes.items()}
+        pids |= {"broker": broker_pid, "driver": os.getpid()}
         first = feed.take(0, records)
         top = await run_phase("max", kafka, names[0], arrivals, first, 0, None, pids, t0, 600)
         rate = top.records_per_s / 2
