@@ -16,7 +16,8 @@ Each side runs two phases:
 
 Latency is publish -> curated record seen by a consumer of the curated topic. The benchmark knows
 which curated record belongs to which feed message without any header: each synthetic HL7 message
-has MSH-10 ``A-<n>``/``O-<n>`` and one event, so ingest gives it ``record_id BENCH/<id>/1``; the
+has MSH-10 ``A-<n>``/``O-<n>`` and ingest gives its first event ``record_id BENCH/<id>/1`` (an
+ORU's second event ``/2`` is not timed: a message's events are released together); the
 pseudonymizer's curated id is ``HMAC(domain key, "record" || record_id)``
 (``pseudonymizer.domain.pseudonyms.curated_id``) and the domain key is the file LocalPipeline wrote
 in its run directory, so the benchmark recomputes every expected curated id in advance.
