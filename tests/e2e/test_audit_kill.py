@@ -39,6 +39,7 @@ async def test_audit_killed_repeatedly_mid_stream_keeps_a_complete_verifiable_le
         kafka.bootstrap_servers,
         tmp_path / "run",
         topic_prefix=topic_prefix,
+        admin=kafka,  # each service as its own principal on the SASL broker
         extra_env={
             "BIOSTREAM_CHECKPOINT_EVERY_ENTRIES": "25",
             "BIOSTREAM_CHECKPOINT_EVERY_SECONDS": "1",

@@ -14,6 +14,7 @@ from audit.domain.chain import verify
 from audit.domain.checkpoint import private_key_from_secret, public_key_from_hex, public_key_hex
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev.access import kafka_environment
 from biostream_dev.demo import feed_messages
 from biostream_dev.inprocess import Keys, running_pipeline
 from biostream_dev.observer import PipelineView
@@ -27,8 +28,8 @@ def audit_cli(
     kafka: KafkaSettings, prefix: str, *args: str | Path, auditors: str = ""
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
+    env.update(kafka_environment(kafka))  # the broker's admin: SASL when the broker has it
     env.update(
-        BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
         BIOSTREAM_TOPIC_PREFIX=prefix,
         BIOSTREAM_AUTHORISED_AUDITORS=auditors,
     )
@@ -51,7 +52,9 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         public_key_hex(private_key_from_secret(keys.ledger_signing.encode()).public_key())
     )
     settings = {"checkpoint_every_entries": 50, "checkpoint_every_seconds": 1.0}
-    async with running_pipeline(kafka, topic_prefix, sorted(feeds), keys, settings) as observer:
+    async with running_pipeline(
+        kafka, topic_prefix, sorted(feeds), keys, audit=settings
+    ) as observer:
         for hospital, messages in feeds.items():
             await publish_messages(kafka, topics.feed(hospital), messages)
         view: PipelineView = await observer.wait_until_settled(published, timeout_s=180)
