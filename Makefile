@@ -51,6 +51,12 @@ deploy-check: $(VENV)/.installed
 	@mkdir -p .run
 	kubectl kustomize deploy/k8s/base > .run/k8s-base.yaml
 	$(BIN)/kubernetes-validate --strict --quiet .run/k8s-base.yaml
+	@# Each overlay; custom resources (Strimzi, KEDA, Prometheus Operator) are checked against the
+	@# project's schemas by tests/unit/test_deploy_files.py and test_k8s_operations.py.
+	for overlay in dev production; do \
+	  kubectl kustomize deploy/k8s/overlays/$$overlay > .run/k8s-$$overlay.yaml && \
+	  $(BIN)/kubernetes-validate --strict --quiet .run/k8s-$$overlay.yaml || exit 1; \
+	done
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/rules.yml
 	cd deploy/prometheus && promtool test rules rules.test.yml
