@@ -93,7 +93,9 @@ async def test_planted_identifiers_leak_nowhere(
     places["decoded:curated+dead-letters"] = json.dumps(
         [view.curated, view.dead_letters, view.decisions], default=str, ensure_ascii=False
     )
-    assert all(places.values())
+    # Every place was really read; notices and checkpoints may be empty in a run this short.
+    may_be_empty = {f"topic:{topics.notices(DATASET)}", f"topic:{topics.audit_checkpoints}"}
+    assert [where for where, text in places.items() if not text and where not in may_be_empty] == []
     leaks = {where: sorted(c for c in canaries if c in text)[:3] for where, text in places.items()}
     assert {where: found for where, found in leaks.items() if found} == {}
 
