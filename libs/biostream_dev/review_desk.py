@@ -68,6 +68,7 @@ class RunningDesk:
     topics: Topics
     review: ReviewService
     password: str
+    review_kafka: KafkaSettings  # the desk's own principal (svc-review) on a SASL broker
 
     @property
     def url(self) -> str:
@@ -150,7 +151,7 @@ async def running_desk(kafka: KafkaSettings, topic_prefix: str) -> AsyncIterator
             for task in done:
                 task.result()
             raise TimeoutError("review desk did not start")
-        yield RunningDesk(kafka, topics, review, password)
+        yield RunningDesk(kafka, topics, review, password, review_kafka)
     finally:
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
