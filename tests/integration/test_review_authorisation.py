@@ -3,6 +3,7 @@ missing sessions and CSRF tokens are refused; identifying pages are never cached
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import aiohttp
@@ -97,3 +98,14 @@ async def test_without_login_nothing_identifying_is_returned(
             )  # fmt: skip
             assert status == 403
             assert desk.review.handler.desk.decided == {}
+            # Signing out (with the page's token) ends the session in this browser.
+            _, page, _ = await fetch(steward, "GET", f"{desk.url}/")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf is not None
+            status, _, _ = await fetch(
+                steward, "POST", f"{desk.url}/logout", data={"csrf": csrf.group(1)}
+            )
+            assert status == 303
+            status, body, _ = await fetch(steward, "GET", f"{desk.url}/api/task?id={task}")
+            assert status == 401
+            assert_nothing_identifying(body)

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from biostream.logs import get_logger
@@ -40,12 +41,14 @@ textarea{width:30rem;height:4rem}button{margin-right:.5rem}
 """
 
 
-def _page(title: str, body: str, account: str | None = None) -> str:
+def _page(title: str, body: str, account: str | None = None, csrf: str = "") -> str:
     who = ""
     if account:
         who = (
             f'<span class="note">signed in as <b id="steward">{html.escape(account)}</b></span>'
-            '<a href="/">Queue</a>'
+            '<a href="/">Queue</a><form method="post" action="/logout">'
+            f'<input type="hidden" name="csrf" value="{html.escape(csrf)}">'
+            '<button type="submit" id="logout">Sign out</button></form>'
         )
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
@@ -196,7 +199,7 @@ class DeskApp:
             for h in desk.hospitals()
         )
         rows = "".join(
-            f"<tr><td><a class='task' href='/task?id={_e(t['task_id'])}'>{_e(t['task_id'])}</a>"
+            f"<tr><td><a class='task' href='/task?id={quote(t['task_id'], safe='')}'>{_e(t['task_id'])}</a>"
             f"</td><td>{_e(t['hospital'])}</td><td>{_e(t['created_at'])}</td>"
             f"<td class='w'>{_e(t['score'])}</td><td>{_e(t['reason'])}</td>"
             f"<td>{'escalated' if t['escalated'] else ''}</td></tr>"
@@ -210,7 +213,7 @@ class DeskApp:
             f"<th>Score</th><th>Why</th><th></th></tr>{rows}</table>"
             f"<p class='note'>{len(desk.open_tasks(hospital))} open, oldest first.</p>"
         )
-        return self._html(_page("Review queue", body, session.account))
+        return self._html(_page("Review queue", body, session.account, self.sessions.csrf(session)))
 
     async def task_page(self, request: web.Request) -> web.Response:
         session = self._page_session(request)
@@ -219,7 +222,14 @@ class DeskApp:
         if view is None:
             return self._html(_page("Not found", "<p>No such task.</p>", session.account), 404)
         await self.publisher.publish([self.handler.viewed(task_id, session.account, self.clock())])
-        return self._html(_page(f"Task {task_id}", self._task_body(view, session), session.account))
+        return self._html(
+            _page(
+                f"Task {task_id}",
+                self._task_body(view, session),
+                session.account,
+                self.sessions.csrf(session),
+            )
+        )
 
     def _task_body(self, view: TaskView, session: Session) -> str:
         task = view.task
@@ -317,7 +327,7 @@ class DeskApp:
         except ValueError as error:
             raise web.HTTPBadRequest(text=str(error)) from error
         await self.publisher.publish(messages)
-        raise web.HTTPSeeOther(f"/task?id={task_id}")
+        raise web.HTTPSeeOther(f"/task?id={quote(task_id, safe='')}")
 
     # ------------------------------------------------------------------------------ API
 
