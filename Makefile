@@ -51,6 +51,12 @@ deploy-check: $(VENV)/.installed
 	@mkdir -p .run
 	kubectl kustomize deploy/k8s/base > .run/k8s-base.yaml
 	$(BIN)/kubernetes-validate --strict --quiet .run/k8s-base.yaml
+	@# Each overlay; custom resources (Strimzi, KEDA, Prometheus Operator) are checked against the
+	@# project's schemas by tests/unit/test_deploy_files.py and test_k8s_operations.py.
+	for overlay in dev production; do \
+	  kubectl kustomize deploy/k8s/overlays/$$overlay > .run/k8s-$$overlay.yaml && \
+	  $(BIN)/kubernetes-validate --strict --quiet .run/k8s-$$overlay.yaml || exit 1; \
+	done
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/rules.yml
 	cd deploy/prometheus && promtool test rules rules.test.yml
@@ -60,7 +66,9 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 test: setup lint typecheck schema-compat deploy-check
-	$(BIN)/pytest -q --durations=15
+	# The project's own temp root: concurrent pytest sessions on one machine would otherwise
+	# delete each other's folders under /tmp/pytest-of-<user> (and a running broker's data).
+	$(BIN)/pytest -q --durations=15 --basetemp=.run/pytest
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -51,6 +51,8 @@ class IdentityRecord(TypedDict):
     postal_code: str | None
     province_code: str | None
     quality_flags: list[str]
+    rrn_sealed: bytes | None
+    rrn_key_id: str | None
 
 
 class ClinicalRecord(TypedDict):

@@ -178,6 +178,25 @@ def access_strimzi_topics(
     typer.echo(f"wrote {output}")
 
 
+k8s_app = typer.Typer(help="Kubernetes files generated from the other deployment files.")
+app.add_typer(k8s_app, name="k8s")
+
+
+@k8s_app.command("prometheus-rule")
+def k8s_prometheus_rule(
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None,
+) -> None:
+    """The PrometheusRule resource generated from deploy/prometheus/rules.yml."""
+    from biostream_dev.k8s import render_prometheus_rule
+
+    text = render_prometheus_rule()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
+
+
 @access_app.command("apply")
 def access_apply(
     bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers")],

@@ -39,10 +39,11 @@ class Keys:
     pseudonym: str
     ledger_signing: str = ""
     dead_letter: str = ""
+    rrn: str = ""
 
     @classmethod
     def fresh(cls) -> Keys:
-        return cls(*(secrets.token_hex(32) for _ in range(5)))
+        return cls(*(secrets.token_hex(32) for _ in range(6)))
 
 
 def build_services(
@@ -69,12 +70,20 @@ def build_services(
     return {
         "ingest": build_ingest(
             IngestSettings.model_validate(
-                {**common("ingest"), "patient_ref_key": SecretStr(keys.patient_ref)}
+                {
+                    **common("ingest"),
+                    "patient_ref_key": SecretStr(keys.patient_ref),
+                    "rrn_key": SecretStr(keys.rrn),
+                }
             )
         ),
         "linkage": build_linkage(
             LinkageSettings.model_validate(
-                {**common("linkage"), "person_key": SecretStr(keys.person)}
+                {
+                    **common("linkage"),
+                    "person_key": SecretStr(keys.person),
+                    "rrn_key": SecretStr(keys.rrn),
+                }
             )
         ),
         "pseudonymizer": build_pseudonymizer(

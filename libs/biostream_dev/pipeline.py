@@ -54,7 +54,7 @@ def write_secrets(directory: Path) -> dict[str, Path]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in ("patient_ref", "person", "pseudonym", "ledger_signing", "dead_letter"):
+    for name in ("patient_ref", "person", "pseudonym", "ledger_signing", "dead_letter", "rrn"):
         paths[name] = _new_key_file(directory / f"{name}.key")
     # The pseudonymizer's keys directory: one file per pseudonym domain and key version.
     pseudonym_keys = directory / "pseudonym-keys"
@@ -120,6 +120,7 @@ class LocalPipeline:
             BIOSTREAM_PATIENT_REF_KEY_FILE=str(keys["patient_ref"]),
             BIOSTREAM_PERSON_KEY_FILE=str(keys["person"]),
             BIOSTREAM_DEAD_LETTER_KEY_FILE=str(keys["dead_letter"]),
+            BIOSTREAM_RRN_KEY_FILE=str(keys["rrn"]),
             BIOSTREAM_KEYS_DIR=str(keys["pseudonym_keys"]),
             BIOSTREAM_POLICY_DIR=str(self.policy_dir),
             BIOSTREAM_LEDGER_SIGNING_KEY_FILE=str(keys["ledger_signing"]),

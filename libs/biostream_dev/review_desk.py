@@ -109,6 +109,8 @@ async def running_desk(kafka: KafkaSettings, topic_prefix: str) -> AsyncIterator
                 "poll_timeout_ms": 100,
                 "person_key": SecretStr(secrets.token_hex(32)),
                 "dead_letter_key": SecretStr(secrets.token_hex(32)),
+                # Opens sealed registration numbers (D13); the grey pair has none.
+                "rrn_key": SecretStr(secrets.token_hex(32)),
             }
         )
     )

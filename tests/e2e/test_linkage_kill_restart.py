@@ -77,7 +77,9 @@ async def test_linkage_killed_mid_stream_assigns_like_an_uninterrupted_run(
     records, _truth = identity_records(persons=300, seed=11)
     topics = Topics(topic_prefix)
     await ensure_topics(kafka, topics.pipeline_specs([], []))
-    pipeline = LocalPipeline(kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix)
+    pipeline = LocalPipeline(
+        kafka.bootstrap_servers, tmp_path / "run", topic_prefix=topic_prefix, admin=kafka
+    )
     half = len(records) // 2
     ids = {r["record_id"] for r in records}
     try:

@@ -51,7 +51,8 @@ async def test_merge_review_and_split_flow_to_link_decisions(
     settings = LinkageSettings.model_validate(
         {"kafka": kafka, "topic_prefix": topic_prefix, "poll_timeout_ms": 100,
          "person_key": SecretStr(secrets.token_hex(32)),
-         "dead_letter_key": SecretStr(secrets.token_hex(32))}
+         "dead_letter_key": SecretStr(secrets.token_hex(32)),
+         "rrn_key": SecretStr(secrets.token_hex(32))}
     )  # fmt: skip
     service = build(settings)
     stop = asyncio.Event()

@@ -61,7 +61,7 @@ async def test_one_writer_at_a_time_and_a_standby_takes_over(
         return build(LinkageSettings.model_validate({
             "kafka": kafka, "topic_prefix": topic_prefix, "poll_timeout_ms": 100,
             "person_key": SecretStr(key), "instance_id": name,
-            "dead_letter_key": SecretStr(key),
+            "dead_letter_key": SecretStr(key), "rrn_key": SecretStr(key),
         }))  # fmt: skip
 
     workers = {name: worker(name) for name in ("w1", "w2", "w3")}

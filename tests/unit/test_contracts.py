@@ -56,6 +56,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "postal_code": "03154",
         "province_code": "11",
         "quality_flags": ["NAME_SPLIT_FROM_TEXT", "RRN_CHECKSUM_MISMATCH"],
+        "rrn_sealed": None,
+        "rrn_key_id": None,
     },
     "ClinicalRecord": {
         "record_id": "H001/MSG-0001/1",

@@ -125,6 +125,7 @@ async def measure_ingest(
             "batch_max_records": batch,
             "patient_ref_key": SecretStr(secrets.token_hex(32)),
             "dead_letter_key": SecretStr(secrets.token_hex(32)),
+            "rrn_key": SecretStr(secrets.token_hex(32)),
         }
     )
     service = build(settings)

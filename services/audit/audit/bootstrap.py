@@ -32,15 +32,7 @@ def build(settings: AuditSettings, registry: CollectorRegistry | None = None) ->
     )
 
     processor = TransactionalProcessor(
-        ProcessorConfig(
-            kafka=settings.kafka,
-            app_id=f"{settings.topic_prefix}{SERVICE}",
-            instance_id=settings.instance_id,
-            input_topics=[topics.audit_events],
-            changelog_topic=topics.state(SERVICE),
-            max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
-        ),
+        ProcessorConfig.for_service(settings, SERVICE, [topics.audit_events]),
         handler,
         # A failure must not write an audit event about itself into the stream it is chaining.
         lambda message, error, now: [

@@ -7,6 +7,7 @@ from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
+from biostream.sealing import Sealer
 from biostream.service import RunnableService
 from biostream.settings import read_secret
 from biostream.topics import Topics
@@ -31,19 +32,11 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         key,
         IngestMetrics.create(registry),
         CsvMappingDirectory(settings.csv_mapping_dir),
+        Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key")),
     )
 
     processor = TransactionalProcessor(
-        ProcessorConfig(
-            kafka=settings.kafka,
-            app_id=f"{settings.topic_prefix}{SERVICE}",
-            instance_id=settings.instance_id,
-            input_topics=[],
-            input_pattern=topics.feed_pattern,
-            changelog_topic=topics.state(SERVICE),
-            max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
-        ),
+        ProcessorConfig.for_service(settings, SERVICE, [], input_pattern=topics.feed_pattern),
         handler,
         envelopes.failure_handler("INGEST_INTERNAL_ERROR", topics.hospital_of_feed),
         ProcessorMetrics.create(registry, SERVICE),

@@ -22,6 +22,7 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.processor import Inbound, Outbound, StateStore
+from biostream.sealing import Sealer
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter
 
@@ -112,7 +113,11 @@ class FeedMessageHandler:
         patient_ref_key: bytes,
         metrics: IngestMetrics,
         csv_mapping_for: Callable[[str], CsvMapping] = lambda _hospital: DEFAULT_MAPPING,
+        rrn_sealer: Sealer | None = None,
     ) -> None:
+        # The service always seals registration numbers (bootstrap requires the key); without a
+        # sealer (handler unit tests) they travel in the v1 clear-text field.
+        self.rrn_sealer = rrn_sealer
         self.csv_mapping_for = csv_mapping_for
         self._children: dict[tuple[object, ...], Counter] = {}
         self.codec = codec
@@ -284,13 +289,19 @@ class FeedMessageHandler:
             "name_latin": identity.name_latin,
             "birth_date": identity.birth_date,
             "sex": _sex(identity.sex),
-            "rrn": identity.rrn,
+            "rrn": identity.rrn if self.rrn_sealer is None else None,
             "local_patient_no": identity.local_patient_no,
             "phone": identity.phone,
             "address": identity.address,
             "postal_code": identity.postal_code,
             "province_code": identity.province_code,
             "quality_flags": list(identity.quality_flags),
+            "rrn_sealed": (
+                self.rrn_sealer.seal(identity.rrn.encode(), f"{base_id}/0")
+                if self.rrn_sealer is not None and identity.rrn is not None
+                else None
+            ),
+            "rrn_key_id": self.rrn_sealer.key_id if self.rrn_sealer is not None else None,
         }
         return Outbound(
             self.topics.identity_records,

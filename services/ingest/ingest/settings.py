@@ -13,6 +13,10 @@ class IngestSettings(ServiceSettings):
     # never the key), so nobody downstream can test a guessed patient number against a ref.
     patient_ref_key: SecretStr | None = None
     patient_ref_key_file: Path | None = None
+    # Encrypts registration numbers at field level on the identity topic; only ingest and
+    # linkage hold it.
+    rrn_key: SecretStr | None = None
+    rrn_key_file: Path | None = None
     # <dir>/<HOSPITAL>.json declares a hospital's CSV columns; hospitals without one use the
     # default columns (services/ingest/README.md).
     csv_mapping_dir: Path | None = None

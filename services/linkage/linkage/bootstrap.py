@@ -7,6 +7,7 @@ from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.observability import ProcessorMetrics
 from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
+from biostream.sealing import Sealer
 from biostream.service import RunnableService
 from biostream.settings import read_secret
 from biostream.topics import Topics
@@ -28,16 +29,15 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
         if settings.params_file
         else default_params()
     )
-    handler = LinkageHandler(codec, topics, envelopes, key, params, LinkageMetrics.create(registry))
+    rrn_sealer = Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key"))
+    handler = LinkageHandler(
+        codec, topics, envelopes, key, params, LinkageMetrics.create(registry), rrn_sealer
+    )
     processor = TransactionalProcessor(
-        ProcessorConfig(
-            kafka=settings.kafka,
-            app_id=f"{settings.topic_prefix}{SERVICE}",
-            instance_id=settings.instance_id,
-            input_topics=[topics.identity_records, topics.patient_merges, topics.review_decisions],
-            changelog_topic=topics.state(SERVICE),
-            max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
+        ProcessorConfig.for_service(
+            settings,
+            SERVICE,
+            [topics.identity_records, topics.patient_merges, topics.review_decisions],
             # One person index, one writer: further instances are hot standbys (D-linkage-3).
             single_writer=True,
         ),

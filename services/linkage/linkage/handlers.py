@@ -29,6 +29,7 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.processor import Inbound, Outbound, StateStore
+from biostream.sealing import Sealer
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -103,7 +104,9 @@ class LinkageHandler:
         person_key: bytes,
         params: Params,
         metrics: LinkageMetrics,
+        rrn_sealer: Sealer | None = None,
     ) -> None:
+        self.rrn_sealer = rrn_sealer
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
@@ -220,7 +223,7 @@ class LinkageHandler:
             name_latin=record["name_latin"],
             birth_date=birth.isoformat() if birth is not None else None,
             sex=record["sex"],
-            rrn=record["rrn"],
+            rrn=self._rrn(record),
             phone=record["phone"],
             postal_code=record["postal_code"],
             address=record["address"],
@@ -348,6 +351,18 @@ class LinkageHandler:
             )
         )  # fmt: skip
         return out
+
+    def _rrn(self, record: dict[str, object]) -> str | None:
+        """The registration number: sealed by ingest (v2), or in clear from a v1 producer."""
+        sealed = record.get("rrn_sealed")
+        if isinstance(sealed, bytes):
+            if self.rrn_sealer is None:
+                raise ValueError(
+                    "a sealed registration number arrived but no RRN key is configured"
+                )
+            return self.rrn_sealer.unseal(sealed, str(record["record_id"])).decode()
+        clear = record.get("rrn")
+        return clear if isinstance(clear, str) else None
 
     # ------------------------------------------------------------------------------ output
 

@@ -13,6 +13,10 @@ class LinkageSettings(ServiceSettings):
     # can recompute one from a guessed registration number.
     person_key: SecretStr | None = None
     person_key_file: Path | None = None
+    # Opens the registration numbers ingest sealed on the identity topic (only ingest and
+    # linkage hold it).
+    rrn_key: SecretStr | None = None
+    rrn_key_file: Path | None = None
     # m/u probabilities, prior, thresholds and term frequencies from `linkage train` (JSON);
     # without it the built-in defaults for an index of about a million persons apply.
     params_file: Path | None = None

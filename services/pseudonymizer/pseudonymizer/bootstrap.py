@@ -35,14 +35,10 @@ def build(
         codec, topics, envelopes, load_releases(settings), PseudonymizerMetrics.create(registry)
     )
     processor = TransactionalProcessor(
-        ProcessorConfig(
-            kafka=settings.kafka,
-            app_id=f"{settings.topic_prefix}{SERVICE}",
-            instance_id=settings.instance_id,
-            input_topics=[topics.clinical_records, topics.link_decisions, topics.consent_events],
-            changelog_topic=topics.state(SERVICE),
-            max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
+        ProcessorConfig.for_service(
+            settings,
+            SERVICE,
+            [topics.clinical_records, topics.link_decisions, topics.consent_events],
         ),
         handler,
         envelopes.failure_handler("PSEUDONYMIZER_INTERNAL_ERROR"),

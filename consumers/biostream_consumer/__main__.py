@@ -1,0 +1,110 @@
+"""``biostream-consumer``: keep a project's local copy up to date, export OMOP, plot freshness."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
+
+from biostream_consumer.adapters.omop import CDM_VERSION, export_omop
+from biostream_consumer.adapters.plot import plot_freshness
+from biostream_consumer.bootstrap import build
+from biostream_consumer.domain.vocabulary import ConceptMap
+from biostream_consumer.settings import ConsumerSettings
+
+app = typer.Typer(add_completion=False, help=__doc__)
+console = Console(stderr=True)
+
+
+class RichProgress:
+    """Catch-up progress on the terminal: messages applied out of those behind."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=console, transient=False,
+        )  # fmt: skip
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        if total and self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("catching up", total=total)
+        elif total and self.task is not None:
+            self.progress.update(self.task, total=total, completed=0)
+
+    def advance(self, count: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, count)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.task = None
+
+
+@app.command()
+def sync(
+    follow: Annotated[bool, typer.Option(help="keep following after catching up")] = False,
+) -> None:
+    """Catch up with the dataset (records, then notices) and store the position with it."""
+    settings = ConsumerSettings()
+    consumer = build(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        report = await consumer.source.sync(RichProgress(), stop=stop, follow=follow)
+        console.print(
+            f"read {report.messages_read} messages: {report.records_written} records, "
+            f"{report.notices_applied} notices ({report.records_moved} moved, "
+            f"{report.records_deleted} deleted), {report.skipped} skipped; "
+            f"{consumer.store.count()} records held in {settings.database}"
+        )
+
+    try:
+        asyncio.run(run())
+    finally:
+        consumer.close()
+
+
+@app.command()
+def omop(
+    out: Annotated[Path, typer.Option(help="directory for the CSV tables")],
+    concept_map: Annotated[
+        Path | None, typer.Option(help="CSV: source_vocabulary,source_code,concept_id")
+    ] = None,
+) -> None:
+    """Export the local copy as OMOP CDM 5.4 tables (CSV with header)."""
+    settings = ConsumerSettings()
+    concepts = ConceptMap.parse(concept_map.read_text("utf-8")) if concept_map else None
+    summary = export_omop(settings.database, out, concepts)
+    for table, count in summary.rows.items():
+        console.print(f"{table}: {count}")
+    console.print(
+        f"OMOP CDM {CDM_VERSION} in {out}; {summary.records_without_date} records without a "
+        f"date left out; {summary.unmapped_codes} coded records without a mapped concept"
+    )
+
+
+@app.command()
+def plot(out: Annotated[Path, typer.Option(help="PNG file to write")]) -> None:
+    """Plot the dataset's size and freshness over time from the local copy."""
+    settings = ConsumerSettings()
+    summary = plot_freshness(settings.database, out, settings.dataset)
+    console.print(f"{out}: {summary.records} records; median lag {summary.median_lag_days} days")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The catch-up loop: reads the dataset's data and notices topics with the project's credentials
+and applies them to the local copy in the order of ``domain.ordering``.
+
+No consumer group: the position lives in the local copy (same transaction as the data), so the
+copy, not the broker, decides where to resume. Reads are read_committed: the pseudonymizer writes
+transactionally, and an aborted release must never reach a project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from biostream.codec import AvroCodec, DecodeError
+from biostream.contracts import CURATED_RECORD, DATASET_NOTICE
+from biostream.kafka import reader, topic_partitions
+from biostream.settings import KafkaSettings
+
+from biostream_consumer.adapters.store import LocalCopy, Position, Received
+from biostream_consumer.domain.ordering import behind
+
+
+class ProgressSink(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass
+class SyncReport:
+    """What one ``sync`` read and did: ``messages_read`` counts every message taken from Kafka."""
+
+    messages_read: int = 0
+    records_written: int = 0
+    notices_applied: int = 0
+    records_moved: int = 0
+    records_deleted: int = 0
+    skipped: int = 0
+    started_from: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetTopics:
+    data: str
+    notices: str
+
+
+class Clock(Protocol):
+    def __call__(self) -> dt.datetime: ...
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DatasetSource:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: DatasetTopics,
+        codec: AvroCodec,
+        store: LocalCopy,
+        client_id: str,
+        clock: Clock = utc_now,
+        max_records: int = 1000,
+    ) -> None:
+        self.kafka, self.topics, self.codec, self.store = kafka, topics, codec, store
+        self.client_id, self.clock, self.max_records = client_id, clock, max_records
+
+    async def sync(
+        self,
+        progress: ProgressSink | None = None,
+        stop: asyncio.Event | None = None,
+        follow: bool = False,
+        idle_s: float = 1.0,
+    ) -> SyncReport:
+        """Catches up to the topics' current end; with ``follow``, keeps going until ``stop``."""
+        progress = progress or NoProgress()
+        report = SyncReport()
+        consumer = reader(self.kafka, self.client_id)
+        data = await topic_partitions(self.kafka, [self.topics.data])
+        notices = await topic_partitions(self.kafka, [self.topics.notices])
+        await consumer.start()
+        try:
+            consumer.assign(data + notices)
+            stored = self.store.positions()
+            for tp in data + notices:
+                offset = stored.get((tp.topic, tp.partition))
+                if offset is None:
+                    await consumer.seek_to_beginning(tp)
+                    offset = 0
+                else:
+                    consumer.seek(tp, offset)
+                report.started_from[(tp.topic, tp.partition)] = offset
+            while True:
+                # Notices' end first, then the data's end: see domain.ordering.
+                notice_end = await self._ends(consumer, notices)
+                data_end = await self._ends(consumer, data)
+                positions = {
+                    (tp.topic, tp.partition): await consumer.position(tp) for tp in data + notices
+                }
+                left = behind(positions, {**data_end, **notice_end})
+                progress.start(sum(left.values()))
+                await self._drain(consumer, data, data_end, self._apply_records, report, progress)
+                await self._drain(
+                    consumer, notices, notice_end, self._apply_notices, report, progress
+                )
+                progress.finish()
+                if not follow or (stop is not None and stop.is_set()):
+                    return report
+                if stop is None:
+                    await asyncio.sleep(idle_s)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=idle_s)
+        finally:
+            await consumer.stop()
+
+    async def _ends(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], int]:
+        ends = await consumer.end_offsets(partitions)
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+
+    async def _drain(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        ends: dict[tuple[str, int], int],
+        apply: Callable[[list[Received], SyncReport], None],
+        report: SyncReport,
+        progress: ProgressSink,
+    ) -> None:
+        """Reads ``partitions`` up to ``ends`` (never past: a later notice may refer to records
+        beyond the data end taken in this round) and applies them batch by batch."""
+        others = [tp for tp in consumer.assignment() if tp not in partitions]
+        consumer.pause(*others)
+        consumer.resume(*partitions)
+        idle = 0
+        try:
+            while True:
+                open_ = [tp for tp in partitions
+                         if await consumer.position(tp) < ends[(tp.topic, tp.partition)]]  # fmt: skip
+                if not open_:
+                    await self._record_positions(consumer, partitions)
+                    return
+                fetched = await consumer.getmany(
+                    *open_, timeout_ms=500, max_records=self.max_records
+                )
+                batch: list[Received] = []
+                for tp, messages in fetched.items():
+                    end = ends[(tp.topic, tp.partition)]
+                    kept = [m for m in messages if m.offset < end]
+                    if len(kept) < len(messages):
+                        consumer.seek(tp, end)
+                    batch += [self._decode(tp, m.offset, m.value) for m in kept]
+                if batch:
+                    idle = 0
+                    apply(batch, report)
+                    report.messages_read += len(batch)
+                    progress.advance(len(batch))
+                else:
+                    idle += 1
+                    if idle >= 20:  # only transaction markers left, or the broker is slow
+                        await self._record_positions(consumer, partitions)
+                        return
+        finally:
+            consumer.resume(*others)
+
+    async def _record_positions(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> None:
+        """Stores positions that moved without a message to apply (an empty partition, or past
+        transaction markers), so that every partition has a stored position to resume from."""
+        stored = self.store.positions()
+        moved = {}
+        for tp in partitions:
+            position = await consumer.position(tp)
+            if position > stored.get((tp.topic, tp.partition), -1):
+                moved[(tp.topic, tp.partition)] = position
+        if moved:
+            self.store.save_positions(moved)
+
+    def _decode(self, tp: TopicPartition, offset: int, value: bytes | None) -> Received:
+        contract = CURATED_RECORD if tp.topic == self.topics.data else DATASET_NOTICE
+        position = Position(tp.topic, tp.partition, offset)
+        try:
+            record: dict[str, Any] = self.codec.decode(value, contract)
+        except DecodeError as error:
+            return Received(position, None, error.reason_code)
+        return Received(position, record)
+
+    def _apply_records(self, batch: list[Received], report: SyncReport) -> None:
+        report.records_written += self.store.apply_records(batch, self.clock())
+        report.skipped += sum(1 for item in batch if item.record is None)
+
+    def _apply_notices(self, batch: list[Received], report: SyncReport) -> None:
+        outcomes = self.store.apply_notices(batch, self.clock())
+        report.notices_applied += sum(1 for o in outcomes if not o.duplicate)
+        report.records_moved += sum(o.moved for o in outcomes)
+        report.records_deleted += sum(o.deleted for o in outcomes)
+        report.skipped += sum(1 for item in batch if item.record is None)
