@@ -1,4 +1,4 @@
-# One image for the four services and the developer tools; the command picks the service.
+# One image for the five services and the developer tools; the command picks the service.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

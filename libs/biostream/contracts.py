@@ -110,6 +110,12 @@ class LinkDecision(TypedDict):
     district_code: str | None
 
 
+class FieldComparison(TypedDict):
+    field: str
+    level: str
+    weight: float
+
+
 class ReviewTask(TypedDict):
     task_id: str
     created_at: dt.datetime
@@ -120,6 +126,7 @@ class ReviewTask(TypedDict):
     candidate_person_ids: list[str]
     score: float
     reason: str
+    comparisons: list[FieldComparison]
 
 
 class CuratedRecord(TypedDict):

@@ -77,6 +77,11 @@ async def test_merge_review_and_split_flow_to_link_decisions(
         assert by_ref["pr_b"]["outcome"] == "POSSIBLE_MATCH"
         assert review_task["patient_ref"] == "pr_b"
         assert review_task["candidate_person_ids"] == [by_ref["pr_a"]["person_id"]]
+        # The desk's field-by-field view: codes and weights, agreeing fields add, phone subtracts.
+        levels = {c["field"]: (c["level"], c["weight"]) for c in review_task["comparisons"]}
+        assert levels["family"][0] == "SAME" and levels["family"][1] > 0
+        assert levels["birth"][0] == "SAME" and levels["birth"][1] > 0
+        assert levels["phone"][0] == "DIFFERENT" and levels["phone"][1] < 0
 
         async def send(topic: str, contract: str, record: dict[str, Any], key: str) -> None:
             await publish(kafka, CODEC, topic, contract, [record], key=lambda _r: key)

@@ -121,6 +121,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "candidate_person_ids": ["P-00042", "P-00077"],
         "score": 7.5,
         "reason": "NAME_PARTIAL,BIRTH_DATE_TRANSPOSED",
+        "comparisons": [
+            {"field": "family", "level": "SAME", "weight": 4.2},
+            {"field": "birth", "level": "NEAR", "weight": 1.5},
+        ],
     },
     "CuratedRecord": {
         "curated_id": "c_81ab",

@@ -77,9 +77,9 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         )
     }
     assert readers == {
-        "identity.records": ["svc-linkage"],
+        "identity.records": ["svc-linkage", "svc-review"],  # the desk shows stewards the records
         "clinical.records": ["svc-pseudonymizer"],
-        "linkage.decisions": ["svc-pseudonymizer"],
+        "linkage.decisions": ["svc-pseudonymizer", "svc-review"],
         "curated.a": ["project-a"],
         "audit.ledger": ["auditor"],
         "ops.dead-letters": ["operator"],  # originals inside are sealed

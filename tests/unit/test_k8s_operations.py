@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 SCHEMA = json.loads((K8S / "schemas" / "operators.schema.json").read_text())
-SERVICES = ["ingest", "linkage", "pseudonymizer", "audit"]
+SERVICES = ["ingest", "linkage", "pseudonymizer", "audit", "review"]
+# Scaled on consumer lag (KEDA): the stream processors, not the review desk (no consumer group).
+LAG_SCALED = ["ingest", "linkage", "pseudonymizer", "audit"]
 CR_GROUPS = ("keda.sh", "monitoring.coreos.com")
 
 
@@ -95,7 +97,7 @@ def test_autoscaling_watches_each_services_own_lag_metric_and_keeps_one_replica(
     docs = base_documents()
     deployments = of_kind(docs, "Deployment")
     scaled = of_kind(docs, "ScaledObject")
-    assert sorted(scaled) == sorted(SERVICES)
+    assert sorted(scaled) == sorted(LAG_SCALED)
     for service, obj in scaled.items():
         assert obj["spec"]["scaleTargetRef"]["name"] in deployments
         assert deployments[service]["spec"]["replicas"] == 1
@@ -121,7 +123,13 @@ def test_network_policies_deny_by_default_and_let_services_reach_only_kafka() ->
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels[expression["key"]] in expression["values"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert {p["containerPort"] for p in container["ports"]} == {9100}
+        web = {8080} if deployment["metadata"]["name"] == "review" else set()
+        assert {p["containerPort"] for p in container["ports"]} == {9100} | web
+    # The review desk's pages: only from the ingress controller, only on the web port.
+    review_web = policies["review-web"]["spec"]
+    assert review_web["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "review"}
+    (web_in,) = review_web["ingress"]
+    assert web_in["ports"] == [{"protocol": "TCP", "port": 8080}]
     # In: only the metrics port, only from Prometheus.
     (ingress,) = services["ingress"]
     assert ingress["ports"] == [{"protocol": "TCP", "port": 9100}]

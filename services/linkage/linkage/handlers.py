@@ -40,6 +40,7 @@ from linkage.domain.index import (
     PersonEntry,
     PersonIndex,
     RefEntry,
+    comparisons,
 )
 from linkage.domain.model import Identity, Params, Profile, make_profile
 
@@ -268,6 +269,16 @@ class LinkageHandler:
             "candidate_person_ids": [c.person for c in result.candidates],
             "score": result.score,
             "reason": result.reason,
+            # Level codes and weights against the best candidate, for the review desk's
+            # field-by-field view (the desk shows the values from identity.records).
+            "comparisons": [
+                {"field": name, "level": level, "weight": round(weight, 3)}
+                for name, level, weight in (
+                    comparisons(self.params, entry.profile, result.candidates[0].levels)
+                    if result.candidates
+                    else []
+                )
+            ],
         }
         return [
             Outbound(

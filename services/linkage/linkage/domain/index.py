@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from linkage.domain.model import FIELDS, Levels, Params, Profile, blocking_keys, compare
+from linkage.domain.model import FIELDS, LEVELS, Levels, Params, Profile, blocking_keys, compare
 
 MAX_BLOCK: Final = 500  # a block larger than this (a hospital's switchboard phone) is not used
 MAX_CANDIDATES_LISTED: Final = 5
@@ -85,6 +86,24 @@ def reason_codes(levels: Levels) -> str:
         for i, level in enumerate(levels)
         if level is not None
     )
+
+
+def comparisons(params: Params, profile: Profile, levels: Levels) -> list[tuple[str, str, float]]:
+    """(field, level code, match weight) of each compared field, as ``Params.score`` adds them:
+    what a reviewer sees next to the two records. Codes and weights only, never values."""
+    out: list[tuple[str, str, float]] = []
+    for index, level in enumerate(levels):
+        if level is None:
+            continue
+        name = FIELDS[index]
+        weight = params.weights[name][level]
+        if level == LEVELS[name] - 1 and name in ("family", "given"):
+            value = profile.family if name == "family" else profile.given
+            share = params.tf.get(name, {}).get(value or "")
+            if share is not None:
+                weight = math.log2(max(params.m[name][level], 1e-6) / max(share, 1e-6))
+        out.append((name, _LEVEL_NAMES[name][level], weight))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

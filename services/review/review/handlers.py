@@ -1,0 +1,172 @@
+"""Review desk use cases: stream records update the desk; stewards' views and decisions become
+audit events and ReviewDecision records. Returns what to publish; the adapters publish it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from biostream.codec import AvroCodec, DecodeError
+from biostream.contracts import (
+    IDENTITY_RECORD,
+    LINK_DECISION,
+    REVIEW_DECISION,
+    REVIEW_TASK,
+    ReviewDecision,
+    ReviewOutcome,
+)
+from biostream.envelopes import Envelopes
+from biostream.logs import get_logger
+from biostream.processor import Outbound
+from biostream.topics import Topics
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from review.domain.desk import DECISIONS, Desk
+
+SERVICE = "review"
+
+
+@dataclass(frozen=True)
+class ReviewMetrics:
+    backlog: Gauge
+    oldest_age: Gauge
+    decisions: Counter
+    views: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ReviewMetrics:
+        return cls(
+            # The name deploy/prometheus/rules.yml's backlog alert expects.
+            backlog=Gauge(
+                "biostream_linkage_review_backlog_tasks",
+                "Open review tasks (escalated ones included)",
+                registry=registry,
+            ),
+            oldest_age=Gauge(
+                "biostream_review_oldest_task_age_seconds",
+                "Age of the oldest open review task",
+                registry=registry,
+            ),
+            decisions=Counter(
+                "biostream_review_decisions",
+                "Decisions recorded by this desk, by decision",
+                ["decision"],
+                registry=registry,
+            ),
+            views=Counter(
+                "biostream_review_task_views", "Task pages shown to stewards", registry=registry
+            ),
+        )
+
+
+class UnknownTask(LookupError):
+    pass
+
+
+class ReviewHandler:
+    def __init__(
+        self, codec: AvroCodec, topics: Topics, envelopes: Envelopes, metrics: ReviewMetrics
+    ) -> None:
+        self.codec = codec
+        self.topics = topics
+        self.envelopes = envelopes
+        self.metrics = metrics
+        self.desk = Desk()
+        self._log = get_logger("review.handlers")
+        self._contracts = {
+            topics.identity_records: IDENTITY_RECORD,
+            topics.review_tasks: REVIEW_TASK,
+            topics.review_decisions: REVIEW_DECISION,
+            topics.link_decisions: LINK_DECISION,
+        }
+
+    @property
+    def input_topics(self) -> list[str]:
+        return list(self._contracts)
+
+    def on_record(self, topic: str, value: bytes | None, now: dt.datetime) -> None:
+        """One record of an input topic. Undecodable records are skipped: the desk only reads,
+        and the service that wrote them dead-letters its own input."""
+        try:
+            record = self.codec.decode(value, self._contracts[topic])
+        except DecodeError as error:
+            self._log.warning("record skipped", topic=topic, reason_code=error.reason_code)
+            return
+        if topic == self.topics.identity_records:
+            self.desk.on_identity(record)
+        elif topic == self.topics.review_tasks:
+            self.desk.on_task(record)
+        elif topic == self.topics.review_decisions:
+            self.desk.on_decision(record)
+        else:
+            self.desk.on_link(record)
+        self.refresh(now)
+
+    def refresh(self, now: dt.datetime) -> None:
+        self.metrics.backlog.set(len(self.desk.tasks))
+        self.metrics.oldest_age.set(self.desk.oldest_age_s(now))
+
+    def viewed(self, task_id: str, steward: str, now: dt.datetime) -> Outbound:
+        """Audit of a steward seeing a task's identifying details: who, which task, when."""
+        self.metrics.views.inc()
+        return self.envelopes.audit(
+            "review.viewed",
+            [task_id],
+            [f"steward:{steward}", f"at:{int(now.timestamp() * 1000)}"],
+            now,
+            hospital=self._hospital(task_id),
+        )
+
+    def decide(
+        self,
+        task_id: str,
+        decision: str,
+        reason: str | None,
+        steward: str,
+        now: dt.datetime,
+        candidate_person_id: str | None = None,
+    ) -> list[Outbound]:
+        """The ReviewDecision for linkage and its audit event (without the free-text reason,
+        which may quote what the steward saw)."""
+        task = self.desk.tasks.get(task_id)
+        if task is None:
+            raise UnknownTask(task_id)
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        if candidate_person_id is not None and candidate_person_id not in task.candidate_person_ids:
+            raise ValueError("candidate_person_id is not one of the task's candidates")
+        outcome: ReviewOutcome = (
+            "SAME_PERSON"
+            if decision == "SAME_PERSON"
+            else "DIFFERENT_PEOPLE"
+            if decision == "DIFFERENT_PEOPLE"
+            else "ESCALATE"
+        )
+        wire: ReviewDecision = {
+            "task_id": task_id,
+            "decision": outcome,
+            "candidate_person_id": candidate_person_id,
+            "reviewer": steward,
+            "reason": (reason or "").strip()[:500] or None,
+            "decided_at": now,
+        }
+        self.metrics.decisions.labels(decision).inc()
+        return [
+            Outbound(
+                self.topics.review_decisions,
+                self.codec.encode(REVIEW_DECISION, wire),
+                key=task_id.encode(),
+            ),
+            self.envelopes.audit(
+                "review.decided",
+                [task_id],
+                [f"steward:{steward}", f"decision:{decision}"],
+                now,
+                outcome=decision.lower(),
+                hospital=task.hospital,
+            ),
+        ]
+
+    def _hospital(self, task_id: str) -> str | None:
+        task = self.desk.find(task_id)
+        return task.hospital if task else None
