@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from typing import Final
 
+from biostream.hangul import romanize_syllable as shared_romanize_syllable
+
 from biostream_dev.synth.reference import INITIAL_SOUND_PAIRS
 
 _BASE: Final = 0xAC00
@@ -100,18 +102,6 @@ def initial_sound_variant(surname: str) -> str | None:
 # Romanisation
 # --------------------------------------------------------------------------------------------------
 
-_RR_INITIALS: Final = (
-    "g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch", "k", "t", "p",
-    "h",
-)  # fmt: skip
-_RR_VOWELS: Final = (
-    "a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo", "we",
-    "wi", "yu", "eu", "ui", "i",
-)  # fmt: skip
-_RR_FINALS: Final = (
-    "", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p", "p",
-    "t", "t", "ng", "t", "t", "k", "t", "p", "t",
-)  # fmt: skip
 
 # Spellings people choose instead of the Revised Romanization for common name syllables.
 _POPULAR_SPELLINGS: Final[dict[str, tuple[str, ...]]] = {
@@ -130,10 +120,7 @@ _POPULAR_SPELLINGS: Final[dict[str, tuple[str, ...]]] = {
 
 def romanize_syllable(ch: str) -> str:
     """Revised Romanization of one syllable, without cross-syllable sound changes."""
-    if not is_syllable(ch):
-        return ch
-    initial, vowel, final = decompose(ch)
-    return _RR_INITIALS[initial] + _RR_VOWELS[vowel] + _RR_FINALS[final]
+    return shared_romanize_syllable(ch)
 
 
 def romanize_given(rng: random.Random, given: str, *, popular_share: float = 0.5) -> list[str]:

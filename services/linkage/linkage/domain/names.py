@@ -12,8 +12,7 @@ import re
 import unicodedata
 from typing import Final
 
-_HANGUL_FIRST: Final = 0xAC00
-_HANGUL_LAST: Final = 0xD7A3
+from biostream.hangul import HANGUL_FIRST, HANGUL_LAST, romanize_syllable
 
 # Initial-sound rule (두음법칙): since 2007 people may register either spelling.
 INITIAL_SOUND: Final[dict[str, str]] = {
@@ -59,19 +58,6 @@ LATIN_SURNAME_KEY: Final[dict[str, str]] = {
     spelling: key for key, spellings in _LATIN_SURNAMES.items() for spelling in spellings
 }
 
-# Revised Romanization tables (initial, vowel, final jamo indices of a precomposed syllable).
-_RR_INITIALS: Final = (
-    "g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch", "k", "t", "p",
-    "h",
-)  # fmt: skip
-_RR_VOWELS: Final = (
-    "a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo", "we",
-    "wi", "yu", "eu", "ui", "i",
-)  # fmt: skip
-_RR_FINALS: Final = (
-    "", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p", "p",
-    "t", "t", "ng", "t", "t", "k", "t", "p", "t",
-)  # fmt: skip
 
 # Phonetic folding of romanised Korean: the spelling choices people make for one sound collapse
 # (oo/u, eo/o/u, ee/i, k/g, p/b, t/d, ch/j, sh/s, r/l). Applied to both sides, never shown.
@@ -85,7 +71,7 @@ _SPACES: Final = re.compile(r"\s+")
 
 
 def is_hangul(text: str) -> bool:
-    return any(_HANGUL_FIRST <= ord(ch) <= _HANGUL_LAST for ch in text)
+    return any(HANGUL_FIRST <= ord(ch) <= HANGUL_LAST for ch in text)
 
 
 def clean(text: str | None) -> str | None:
@@ -118,19 +104,7 @@ def jamo(text: str) -> str:
 
 def romanize(text: str) -> str:
     """Revised Romanization of Hangul syllables (no cross-syllable sound changes)."""
-    out: list[str] = []
-    for ch in text:
-        code = ord(ch)
-        if _HANGUL_FIRST <= code <= _HANGUL_LAST:
-            offset = code - _HANGUL_FIRST
-            out.append(
-                _RR_INITIALS[offset // 588]
-                + _RR_VOWELS[(offset // 28) % 21]
-                + _RR_FINALS[offset % 28]
-            )
-        else:
-            out.append(ch)
-    return "".join(out)
+    return "".join(romanize_syllable(ch) for ch in text)
 
 
 def fold_latin(token: str) -> str:
