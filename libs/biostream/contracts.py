@@ -21,6 +21,7 @@ LINK_DECISION = "LinkDecision"
 REVIEW_TASK = "ReviewTask"
 CURATED_RECORD = "CuratedRecord"
 AUDIT_EVENT = "AuditEvent"
+AUDIT_EVENT_BATCH = "AuditEventBatch"
 LEDGER_ENTRY = "LedgerEntry"
 PATIENT_MERGE = "PatientMerge"
 DATASET_NOTICE = "DatasetNotice"
@@ -223,6 +224,13 @@ class ConsentEvent(TypedDict):
     source: str
 
 
+class AuditEventBatch(TypedDict):
+    batch_id: str
+    service: str
+    packed_at: dt.datetime
+    events: list[bytes]
+
+
 ReviewOutcome = Literal["SAME_PERSON", "DIFFERENT_PEOPLE", "ESCALATE"]
 
 
@@ -243,6 +251,7 @@ TYPED_VIEWS: dict[str, type] = {
     REVIEW_TASK: ReviewTask,
     CURATED_RECORD: CuratedRecord,
     AUDIT_EVENT: AuditEvent,
+    AUDIT_EVENT_BATCH: AuditEventBatch,
     LEDGER_ENTRY: LedgerEntry,
     PATIENT_MERGE: PatientMerge,
     DATASET_NOTICE: DatasetNotice,

@@ -7,9 +7,22 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from biostream.codec import AvroCodec
-from biostream.contracts import AUDIT_EVENT, DEAD_LETTER, AuditEvent, DeadLetter
-from biostream.processor import FailureHandler, Inbound, Outbound
+from biostream.codec import HEADER_LENGTH, AvroCodec, DecodeError
+from biostream.contracts import (
+    AUDIT_EVENT,
+    AUDIT_EVENT_BATCH,
+    DEAD_LETTER,
+    AuditEvent,
+    AuditEventBatch,
+    DeadLetter,
+)
+from biostream.processor import (
+    CORRELATIONS_HEADER,
+    AuditBatching,
+    FailureHandler,
+    Inbound,
+    Outbound,
+)
 from biostream.sealing import Sealer
 from biostream.settings import ServiceSettings, read_secret
 from biostream.topics import Topics
@@ -114,6 +127,93 @@ class Envelopes:
             self.codec.encode(AUDIT_EVENT, event),
             key=event["event_id"].encode(),
         )
+
+    def audit_batching(self) -> AuditBatching:
+        """For the processor: this service's audit events, one batch message per transaction."""
+        return AuditBatching(self.topics.audit_events, self.pack_audit)
+
+    def pack_audit(
+        self,
+        events: list[bytes],
+        correlations: Sequence[str | None] = (),
+        now: dt.datetime | None = None,
+    ) -> list[Outbound]:
+        """One transaction's audit events as ``AuditEventBatch`` messages (several only when
+        they would not fit one Kafka record): the processor calls this instead of writing one
+        message per event, so the audit trail costs a few records per transaction, not per
+        input, and the ledger appends one entry per batch."""
+        when = now or dt.datetime.now(dt.UTC)
+        ids = list(correlations) or [None] * len(events)
+        packed: list[Outbound] = []
+        chunk: list[bytes] = []
+        chunk_ids: dict[str, None] = {}  # ordered set
+        size = 0
+        for event, correlation in zip(events, ids, strict=True):
+            if chunk and (size + len(event) > AUDIT_BATCH_MAX_BYTES):
+                packed.append(self._audit_batch(chunk, list(chunk_ids), when))
+                chunk, chunk_ids, size = [], {}, 0
+            chunk.append(event)
+            if correlation:
+                chunk_ids[correlation] = None
+            size += len(event) + 4
+        if chunk:
+            packed.append(self._audit_batch(chunk, list(chunk_ids), when))
+        return packed
+
+    def _audit_batch(
+        self, events: list[bytes], correlations: list[str], now: dt.datetime
+    ) -> Outbound:
+        digest = hashlib.sha256()
+        for event in events:
+            digest.update(len(event).to_bytes(4, "big"))
+            digest.update(event)
+        batch: AuditEventBatch = {
+            "batch_id": f"{self.service}-{digest.hexdigest()[:32]}",
+            "service": self.service,
+            "packed_at": now,
+            "events": events,
+        }
+        # The records' correlation ids ride along (header), so the audit service's log lines
+        # about this batch can be found from any of them.
+        headers = ((CORRELATIONS_HEADER, ",".join(correlations).encode()),) if correlations else ()
+        return Outbound(
+            self.topics.audit_events,
+            self.codec.encode(AUDIT_EVENT_BATCH, batch),
+            key=batch["batch_id"].encode(),
+            headers=headers,
+        )
+
+
+# Audit batches stay well under the producer's record batch (256 KiB) and Kafka's 1 MB message.
+AUDIT_BATCH_MAX_BYTES = 200 * 1024
+
+
+def is_audit_batch(codec: AvroCodec, payload: bytes) -> bool:
+    writer = codec.registry.by_fingerprint(payload[2:HEADER_LENGTH])
+    return writer is not None and writer.short_name == AUDIT_EVENT_BATCH
+
+
+def audit_events_in(codec: AvroCodec, payload: bytes) -> list[AuditEvent]:
+    """The audit events in one message of the audit topic (or one ledger entry's payload): a
+    single ``AuditEvent`` or an ``AuditEventBatch`` of them. Raises ``DecodeError``."""
+    if len(payload) >= HEADER_LENGTH and is_audit_batch(codec, payload):
+        batch = codec.decode(payload, AUDIT_EVENT_BATCH)
+        return [_audit_event(codec, item) for item in batch["events"]]
+    return [_audit_event(codec, payload)]
+
+
+def _audit_event(codec: AvroCodec, payload: bytes) -> AuditEvent:
+    event = codec.decode(payload, AUDIT_EVENT)
+    return event  # type: ignore[return-value]
+
+
+def check_audit_batch(codec: AvroCodec, batch: AuditEventBatch) -> None:
+    """Cheap structural check of a batch's items (each an AuditEvent by its schema fingerprint),
+    for the ledger's hot path: decoding every event is left to readers of the ledger."""
+    for item in batch["events"]:
+        writer = codec.registry.by_fingerprint(item[2:HEADER_LENGTH])
+        if writer is None or writer.short_name != AUDIT_EVENT:
+            raise DecodeError("AUDIT_BATCH_ITEM_INVALID", "a batch item is not an AuditEvent")
 
 
 def audit_event_id(service: str, action: str, inputs: Sequence[str], outputs: Sequence[str]) -> str:

@@ -23,7 +23,7 @@ ALLOWED_KEYS = frozenset(
         "hospital", "dataset", "topic", "partition", "offset", "offsets", "count", "records",
         "reason_code", "error_type", "elapsed_s", "state_keys", "bootstrap", "group", "port",
         "sequence", "outcome", "action", "contract", "pid", "attempt", "exc_info", "topics",
-        "correlation_id", "stack", "duration_ms", "restored", "pending", "released",
+        "correlation_id", "correlation_ids", "stack", "duration_ms", "restored", "pending", "released",
     }
 )  # fmt: skip
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ from aiokafka.coordinator.protocol import (
 from aiokafka.structs import ConsumerRecord
 
 from biostream import kafka as kafka_clients
+from biostream.batching import PartitionCache, TransactionOutputs
 from biostream.logs import get_logger
 from biostream.observability import ProcessorMetrics
 from biostream.settings import KafkaSettings, ServiceSettings
@@ -80,6 +81,27 @@ CORRELATION_HEADER = "correlation-id"
 _CORRELATION_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,249}/\d{1,6}/\d{1,19}")
 
 
+# A message that carries several records' audit events (an ``AuditEventBatch``) names all their
+# correlation ids, comma-separated, so the audit service's log lines can still be followed.
+CORRELATIONS_HEADER = "correlation-ids"
+
+
+def correlation_ids(message: Inbound) -> list[str]:
+    """The ids of a message that speaks for several records (empty for any other message)."""
+    for name, value in message.headers:
+        if name == CORRELATIONS_HEADER:
+            text = value.decode("ascii", errors="replace")
+            return [part for part in text.split(",") if _CORRELATION_SHAPE.fullmatch(part)]
+    return []
+
+
+def correlation_of(out: Outbound) -> str | None:
+    for name, value in out.headers:
+        if name == CORRELATION_HEADER:
+            return value.decode("ascii", errors="replace")
+    return None
+
+
 def correlation_id(message: Inbound) -> str:
     for name, value in message.headers:
         if name == CORRELATION_HEADER:
@@ -95,7 +117,7 @@ def with_correlation(outputs: list[Outbound], correlation: str) -> list[Outbound
     return [
         out
         if any(name == CORRELATION_HEADER for name, _ in out.headers)
-        else dataclasses.replace(out, headers=(*out.headers, header))
+        else Outbound(out.topic, out.value, out.key, (*out.headers, header))
         for out in outputs
     ]
 
@@ -170,6 +192,18 @@ class Handler(Protocol):
 
 
 FailureHandler = Callable[[Inbound, BaseException, dt.datetime], list[Outbound]]
+
+
+@dataclass(frozen=True)
+class AuditBatching:
+    """Audit events (outputs to ``topic``) are not written one message each: at commit, all of a
+    transaction's events go to ``pack``, whose few messages are written instead."""
+
+    topic: str
+    # (events, the correlation id of each, when) -> the messages to write
+    pack: Callable[[list[bytes], list[str | None], dt.datetime], list[Outbound]]
+
+
 # Called when a poll returned nothing (at most every ``idle_interval_ms``): time-driven work such as
 # the audit ledger's periodic checkpoint. Its outputs and state changes commit in one transaction.
 IdleHandler = Callable[[StateStore, dt.datetime], list[Outbound]]
@@ -218,8 +252,10 @@ class TransactionalProcessor:
         metrics: ProcessorMetrics,
         clock: Callable[[], dt.datetime] | None = None,
         on_idle: IdleHandler | None = None,
+        audit_batching: AuditBatching | None = None,
     ) -> None:
         self.config = config
+        self.audit_batching = audit_batching
         self.on_idle = on_idle
         self.handler = handler
         self.on_failure = on_failure
@@ -230,6 +266,7 @@ class TransactionalProcessor:
         self._lag_measured_at = 0.0
         self.holds_partitions = False  # single writer: this member owns the inputs now
         self.restore_pending = False
+        self._partitions: PartitionCache  # set in run(), with its producer
         self._log = get_logger("biostream.processor")
 
     @property
@@ -242,6 +279,7 @@ class TransactionalProcessor:
         # Starting the transactional producer first aborts any transaction a crashed predecessor
         # left open, so the state restore below only ever sees committed changes.
         await producer.start()
+        self._partitions = PartitionCache(producer)
         consumer = None
         try:
             listener: ConsumerRebalanceListener | None = None
@@ -302,25 +340,61 @@ class TransactionalProcessor:
         now = self.clock()
         now_ms = now.timestamp() * 1000
         offsets: dict[TopicPartition, int] = {}
+        produced: list[Outbound] = []
+        consumed: Counter[str] = Counter()
+        lag = self.metrics.event_lag_seconds
+        for tp, records in batch.items():
+            consumed[tp.topic] += len(records)
+            for record in records:
+                message = _inbound(record)
+                lag.observe(max(0.0, (now_ms - message.timestamp_ms) / 1000))
+                produced += self._handle(message, now)
+            offsets[tp] = records[-1].offset + 1
+        for topic, count in consumed.items():
+            self.metrics.messages_in.labels(topic).inc(count)
+        await self._commit(producer, produced, offsets, now)
+        self.metrics.state_keys.set(len(self.state))
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    async def _commit(
+        self,
+        producer: AIOKafkaProducer,
+        produced: list[Outbound],
+        offsets: dict[TopicPartition, int] | None,
+        now: dt.datetime,
+    ) -> None:
+        """One transaction: the outputs, the state changes since the last commit and (for a
+        consumed batch) the input offsets."""
+        batching = self.audit_batching
+        if batching is not None:
+            audit = [out for out in produced if out.topic == batching.topic and out.value]
+            if audit:
+                produced = [out for out in produced if out.topic != batching.topic]
+                events = [out.value for out in audit if out.value]
+                produced += batching.pack(events, [correlation_of(out) for out in audit], now)
+                self.metrics.audit_events.inc(len(events))
+        changes = self.state.drain_changes() if self.config.changelog_topic else {}
+        if not produced and not changes and not offsets:
+            return
+        changelog = self.config.changelog_topic
+        topics = {out.topic for out in produced}
+        if changes:
+            assert changelog is not None
+            topics.add(changelog)
+        await self._partitions.ensure(topics)
         await producer.begin_transaction()
         try:
-            for tp, records in batch.items():
-                for record in records:
-                    message = _inbound(record)
-                    self.metrics.messages_in.labels(message.topic).inc()
-                    self.metrics.event_lag_seconds.observe(
-                        max(0.0, (now_ms - message.timestamp_ms) / 1000)
-                    )
-                    for out in self._handle(message, now):
-                        await producer.send(
-                            out.topic, out.value, key=out.key, headers=list(out.headers)
-                        )
-                        self.metrics.messages_out.labels(out.topic).inc()
-                offsets[tp] = records[-1].offset + 1
-            if self.config.changelog_topic:
-                for key, value in self.state.drain_changes().items():
-                    await producer.send(self.config.changelog_topic, value, key=key.encode())
-            await producer.send_offsets_to_transaction(offsets, self.config.app_id)
+            outputs = TransactionOutputs(producer, self._partitions)
+            written: Counter[str] = Counter()
+            for out in produced:
+                outputs.add(out.topic, out.value, out.key, out.headers)
+                written[out.topic] += 1
+            for key, value in changes.items():
+                assert changelog is not None
+                outputs.add(changelog, value, key.encode())
+            await outputs.send()
+            if offsets:
+                await producer.send_offsets_to_transaction(offsets, self.config.app_id)
             await producer.commit_transaction()
         except BaseException:
             self.metrics.transactions.labels("aborted").inc()
@@ -329,9 +403,9 @@ class TransactionalProcessor:
             with contextlib.suppress(Exception):  # the original error is the one worth raising
                 await producer.abort_transaction()
             raise
+        for topic, count in written.items():
+            self.metrics.messages_out.labels(topic).inc(count)
         self.metrics.transactions.labels("committed").inc()
-        self.metrics.state_keys.set(len(self.state))
-        self.metrics.batch_seconds.observe(time.monotonic() - started)
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag = last stable offset (what read_committed can see) minus the consumer's position.
@@ -350,30 +424,17 @@ class TransactionalProcessor:
 
     async def _process_idle(self, producer: AIOKafkaProducer, on_idle: IdleHandler) -> None:
         self.state.begin_message()
-        outputs = on_idle(self.state, self.clock())
-        changes = self.state.drain_changes() if self.config.changelog_topic else {}
-        if not outputs and not changes:
-            return
-        await producer.begin_transaction()
-        try:
-            for out in outputs:
-                await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-                self.metrics.messages_out.labels(out.topic).inc()
-            for key, value in changes.items():
-                assert self.config.changelog_topic is not None
-                await producer.send(self.config.changelog_topic, value, key=key.encode())
-            await producer.commit_transaction()
-        except BaseException:
-            self.metrics.transactions.labels("aborted").inc()
-            with contextlib.suppress(Exception):
-                await producer.abort_transaction()
-            raise
-        self.metrics.transactions.labels("committed").inc()
+        now = self.clock()
+        await self._commit(producer, on_idle(self.state, now), None, now)
 
     def _handle(self, message: Inbound, now: dt.datetime) -> list[Outbound]:
         correlation = correlation_id(message)
         # bind/unbind rather than bound_contextvars(): a quarter of the cost, paid per message.
-        structlog.contextvars.bind_contextvars(correlation_id=correlation)
+        several = correlation_ids(message)
+        if several:  # a batch of other services' audit events: it speaks for all their records
+            structlog.contextvars.bind_contextvars(correlation_ids=several)
+        else:
+            structlog.contextvars.bind_contextvars(correlation_id=correlation)
         try:
             outputs = self._handle_correlated(message, now)
             if _ROOT_LOGGER.isEnabledFor(logging.DEBUG):
@@ -385,7 +446,7 @@ class TransactionalProcessor:
                     count=len(outputs),
                 )
         finally:
-            structlog.contextvars.unbind_contextvars("correlation_id")
+            structlog.contextvars.unbind_contextvars("correlation_id", "correlation_ids")
         return with_correlation(outputs, correlation)
 
     def _handle_correlated(self, message: Inbound, now: dt.datetime) -> list[Outbound]:

@@ -23,7 +23,7 @@ from audit.domain.chain import verify
 from audit.domain.checkpoint import public_key_from_hex
 from audit.domain.export import checkpoint_to_json, entry_to_json
 from biostream.codec import AvroCodec
-from biostream.contracts import AUDIT_EVENT
+from biostream.envelopes import audit_events_in
 from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
@@ -192,8 +192,12 @@ async def _reconcile(kafka: KafkaSettings, topics: Topics, view: PipelineView) -
 
     codec = AvroCodec(SchemaRegistry())
     positions = await published_positions(kafka, topics.feed_pattern)
-    events = [(e["sequence"], codec.decode(e["event_payload"], AUDIT_EVENT)) for e in view.ledger]
-    return reconcile(positions, events).counts()  # type: ignore[arg-type]
+    events = [
+        (e["sequence"], event)
+        for e in view.ledger
+        for event in audit_events_in(codec, e["event_payload"])
+    ]
+    return reconcile(positions, events).counts()
 
 
 def summarise(
@@ -219,6 +223,7 @@ def summarise(
         "persons": view.persons(),
         "curated_records": len(view.curated),
         "audit_events": len(view.audit_events),
+        "audit_messages": view.audit_messages,
         "audit_entries": len(view.ledger),
         "audit_verified": verification.ok,
         "audit_checkpoints": verification.checkpoints_checked,
@@ -284,7 +289,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     table = Table(title="biostream demo summary", show_header=False)
     for key in (
         "records_published", "dead_letters", "truth_malformed_messages", "identity_records",
-        "clinical_records", "persons", "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_entries",
+        "clinical_records", "persons", "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_messages", "audit_entries",
         "audit_checkpoints", "audit_covered", "audit_verified", "broker_start_s", "elapsed_s",
     ):  # fmt: skip
         if key in summary:
@@ -304,7 +309,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         )
     ok = (
         summary["audit_verified"]
-        and summary["audit_entries"] == summary["audit_events"]
+        and summary["audit_entries"] == summary["audit_messages"]
         and summary.get("reconciliation", {}).get("unaccounted", 0) == 0
     )
     console.print("[green]pipeline OK[/green]" if ok else "[red]pipeline NOT OK[/red]")

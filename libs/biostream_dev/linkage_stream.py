@@ -7,10 +7,12 @@ import datetime as dt
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from biostream import kafka as kafka_clients
 from biostream.codec import AvroCodec
+from biostream.contracts import AUDIT_EVENT
+from biostream.envelopes import audit_events_in
 from biostream.settings import KafkaSettings
 from linkage.adapters.jsonl import identity_from_json
 
@@ -87,7 +89,13 @@ async def read_all(
                 raise TimeoutError(f"{topic}: condition not met with {len(out)} records")
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                out.extend(codec.decode(r.value, contract) for r in records)
+                for r in records:
+                    if contract == AUDIT_EVENT:  # single events or a service's batch of them
+                        out.extend(
+                            cast(list[dict[str, Any]], audit_events_in(codec, r.value or b""))
+                        )
+                    else:
+                        out.append(codec.decode(r.value, contract))
     finally:
         await consumer.stop()
     return out

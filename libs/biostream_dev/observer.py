@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer
 from biostream.codec import AvroCodec
@@ -24,6 +24,7 @@ from biostream.contracts import (
     LEDGER_ENTRY,
     LINK_DECISION,
 )
+from biostream.envelopes import audit_events_in
 from biostream.kafka import reader, topic_partitions
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
@@ -39,6 +40,7 @@ class PipelineView:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     curated: list[dict[str, Any]] = field(default_factory=list)
     audit_events: list[dict[str, Any]] = field(default_factory=list)
+    audit_messages: int = 0  # messages on the audit topic: single events or a batch of them
     ledger: list[dict[str, Any]] = field(default_factory=list)
     raw_curated: list[bytes] = field(default_factory=list)  # curated and notice topics, raw
     notices: list[dict[str, Any]] = field(default_factory=list)
@@ -88,7 +90,7 @@ class PipelineView:
             self.ingest_processed() >= published
             and self.linkage_processed() >= len(self.identity)
             and self.clinical_settled() >= len(self.clinical) * self.datasets
-            and len(self.ledger) >= len(self.audit_events)
+            and len(self.ledger) >= self.audit_messages
         )
 
     def progress(self, published: int) -> str:
@@ -96,7 +98,7 @@ class PipelineView:
             f"ingest {self.ingest_processed()}/{published} | linkage {self.linkage_processed()}/"
             f"{len(self.identity)} | released {self.clinical_settled()}/"
             f"{len(self.clinical) * self.datasets} | "
-            f"ledger {len(self.ledger)}/{len(self.audit_events)}"
+            f"ledger {len(self.ledger)}/{self.audit_messages}"
         )
 
 
@@ -115,6 +117,7 @@ class PipelineObserver:
     ) -> None:
         self.codec = codec
         self.view = PipelineView()
+        self._audit_topic = topics.audit_events
         self._kafka = kafka
         self._consumer: AIOKafkaConsumer = reader(kafka, "biostream-observer")
         self._routes: dict[str, tuple[str, list[dict[str, Any]]]] = {
@@ -148,6 +151,14 @@ class PipelineObserver:
         count = 0
         for tp, records in batch.items():
             contract, sink = self._routes[tp.topic]
+            if tp.topic == self._audit_topic:
+                for record in records:
+                    sink.extend(
+                        cast(list[dict[str, Any]], audit_events_in(self.codec, record.value or b""))
+                    )
+                    self.view.audit_messages += 1
+                count += len(records)
+                continue
             for record in records:
                 sink.append(self.codec.decode(record.value, contract))
                 if tp.topic in self._curated_topics:

@@ -166,7 +166,7 @@ async def test_chaos_loses_nothing_duplicates_nothing_and_links_the_same(tmp_pat
         ):
             assert max(Counter(r[key] for r in records).values()) == 1, f"duplicate {key}"
         assert view.clinical_settled() == len(view.clinical)
-        assert len(view.ledger) == len(view.audit_events)
+        assert len(view.ledger) == view.audit_messages
         assert verify(view.ledger).ok  # type: ignore[arg-type]
 
     # The chaotic run produced exactly what the calm one did.

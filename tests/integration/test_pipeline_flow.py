@@ -185,7 +185,7 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
             assert canary not in operator_view
 
     # The ledger holds every audit event once, and its chain verifies.
-    assert len(view.ledger) == len(view.audit_events)
+    assert len(view.ledger) == view.audit_messages
     assert len({e["event_id"] for e in view.ledger}) == len(view.ledger)
     assert verify(view.ledger).ok  # type: ignore[arg-type]
 

@@ -23,6 +23,7 @@ from biostream.contracts import (
     DATASET_NOTICE,
     LINK_DECISION,
 )
+from biostream.envelopes import audit_events_in
 from biostream.kafka import ensure_topics, plain_producer, reader, topic_partitions
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
@@ -282,7 +283,11 @@ class Topic:
                 raise TimeoutError(f"{self.name}: condition not met, {len(self.records)} records")
             batch = await self._consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                self.records += [CODEC.decode(r.value, self.contract) for r in records]
+                for r in records:
+                    if self.contract == AUDIT_EVENT:  # services pack each transaction's events
+                        self.records += audit_events_in(CODEC, r.value or b"")
+                    else:
+                        self.records.append(CODEC.decode(r.value, self.contract))
         return self.records
 
     async def stop(self) -> None:

@@ -26,6 +26,7 @@ NO_PII = frozenset(
         "CuratedRecord",
         "LinkDecision",
         "AuditEvent",
+        "AuditEventBatch",
         "LedgerEntry",
         "LedgerCheckpoint",
         "ClinicalRecord",
@@ -165,6 +166,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "outputs": [],
         "outcome": "ok",
         "reason_code": None,
+    },
+    "AuditEventBatch": {
+        "batch_id": "ab_77d0",
+        "service": "ingest",
+        "packed_at": T0,
+        "events": [SINGLE_OBJECT_MAGIC + bytes(range(40)), SINGLE_OBJECT_MAGIC + bytes(12)],
     },
     "LedgerEntry": {
         "sequence": 0,

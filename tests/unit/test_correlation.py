@@ -22,6 +22,8 @@ from biostream.processor import (
     Outbound,
     TransactionalProcessor,
     correlation_id,
+    correlation_ids,
+    correlation_of,
     with_correlation,
 )
 from biostream.settings import KafkaSettings
@@ -133,3 +135,35 @@ def test_outputs_that_already_carry_an_id_keep_it() -> None:
     kept, added = with_correlation([own, plain], "feed.H009/0/9")
     assert kept == own
     assert added.headers == (("x", b"y"), (CORRELATION_HEADER, b"feed.H009/0/9"))
+
+
+def test_a_batch_of_audit_events_names_every_records_id_in_the_audit_services_log(
+    capsys: pytest.CaptureFixture[str], reset_logging: None
+) -> None:
+    """Services pack a transaction's audit events into one message (D15); its header lists the
+    records' ids, and the audit service logs them as ``correlation_ids``."""
+    configure_logging("unit", level="DEBUG")
+    services = build_services(KafkaSettings(bootstrap_servers="unused:9092"), PREFIX, Keys.fresh())
+    topics = Topics(PREFIX)
+    messages = feed(4)
+    ingest = services["ingest"].processor
+    audit_outputs = [
+        out for m in messages for out in ingest._handle(m, NOW) if out.topic == topics.audit_events
+    ]
+    batching = ingest.audit_batching
+    assert batching is not None
+    hostile = Outbound(topics.audit_events, audit_outputs[0].value,
+                       headers=((CORRELATION_HEADER, "홍길동".encode()),))  # fmt: skip
+    [batch] = batching.pack(
+        [o.value or b"" for o in [*audit_outputs, hostile]],
+        [correlation_of(o) for o in [*audit_outputs, hostile]],
+        NOW,
+    )
+    inbound = Inbound(topics.audit_events, 0, 0, batch.key, batch.value, batch.headers, 0)
+    assert correlation_ids(inbound) == [m.source_ref for m in messages]
+    capsys.readouterr()
+    services["audit"].processor._handle(inbound, NOW)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    [handled] = [line for line in lines if line["event"] == "message handled"]
+    assert handled["correlation_ids"] == [m.source_ref for m in messages]
+    assert "correlation_ids" not in structlog.contextvars.get_contextvars()

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from biostream.contracts import AuditEvent, LedgerCheckpoint, LedgerEntry
@@ -106,12 +106,15 @@ def _public_key(path: Path | None) -> Ed25519PublicKey | None:
 
 
 def _events(entries: list[LedgerEntry]) -> list[Logged]:
-    codec = _codec()
-    from biostream.contracts import AUDIT_EVENT
+    """Every audit event in the ledger with the sequence of the entry that holds it (an entry
+    is one event or one service transaction's batch of them)."""
+    from biostream.envelopes import audit_events_in
 
+    codec = _codec()
     return [
-        (e["sequence"], cast(AuditEvent, codec.decode(e["event_payload"], AUDIT_EVENT)))
+        (e["sequence"], event)
         for e in entries
+        for event in audit_events_in(codec, e["event_payload"])
     ]
 
 
@@ -202,7 +205,10 @@ def prove(
         typer.echo("error: give exactly one of --sequence or --event-id", err=True)
         raise typer.Exit(2)
     if event_id is not None:
-        matches = [e["sequence"] for e in entries if e["event_id"] == event_id]
+        # The entry with that id, or the batch entry that holds the event.
+        matches = [e["sequence"] for e in entries if e["event_id"] == event_id] or [
+            sequence for sequence, event in _events(entries) if event["event_id"] == event_id
+        ]
         if not matches:
             typer.echo(f"error: no entry for event {event_id}", err=True)
             raise typer.Exit(1)
@@ -311,7 +317,11 @@ def trace(
         )
     entries, _ = _ledger(input_file)
     events = _events(entries)
-    hits = sorted({s: e for start in starts for s, e in trace_events(events, start)}.items())
+    # An entry (sequence) can hold several events (a service's batch): keep each event once.
+    found_by_id = {
+        (s, e["event_id"]): (s, e) for start in starts for s, e in trace_events(events, start)
+    }
+    hits = sorted(found_by_id.values(), key=lambda hit: hit[0])
     for sequence, found in hits:
         typer.echo(json.dumps(_event_json(sequence, found), ensure_ascii=False, sort_keys=True))
     typer.echo(f"{len(hits)} events about {subject}", err=True)

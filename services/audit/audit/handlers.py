@@ -5,10 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from biostream.codec import AvroCodec, DecodeError
-from biostream.contracts import AUDIT_EVENT, LEDGER_CHECKPOINT, LEDGER_ENTRY, LedgerCheckpoint
-from biostream.envelopes import Envelopes
+from biostream.contracts import (
+    AUDIT_EVENT,
+    AUDIT_EVENT_BATCH,
+    LEDGER_CHECKPOINT,
+    LEDGER_ENTRY,
+    AuditEventBatch,
+    LedgerCheckpoint,
+)
+from biostream.envelopes import Envelopes, check_audit_batch, is_audit_batch
 from biostream.logs import get_logger
 from biostream.observability import LATENCY_BUCKETS
 from biostream.processor import Inbound, Outbound, StateStore
@@ -105,12 +113,19 @@ class LedgerAppendHandler:
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
         payload = message.value or b""
         try:
-            event = self.codec.decode(payload, AUDIT_EVENT)
+            # A service's batch (one per transaction) is one entry; its id names the batch.
+            if is_audit_batch(self.codec, payload):
+                batch = self.codec.decode(payload, AUDIT_EVENT_BATCH)
+                check_audit_batch(self.codec, cast(AuditEventBatch, batch))
+                entry_id, occurred_at = batch["batch_id"], batch["packed_at"]
+            else:
+                event = self.codec.decode(payload, AUDIT_EVENT)
+                entry_id, occurred_at = event["event_id"], event["occurred_at"]
         except DecodeError as error:
             # An unreadable event is kept (dead letter), but never enters the chain.
             return [self.envelopes.dead_letter(message, error.reason_code, str(error), now)]
         ledger = self._load(state)
-        entry = ledger.append(event["event_id"], payload, now)
+        entry = ledger.append(entry_id, payload, now)
         out = [
             Outbound(
                 self.topics.audit_ledger,
@@ -122,9 +137,7 @@ class LedgerAppendHandler:
             out.append(self._checkpoint(ledger, now))
         self._save(state, ledger)
         self.metrics.ledger_length.set(ledger.size)
-        self.metrics.append_lag_seconds.observe(
-            max(0.0, (now - event["occurred_at"]).total_seconds())
-        )
+        self.metrics.append_lag_seconds.observe(max(0.0, (now - occurred_at).total_seconds()))
         return out
 
     def tick(self, state: StateStore, now: dt.datetime) -> list[Outbound]:

@@ -40,5 +40,6 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         handler,
         envelopes.failure_handler("INGEST_INTERNAL_ERROR", topics.hospital_of_feed),
         ProcessorMetrics.create(registry, SERVICE),
+        audit_batching=envelopes.audit_batching(),
     )
     return RunnableService(SERVICE, settings, registry, processor)

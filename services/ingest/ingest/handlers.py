@@ -21,10 +21,11 @@ from biostream.contracts import (
 )
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
+from biostream.observability import TallyCounter
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.sealing import Sealer
 from biostream.topics import Topics
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
 from ingest.domain.messages import detect_format, parse_message
@@ -56,43 +57,43 @@ class IngestMetrics:
     """Per-hospital data quality. Labels hold hospital codes, formats, message types, reason
     codes and field names: bounded sets, never a value from a message."""
 
-    messages: Counter
-    dead_letters: Counter
-    message_types: Counter
-    identity_fields: Counter
-    merges: Counter
+    messages: TallyCounter
+    dead_letters: TallyCounter
+    message_types: TallyCounter
+    identity_fields: TallyCounter
+    merges: TallyCounter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
         return cls(
-            messages=Counter(
+            messages=TallyCounter(
                 "biostream_ingest_feed_messages",
                 "Hospital messages by outcome (accepted, rejected, duplicate)",
-                ["hospital", "format", "outcome"],
+                ("hospital", "format", "outcome"),
                 registry=registry,
             ),
-            dead_letters=Counter(
+            dead_letters=TallyCounter(
                 "biostream_ingest_rejections",
                 "Rejected hospital messages by stable reason code",
-                ["hospital", "reason"],
+                ("hospital", "reason"),
                 registry=registry,
             ),
-            message_types=Counter(
+            message_types=TallyCounter(
                 "biostream_ingest_message_types",
                 "Accepted hospital messages by message type (ADT^A01, ORU^R01, Bundle, csv-row ...)",
-                ["hospital", "format", "message_type"],
+                ("hospital", "format", "message_type"),
                 registry=registry,
             ),
-            identity_fields=Counter(
+            identity_fields=TallyCounter(
                 "biostream_ingest_identity_fields",
                 "Identity records by field and whether the field is present (completeness)",
-                ["hospital", "field", "present"],
+                ("hospital", "field", "present"),
                 registry=registry,
             ),
-            merges=Counter(
+            merges=TallyCounter(
                 "biostream_ingest_patient_merges",
                 "Patient merges forwarded to linkage (HL7 ADT^A40, FHIR Patient.link)",
-                ["hospital"],
+                ("hospital",),
                 registry=registry,
             ),
         )
@@ -119,7 +120,6 @@ class FeedMessageHandler:
         # sealer (handler unit tests) they travel in the v1 clear-text field.
         self.rrn_sealer = rrn_sealer
         self.csv_mapping_for = csv_mapping_for
-        self._children: dict[tuple[object, ...], Counter] = {}
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
@@ -176,17 +176,13 @@ class FeedMessageHandler:
         self._count(self.metrics.messages, hospital, fmt, "accepted")
         self._count(self.metrics.message_types, hospital, fmt, parsed.message_type)
         if parsed.identity is not None:
+            count_field = self.metrics.identity_fields.inc
             for name, present in identity_completeness(parsed.identity).items():
-                self._count(self.metrics.identity_fields, hospital, name, str(present).lower())
+                count_field(hospital, name, "true" if present else "false")
         return self._records(message, parsed, hospital, _WIRE_FORMAT[fmt], now)
 
-    def _count(self, counter: Counter, *labels: str) -> None:
-        # Label lookups cost more than the increment; the label sets are few and bounded.
-        key = (id(counter), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(*labels)
-        child.inc()
+    def _count(self, counter: TallyCounter, *labels: str) -> None:
+        counter.inc(*labels)
 
     def _csv_mapping(self, hospital: str) -> CsvMapping:
         try:

@@ -44,5 +44,6 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
         handler,
         envelopes.failure_handler("LINKAGE_INTERNAL_ERROR"),
         ProcessorMetrics.create(registry, SERVICE),
+        audit_batching=envelopes.audit_batching(),
     )
     return RunnableService(SERVICE, settings, registry, processor)

@@ -43,5 +43,6 @@ def build(
         handler,
         envelopes.failure_handler("PSEUDONYMIZER_INTERNAL_ERROR"),
         ProcessorMetrics.create(registry, SERVICE),
+        audit_batching=envelopes.audit_batching(),
     )
     return RunnableService(SERVICE, settings, registry, processor)

@@ -12,6 +12,7 @@ from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
+from biostream.envelopes import audit_events_in
 from biostream.processor import Inbound, Outbound, StateStore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
@@ -135,3 +136,48 @@ def test_a_restarted_handler_reports_the_restored_checkpoint() -> None:
     assert registry.get_sample_value("biostream_audit_last_checkpoint_timestamp_seconds") == (
         T0.timestamp()
     )
+
+
+def packed(numbers: range) -> Inbound:
+    """One ingest transaction's events, packed as the processor packs them."""
+    env = _env("ingest")
+    events = [event(n).value or b"" for n in numbers]
+    [batch] = env.pack_audit(events, now=T0)
+    return Inbound(TOPICS.audit_events, 0, 100 + numbers[0], batch.key, batch.value, (), 0)
+
+
+def test_a_services_batch_of_events_is_one_entry_and_keeps_every_event() -> None:
+    state, entries, checkpoints = StateStore(), [], []  # type: ignore[var-annotated]
+    handler = make()
+    split(handler(event(0), state, T0), entries, checkpoints)  # a single event (CLI, desk)
+    split(handler(packed(range(1, 6)), state, T0), entries, checkpoints)
+    split(handler(packed(range(6, 9)), state, T0), entries, checkpoints)
+    assert [e["sequence"] for e in entries] == [0, 1, 2]
+    assert verify(entries, checkpoints=checkpoints, public_key=SIGNER.public_key).ok
+    events = [ev for e in entries for ev in audit_events_in(CODEC, e["event_payload"])]
+    assert [ev["inputs"] for ev in events] == [[f"in/{n}"] for n in range(9)]
+    assert entries[1]["event_id"].startswith("ingest-")
+
+
+def test_a_batch_holding_something_else_than_audit_events_is_dead_lettered() -> None:
+    batch = _env("ingest").pack_audit([event(1).value or b"", CODEC.encode(
+        "PatientMerge", {"merge_id": "m", "hospital": "H001", "message_id": "x",
+                         "received_at": T0, "surviving_patient_ref": "pr_a",
+                         "retired_patient_ref": "pr_b"})], now=T0)[0]  # fmt: skip
+    state = StateStore()
+    [out] = make()(Inbound(TOPICS.audit_events, 0, 7, None, batch.value, (), 0), state, T0)
+    assert out.topic == TOPICS.dead_letters
+    assert CODEC.decode(out.value, "DeadLetter")["reason_code"] == "AUDIT_BATCH_ITEM_INVALID"
+    assert state.get("ledger") is None
+
+
+def test_packing_splits_by_size_and_ids_follow_the_content() -> None:
+    env = _env("ingest")
+    events = [event(n).value or b"" for n in range(3000)]
+    batches = env.pack_audit(events, now=T0)
+    assert len(batches) > 1
+    assert all(len(b.value or b"") < 256 * 1024 for b in batches)
+    unpacked = [ev for b in batches for ev in audit_events_in(CODEC, b.value or b"")]
+    assert [ev["inputs"] for ev in unpacked] == [[f"in/{n}"] for n in range(3000)]
+    assert [b.key for b in env.pack_audit(events, now=T0)] == [b.key for b in batches]
+    assert env.pack_audit(events[1:], now=T0)[0].key != batches[0].key
