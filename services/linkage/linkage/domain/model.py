@@ -194,6 +194,9 @@ def blocking_keys(p: Profile) -> list[str]:
     keys.extend(f"i{i}" for i in p.ids)
     if p.postal and p.family:
         keys.append(f"a{p.postal}|{p.family}")
+    if p.postal and p.given:
+        # A record without a birth date and with a misspelt surname still meets its person here.
+        keys.append(f"g{p.postal}|{p.given}")
     if p.latin:
         keys.append(f"l{p.latin[0]}|{year or ''}")
     return keys
@@ -250,8 +253,17 @@ def _address_level(a: Profile, b: Profile) -> int | None:
         return 3
     if postal or (similar is not None and similar >= 90):
         return 2
-    if (similar is not None and similar >= 70) or (
-        a.postal is not None and b.postal is not None and a.postal[:3] == b.postal[:3]
+    if (
+        (similar is not None and similar >= 70)
+        or (
+            a.postal is not None
+            and b.postal is not None
+            # Same district, or one digit mistyped or two swapped.
+            and (
+                a.postal[:3] == b.postal[:3]
+                or OSA.distance(a.postal, b.postal, score_cutoff=1) <= 1
+            )
+        )
     ):
         return 1
     return 0
@@ -271,11 +283,12 @@ def compare(a: Profile, b: Profile) -> Levels:
         and a.family is not None and a.given is not None
         and b.family is not None and b.given is not None
     ):  # fmt: skip
-        # Names entered in each other's field: credited, one level lower than in place.
+        # Names entered in each other's field: credited as compared crosswise, the given name one
+        # level lower (the swap itself is one deviation, as one edit would be).
         swapped_family = _name_level(a.family, b.given, 2)
         swapped_given = _name_level(a.given, b.family, 3)
         if swapped_family and swapped_given and swapped_family + swapped_given > family + given:
-            family, given = max(swapped_family - 1, 0), max(swapped_given - 1, 1)
+            family, given = swapped_family, max(swapped_given - 1, 1)
     latin = None
     if a.latin and b.latin:
         if set(a.latin) & set(b.latin):
