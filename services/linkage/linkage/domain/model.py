@@ -332,6 +332,9 @@ class Params:
             ]
             for f in FIELDS
         }
+        # For upper_bound: the best weight of each field, and the best below its top level.
+        self._best = {f: max(w) for f, w in self.weights.items()}
+        self._best_below_top = {f: max(w[:-1]) for f, w in self.weights.items()}
 
     def to_json(self) -> str:
         return json.dumps(
@@ -381,6 +384,53 @@ class Params:
                     total += math.log2(max(self.m[name][level], 1e-6) / max(share, 1e-6))
                     continue
             total += self.weights[name][level]
+        return total
+
+    def _top_weight(self, name: str, value: str) -> float:
+        share = self.tf.get(name, {}).get(value)
+        if share is None:
+            return self.weights[name][-1]
+        return math.log2(max(self.m[name][-1], 1e-6) / max(share, 1e-6))
+
+    def upper_bound(self, a: Profile, b: Profile) -> float:
+        """A weight ``cap(score(compare(a, b)))`` cannot exceed, from cheap equality tests only.
+
+        Exact fields (birth date, sex, registration number, phone) count as they are; a name or
+        address whose top level is ruled out by a plain inequality counts with the best weight
+        below the top, everything else with its best weight. Candidates whose bound is below the
+        review threshold are left out without the string distances (same outcome, less work).
+        """
+        total = self.prior_log2
+        weights = self.weights
+        if a.birth is not None and b.birth is not None:
+            total += weights["birth"][_birth_level(a.birth, b.birth)]
+        if a.sex is not None and b.sex is not None:
+            total += weights["sex"][a.sex == b.sex]
+        if a.rrn is not None and b.rrn is not None:
+            total += weights["rrn"][a.rrn == b.rrn]
+        if a.phone is not None and b.phone is not None:
+            total += weights["phone"][a.phone == b.phone]
+        if a.ids and b.ids:
+            total += self._best["ids"]
+        if a.latin and b.latin:
+            total += self._best["latin"]
+        if a.family is not None and b.family is not None:
+            # Top level only when equal in place or crosswise (names in each other's field).
+            if a.family == b.family or a.family == b.given:
+                total += max(self._best["family"], self._top_weight("family", a.family))
+            else:
+                total += self._best_below_top["family"]
+        if a.given is not None and b.given is not None:
+            if a.given == b.given:  # crosswise the given name is one level lower
+                total += max(self._best["given"], self._top_weight("given", a.given))
+            else:
+                total += self._best_below_top["given"]
+        if a.postal is not None and b.postal is not None:
+            total += (
+                self._best["address"] if a.postal == b.postal else self._best_below_top["address"]
+            )
+        elif a.address is not None and b.address is not None:
+            total += self._best["address"]
         return total
 
     def cap(self, a: Profile, b: Profile, levels: Levels, score: float) -> float:
