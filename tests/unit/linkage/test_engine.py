@@ -320,3 +320,11 @@ def test_u_is_learnt_from_non_matches_in_a_file_full_of_duplicates() -> None:
     params = estimate([make_profile(r, KEY) for r in records], default_params(), random_pairs=40000)
     true_pair_share = 200 / (400 * 399 / 2)
     assert params.u["birth"][2] < true_pair_share / 5
+
+
+def test_latin_name_adds_nothing_when_both_names_agree() -> None:
+    a = make_profile(ident("a", name_latin="Kim Seoyeon"), KEY)
+    b = make_profile(ident("b", name_latin="Seoyeon Kim", birth_date="1971-01-01"), KEY)
+    c = make_profile(ident("c", given_name="서윤", name_latin="Kim Seoyeon"), KEY)
+    assert compare(a, b)[2] is None  # a namesake shares the Latin name too
+    assert compare(a, c)[2] == 2

@@ -290,7 +290,9 @@ def compare(a: Profile, b: Profile) -> Levels:
         if swapped_family and swapped_given and swapped_family + swapped_given > family + given:
             family, given = swapped_family, max(swapped_given - 1, 1)
     latin = None
-    if a.latin and b.latin:
+    # The Latin name is another writing of the same name: when both names already agree exactly it
+    # adds nothing (namesakes share it too), and counting it again would double the evidence.
+    if a.latin and b.latin and not (family == 2 and given == 3):
         if set(a.latin) & set(b.latin):
             latin = 2
         else:
@@ -412,8 +414,8 @@ class Params:
             total += weights["phone"][a.phone == b.phone]
         if a.ids and b.ids:
             total += self._best["ids"]
-        if a.latin and b.latin:
-            total += self._best["latin"]
+        if a.latin and b.latin:  # not compared at all when both names agree exactly
+            total += max(self._best["latin"], 0.0)
         if a.family is not None and b.family is not None:
             # Top level only when equal in place or crosswise (names in each other's field).
             if a.family == b.family or a.family == b.given:
