@@ -243,3 +243,88 @@ def test_link_records_is_order_stable_for_ids() -> None:
     b = link_records(records, KEY, trained=False)
     assert a.assignments == b.assignments
     assert len(set(a.assignments.values())) == 1
+
+
+# ------------------------------------------------------------------------------- comparisons
+
+
+def test_swapped_names_are_credited_crosswise() -> None:
+    a = make_profile(ident("a", family_name="White", given_name="Brandon"), KEY)
+    b = make_profile(ident("b", family_name="Brandon", given_name="Whtie"), KEY)
+    family, given = compare(a, b)[:2]
+    assert family == 1  # white / whtie: two letters swapped
+    assert given == 2  # brandon / brandon, one level lower for the swap
+
+
+def test_postal_code_one_digit_off_is_a_weak_address_agreement() -> None:
+    a = make_profile(ident("a", postal_code="52350", address="x"), KEY)
+    b = make_profile(ident("b", postal_code="52530", address="y"), KEY)
+    c = make_profile(ident("c", postal_code="71111", address="y"), KEY)
+    assert compare(a, b)[8] == 1
+    assert compare(a, c)[8] == 0
+
+
+def test_record_without_birth_date_and_with_misspelt_surname_is_still_a_candidate(
+    index: PersonIndex,
+) -> None:
+    link(index, ident("a", family_name="Belperio", given_name="Harriet", phone=None))
+    profile = make_profile(
+        ident("b", family_name="Belperi", given_name="Harriet", birth_date=None, phone=None), KEY
+    )
+    assert index._candidates(profile, exclude=None)
+
+
+def test_upper_bound_is_never_below_the_score() -> None:
+    variants: list[dict[str, object]] = [
+        {}, {"given_name": "서영"}, {"given_name": "민준"}, {"family_name": "서연", "given_name": "김"},
+        {"family_name": "이"}, {"family_name": "리"}, {"birth_date": "1990-07-03"},
+        {"birth_date": "1985-11-21", "sex": "M"}, {"phone": None}, {"phone": "010-9999-0000"},
+        {"postal_code": "06237"}, {"postal_code": None}, {"address": None},
+        {"address": "서울 강남구 테헤란로 150", "postal_code": "99999"}, {"name_latin": "Kim Seoyeon"},
+        {"identifiers": (("mrn", "A1"),)}, {"identifiers": (("mrn", "A2"),)},
+        {"rrn": RRN, "birth_date": "1897-10-13", "sex": "M"}, {"given_name": None},
+    ]  # fmt: skip
+    profiles = [make_profile(ident(str(i), **v), KEY) for i, v in enumerate(variants)]
+    trained = estimate(profiles * 3, default_params(), random_pairs=2000)
+    for params in (default_params(), trained):
+        for a in profiles:
+            for b in profiles:
+                levels = compare(a, b)
+                exact = params.cap(a, b, levels, params.score(a, b, levels))
+                assert params.upper_bound(a, b) >= exact - 1e-9
+
+
+def test_pruned_candidates_do_not_change_any_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [
+        (ident(f"r{i}", given_name=g, birth_date=d, phone=p), None)
+        for i, (g, d, p) in enumerate(
+            [("서연", "1990-03-07", None), ("서영", "1990-03-07", None), ("민준", "1990-03-07", None),
+             ("서연", "1990-07-03", "010-1111-2222"), ("지우", "1991-01-01", None),
+             ("서연", "1990-03-07", "010-1111-2222")]
+        )
+    ]  # fmt: skip
+    pruned = link_records(records, KEY, trained=False)
+    monkeypatch.setattr(Params, "upper_bound", lambda self, a, b: float("inf"))
+    full = link_records(records, KEY, trained=False)
+    assert pruned.assignments == full.assignments and pruned.outcomes == full.outcomes
+
+
+def test_u_is_learnt_from_non_matches_in_a_file_full_of_duplicates() -> None:
+    # Every person twice: among random pairs the true pairs are about the only ones agreeing on a
+    # birth date, so u of "same birth date" must come out far below the share of true pairs.
+    records = []
+    for i in range(200):
+        fields = {"given_name": f"이름{i}", "birth_date": f"19{10 + i % 80}-0{1 + i % 9}-1{i % 10}",
+                  "phone": f"010-0000-{i:04d}", "postal_code": f"{10000 + i}", "address": f"길 {i}"}  # fmt: skip
+        records += [ident(f"a{i}", **fields), ident(f"b{i}", **fields)]
+    params = estimate([make_profile(r, KEY) for r in records], default_params(), random_pairs=40000)
+    true_pair_share = 200 / (400 * 399 / 2)
+    assert params.u["birth"][2] < true_pair_share / 5
+
+
+def test_latin_name_adds_nothing_when_both_names_agree() -> None:
+    a = make_profile(ident("a", name_latin="Kim Seoyeon"), KEY)
+    b = make_profile(ident("b", name_latin="Seoyeon Kim", birth_date="1971-01-01"), KEY)
+    c = make_profile(ident("c", given_name="서윤", name_latin="Kim Seoyeon"), KEY)
+    assert compare(a, b)[2] is None  # a namesake shares the Latin name too
+    assert compare(a, c)[2] == 2

@@ -256,6 +256,7 @@ class PersonIndex:
         seen: set[str] = set()
         best: dict[str, Candidate] = {}
         params = self.params
+        floor = params.thresholds.review
         for key in blocking_keys(profile):
             members = self.blocks.get(key)
             if not members or len(members) > MAX_BLOCK:
@@ -265,7 +266,9 @@ class PersonIndex:
                     continue
                 seen.add(other)
                 entry = self.refs[other]
-                if entry.person == exclude:
+                if entry.person == exclude or params.upper_bound(profile, entry.profile) < floor:
+                    # Below the review threshold whatever the string distances: such a candidate
+                    # cannot change the outcome or the review list.
                     continue
                 levels = compare(profile, entry.profile)
                 score = params.cap(

@@ -194,6 +194,9 @@ def blocking_keys(p: Profile) -> list[str]:
     keys.extend(f"i{i}" for i in p.ids)
     if p.postal and p.family:
         keys.append(f"a{p.postal}|{p.family}")
+    if p.postal and p.given:
+        # A record without a birth date and with a misspelt surname still meets its person here.
+        keys.append(f"g{p.postal}|{p.given}")
     if p.latin:
         keys.append(f"l{p.latin[0]}|{year or ''}")
     return keys
@@ -250,8 +253,17 @@ def _address_level(a: Profile, b: Profile) -> int | None:
         return 3
     if postal or (similar is not None and similar >= 90):
         return 2
-    if (similar is not None and similar >= 70) or (
-        a.postal is not None and b.postal is not None and a.postal[:3] == b.postal[:3]
+    if (
+        (similar is not None and similar >= 70)
+        or (
+            a.postal is not None
+            and b.postal is not None
+            # Same district, or one digit mistyped or two swapped.
+            and (
+                a.postal[:3] == b.postal[:3]
+                or OSA.distance(a.postal, b.postal, score_cutoff=1) <= 1
+            )
+        )
     ):
         return 1
     return 0
@@ -271,13 +283,16 @@ def compare(a: Profile, b: Profile) -> Levels:
         and a.family is not None and a.given is not None
         and b.family is not None and b.given is not None
     ):  # fmt: skip
-        # Names entered in each other's field: credited, one level lower than in place.
+        # Names entered in each other's field: credited as compared crosswise, the given name one
+        # level lower (the swap itself is one deviation, as one edit would be).
         swapped_family = _name_level(a.family, b.given, 2)
         swapped_given = _name_level(a.given, b.family, 3)
         if swapped_family and swapped_given and swapped_family + swapped_given > family + given:
-            family, given = max(swapped_family - 1, 0), max(swapped_given - 1, 1)
+            family, given = swapped_family, max(swapped_given - 1, 1)
     latin = None
-    if a.latin and b.latin:
+    # The Latin name is another writing of the same name: when both names already agree exactly it
+    # adds nothing (namesakes share it too), and counting it again would double the evidence.
+    if a.latin and b.latin and not (family == 2 and given == 3):
         if set(a.latin) & set(b.latin):
             latin = 2
         else:
@@ -319,6 +334,9 @@ class Params:
             ]
             for f in FIELDS
         }
+        # For upper_bound: the best weight of each field, and the best below its top level.
+        self._best = {f: max(w) for f, w in self.weights.items()}
+        self._best_below_top = {f: max(w[:-1]) for f, w in self.weights.items()}
 
     def to_json(self) -> str:
         return json.dumps(
@@ -368,6 +386,53 @@ class Params:
                     total += math.log2(max(self.m[name][level], 1e-6) / max(share, 1e-6))
                     continue
             total += self.weights[name][level]
+        return total
+
+    def _top_weight(self, name: str, value: str) -> float:
+        share = self.tf.get(name, {}).get(value)
+        if share is None:
+            return self.weights[name][-1]
+        return math.log2(max(self.m[name][-1], 1e-6) / max(share, 1e-6))
+
+    def upper_bound(self, a: Profile, b: Profile) -> float:
+        """A weight ``cap(score(compare(a, b)))`` cannot exceed, from cheap equality tests only.
+
+        Exact fields (birth date, sex, registration number, phone) count as they are; a name or
+        address whose top level is ruled out by a plain inequality counts with the best weight
+        below the top, everything else with its best weight. Candidates whose bound is below the
+        review threshold are left out without the string distances (same outcome, less work).
+        """
+        total = self.prior_log2
+        weights = self.weights
+        if a.birth is not None and b.birth is not None:
+            total += weights["birth"][_birth_level(a.birth, b.birth)]
+        if a.sex is not None and b.sex is not None:
+            total += weights["sex"][a.sex == b.sex]
+        if a.rrn is not None and b.rrn is not None:
+            total += weights["rrn"][a.rrn == b.rrn]
+        if a.phone is not None and b.phone is not None:
+            total += weights["phone"][a.phone == b.phone]
+        if a.ids and b.ids:
+            total += self._best["ids"]
+        if a.latin and b.latin:  # not compared at all when both names agree exactly
+            total += max(self._best["latin"], 0.0)
+        if a.family is not None and b.family is not None:
+            # Top level only when equal in place or crosswise (names in each other's field).
+            if a.family == b.family or a.family == b.given:
+                total += max(self._best["family"], self._top_weight("family", a.family))
+            else:
+                total += self._best_below_top["family"]
+        if a.given is not None and b.given is not None:
+            if a.given == b.given:  # crosswise the given name is one level lower
+                total += max(self._best["given"], self._top_weight("given", a.given))
+            else:
+                total += self._best_below_top["given"]
+        if a.postal is not None and b.postal is not None:
+            total += (
+                self._best["address"] if a.postal == b.postal else self._best_below_top["address"]
+            )
+        elif a.address is not None and b.address is not None:
+            total += self._best["address"]
         return total
 
     def cap(self, a: Profile, b: Profile, levels: Levels, score: float) -> float:

@@ -25,6 +25,42 @@ _M_FLOOR_SESSION = 1e-3
 _NAMES = frozenset({"family", "given", "latin"})
 _NOT_NAMES = frozenset(FIELDS) - _NAMES
 _MIN_SESSION_PAIRS = 50
+_U_ROUNDS = 2  # u from all random pairs, then from the same pairs weighted as non-matches
+
+
+def _u_from(
+    patterns: Counter[Levels], weights: dict[Levels, float], base: Params, floor: float
+) -> dict[str, list[float]]:
+    shares = _level_shares(patterns, weights)
+    u: dict[str, list[float]] = {}
+    for name in FIELDS:
+        observed = shares[name]
+        if not observed:
+            u[name] = list(base.u[name])
+            continue
+        values = [max(x, floor) for x in observed]
+        total = sum(values)
+        u[name] = [x / total for x in values]
+    return u
+
+
+def _non_match_posterior(
+    patterns: Counter[Levels],
+    m: dict[str, list[float]],
+    u: dict[str, list[float]],
+    prior: float,
+) -> dict[Levels, float]:
+    """P(non-match | pattern) among all pairs (prior: share of matches among all pairs)."""
+    out: dict[Levels, float] = {}
+    for pattern in patterns:
+        pm, pu = prior, 1.0 - prior
+        for index, level in enumerate(pattern):
+            if level is not None:
+                name = FIELDS[index]
+                pm *= m[name][level]
+                pu *= u[name][level]
+        out[pattern] = pu / (pm + pu) if pm + pu > 0 else 1.0
+    return out
 
 
 def _em_session(
@@ -118,29 +154,32 @@ def estimate(
         i, j = rng.randrange(n), rng.randrange(n)
         if i != j:
             random_patterns[compare(profiles[i], profiles[j])] += 1
-    shares = _level_shares(random_patterns, {})
-    u: dict[str, list[float]] = {}
-    for name in FIELDS:
-        observed = shares[name]
-        if not observed:
-            u[name] = list(base.u[name])
-            continue
-        floor = 0.5 / max(1, random_pairs)
-        values = [max(x, floor) for x in observed]
-        total = sum(values)
-        u[name] = [x / total for x in values]
-    # m by EM, in two sessions (as Splink does): a field agrees by construction among pairs that
-    # were blocked on it, so its m is learnt where it was not used for blocking. Name keys exclude
-    # pairs that share just a birth date, a phone or an address: mostly households and twins, which
-    # EM would otherwise learn as the match class.
+    floor = 0.5 / max(1, random_pairs)
+    u = _u_from(random_patterns, {}, base, floor)
     m = {name: list(base.m[name]) for name in FIELDS}
-    share, pairs = _em_session(
-        profiles, "nml", u, m, _NOT_NAMES, rng, max_blocked_pairs, iterations
-    )
-    _em_session(profiles, "ri", u, m, _NAMES, rng, max_blocked_pairs, iterations)
     all_pairs = n * (n - 1) / 2
-    matches = max(share * pairs, 1.0)
-    prior = matches / all_pairs
+    prior = 0.0
+    for round_ in range(_U_ROUNDS):
+        if round_:
+            # Random pairs are almost all non-matches, but not all: in a file with many
+            # duplicates the few true pairs among them dominate the rare agreement levels (same
+            # birth date, same identifier), so u of those levels came out as about the share of
+            # matches among all pairs, and agreeing on them weighed far too little. u is
+            # P(level | non-match): weigh each random pair by its posterior odds of being one.
+            u = _u_from(
+                random_patterns, _non_match_posterior(random_patterns, m, u, prior), base, floor
+            )
+        # m by EM, in two sessions (as Splink does): a field agrees by construction among pairs
+        # that were blocked on it, so its m is learnt where it was not used for blocking. Name keys
+        # exclude pairs that share just a birth date, a phone or an address: mostly households and
+        # twins, which EM would otherwise learn as the match class.
+        m = {name: list(base.m[name]) for name in FIELDS}
+        share, pairs = _em_session(
+            profiles, "nml", u, m, _NOT_NAMES, rng, max_blocked_pairs, iterations
+        )
+        _em_session(profiles, "ri", u, m, _NAMES, rng, max_blocked_pairs, iterations)
+        matches = max(share * pairs, 1.0)
+        prior = matches / all_pairs
     tf: dict[str, dict[str, float]] = {}
     name_values: dict[str, list[str]] = {
         "family": [p.family for p in profiles if p.family],
