@@ -34,29 +34,39 @@ from ingest.settings import IngestSettings
 from pydantic import SecretStr
 
 from biostream_dev.bench.relay import Rate, Stopwatch, measure_relay, preload
+from biostream_dev.synth.people import (
+    random_address,
+    random_birth_date,
+    random_korean_given,
+    random_phone,
+    random_surname,
+)
+from biostream_dev.synth.reference import Sex
 
 HOSPITAL = "BENCH"
-_FAMILY = ("김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "남궁", "황보")
-_GIVEN = ("민준", "서연", "도윤", "하은", "지호", "수아", "예준", "지우", "건우", "서윤")
-_STREETS = ("세종대로 110", "해운대로 79", "대학로 99", "중앙로 1", "시장길 21")
-_PLACES = (("서울특별시", "중구", "04524"), ("부산광역시", "해운대구", "48058"),
-           ("대전광역시", "유성구", "34141"), ("강원특별자치도", "춘천시", "24266"))  # fmt: skip
 _KCD = ("E11.9", "I10", "J45.9", "M54.5", "K21.0", "N18.3")
 _LABS = (("4548-4", "HbA1c", "%"), ("2345-7", "Glucose", "mg/dL"), ("718-7", "Hemoglobin", "g/dL"))
 
 
 def synthetic_hl7(count: int, seed: int = 7) -> bytes:
-    """ADT^A01 and ORU^R01 messages (PID, PV1, DG1, OBR, OBX) with varied Korean identities."""
+    """ADT^A01 and ORU^R01 messages (PID, PV1, DG1, OBR, OBX), one new person each, with
+    identities drawn from the synthetic population's distributions (surname shares, given names
+    by birth cohort, birth decades, addresses and postal codes across the provinces): a fixed
+    handful of names and postal codes would put every record into a few huge blocks of linkage's
+    index, which no real feed does."""
     rng = random.Random(seed)
     messages = []
     for n in range(count):
-        family, given = rng.choice(_FAMILY), rng.choice(_GIVEN)
-        city, district, postal = rng.choice(_PLACES)
-        birth = f"{rng.randint(1935, 2015)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
-        sex = rng.choice("MF")
-        phone = f"010-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}"
+        birth_date = random_birth_date(rng)
+        sex: Sex = rng.choice(("M", "F"))
+        family = random_surname(rng)
+        given = random_korean_given(rng, birth_date.year, sex)
+        address = random_address(rng)
+        birth = birth_date.strftime("%Y%m%d")
+        xad = (f"{address.street}^{address.detail or ''}^{address.sigungu}^{address.state}"
+               f"^{address.postal_code}")  # fmt: skip
         pid = (f"PID|1||{rng.randint(10**7, 10**8 - 1)}^^^{HOSPITAL}^MR||{family}^{given}||{birth}|"
-               f"{sex}|||{rng.choice(_STREETS)}^^{district}^{city}^{postal}||{phone}")  # fmt: skip
+               f"{sex}|||{xad}||{random_phone(rng)}")  # fmt: skip
         day = f"2026{rng.randint(1, 6):02d}{rng.randint(1, 28):02d}"
         if n % 2 == 0:
             segments = [

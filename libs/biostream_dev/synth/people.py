@@ -197,6 +197,11 @@ def random_korean_given(rng: random.Random, year: int, sex: Sex) -> str:
             return first + second
 
 
+def random_surname(rng: random.Random) -> str:
+    """A Hangul surname drawn by its share of the population (김 21.5 % ...)."""
+    return _weighted(rng, SURNAMES, _SURNAME_CUM).hangul
+
+
 def random_birth_date(rng: random.Random) -> date:
     decade = _weighted(rng, tuple(d for d, _ in BIRTH_DECADE_WEIGHTS), _DECADE_CUM)
     start = date(decade, 1, 1)
