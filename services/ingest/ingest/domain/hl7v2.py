@@ -171,18 +171,12 @@ def _raw_identity(pid: Er7Segment) -> RawIdentity:
 
     street, other, city, state, postal = (pid.get(11, c) for c in (1, 2, 3, 4, 5))
     address = " ".join(p for p in (state, city, street, other) if p) or None
-    phone = next(
-        (
-            value
-            for value in (
-                pid.get(13, 1),
-                pid.get(13, 12),
-                pid.get(13, 6) + pid.get(13, 7),
-                pid.get(14, 1),
-            )
-            if value
-        ),
-        None,
+    phone = (
+        pid.get(13, 1)
+        or pid.get(13, 12)
+        or pid.get(13, 6) + pid.get(13, 7)
+        or pid.get(14, 1)
+        or None
     )
     return RawIdentity(
         local_patient_no=mrn,
@@ -246,13 +240,12 @@ def _events(segments: list[tuple[str, Er7Segment]], sent: dt.date | None) -> lis
     order_date: dt.date | None = None
     specimens: list[str] = []
     for index, (name, segment) in enumerate(segments):
-        position = f"segment {index + 1} ({name})"
         if name == "PV1":
             event = _encounter(segment)
             if event is not None:
                 events.append(event)
         elif name == "DG1":
-            events.append(_diagnosis(segment, position, sent))
+            events.append(_diagnosis(segment, f"segment {index + 1} ({name})", sent))
         elif name == "OBR":
             order_date = _ts_date(segment.get(7)) or order_date
             specimens = [v for v in (segment.get(3), segment.get(2)) if v][:1]

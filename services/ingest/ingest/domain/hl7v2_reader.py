@@ -166,8 +166,12 @@ class Er7Segment:
         self.message = message
         self.broken = False
         self.raw_header = False
-        separators = (message.field, message.repetition, message.component, message.sub)
-        if not any(s in text for s in separators):
+        if not (
+            message.field in text
+            or message.repetition in text
+            or message.component in text
+            or message.sub in text
+        ):
             # Not split: python-hl7 keeps the whole text as the segment's only element.
             self.split = False
             self.fields = [text]
@@ -198,33 +202,59 @@ class Er7Segment:
         self.name = self.first.strip().upper()
 
     def value(self, field: int, component: int = 1, repetition: int = 1, sub: int = 1) -> str:
-        """The unescaped value at a position (1-based; field 0 is the segment name), or "" when
-        the position is absent or python-hl7 fails on the value."""
-        raw = self.raw_header and field in (1, 2)  # as asked: field 0 reads field 1, unescaped
-        field, component, repetition, sub = field or 1, component or 1, repetition or 1, sub or 1
+        """The unescaped value at a position, or "" when the position is absent or python-hl7
+        fails on the value. Positions are 1-based; 0 reads as 1 (field 0 is then field 1), as in
+        python-hl7."""
+        if field < 1 or component < 1 or repetition < 1 or sub < 1:
+            if min(field, component, repetition, sub) < 0:
+                raise ValueError("HL7 positions are 1-based")
+            raw = self.raw_header and field in (1, 2)
+            field, component, repetition, sub = (
+                field or 1,
+                component or 1,
+                repetition or 1,
+                sub or 1,
+            )
+        else:
+            raw = self.raw_header and field < 3
         fields = self.fields
         if field >= len(fields):
             return ""
         text = fields[field]
         message = self.message
         if field < self.leaves:
+            # Not split (the name, MSH-1, MSH-2 of a header segment, or an unsplit segment).
             if repetition != 1 or component != 1 or sub != 1:
                 return ""
             if raw:
                 return text
         else:
-            for separator, index in (
-                (message.repetition, repetition),
-                (message.component, component),
-                (message.sub, sub),
-            ):
-                if separator in text:
-                    parts = text.split(separator)
-                    if index > len(parts):
-                        return ""
-                    text = parts[index - 1]
-                elif index != 1:
+            separator = message.repetition
+            if separator in text:
+                parts = text.split(separator)
+                if repetition > len(parts):
                     return ""
+                text = parts[repetition - 1]
+            elif repetition != 1:
+                return ""
+            separator = message.component
+            if separator in text:
+                parts = text.split(separator)
+                if component > len(parts):
+                    return ""
+                text = parts[component - 1]
+            elif component != 1:
+                return ""
+            separator = message.sub
+            if separator in text:
+                parts = text.split(separator)
+                if sub > len(parts):
+                    return ""
+                text = parts[sub - 1]
+            elif sub != 1:
+                return ""
+        if message.escape not in text:
+            return text
         try:
             return message.unescape(text)
         except (ValueError, OverflowError, MemoryError):
