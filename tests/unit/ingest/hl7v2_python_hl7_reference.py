@@ -1,5 +1,5 @@
 """REFERENCE ONLY, not used by the service: ingest's HL7 v2 mapping as it was when python-hl7
-parsed the messages (services/ingest/ingest/domain/hl7v2.py before D-ingest-4), kept verbatim
+parsed the messages (services/ingest/ingest/domain/hl7v2.py before D-ingest-8), kept verbatim
 so that test_ingest_hl7_reader.py can hold the hand-written reader and the current mapping to
 exactly its output. Do not change it to follow the service; a behaviour change in the service
 is a change to this reference's expected output, made in that test.

@@ -3,7 +3,7 @@ ORU^R01 (results). Segments read: MSH, PID, PV1, DG1, OBR, OBX, SPM, MRG.
 
 Parsing (encoding characters from MSH-1/MSH-2, repetitions, components, escape sequences) is
 ``hl7v2_reader``'s, which reads exactly what python-hl7 reads but at a fraction of its CPU cost
-(D-ingest-4); this module only maps fields to the records. Every failure to read malformed input
+(D-ingest-8); this module only maps fields to the records. Every failure to read malformed input
 becomes a rejection with a stable reason code.
 """
 

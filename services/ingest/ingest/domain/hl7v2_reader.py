@@ -5,7 +5,7 @@ It reads exactly what python-hl7 (``hl7.parse`` and ``Segment.extract_field``) r
 value, including its handling of malformed input: the differential tests
 (tests/unit/ingest/test_ingest_hl7_reader.py) hold it to that. It exists because python-hl7
 builds a tree of list objects for every message and walks it on every field access, which was
-most of ingest's CPU cost per message (docs/benchmarks/ingest.md, D-ingest-4). Here a segment is
+most of ingest's CPU cost per message (docs/benchmarks/ingest.md, D-ingest-8). Here a segment is
 split into fields once; repetitions, components and sub-components are split only on access,
 with ``str.split`` on the one field read.
 
