@@ -12,6 +12,7 @@ import datetime as dt
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ingest.domain.codes import (
@@ -56,6 +57,11 @@ class CsvMapping:
 
     def column(self, name: str) -> str:
         return self.columns.get(name, name)
+
+    @cached_property
+    def field_columns(self) -> tuple[tuple[str, str], ...]:
+        """(field, column header) for every field, worked out once per mapping."""
+        return tuple((name, self.column(name)) for name in sorted(FIELDS))
 
 
 DEFAULT_MAPPING = CsvMapping()
@@ -122,7 +128,9 @@ def parse_csv(
     if len(row) != len(header):
         raise Rejected("CSV_COLUMN_COUNT", f"row has {len(row)} fields, header has {len(header)}")
     by_column = {name: value.strip() for name, value in zip(header, row, strict=True)}
-    cells: dict[str, str] = {name: by_column.get(mapping.column(name), "") for name in FIELDS}
+    cells: dict[str, str] = {
+        name: by_column.get(column, "") for name, column in mapping.field_columns
+    }
     message_id = cells["message_id"]
     if not message_id:
         raise Rejected("MESSAGE_ID_MISSING", f"{mapping.column('message_id')} is empty")

@@ -21,6 +21,7 @@ from ingest.domain.model import PatientIdentity, RawIdentity, Rejected
 
 TWO_SYLLABLE_SURNAMES = frozenset({"남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방"})
 _HANGUL = re.compile(r"^[\uac00-\ud7a3]+$")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLIEST_BIRTH = dt.date(1880, 1, 1)
 _SEX = {"M": "M", "MALE": "M", "1": "M", "F": "F", "FEMALE": "F", "2": "F"}
 
@@ -36,7 +37,7 @@ def split_korean_name(full_name: str) -> tuple[str, str] | None:
 
 def parse_date(raw: str, field: str) -> dt.date:
     text = raw.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not _ISO_DATE.fullmatch(text):
         raise Rejected(f"{field.upper()}_INVALID", f"{field} is not a YYYY-MM-DD date")
     try:
         return dt.date.fromisoformat(text)

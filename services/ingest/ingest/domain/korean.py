@@ -51,6 +51,9 @@ _CENTURY = {
 }
 _WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
 _NON_DIGIT = re.compile(r"\D")
+# Domestic numbers: mobile (010 with 8 digits; 011/016/017/018/019 with 7-8), Seoul (02), the other
+# area codes (0[3-6][1-5]), and internet telephony (070).
+_PHONE = re.compile(r"010\d{8}|01[16789]\d{7,8}|02[1-9]\d{6,7}|0[3-6][1-5][1-9]\d{6,7}|070\d{8}")
 
 
 def nfc(text: str) -> str:
@@ -105,13 +108,7 @@ def canonical_phone(raw: str) -> str | None:
         digits = "0" + digits[2:].removeprefix("0")
     if digits.startswith("00"):
         return None
-    if re.fullmatch(r"010\d{8}", digits) or re.fullmatch(r"01[16789]\d{7,8}", digits):
-        return digits
-    if re.fullmatch(r"02[1-9]\d{6,7}", digits) or re.fullmatch(r"0[3-6][1-5][1-9]\d{6,7}", digits):
-        return digits
-    if re.fullmatch(r"070\d{8}", digits):
-        return digits
-    return None
+    return digits if _PHONE.fullmatch(digits) else None
 
 
 def normalise_postal_code(raw: str) -> tuple[str | None, str | None]:

@@ -1,0 +1,86 @@
+"""CPU cost of ingest's message handler per format, without Kafka: the service is built as in
+production (``ingest.bootstrap.build``) and its processor's ``_handle`` is called on the
+benchmark's messages (``biostream_dev.bench.ingest.feed_bytes``). Prints messages per CPU-second.
+
+    python tools/ingest_handler_cpu.py [--records 4000] [--formats hl7,fhir,csv] [--rounds 5]
+                                       [--profile hl7]
+
+The best of several rounds is reported (other processes on a shared machine only ever slow a
+round down). Each round uses a fresh state store, so no message is a duplicate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import pstats
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from biostream.processor import Inbound, StateStore
+from biostream.topics import Topics
+from biostream_dev.bench.ingest import HOSPITAL, feed_bytes
+from ingest.bootstrap import build
+from ingest.domain.messages import FORMAT_CONTENT_TYPE, FeedFormat
+from ingest.settings import IngestSettings
+from pydantic import SecretStr
+
+NOW = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def inbound(fmt: FeedFormat, records: int, workdir: Path) -> list[Inbound]:
+    topic = Topics("bench.").feed(HOSPITAL)
+    headers = (("content-type", FORMAT_CONTENT_TYPE[fmt].encode()),)
+    return [
+        Inbound(topic, 0, offset, key, value, headers, 0)
+        for offset, (key, value) in enumerate(feed_bytes(fmt, records, workdir))
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=4000)
+    parser.add_argument("--formats", default="hl7,fhir,csv")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", default="")
+    args = parser.parse_args()
+    settings = IngestSettings.model_validate(
+        {
+            "topic_prefix": "bench.",
+            "patient_ref_key": SecretStr(secrets.token_hex(32)),
+            "dead_letter_key": SecretStr(secrets.token_hex(32)),
+            "rrn_key": SecretStr(secrets.token_hex(32)),
+        }
+    )
+    service = build(settings)
+    processor = service.processor
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in args.formats.split(","):
+            messages = inbound(fmt, args.records, Path(tmp))  # type: ignore[arg-type]
+            best = float("inf")
+            outputs = 0
+            for _ in range(args.rounds):
+                processor.state = StateStore()
+                started = time.process_time()
+                outputs = sum(len(processor._handle(m, NOW)) for m in messages)
+                best = min(best, time.process_time() - started)
+            rate = len(messages) / best
+            print(
+                f"{fmt:5s} {len(messages)} messages  {outputs} outputs  "
+                f"{best * 1e3 / len(messages):.3f} ms CPU/message  {rate:,.0f} messages/CPU-s"
+            )
+            if fmt == args.profile:
+                processor.state = StateStore()
+                profile = cProfile.Profile()
+                profile.enable()
+                for m in messages:
+                    processor._handle(m, NOW)
+                profile.disable()
+                pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
