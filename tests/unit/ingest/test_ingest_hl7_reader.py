@@ -24,7 +24,7 @@ import pytest
 from biostream_dev.bench.ingest import synthetic_hl7
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ingest.domain import hl7v2
+from ingest.domain import hl7v2, hl7v2_reader
 from ingest.domain.files import split_feed
 from ingest.domain.hl7v2_reader import Er7Message, Er7Unreadable
 from ingest.domain.model import ParsedMessage, Rejected
@@ -141,6 +141,15 @@ def sample_messages() -> list[bytes]:
 
 
 SAMPLES = sample_messages()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def uncapped_repeats() -> Iterator[None]:
+    """The comparison is with python-hl7 as it is, which expands any repeat count; the cap the
+    reader adds (test_ingest_hl7_escape_cap.py) is lifted here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hl7v2_reader, "MAX_FORMAT_REPEAT", 10**9)
+        yield
 
 
 def test_the_samples_are_many_and_of_several_kinds() -> None:

@@ -46,6 +46,9 @@ _DOTTED = {
     ".ce": "\r",
 }
 
+# The longest run a formatting escape (``\\.sp5\\``, ``\\.sk3\\``) may expand to.
+MAX_FORMAT_REPEAT = 1000
+
 
 class Er7Unreadable(ValueError):
     """The text is not ER7 that python-hl7 would parse. The text names no value."""
@@ -146,7 +149,9 @@ class Er7Message:
             elif part in escapes:
                 out.append(escapes[part])
             elif part[0] == "." and part[:3] in _DOTTED:
-                out.append(_DOTTED[part[:3]] * int(part[3:]))
+                # Capped: python-hl7 builds any count (``\\.sk100000000\\`` is 100 MB of spaces
+                # from a 16-byte escape); a formatting repeat beyond this is never meaningful.
+                out.append(_DOTTED[part[:3]] * min(int(part[3:]), MAX_FORMAT_REPEAT))
             elif part[0] == "X":
                 digits = part[1:]
                 try:
