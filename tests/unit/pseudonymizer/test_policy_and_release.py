@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pseudonymizer.adapters.keys import KeyMaterialError, KeyStore
-from pseudonymizer.domain import kanon
+from pseudonymizer.domain import kanon, pseudonyms
 from pseudonymizer.domain.policy import PolicyError, load_policies, load_policy
 from pseudonymizer.domain.pseudonyms import date_offset, pseudonym, specimen_id
 from pseudonymizer.domain.release import age_band
@@ -170,3 +175,18 @@ def test_a_k_class_opens_with_the_kth_distinct_person() -> None:
     later = kanon.admit(third.state, "P4", 3)
     assert later.releasable and not later.opened
     assert kanon.admit(None, "P1", 1).releasable
+
+
+def _published_mac(key: bytes, label: str, value: str) -> str:
+    """The pseudonym formula as first released; ids already given to projects depend on it."""
+    digest = hmac.new(key, f"{label}\x1f{value}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().rstrip("=").lower()[:26]
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=1, max_size=64), st.text(max_size=40), st.text(max_size=40))
+def test_pseudonym_values_never_change_from_the_published_formula(
+    key: bytes, label: str, value: str
+) -> None:
+    assert pseudonyms._mac(key, label, value) == _published_mac(key, label, value)
+    assert pseudonyms.pseudonym(key, value) == "ps_" + _published_mac(key, "person", value)
