@@ -349,6 +349,12 @@ class Side:
     name: str
     max: Phase
     half: Phase
+    # The pipeline only: a fixed offered load of --goal-rate (issue 8: "p99 under one second at
+    # half that load", i.e. at 1,000 records/s), whatever the measured max was.
+    goal: Phase | None = None
+
+    def phases(self) -> list[Phase]:
+        return [self.max, self.half] + ([self.goal] if self.goal else [])
 
 
 class CuratedMatcher:
@@ -380,7 +386,7 @@ def _relay_match(record: object) -> int | None:
 
 async def bench_pipeline(
     kafka: KafkaSettings, work: Path, feed: Feed, records: int, half_s: float, broker_pid: int,
-    t0: float,
+    t0: float, goal_rate: float,
 ) -> Side:  # fmt: skip
     prefix = f"e2e{secrets.token_hex(3)}."
     topics = Topics(prefix)
@@ -406,8 +412,17 @@ async def bench_pipeline(
             "half", kafka, topic, arrivals, second, records, rate, pids, t0, half_s + 600
         )
         pipeline.assert_alive()
+        goal = None
+        if goal_rate > 0:
+            start = records + len(second)
+            third = feed.take(start, int(goal_rate * half_s))
+            matcher.expect(third, start)
+            goal = await run_phase(
+                "goal", kafka, topic, arrivals, third, start, goal_rate, pids, t0, half_s + 600
+            )
+            pipeline.assert_alive()
         await arrivals.stop()
-        return Side("pipeline", top, half)
+        return Side("pipeline", top, half, goal)
     finally:
         await asyncio.to_thread(pipeline.stop_all)
 
@@ -448,7 +463,7 @@ def plot(sides: list[Side], out: Path) -> None:
 
     fig, axes = plt.subplots(2, len(sides), figsize=(6.5 * len(sides), 7), sharex="col")
     for column, side in enumerate(sides):
-        samples = side.max.samples + side.half.samples
+        samples = [sample for phase in side.phases() for sample in phase.samples]
         start = min(s[0] for s in samples)
         times = [s[0] - start for s in samples]
         end = int(max(times)) + 1
@@ -478,10 +493,15 @@ def plot(sides: list[Side], out: Path) -> None:
         ax.set_ylabel("publish -> end latency (s, log)")
         ax.set_xlabel("seconds since the first arrival")
         ax.legend(loc="upper right", fontsize=8)
-        if boundary is not None:
+        marks = [(boundary, " half load")] if boundary is not None else []
+        if side.goal is not None and side.goal.samples:
+            marks.append(
+                (min(t for t, _ in side.goal.samples) - start, f" {side.goal.offered_per_s:,.0f}/s")
+            )
+        for at, label in marks:
             for row in (0, 1):
-                axes[row][column].axvline(boundary, color="black", lw=0.8)
-                axes[row][column].text(boundary, axes[row][column].get_ylim()[1], " half load",
+                axes[row][column].axvline(at, color="black", lw=0.8)
+                axes[row][column].text(at, axes[row][column].get_ylim()[1], label,
                                        va="top", fontsize=8)  # fmt: skip
     fig.suptitle("biostream end to end (4 services) vs bare 3-hop relay chain, same run, 2 cores")
     fig.tight_layout()
@@ -490,7 +510,9 @@ def plot(sides: list[Side], out: Path) -> None:
     plt.close(fig)
 
 
-async def run(records: int, half_s: float, broker_dir: Path | None, work: Path) -> list[Side]:
+async def run(
+    records: int, half_s: float, broker_dir: Path | None, work: Path, goal_rate: float
+) -> list[Side]:
     from biostream_dev import broker
 
     own = broker_dir is None
@@ -510,7 +532,7 @@ async def run(records: int, half_s: float, broker_dir: Path | None, work: Path) 
     try:
         t0 = time.perf_counter()
         relay = await bench_relay(kafka, work, feed, records, half_s, info.pid, t0)
-        pipeline = await bench_pipeline(kafka, work, feed, records, half_s, info.pid, t0)
+        pipeline = await bench_pipeline(kafka, work, feed, records, half_s, info.pid, t0, goal_rate)
         return [pipeline, relay]
     finally:
         if own:
@@ -532,7 +554,7 @@ class Feed:
 def report(sides: list[Side]) -> str:
     lines = []
     for side in sides:
-        for phase in (side.max, side.half):
+        for phase in side.phases():
             offered = (
                 f"{phase.offered_per_s:,.0f}/s" if phase.offered_per_s else "as fast as possible"
             )
@@ -556,13 +578,16 @@ def main(
     broker_dir: Annotated[Path | None, typer.Option(help="reuse this running broker")] = None,
     plot_path: Annotated[Path, typer.Option("--plot")] = Path("docs/benchmarks/e2e.png"),
     json_path: Annotated[Path | None, typer.Option("--json")] = None,
+    goal_rate: Annotated[
+        float, typer.Option(help="then offer the pipeline this rate (0: skip that phase)")
+    ] = 1000,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="biostream-e2e-") as tmp:
-        sides = asyncio.run(run(records, half_seconds, broker_dir, Path(tmp)))
+        sides = asyncio.run(run(records, half_seconds, broker_dir, Path(tmp), goal_rate))
     print(report(sides))
     plot(sides, plot_path)
     if json_path is not None:
-        summary = {s.name: {"max": s.max.summary(), "half": s.half.summary()} for s in sides}
+        summary = {s.name: {p.name: p.summary() for p in s.phases()} for s in sides}
         json_path.write_text(json.dumps(summary, indent=2))
 
 
