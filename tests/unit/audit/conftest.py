@@ -111,3 +111,19 @@ def signed_ledger() -> SignedLedger:
         if len(entries) % 5 == 0:
             checkpoints.append(state.checkpoint(signer, T0 + dt.timedelta(minutes=n)))
     return SignedLedger(entries, checkpoints, signer)
+
+
+@pytest.fixture
+def batched_ledger() -> SignedLedger:
+    """The same events as ``signed_ledger``, as services write them since D15: packed into
+    batches (here four per batch), one ledger entry per batch."""
+    signer = Signer(Ed25519PrivateKey.generate())
+    state = LedgerState()
+    entries, checkpoints = [], []
+    events = pipeline_events()
+    for n in range(0, len(events), 4):
+        [batch] = _env("ingest").pack_audit(events[n : n + 4], now=T0)
+        assert batch.value is not None and batch.key is not None
+        entries.append(state.append(batch.key.decode(), batch.value, T0 + dt.timedelta(minutes=n)))
+    checkpoints.append(state.checkpoint(signer, T0 + dt.timedelta(hours=1)))
+    return SignedLedger(entries, checkpoints, signer)

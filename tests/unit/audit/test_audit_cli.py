@@ -196,3 +196,38 @@ def test_trace_refuses_to_record_what_is_not_a_reference(tmp_path: Path, referen
              "BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"},
     )  # fmt: skip
     assert result.returncode == 2 and "not a pipeline reference" in result.stderr
+
+
+def test_a_ledger_of_batches_reports_proves_and_exports_every_event(
+    signed_ledger: SignedLedger, batched_ledger: SignedLedger, tmp_path: Path
+) -> None:
+    """D15: readers unpack batch entries, so what they say about the events is unchanged."""
+    single = signed_ledger.write(tmp_path / "single.jsonl")
+    batched = batched_ledger.write(tmp_path / "batched.jsonl")
+    assert len(batched_ledger.entries) < len(signed_ledger.entries)
+    verified = audit(
+        "verify", "--input", batched,
+        "--public-key", batched_ledger.public_key_file(tmp_path / "b.key"),
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+
+    policies = Path(__file__).resolve().parents[3] / "policies"
+    reports = [audit("report", "--input", f, "--policies", policies) for f in (single, batched)]
+    assert all(r.returncode == 0 for r in reports), [r.stderr for r in reports]
+    assert json.loads(reports[0].stdout) == json.loads(reports[1].stdout)
+
+    exported = []
+    for name, ledger in (("single", single), ("batched", batched)):
+        out = audit("fhir", "--input", ledger, "--hospital", "H001", "--output", tmp_path / name)
+        assert out.returncode == 0, out.stderr
+        exported.append(
+            {json.loads(line)["id"] for line in (tmp_path / name).read_text().splitlines()}
+        )
+    assert exported[0] == exported[1] and len(exported[0]) == 13
+
+    # An event inside a batch: its proof is the proof of the entry that holds it.
+    event_id = signed_ledger.entries[6]["event_id"]
+    made = audit("prove", "--input", batched, "--event-id", event_id,
+                 "--output", tmp_path / "p.json")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert json.loads((tmp_path / "p.json").read_text())["leaf_index"] == 6 // 4
