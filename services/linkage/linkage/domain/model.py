@@ -444,15 +444,16 @@ class Params:
         * Different valid registration numbers are different people.
         * Sex known on both sides and different, with given names that are not the same: never a
           match (boy-girl twins 민지/민재 share everything else), at most a review.
-        * A given name that is not the same (completely different, or only close: one jamo or
-          letter off, 병식/병석) is the twin and sibling pattern when the rest is what a household
-          shares: surname, address, phone, often the birth date. Such agreements must not add up
-          to a match; the pair goes to review at most, unless a *personal* identifier agrees: the
-          registration number, the same value in a shared identifier system, or the same Latin
-          name (another writing of the given name, so the Hangul difference is a slip); an
-          identifier one character off counts too (a slip in a personal number, FEBRL's commonest
-          error). A phone does not count: twins share the household phone. Names swapped between
-          the fields (one of them exactly equal crosswise) are not a different given name.
+        * A given name that is not the same is the twin and sibling pattern: twins share surname,
+          birth date, address and often the household phone, so those agreements must not add up
+          to a match. A completely different given name, or a close one (one jamo or letter off,
+          병식/병석) with the surname agreeing when both are established names (``_two_names``),
+          goes to review at most, unless a *personal* identifier agrees: the registration number,
+          an identifier in a shared system (the same value, or one character off: a slip in a
+          personal number, FEBRL's commonest error), or the Latin name (another writing of the
+          given name, so the Hangul difference is a slip). A phone or an address does not count:
+          twins share the household's. Names swapped between the fields (one of them exactly
+          equal crosswise) are not a different given name.
         """
         family, given, latin, _birth, sex, rrn, ids, _phone, _address = levels
         if rrn == 0 and a.rrn_strong and b.rrn_strong:
