@@ -99,10 +99,12 @@ def test_profile_holds_no_registration_number() -> None:
 
 
 def test_same_person_with_variants_is_matched(index: PersonIndex) -> None:
-    outcome, first = link(index, ident("h1"))
+    mrn = (("mrn", "A1"),)
+    outcome, first = link(index, ident("h1", identifiers=mrn))
     assert outcome == NEW_PERSON
     variants = [
-        ident("h2", family_name="김", given_name="서영"),  # jamo typo
+        # Jamo typo: with an identifier that agrees (without one it is the twin pattern below).
+        ident("h2", family_name="김", given_name="서영", identifiers=mrn),
         ident("h3", birth_date="1990-07-03", phone="010-9999-0000"),  # swap + new phone
         ident("h4", address="부산광역시 해운대구 센텀로 1", postal_code="48058"),  # moved
     ]
@@ -124,6 +126,59 @@ def test_twins_stay_separate(index: PersonIndex) -> None:
     outcome, third = link(index, ident("h3", given_name="지호"))
     assert third not in (first, second)
     assert outcome in (NEW_PERSON, POSSIBLE_MATCH)
+
+
+def _with_given_names(shares: dict[str, float]) -> Params:
+    params = default_params()
+    params.tf["given"] = shares  # as training learns them from the data
+    return params
+
+
+# Same household: surname, birth date, address, phone; no registration number.
+TWIN = {"family_name": "신", "birth_date": "1951-05-19", "sex": "M"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [default_params(), _with_given_names({"병식": 0.002, "병석": 0.001, "서연": 0.01})],
+    ids=["untrained", "both-names-established"],
+)
+def test_twins_one_jamo_apart_are_not_matched(params: Params) -> None:
+    index = PersonIndex(params, KEY)
+    _, first = link(index, ident("h1", given_name="병식", **TWIN))
+    result = index.link("h2", make_profile(ident("h2", given_name="병석", **TWIN), KEY), [])
+    assert result.outcome == POSSIBLE_MATCH  # a reviewer decides, never an automatic merge
+    assert result.person != first
+    assert result.reason.startswith("FAMILY_SAME,GIVEN_CLOSE,BIRTH_SAME")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [default_params(), _with_given_names({"민지": 0.01})],  # 민재 rare: would pass as a slip
+    ids=["untrained", "one-name-rare"],
+)
+def test_boy_girl_twins_with_close_names_never_match(params: Params) -> None:
+    index = PersonIndex(params, KEY)
+    _, first = link(index, ident("h1", family_name="구", given_name="민지", sex="F"))
+    outcome, second = link(index, ident("h2", family_name="구", given_name="민재", sex="M"))
+    assert outcome != MATCH and second != first
+
+
+def test_typo_with_an_agreeing_identifier_still_matches(index: PersonIndex) -> None:
+    mrn = (("mrn", "H-001234"),)
+    _, first = link(index, ident("h1", given_name="병식", identifiers=mrn, **TWIN))
+    outcome, person = link(index, ident("h2", given_name="병석", identifiers=mrn, **TWIN))
+    assert (outcome, person) == (MATCH, first)
+
+
+def test_typo_that_is_a_rare_slip_still_matches_on_household_fields() -> None:
+    # 서영 seen far less often than 서연 (or not at all): a slip, not a sister's name; the same
+    # birth date, address and phone then carry the match.
+    for shares in ({"서연": 0.01}, {"서연": 0.01, "서영": 0.0005}):
+        index = PersonIndex(_with_given_names(shares), KEY)
+        _, first = link(index, ident("h1"))
+        outcome, person = link(index, ident("h2", given_name="서영"))
+        assert (outcome, person) == (MATCH, first)
 
 
 def test_namesakes_stay_separate(index: PersonIndex) -> None:

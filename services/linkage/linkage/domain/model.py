@@ -37,6 +37,9 @@ LEVELS: Final[dict[str, int]] = {
     "phone": 2,  # different / same (last 8 digits)
     "address": 4,  # different / weak / postal or street / both
 }
+# Two close given names both at least this frequent relative to each other are two names (twins),
+# not one name and its slip (Params.cap).
+DISTINCT_NAME_RATIO: Final = 0.1
 _DIGITS: Final = re.compile(r"\D+")
 _ADDRESS_PUNCT: Final = re.compile(r"[,.#()\-]+")
 
@@ -438,18 +441,50 @@ class Params:
     def cap(self, a: Profile, b: Profile, levels: Levels, score: float) -> float:
         """Evidence no sum of agreements may override.
 
-        Different valid registration numbers are different people. A completely different given
-        name with the same surname and birth date is the twin pattern: twins share birth date,
-        surname, address and often a phone, so those agreements must not add up to a match;
-        such a pair goes to review at most, unless a registration number or another identifier agrees
-        (twins never share one).
+        * Different valid registration numbers are different people.
+        * Sex known on both sides and different, with given names that are not the same: never a
+          match (boy-girl twins 민지/민재 share everything else), at most a review.
+        * A given name that is not the same is the twin and sibling pattern: twins share surname,
+          birth date, address and often the household phone, so those agreements must not add up
+          to a match. A completely different given name, or a close one (one jamo or letter off,
+          병식/병석) with the surname agreeing when both are established names (``_two_names``),
+          goes to review at most, unless a *personal* identifier agrees: the registration number,
+          an identifier in a shared system (the same value, or one character off: a slip in a
+          personal number, FEBRL's commonest error), or the Latin name (another writing of the
+          given name, so the Hangul difference is a slip). A phone or an address does not count:
+          twins share the household's. Names swapped between the fields (one of them exactly
+          equal crosswise) are not a different given name.
         """
-        rrn, given, ids = levels[5], levels[1], levels[6]
+        family, given, latin, _birth, sex, rrn, ids, _phone, _address = levels
         if rrn == 0 and a.rrn_strong and b.rrn_strong:
             return min(score, self.thresholds.review - 1.0)
-        if given == 0 and rrn != 1 and not ids:
+        if given is None or given == LEVELS["given"] - 1:
+            return score
+        if sex == 0:
+            return min(score, self.thresholds.match - 0.5)
+        if rrn == 1 or ids or latin == 2:
+            return score  # a personal identifier (or a one-character slip in one) agrees
+        if a.given == b.family or a.family == b.given:
+            return score  # names entered in each other's fields, one of them exactly the same
+        if given == 0 or (family and self._two_names(a.given, b.given)):
             return min(score, self.thresholds.match - 0.5)
         return score
+
+    def _two_names(self, a: str | None, b: str | None) -> bool:
+        """Whether two close given names are two people's names rather than one name and a slip.
+
+        Label-free, from the given-name frequencies learnt on the data (``tf``): a slip of the
+        keyboard is rare (seen fewer than a few times, or far rarer than the name it comes from),
+        while twins are given two established names (병식/병석, Aidan/Aiden). Without any
+        given-name frequencies (untrained defaults) every close pair is taken as two names.
+        """
+        shares = self.tf.get("given")
+        if not shares:
+            return True
+        share_a, share_b = shares.get(a or ""), shares.get(b or "")
+        if share_a is None or share_b is None:
+            return False
+        return min(share_a, share_b) >= DISTINCT_NAME_RATIO * max(share_a, share_b)
 
 
 # Korean surname shares (2015 census, top ten; korea.md) as term frequencies before any training.
