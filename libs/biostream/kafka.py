@@ -56,10 +56,6 @@ def plain_producer(kafka: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     )
 
 
-FETCH_MIN_BYTES = 64 * 1024
-FETCH_MAX_WAIT_MS = 25
-
-
 def group_consumer(
     kafka: KafkaSettings,
     group_id: str,
@@ -79,11 +75,11 @@ def group_consumer(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=max_records,
-        # The broker answers a fetch once 64 KiB are ready or 25 ms have passed: under a steady
-        # trickle a service then handles (and commits) a few dozen records per transaction
-        # instead of one or two, for at most 25 ms more latency per hop.
-        fetch_min_bytes=FETCH_MIN_BYTES,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        # The broker answers a fetch once 64 KiB are ready or 25 ms have passed (defaults): under
+        # a steady trickle a service then handles (and commits) a few dozen records per
+        # transaction instead of one or two, for at most 25 ms more latency per hop (D17).
+        fetch_min_bytes=kafka.fetch_min_bytes,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,11 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # How long the broker may hold a service's fetch for at least fetch_min_bytes. Short: less
+    # latency per hop under a trickle; long: less CPU when idle (each service measured at 2.3 %
+    # of a core idle with 25 ms, 0.4 % with 500 ms). See docs/decisions.md D17.
+    fetch_max_wait_ms: int = Field(default=25, ge=1, le=5000)
+    fetch_min_bytes: int = Field(default=64 * 1024, ge=1)
 
 
 class ServiceSettings(BaseSettings):
