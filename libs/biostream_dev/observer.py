@@ -26,6 +26,7 @@ from biostream.contracts import (
 )
 from biostream.envelopes import audit_events_in
 from biostream.kafka import reader, topic_partitions
+from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 
@@ -46,6 +47,16 @@ class PipelineView:
     notices: list[dict[str, Any]] = field(default_factory=list)
     datasets: int = 1
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+
+    def ledger_event_ids(self) -> Counter[str]:
+        """The ids of the audit events inside the ledger's entries (an entry holds one event or
+        a service transaction's batch of them), each with how often it was chained."""
+        codec = AvroCodec(SchemaRegistry())
+        return Counter(
+            event["event_id"]
+            for entry in self.ledger
+            for event in audit_events_in(codec, entry["event_payload"])
+        )
 
     def audit_actions(self) -> Counter[str]:
         return Counter(event["action"] for event in self.audit_events)
