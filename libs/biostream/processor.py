@@ -7,6 +7,10 @@ recovered by restarting: the producer's ``init_transactions`` (same ``transactio
 what the dead process left open, the state is rebuilt from the changelog, and consumption resumes
 at the committed offsets.
 
+The outputs are appended into one record batch per partition and handed to the producer together,
+and the commit waits for the broker's acknowledgement of every batch (D16); a service's audit
+events leave as one ``AuditEventBatch`` per transaction (``AuditBatching``, D15).
+
 faust-streaming offers the same shape, but its exactly-once mode and table recovery have open
 duplicate and loss bugs (see docs/decisions.md), so the hops that must not lose or duplicate a record
 run on this loop directly.
