@@ -167,6 +167,14 @@ class ReviewHandler:
             ),
         ]
 
+    def published(self, messages: list[Outbound]) -> None:
+        """Applies this desk's own decision once the broker has acknowledged it, so the page a
+        steward sees next already shows it; the copy read back from the topic later (which is how
+        other replicas and the CLI's decisions arrive) changes nothing."""
+        for message in messages:
+            if message.topic == self.topics.review_decisions and message.value:
+                self.desk.on_decision(self.codec.decode(message.value, REVIEW_DECISION))
+
     def _hospital(self, task_id: str) -> str | None:
         task = self.desk.find(task_id)
         return task.hospital if task else None

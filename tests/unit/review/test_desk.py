@@ -136,3 +136,25 @@ def test_handler_decision_and_audit_without_identifying_values() -> None:
         handler.decide("review/zz/0", "SAME_PERSON", None, "s1", T0)
     with pytest.raises(ValueError):
         handler.decide("review/b/0", "MAYBE", None, "s1", T0)
+
+
+def test_a_published_decision_shows_at_once_and_its_copy_from_the_topic_changes_nothing() -> None:
+    codec = AvroCodec(SchemaRegistry())
+    topics = Topics("")
+    handler = ReviewHandler(
+        codec, topics, Envelopes("review", "svc-review", codec, topics),
+        ReviewMetrics.create(CollectorRegistry()),
+    )  # fmt: skip
+    handler.desk.on_identity(identity("b", "01033334444"))
+    handler.desk.on_task(task("b", 0))
+    messages = handler.decide("review/b/0", "SAME_PERSON", "same person", "s1", T0)
+    view = handler.desk.view("review/b/0")
+    assert view is not None and view.decided is None  # nothing applied before the broker has it
+    handler.published(messages)
+    after = handler.desk.view("review/b/0")
+    assert after is not None and after.decided is not None
+    assert after.decided.decision == "SAME_PERSON" and handler.desk.open_tasks() == []
+    handler.desk.on_decision(codec.decode(messages[0].value, REVIEW_DECISION))  # read back
+    again = handler.desk.view("review/b/0")
+    assert again is not None and again.decided == after.decided
+    assert handler.desk.open_tasks() == []

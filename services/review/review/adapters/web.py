@@ -327,6 +327,9 @@ class DeskApp:
         except ValueError as error:
             raise web.HTTPBadRequest(text=str(error)) from error
         await self.publisher.publish(messages)
+        # Before the redirect: the task page must show the decision just recorded, not race
+        # the desk's own consumer reading it back from the topic.
+        self.handler.published(messages)
         raise web.HTTPSeeOther(f"/task?id={quote(task_id, safe='')}")
 
     # ------------------------------------------------------------------------------ API
