@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from biostream.codec import HEADER_LENGTH, AvroCodec, DecodeError
 from biostream.contracts import (
@@ -200,6 +201,18 @@ def audit_events_in(codec: AvroCodec, payload: bytes) -> list[AuditEvent]:
         batch = codec.decode(payload, AUDIT_EVENT_BATCH)
         return [_audit_event(codec, item) for item in batch["events"]]
     return [_audit_event(codec, payload)]
+
+
+def ledger_events(
+    codec: AvroCodec, entries: Iterable[Mapping[str, Any]]
+) -> list[tuple[int, AuditEvent]]:
+    """Every audit event in ledger entries, with the sequence of the entry that holds it (an
+    entry is one event or one service transaction's batch of them)."""
+    return [
+        (entry["sequence"], event)
+        for entry in entries
+        for event in audit_events_in(codec, entry["event_payload"])
+    ]
 
 
 def _audit_event(codec: AvroCodec, payload: bytes) -> AuditEvent:

@@ -23,7 +23,7 @@ from audit.domain.chain import verify
 from audit.domain.checkpoint import public_key_from_hex
 from audit.domain.export import checkpoint_to_json, entry_to_json
 from biostream.codec import AvroCodec
-from biostream.envelopes import audit_events_in
+from biostream.envelopes import ledger_events
 from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
@@ -192,12 +192,7 @@ async def _reconcile(kafka: KafkaSettings, topics: Topics, view: PipelineView) -
 
     codec = AvroCodec(SchemaRegistry())
     positions = await published_positions(kafka, topics.feed_pattern)
-    events = [
-        (e["sequence"], event)
-        for e in view.ledger
-        for event in audit_events_in(codec, e["event_payload"])
-    ]
-    return reconcile(positions, events).counts()
+    return reconcile(positions, ledger_events(codec, view.ledger)).counts()
 
 
 def summarise(

@@ -24,7 +24,7 @@ from biostream.contracts import (
     LEDGER_ENTRY,
     LINK_DECISION,
 )
-from biostream.envelopes import audit_events_in
+from biostream.envelopes import audit_events_in, ledger_events
 from biostream.kafka import reader, topic_partitions
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
@@ -52,11 +52,7 @@ class PipelineView:
         """The ids of the audit events inside the ledger's entries (an entry holds one event or
         a service transaction's batch of them), each with how often it was chained."""
         codec = AvroCodec(SchemaRegistry())
-        return Counter(
-            event["event_id"]
-            for entry in self.ledger
-            for event in audit_events_in(codec, entry["event_payload"])
-        )
+        return Counter(event["event_id"] for _, event in ledger_events(codec, self.ledger))
 
     def audit_actions(self) -> Counter[str]:
         return Counter(event["action"] for event in self.audit_events)

@@ -106,16 +106,9 @@ def _public_key(path: Path | None) -> Ed25519PublicKey | None:
 
 
 def _events(entries: list[LedgerEntry]) -> list[Logged]:
-    """Every audit event in the ledger with the sequence of the entry that holds it (an entry
-    is one event or one service transaction's batch of them)."""
-    from biostream.envelopes import audit_events_in
+    from biostream.envelopes import ledger_events
 
-    codec = _codec()
-    return [
-        (e["sequence"], event)
-        for e in entries
-        for event in audit_events_in(codec, e["event_payload"])
-    ]
+    return ledger_events(_codec(), entries)
 
 
 @app.command(name="verify")
