@@ -29,6 +29,8 @@ from ingest.domain.files import split_feed
 from ingest.domain.hl7v2_reader import Er7Message, Er7Unreadable
 from ingest.domain.model import ParsedMessage, Rejected
 
+from .conftest import mutated
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "data" / "hl7v2"
 RECEIVED = dt.date(2026, 3, 4)
@@ -218,30 +220,12 @@ def test_unreadable_text_raises_without_naming_values() -> None:
         assert not set(str(caught.value)) & set("|^~&\\\r")
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    """A seed message with up to 8 byte-level edits: replace, insert, delete or duplicate."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 8))):
-        if not data:
-            break
-        position = draw(st.integers(0, len(data) - 1))
-        operation = draw(st.sampled_from(["replace", "insert", "delete", "duplicate"]))
-        byte = draw(st.sampled_from(list(b"|^~\\&#*@$%\r\n0123456789-.TAZXF \x00\xff\xea")))
-        if operation == "replace":
-            data[position] = byte
-        elif operation == "insert":
-            data.insert(position, byte)
-        elif operation == "delete":
-            del data[position]
-        else:
-            end = draw(st.integers(position, min(len(data), position + 40)))
-            data[position:position] = data[position:end]
-    return bytes(data)
+# ER7 separators, escape characters and neighbours, for replaced and inserted bytes.
+ALPHABET = b"|^~\\&#*@$%\r\n0123456789-.TAZXF \x00\xff\xea"
 
 
 @cases(2000)
-@given(mutated())
+@given(mutated(SEEDS, ALPHABET))
 def test_mutated_messages_read_as_python_hl7_reads_them(raw: bytes) -> None:
     assert_same_reading(raw)
 
