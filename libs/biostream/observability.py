@@ -76,6 +76,8 @@ class ProcessorMetrics:
     ready: Gauge
     consumer_lag: Gauge
     audit_events: Counter
+    held_back: Gauge
+    hold_releases: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str) -> ProcessorMetrics:
@@ -121,6 +123,18 @@ class ProcessorMetrics:
             audit_events=Counter(
                 f"{prefix}_audit_events",
                 "Audit events written (packed into one AuditEventBatch per transaction)",
+                registry=registry,
+            ),
+            held_back=Gauge(
+                f"{prefix}_held_back_messages",
+                "Input messages held back in memory, uncommitted, until they can be handled in "
+                "one go (biostream.holdback)",
+                registry=registry,
+            ),
+            hold_releases=Counter(
+                f"{prefix}_hold_releases",
+                "Held-back input messages handed to the handler, by why: ready, expired, full",
+                ["reason"],
                 registry=registry,
             ),
         )

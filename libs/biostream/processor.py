@@ -44,6 +44,7 @@ from aiokafka.structs import ConsumerRecord
 
 from biostream import kafka as kafka_clients
 from biostream.batching import PartitionCache, TransactionOutputs
+from biostream.holdback import HoldBack, HoldPolicy
 from biostream.logs import get_logger
 from biostream.observability import ProcessorMetrics
 from biostream.settings import KafkaSettings, ServiceSettings
@@ -208,6 +209,15 @@ class AuditBatching:
     pack: Callable[[list[bytes], list[str | None], dt.datetime], list[Outbound]]
 
 
+@dataclass(frozen=True)
+class HoldForReady:
+    """Input records of ``policy.topics`` wait in memory (``biostream.holdback``) until
+    ``ready(message, state)``: for a handler that would otherwise park them in its state."""
+
+    policy: HoldPolicy
+    ready: Callable[[Inbound, StateStore], bool]
+
+
 # Called when a poll returned nothing (at most every ``idle_interval_ms``): time-driven work such as
 # the audit ledger's periodic checkpoint. Its outputs and state changes commit in one transaction.
 IdleHandler = Callable[[StateStore, dt.datetime], list[Outbound]]
@@ -257,9 +267,14 @@ class TransactionalProcessor:
         clock: Callable[[], dt.datetime] | None = None,
         on_idle: IdleHandler | None = None,
         audit_batching: AuditBatching | None = None,
+        hold: HoldForReady | None = None,
     ) -> None:
         self.config = config
         self.audit_batching = audit_batching
+        self.hold = hold
+        self.held: HoldBack[TopicPartition, Inbound] | None = (
+            HoldBack(hold.policy) if hold else None
+        )
         self.on_idle = on_idle
         self.handler = handler
         self.on_failure = on_failure
@@ -288,8 +303,9 @@ class TransactionalProcessor:
         try:
             listener: ConsumerRebalanceListener | None = None
             assignors: tuple[type, ...] | None = None
+            if cfg.single_writer or self.held is not None:
+                listener = _OnRebalance(self)
             if cfg.single_writer:
-                listener = _RestoreOnAssignment(self)
                 # A class per processor: the assignor's metadata tells whether this member is
                 # the writer now, so that a joining member never takes the partitions over.
                 assignors = (
@@ -319,9 +335,9 @@ class TransactionalProcessor:
                     self.restore_pending = False
                     self.state = StateStore()
                     await self._restore_state(cfg.changelog_topic)
-                if batch:
+                if batch or self.held:
                     await self._process_batch(producer, batch)
-                elif (
+                if not batch and (
                     self.on_idle is not None
                     and time.monotonic() - last_idle >= cfg.idle_interval_ms / 1000
                 ):
@@ -347,15 +363,32 @@ class TransactionalProcessor:
         produced: list[Outbound] = []
         consumed: Counter[str] = Counter()
         lag = self.metrics.event_lag_seconds
+        held = self.held
         for tp, records in batch.items():
             consumed[tp.topic] += len(records)
+            if held is not None and held.holds(tp.topic):
+                held.add(tp, [_inbound(record) for record in records], started)
+                continue
             for record in records:
                 message = _inbound(record)
                 lag.observe(max(0.0, (now_ms - message.timestamp_ms) / 1000))
                 produced += self._handle(message, now)
             offsets[tp] = records[-1].offset + 1
+        if held:
+            assert self.hold is not None
+            ready, state = self.hold.ready, self.state
+            # After the other inputs of the batch: the records they make ready go out with them.
+            for tp, message in held.release(lambda m: ready(m, state), started):
+                lag.observe(max(0.0, (now_ms - message.timestamp_ms) / 1000))
+                produced += self._handle(message, now)
+                offsets[tp] = message.offset + 1
+            for reason, count in held.drain_outcomes().items():
+                self.metrics.hold_releases.labels(reason).inc(count)
+            self.metrics.held_back.set(len(held))
         for topic, count in consumed.items():
             self.metrics.messages_in.labels(topic).inc(count)
+        if not offsets:
+            return  # only records still held: nothing to commit
         await self._commit(producer, produced, offsets, now)
         self.metrics.state_keys.set(len(self.state))
         self.metrics.batch_seconds.observe(time.monotonic() - started)
@@ -537,16 +570,23 @@ class SingleWriterAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
         pass
 
 
-class _RestoreOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    """A member that becomes the writer restores the committed state before its next batch."""
+class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Held-back records are dropped (Kafka hands them out again from the committed offsets); a
+    member that becomes the single writer restores the committed state before its next batch."""
 
     def __init__(self, processor: TransactionalProcessor) -> None:
         self.processor = processor
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.processor.held is not None:
+            self.processor.held.forget()
         self.processor.holds_partitions = False
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.processor.held is not None:
+            self.processor.held.forget()
+        if not self.processor.config.single_writer:
+            return
         self.processor.holds_partitions = bool(assigned)
         if assigned:
             # A new store object: handlers that cache derived data see the change by identity.

@@ -33,6 +33,7 @@ from biostream_dev.inprocess import Keys, running_pipeline
 from biostream_dev.synth import canary_values, generate_feed
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
+from prometheus_client import CollectorRegistry
 from pseudonymizer.adapters.keys import KeyStore
 from pseudonymizer.adapters.reidentify import reidentify
 from pseudonymizer.bootstrap import build, load_releases
@@ -234,16 +235,21 @@ async def test_no_identifying_value_reaches_a_curated_topic_and_projects_get_the
 
 @asynccontextmanager
 async def pseudonymizer(
-    kafka: KafkaSettings, prefix: str, policies: Path, keys: dict[str, str]
+    kafka: KafkaSettings,
+    prefix: str,
+    policies: Path,
+    keys: dict[str, str],
+    registry: CollectorRegistry | None = None,
+    **options: Any,
 ) -> AsyncIterator[PseudonymizerSettings]:
     settings = PseudonymizerSettings.model_validate(
         {
             "kafka": kafka, "topic_prefix": prefix, "poll_timeout_ms": 100,
             "policy_dir": policies, "pseudonym_keys": {k: SecretStr(v) for k, v in keys.items()},
-            "dead_letter_key": SecretStr(secrets.token_hex(32)),
+            "dead_letter_key": SecretStr(secrets.token_hex(32)), **options,
         }
     )  # fmt: skip
-    service = build(settings)
+    service = build(settings, registry)
     stop = asyncio.Event()
     task = asyncio.create_task(service.processor.run(stop))
     try:
@@ -439,3 +445,76 @@ async def test_late_decisions_merges_restarts_replays_withdrawal_and_reidentific
     assert {(r["curated_id"], r["pseudonym"]) for r in replayed.records} == {
         (r["curated_id"], r["pseudonym"]) for r in curated.records[:2]
     }
+
+
+async def test_a_record_ahead_of_its_decision_waits_in_memory_and_is_released_once(
+    kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The common order (clinical record first, its decision a linkage hop later): the record is
+    held back uncommitted, not parked in the state (no hold audit event, no changelog entry), and
+    released once when the decision comes; a restart while it is held loses nothing."""
+    policies = write_policies(tmp_path / "policies")
+    keys = {"cohort-demo/k1": secrets.token_hex(32), "genome-b/k1": secrets.token_hex(32)}
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka, topics.pipeline_specs([], ["cohort-demo", "genome-b"]))
+    producer = plain_producer(kafka, "test-producer")
+    await producer.start()
+
+    async def send(topic: str, contract: str, record: dict[str, Any]) -> None:
+        value = CODEC.encode(contract, record)
+        await producer.send_and_wait(topic, value, key=record["patient_ref"].encode())
+
+    curated = Topic(kafka, topics.curated("cohort-demo"), CURATED_RECORD)
+    audit = Topic(kafka, topics.audit_events, AUDIT_EVENT)
+    for topic in (curated, audit):
+        await topic.start()
+    registry = CollectorRegistry()
+    try:
+        async with pseudonymizer(
+            kafka, topic_prefix, policies, keys, registry, hold_for_decision_ms=60_000
+        ):
+            await send(
+                topics.clinical_records, CLINICAL_RECORD, clinical_record("H001/1/1", "pr_h")
+            )
+            for _ in range(100):  # the record is fetched and held back
+                if registry.get_sample_value("biostream_pseudonymizer_held_back_messages") == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert registry.get_sample_value("biostream_pseudonymizer_held_back_messages") == 1
+        # A restart while it is held: nothing was committed for it, so it is read again.
+        registry = CollectorRegistry()
+        async with pseudonymizer(
+            kafka, topic_prefix, policies, keys, registry, hold_for_decision_ms=60_000
+        ):
+            await send(topics.link_decisions, LINK_DECISION, link_decision("pr_h", "P9"))
+            [released] = await curated.until(lambda rs: len(rs) == 1)
+            assert released["pseudonym"] == pseudonym(keys["cohort-demo/k1"].encode(), "P9")
+            events = await audit.until(
+                lambda es: any(e["action"] == "pseudonymizer.released" for e in es)
+            )
+            assert (
+                registry.get_sample_value(
+                    "biostream_pseudonymizer_hold_releases_total", {"reason": "ready"}
+                )
+                == 1
+            )
+            assert registry.get_sample_value("biostream_pseudonymizer_held_back_messages") == 0
+        # Its events (one per dataset) are all in the transaction that released it.
+        actions = [e["action"] for e in events if "H001/1/1" in e["inputs"]]
+        assert actions and set(actions) == {"pseudonymizer.released"}
+        changelog = reader(kafka, "test-changelog")
+        await changelog.start()
+        try:
+            parts = await topic_partitions(kafka, [topics.state("pseudonymizer")])
+            changelog.assign(parts)
+            await changelog.seek_to_beginning(*parts)
+            batch = await changelog.getmany(timeout_ms=3000)
+            state_keys = {r.key for records in batch.values() for r in records}
+        finally:
+            await changelog.stop()
+        assert b"dec:pr_h" in state_keys
+        assert not any(key.startswith(b"wait:") for key in state_keys if key)
+    finally:
+        for topic in (curated, audit):
+            await topic.stop()
+        await producer.stop()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from biostream.codec import AvroCodec
 from biostream.envelopes import Envelopes, dead_letter_sealer
+from biostream.holdback import HoldPolicy
 from biostream.observability import ProcessorMetrics
-from biostream.processor import ProcessorConfig, TransactionalProcessor
+from biostream.processor import HoldForReady, ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
 from biostream.service import RunnableService
 from biostream.topics import Topics
@@ -44,5 +45,15 @@ def build(
         envelopes.failure_handler("PSEUDONYMIZER_INTERNAL_ERROR"),
         ProcessorMetrics.create(registry, SERVICE),
         audit_batching=envelopes.audit_batching(),
+        hold=(
+            HoldForReady(
+                HoldPolicy(
+                    frozenset({topics.clinical_records}), settings.hold_for_decision_ms / 1000
+                ),
+                handler.decision_known,
+            )
+            if settings.hold_for_decision_ms
+            else None
+        ),
     )
     return RunnableService(SERVICE, settings, registry, processor)

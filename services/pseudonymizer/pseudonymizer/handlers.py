@@ -144,6 +144,14 @@ class PseudonymizerHandler:
             out = self._on_consent(record, message.source_ref, state, now)
         return out + self._sweep(state, now)
 
+    def decision_known(self, message: Inbound, state: StateStore) -> bool:
+        """For the processor's hold-back: a clinical record is worth handling only once its
+        person's link decision is here (ingest keys it by its patient_ref); before that this
+        handler could only park it in the state. A wrong guess costs time, never correctness."""
+        if message.topic != self.topics.clinical_records or message.key is None:
+            return True
+        return state.get(f"dec:{message.key.decode('ascii', 'replace')}") is not None
+
     def _set_gauges(self, state: StateStore) -> None:
         """The gauges from the state restored at start-up (once; then kept up to date)."""
         self._gauges_set = True

@@ -16,3 +16,7 @@ class PseudonymizerSettings(ServiceSettings):
     # (BIOSTREAM_PSEUDONYM_KEYS='{"<domain>/<version>": "<key>"}'); never the repository.
     keys_dir: Path | None = None
     pseudonym_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # A clinical record that arrives before its person's link decision waits this long in memory
+    # (uncommitted) for it, instead of being parked in the state store at once; 0 turns that off.
+    # The decision is one linkage hop behind the record, so this is the common case.
+    hold_for_decision_ms: int = Field(default=2000, ge=0, le=60_000)
