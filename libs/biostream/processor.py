@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -53,8 +53,9 @@ from biostream.topics import Topics
 Headers = tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+# NamedTuples, not frozen dataclasses: just as immutable, and built in a quarter of the time
+# (a frozen dataclass sets each field through object.__setattr__); several are made per record.
+class Inbound(NamedTuple):
     topic: str
     partition: int
     offset: int
@@ -68,8 +69,7 @@ class Inbound:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
-@dataclass(frozen=True, slots=True)
-class Outbound:
+class Outbound(NamedTuple):
     topic: str
     value: bytes | None
     key: bytes | None = None
