@@ -6,6 +6,7 @@ keeping them off the event loop means a busy loop cannot make a service look dea
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -62,6 +63,49 @@ class TallyCounter(Collector):
         yield family
 
 
+class TallyHistogram(Collector):
+    """An unlabelled Prometheus histogram for a value observed per message: ``observe`` is a
+    bisect and two additions (``Histogram.observe`` takes a lock per bucket step and for the sum,
+    ~2 us, paid for every input message); read at scrape time. Same exposition as a
+    ``Histogram`` (``_bucket{le}``, ``_sum``, ``_count``); only ``_created`` is absent."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = list(buckets)
+        self._counts = [0] * (len(buckets) + 1)  # the last one: above every bound (+Inf)
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self._bounds, value)] += 1
+        self._sum += value
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self._name, self._documentation)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        counts, total = list(self._counts), self._sum  # copied while the loop keeps counting
+        cumulative, running = [], 0
+        for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+            running += count
+            cumulative.append((_bucket_label(bound), running))
+        family = HistogramMetricFamily(self._name, self._documentation)
+        family.add_metric([], cumulative, total)
+        yield family
+
+
+def _bucket_label(bound: float) -> str:
+    # Prometheus' own spelling of bucket bounds ("0.005", "1.0", "+Inf").
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
 @dataclass(frozen=True)
 class ProcessorMetrics:
     """What every stream processor reports. Labels are topic names and stable codes only."""
@@ -71,7 +115,7 @@ class ProcessorMetrics:
     dead_letters: Counter
     transactions: Counter
     batch_seconds: Histogram
-    event_lag_seconds: Histogram
+    event_lag_seconds: TallyHistogram
     state_keys: Gauge
     ready: Gauge
     consumer_lag: Gauge
@@ -104,11 +148,11 @@ class ProcessorMetrics:
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            event_lag_seconds=Histogram(
+            event_lag_seconds=TallyHistogram(
                 f"{prefix}_event_lag_seconds",
                 "Time from the input message's timestamp to its processing",
-                buckets=LATENCY_BUCKETS,
-                registry=registry,
+                LATENCY_BUCKETS,
+                registry,
             ),
             state_keys=Gauge(
                 f"{prefix}_state_keys", "Keys in the service's state store", registry=registry

@@ -386,7 +386,7 @@ def _relay_match(record: object) -> int | None:
 
 async def bench_pipeline(
     kafka: KafkaSettings, work: Path, feed: Feed, records: int, half_s: float, broker_pid: int,
-    t0: float, goal_rate: float,
+    t0: float, goal_rate: float, warmup: int,
 ) -> Side:  # fmt: skip
     prefix = f"e2e{secrets.token_hex(3)}."
     topics = Topics(prefix)
@@ -401,20 +401,26 @@ async def bench_pipeline(
         pids = {s: pipeline.processes[s].process.pid for s in SERVICES}
         pids |= {"broker": broker_pid, "driver": os.getpid()}
         topic = topics.feed(HOSPITAL)
-        first = feed.take(0, records)
-        matcher.expect(first, 0)
-        top = await run_phase("max", kafka, topic, arrivals, first, 0, None, pids, t0, 900)
+        if warmup:
+            warm = feed.take(0, warmup)
+            matcher.expect(warm, 0)
+            await run_phase("warm-up", kafka, topic, arrivals, warm, 0, None, pids, t0, 900)
+            pipeline.assert_alive()
+        first = feed.take(warmup, records)
+        matcher.expect(first, warmup)
+        top = await run_phase("max", kafka, topic, arrivals, first, warmup, None, pids, t0, 900)
         pipeline.assert_alive()
         rate = top.records_per_s / 2
-        second = feed.take(records, int(rate * half_s))
-        matcher.expect(second, records)
+        start = warmup + records
+        second = feed.take(start, int(rate * half_s))
+        matcher.expect(second, start)
         half = await run_phase(
-            "half", kafka, topic, arrivals, second, records, rate, pids, t0, half_s + 600
+            "half", kafka, topic, arrivals, second, start, rate, pids, t0, half_s + 600
         )
         pipeline.assert_alive()
         goal = None
         if goal_rate > 0:
-            start = records + len(second)
+            start += len(second)
             third = feed.take(start, int(goal_rate * half_s))
             matcher.expect(third, start)
             goal = await run_phase(
@@ -429,7 +435,7 @@ async def bench_pipeline(
 
 async def bench_relay(
     kafka: KafkaSettings, work: Path, feed: Feed, records: int, half_s: float, broker_pid: int,
-    t0: float,
+    t0: float, warmup: int,
 ) -> Side:  # fmt: skip
     prefix = f"relay{secrets.token_hex(3)}."
     names = [f"{prefix}hop{n}" for n in range(HOPS + 1)]
@@ -442,12 +448,16 @@ async def bench_relay(
         await arrivals.start()
         pids = {k: p.pid for k, p in chain.processes.items()}
         pids |= {"broker": broker_pid, "driver": os.getpid()}
-        first = feed.take(0, records)
-        top = await run_phase("max", kafka, names[0], arrivals, first, 0, None, pids, t0, 600)
+        if warmup:
+            warm = feed.take(0, warmup)
+            await run_phase("warm-up", kafka, names[0], arrivals, warm, 0, None, pids, t0, 600)
+        first = feed.take(warmup, records)
+        top = await run_phase("max", kafka, names[0], arrivals, first, warmup, None, pids, t0, 600)
         rate = top.records_per_s / 2
-        second = feed.take(records, int(rate * half_s))
+        start = warmup + records
+        second = feed.take(start, int(rate * half_s))
         half = await run_phase(
-            "half", kafka, names[0], arrivals, second, records, rate, pids, t0, half_s + 300
+            "half", kafka, names[0], arrivals, second, start, rate, pids, t0, half_s + 300
         )
         await arrivals.stop()
         return Side("relay", top, half)
@@ -511,8 +521,9 @@ def plot(sides: list[Side], out: Path) -> None:
 
 
 async def run(
-    records: int, half_s: float, broker_dir: Path | None, work: Path, goal_rate: float
-) -> list[Side]:
+    records: int, half_s: float, broker_dir: Path | None, work: Path, goal_rate: float,
+    warmup: int,
+) -> list[Side]:  # fmt: skip
     from biostream_dev import broker
 
     own = broker_dir is None
@@ -531,8 +542,10 @@ async def run(
     feed = Feed()
     try:
         t0 = time.perf_counter()
-        relay = await bench_relay(kafka, work, feed, records, half_s, info.pid, t0)
-        pipeline = await bench_pipeline(kafka, work, feed, records, half_s, info.pid, t0, goal_rate)
+        relay = await bench_relay(kafka, work, feed, records, half_s, info.pid, t0, warmup)
+        pipeline = await bench_pipeline(
+            kafka, work, feed, records, half_s, info.pid, t0, goal_rate, warmup
+        )
         return [pipeline, relay]
     finally:
         if own:
@@ -581,9 +594,16 @@ def main(
     goal_rate: Annotated[
         float, typer.Option(help="then offer the pipeline this rate (0: skip that phase)")
     ] = 1000,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            help="messages each side handles first, unmeasured: the broker's JIT and the "
+            "services' first allocations are start-up costs, not sustained ones"
+        ),
+    ] = 5000,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="biostream-e2e-") as tmp:
-        sides = asyncio.run(run(records, half_seconds, broker_dir, Path(tmp), goal_rate))
+        sides = asyncio.run(run(records, half_seconds, broker_dir, Path(tmp), goal_rate, warmup))
     print(report(sides))
     plot(sides, plot_path)
     if json_path is not None:

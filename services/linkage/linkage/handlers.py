@@ -28,10 +28,11 @@ from biostream.contracts import (
 )
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
+from biostream.observability import TallyCounter
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.sealing import Sealer
 from biostream.topics import Topics
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from linkage.domain.index import (
     POSSIBLE_MATCH,
@@ -61,18 +62,18 @@ FREEZE_EVERY = 20_000
 
 @dataclass(frozen=True)
 class LinkageMetrics:
-    outcomes: Counter
+    outcomes: TallyCounter
     persons: Gauge
     restore_seconds: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> LinkageMetrics:
         return cls(
-            outcomes=Counter(
+            outcomes=TallyCounter(  # one per record: a dict update, not a locked child lookup
                 "biostream_linkage_decisions",
                 "Link decisions by outcome and rule",
-                ["outcome", "rule"],
-                registry=registry,
+                ("outcome", "rule"),
+                registry,
             ),
             persons=Gauge(
                 "biostream_linkage_persons", "Persons in the master person index", registry=registry
@@ -233,7 +234,7 @@ class LinkageHandler:
         result = index.link(record["patient_ref"], profile, meta)
         out = self._decisions(index, result.changes, now)
         if not result.changes:
-            self.metrics.outcomes.labels("UNCHANGED", result.rule).inc()
+            self.metrics.outcomes.inc("UNCHANGED", result.rule)
             out.append(
                 self.envelopes.audit(
                     "linkage.confirmed", [record["record_id"]], [], now,
@@ -393,7 +394,7 @@ class LinkageHandler:
                 "postal_prefix": _postal_prefix(entry.profile.postal),
                 "district_code": None,
             }
-            self.metrics.outcomes.labels(change.outcome, change.rule).inc()
+            self.metrics.outcomes.inc(change.outcome, change.rule)
             out.append(
                 Outbound(
                     self.topics.link_decisions,

@@ -27,6 +27,7 @@ from biostream.contracts import (
     NoticeKind,
 )
 from biostream.envelopes import Envelopes
+from biostream.observability import TallyCounter
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -50,7 +51,7 @@ SWEEP_INTERVAL = dt.timedelta(seconds=30)
 
 @dataclass(frozen=True)
 class PseudonymizerMetrics:
-    released: Counter
+    released: TallyCounter
     withheld: Counter
     suppressed: Counter
     notices: Counter
@@ -60,11 +61,11 @@ class PseudonymizerMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PseudonymizerMetrics:
         return cls(
-            released=Counter(
+            released=TallyCounter(  # one per record: a dict update, not a locked child lookup
                 "biostream_pseudonymizer_released_records",
                 "Curated records released",
-                ["dataset"],
-                registry=registry,
+                ("dataset",),
+                registry,
             ),
             withheld=Counter(
                 "biostream_pseudonymizer_withheld_records",
@@ -262,7 +263,7 @@ class PseudonymizerHandler:
         released.offset_days = offset
         released.curated_ids.append(curated["curated_id"])
         state.put(rel_key, released.to_bytes())
-        self.metrics.released.labels(policy.dataset).inc()
+        self.metrics.released.inc(policy.dataset)
         out += [
             Outbound(
                 self.topics.prefix + policy.topic,
