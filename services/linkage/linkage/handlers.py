@@ -191,8 +191,11 @@ class LinkageHandler:
                 state.delete(PERSON + pid)
             else:
                 state.put(PERSON + pid, _dumps([person.order, person.refs]))
-        for ref, target in index.aliases.items():
-            if state.get(ALIAS + ref) is None:
+        # Only the aliases set since the last persist: all of them each time would cost a lookup
+        # per alias per message, and hospitals send merges for patients never seen here.
+        for ref in index.dirty.aliases:
+            target = index.aliases.get(ref)
+            if target is not None:  # else linked since, and deleted with its ref above
                 state.put(ALIAS + ref, target.encode())
         if index.dirty.refs or index.dirty.persons:
             state.put(COUNTER, str(index.counter).encode())

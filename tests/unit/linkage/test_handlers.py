@@ -162,6 +162,26 @@ def test_a_restarted_handler_on_the_restored_state_continues_identically(cut: in
     assert got == expected
 
 
+def test_a_merge_alias_re_pointed_before_either_patient_is_seen_survives_a_restart() -> None:
+    # pr_z is retired into pr_x, then (a correction) into pr_y, before any of them is seen.
+    messages = [
+        merge("pr_x", "pr_z", 0),
+        merge("pr_y", "pr_z", 1),
+        identity("pr_y", 2),
+        identity("pr_z", 3, given_name="민준", sex="M", phone="01055554444"),
+    ]
+    straight, state = handler(), StateStore()
+    expected = [decisions(straight(m, state, NOW)) for m in messages]
+    assert expected[3][0]["rule"] == "hospital-merge"
+    first, second, restored = handler(), handler(), StateStore()
+    got = [decisions(first(m, restored, NOW)) for m in messages[:2]]
+    fresh = StateStore()
+    for key in list(restored.keys_with_prefix("")):
+        fresh.restore(key, restored.get(key))
+    got += [decisions(second(m, fresh, NOW)) for m in messages[2:]]
+    assert got == expected
+
+
 def test_undecodable_input_is_dead_lettered() -> None:
     link, state = handler(), StateStore()
     out = link(inbound(TOPICS.patient_merges, b"junk", 0), state, NOW)

@@ -121,10 +121,12 @@ class LinkResult:
 class Dirty:
     refs: set[str] = field(default_factory=set)
     persons: set[str] = field(default_factory=set)
+    aliases: set[str] = field(default_factory=set)  # set or re-pointed
 
     def clear(self) -> None:
         self.refs.clear()
         self.persons.clear()
+        self.aliases.clear()
 
 
 class PersonIndex:
@@ -289,11 +291,13 @@ class PersonIndex:
         b = self._resolve_alias(retired_ref)
         if a is None and b is None:
             self.aliases[retired_ref] = surviving_ref
+            self.dirty.aliases.add(retired_ref)
             return []
         if a is None or b is None:
             known, unknown = (b, surviving_ref) if a is None else (a, retired_ref)
             assert known is not None
             self.aliases[unknown] = known
+            self.dirty.aliases.add(unknown)
             return []
         pa, pb = self.refs[a].person, self.refs[b].person
         if pa == pb:
