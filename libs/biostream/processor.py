@@ -10,6 +10,11 @@ at the committed offsets.
 The outputs are appended into one record batch per partition and handed to the producer together,
 and the commit waits for the broker's acknowledgement of every batch (D16); a service's audit
 events leave as one ``AuditEventBatch`` per transaction (``AuditBatching``, D15).
+A service may hold the records of some inputs back in memory, uncommitted, until its handler can
+deal with them in one go (``HoldForReady``, ``biostream.holdback``, D18: the pseudonymizer's
+clinical records wait for their link decision); the committed offset of such a partition stops at
+its first held record, so a held record is handled in a later transaction or, after a crash, read
+again.
 
 faust-streaming offers the same shape, but its exactly-once mode and table recovery have open
 duplicate and loss bugs (see docs/decisions.md), so the hops that must not lose or duplicate a record
