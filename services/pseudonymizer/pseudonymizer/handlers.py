@@ -39,6 +39,7 @@ from pseudonymizer.domain.release import (
     PersonFacts,
     Released,
     build,
+    chunk_key,
     class_key,
     pack,
     quasi_identifiers,
@@ -97,6 +98,11 @@ class PseudonymizerMetrics:
                 registry=registry,
             ),
         )
+
+
+# Curated ids per CORRECTION notice: 5,000 ids of 34 characters are ~180 KB, well under Kafka's
+# 1 MB message size; a longer list goes out in several notices (consumers apply each on its own).
+NOTICE_MAX_IDS = 5000
 
 
 class PseudonymizerHandler:
@@ -255,13 +261,15 @@ class PseudonymizerHandler:
         if released is not None and released.pseudonym != curated["pseudonym"]:
             # The same patient_ref released under another pseudonym before: a key rotation (or a
             # relink whose notice this replaces). Move what the consumer holds first.
-            out += self._correct(keyed, released, curated["pseudonym"], offset, "KEY_ROTATED",
-                                 clinical["record_id"], state, now)  # fmt: skip
+            out += self._correct(keyed, rel_key, released, curated["pseudonym"], offset,
+                                 "KEY_ROTATED", clinical["record_id"], state, now)  # fmt: skip
         if released is None:
             released = Released(curated["pseudonym"], policy.key_version, offset, [])
         released.pseudonym, released.key_version = curated["pseudonym"], policy.key_version
         released.offset_days = offset
-        released.curated_ids.append(curated["curated_id"])
+        full = released.add(curated["curated_id"])
+        if full is not None:
+            state.put(chunk_key(rel_key, released.chunks - 1), json.dumps(full).encode())
         state.put(rel_key, released.to_bytes())
         self.metrics.released.inc(policy.dataset)
         out += [
@@ -371,7 +379,8 @@ class PseudonymizerHandler:
                 decision["outcome"] if decision["outcome"] in ("MERGED", "SPLIT") else "RELINKED"
             )
             for keyed in self.releases:
-                stored_rel = state.get(f"rel:{keyed.policy.dataset}:{ref}")
+                rel_key = f"rel:{keyed.policy.dataset}:{ref}"
+                stored_rel = state.get(rel_key)
                 if stored_rel is None:
                     continue
                 released = Released.from_bytes(stored_rel)
@@ -380,11 +389,12 @@ class PseudonymizerHandler:
                     keyed.key, facts.person_id, keyed.policy.generalisation.shift_days
                 )
                 out += self._correct(
-                    keyed, released, new, offset, reason, decision["decision_id"], state, now
-                )
+                    keyed, rel_key, released, new, offset, reason, decision["decision_id"],
+                    state, now,
+                )  # fmt: skip
                 released.pseudonym, released.offset_days = new, offset
                 released.key_version = keyed.policy.key_version
-                state.put(f"rel:{keyed.policy.dataset}:{ref}", released.to_bytes())
+                state.put(rel_key, released.to_bytes())
         waiting = state.get(f"wait:{ref}")
         if waiting is not None:
             state.delete(f"wait:{ref}")
@@ -413,6 +423,7 @@ class PseudonymizerHandler:
     def _correct(
         self,
         keyed: Keyed,
+        rel_key: str,
         released: Released,
         new_pseudonym: str,
         new_offset: int,
@@ -421,14 +432,25 @@ class PseudonymizerHandler:
         state: StateStore,
         now: dt.datetime,
     ) -> list[Outbound]:
+        """CORRECTION notices moving every record the patient_ref released in this dataset: one
+        per NOTICE_MAX_IDS ids, so that a patient with a long history never makes a notice
+        larger than a Kafka message may be."""
         if released.pseudonym == new_pseudonym and released.offset_days == new_offset:
             return []
         change = new_offset - released.offset_days
-        return self._notice(
-            keyed, "CORRECTION", released.pseudonym, new_pseudonym, list(released.curated_ids),
-            change if keyed.policy.generalisation.date_method == "shift" else None,
-            reason, cause, now,
-        )  # fmt: skip
+        ids: list[str] = []
+        for number in range(released.chunks):
+            ids += json.loads(state.get(chunk_key(rel_key, number)) or b"[]")
+        ids += released.curated_ids
+        out: list[Outbound] = []
+        for part, start in enumerate(range(0, max(len(ids), 1), NOTICE_MAX_IDS)):
+            out += self._notice(
+                keyed, "CORRECTION", released.pseudonym, new_pseudonym,
+                ids[start : start + NOTICE_MAX_IDS],
+                change if keyed.policy.generalisation.date_method == "shift" else None,
+                reason, cause, now, part,
+            )  # fmt: skip
+        return out
 
     def _notice(
         self,
@@ -441,10 +463,13 @@ class PseudonymizerHandler:
         reason: str,
         cause: str,
         now: dt.datetime,
+        part: int = 0,
     ) -> list[Outbound]:
         policy = keyed.policy
+        # A notice split in parts: the first keeps the id an unsplit notice always had.
+        parts = (cause,) if part == 0 else (cause, str(part))
         notice: DatasetNotice = {
-            "notice_id": notice_id(keyed.key, kind, cause, old, new or ""),
+            "notice_id": notice_id(keyed.key, kind, *parts, old, new or ""),
             "dataset": policy.dataset,
             "policy_version": policy.policy_version,
             "approval_ref": policy.approval_ref,

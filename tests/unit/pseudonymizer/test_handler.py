@@ -22,9 +22,11 @@ from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
+from pseudonymizer import handlers as handlers_module
+from pseudonymizer.domain import release as release_module
 from pseudonymizer.domain.policy import ReleasePolicy
 from pseudonymizer.domain.pseudonyms import pseudonym
-from pseudonymizer.domain.release import Keyed
+from pseudonymizer.domain.release import Keyed, Released
 from pseudonymizer.handlers import PseudonymizerHandler, PseudonymizerMetrics
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -242,6 +244,41 @@ def test_key_rotation_moves_released_records_to_the_new_pseudonym() -> None:
         after["pseudonym"],
     )
     assert notice["curated_ids"] == [before["curated_id"]]
+
+
+def test_a_long_history_is_kept_in_chunks_and_corrected_in_several_notices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A patient with many released records (vital signs every minute): each release rewrites at
+    most a chunk of ids, and a relink moves every record in notices of bounded size."""
+    monkeypatch.setattr(release_module, "RELEASED_CHUNK", 50)
+    monkeypatch.setattr(handlers_module, "NOTICE_MAX_IDS", 80)
+    h, state = handler(), StateStore()
+    h(decision("P2"), state, NOW)
+    released = [
+        c["curated_id"] for n in range(137) for c in curated(h(clinical(f"H001/M/{n}"), state, NOW))
+    ]
+    entry = json.loads(state.get("rel:proj-a:pr_a") or b"")
+    assert len(entry[3]) == 37 and entry[4] == 2  # 2 chunks of 50 stored apart, 37 newest here
+    # The chunks are ordinary state: a restarted handler sees the same history.
+    restored = StateStore()
+    for key in list(state.keys_with_prefix("")):
+        restored.restore(key, state.get(key))
+    merge = handler()(decision("P1", sequence=1, previous="P2", outcome="MERGED"), restored, NOW)
+    parts = notices(merge)
+    assert [len(n["curated_ids"]) for n in parts] == [80, 57]
+    assert [i for n in parts for i in n["curated_ids"]] == released
+    assert len({n["notice_id"] for n in parts}) == 2
+    assert {(n["pseudonym"], n["new_pseudonym"]) for n in parts} == {
+        (pseudonym(KEY_A, "P2"), pseudonym(KEY_A, "P1"))
+    }
+
+
+def test_a_released_entry_without_chunks_keeps_the_layout_written_before_chunks() -> None:
+    old_layout = json.dumps(["ps_x", "k1", 3, ["c_1", "c_2"]]).encode()
+    entry = Released.from_bytes(old_layout)
+    assert (entry.curated_ids, entry.chunks) == (["c_1", "c_2"], 0)
+    assert entry.to_bytes() == old_layout
 
 
 # --- k-anonymity -----------------------------------------------------------------------------------

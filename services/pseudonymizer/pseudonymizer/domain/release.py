@@ -182,25 +182,57 @@ def build(
     }
 
 
+# A patient_ref's curated ids in one dataset are kept for correction notices: the newest (fewer
+# than RELEASED_CHUNK) in its ``Released`` entry, older ones in full chunks under keys of their own,
+# each written once. A release then rewrites at most RELEASED_CHUNK ids, for a patient's first
+# record as for their ten-thousandth (an ICU patient's vital signs), instead of the whole history.
+RELEASED_CHUNK = 1000
+
+
 @dataclass(slots=True)
 class Released:
     """What one patient_ref has released into one dataset: the pseudonym, key version and date
-    offset its records carry at the consumer, and their curated ids (for correction notices)."""
+    offset its records carry at the consumer, and their curated ids (for correction notices):
+    ``curated_ids`` are the newest, ``chunks`` full chunks of older ones are stored apart
+    (``chunk_key``)."""
 
     pseudonym: str
     key_version: str
     offset_days: int
     curated_ids: list[str]
+    chunks: int = 0
+
+    def add(self, curated_id: str) -> list[str] | None:
+        """Records one more id; returns a full chunk to store under ``chunk_key(..., n)`` (n the
+        number of chunks before this call), or None."""
+        self.curated_ids.append(curated_id)
+        if len(self.curated_ids) < RELEASED_CHUNK:
+            return None
+        full, self.curated_ids = self.curated_ids, []
+        self.chunks += 1
+        return full
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            [self.pseudonym, self.key_version, self.offset_days, self.curated_ids]
-        ).encode()
+        fields: list[object] = [
+            self.pseudonym,
+            self.key_version,
+            self.offset_days,
+            self.curated_ids,
+        ]
+        if self.chunks:  # without chunks, the layout of the entries written before chunks existed
+            fields.append(self.chunks)
+        return json.dumps(fields).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Released:
-        p, kv, offset, ids = json.loads(data)
-        return cls(p, kv, offset, ids)
+        fields = json.loads(data)
+        p, kv, offset, ids = fields[:4]
+        return cls(p, kv, offset, ids, fields[4] if len(fields) > 4 else 0)
+
+
+def chunk_key(released_key: str, number: int) -> str:
+    """The state key of a patient_ref's ``number``-th full chunk of released curated ids."""
+    return f"relc{released_key.removeprefix('rel')}:{number}"
 
 
 def pack(items: list[bytes]) -> bytes:
