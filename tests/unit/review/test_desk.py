@@ -108,29 +108,37 @@ def test_masked_rrn_keeps_birth_part_and_sex_digit_only() -> None:
     assert masked_rrn(None) is None
 
 
-def test_handler_decision_and_audit_without_identifying_values() -> None:
-    codec = AvroCodec(SchemaRegistry())
+CODEC = AvroCodec(SchemaRegistry())
+
+
+def handler_with_open_task() -> ReviewHandler:
+    """A review handler whose desk holds task review/b/0 and the identity behind it."""
     topics = Topics("")
     handler = ReviewHandler(
-        codec, topics, Envelopes("review", "svc-review", codec, topics),
+        CODEC, topics, Envelopes("review", "svc-review", CODEC, topics),
         ReviewMetrics.create(CollectorRegistry()),
     )  # fmt: skip
     handler.desk.on_identity(identity("b", "01033334444"))
     handler.desk.on_task(task("b", 0))
+    return handler
+
+
+def test_handler_decision_and_audit_without_identifying_values() -> None:
+    handler = handler_with_open_task()
     reason = "phone 01033334444 differs but same person"
     decision, audit = handler.decide("review/b/0", "SAME_PERSON", reason, "s1", T0)
-    wire = codec.decode(decision.value, REVIEW_DECISION)
+    wire = CODEC.decode(decision.value, REVIEW_DECISION)
     assert (wire["task_id"], wire["decision"], wire["reviewer"]) == (
         "review/b/0",
         "SAME_PERSON",
         "s1",
     )
-    event = codec.decode(audit.value, AUDIT_EVENT)
+    event = CODEC.decode(audit.value, AUDIT_EVENT)
     assert (event["action"], event["inputs"], event["outcome"]) == (
         "review.decided", ["review/b/0"], "same_person",
     )  # fmt: skip
     assert "01033334444" not in repr(event) and "하은" not in repr(event)
-    viewed = codec.decode(handler.viewed("review/b/0", "s1", T0).value, AUDIT_EVENT)
+    viewed = CODEC.decode(handler.viewed("review/b/0", "s1", T0).value, AUDIT_EVENT)
     assert viewed["action"] == "review.viewed" and "steward:s1" in viewed["outputs"]
     with pytest.raises(UnknownTask):
         handler.decide("review/zz/0", "SAME_PERSON", None, "s1", T0)
@@ -139,14 +147,7 @@ def test_handler_decision_and_audit_without_identifying_values() -> None:
 
 
 def test_a_published_decision_shows_at_once_and_its_copy_from_the_topic_changes_nothing() -> None:
-    codec = AvroCodec(SchemaRegistry())
-    topics = Topics("")
-    handler = ReviewHandler(
-        codec, topics, Envelopes("review", "svc-review", codec, topics),
-        ReviewMetrics.create(CollectorRegistry()),
-    )  # fmt: skip
-    handler.desk.on_identity(identity("b", "01033334444"))
-    handler.desk.on_task(task("b", 0))
+    handler = handler_with_open_task()
     messages = handler.decide("review/b/0", "SAME_PERSON", "same person", "s1", T0)
     view = handler.desk.view("review/b/0")
     assert view is not None and view.decided is None  # nothing applied before the broker has it
@@ -154,7 +155,7 @@ def test_a_published_decision_shows_at_once_and_its_copy_from_the_topic_changes_
     after = handler.desk.view("review/b/0")
     assert after is not None and after.decided is not None
     assert after.decided.decision == "SAME_PERSON" and handler.desk.open_tasks() == []
-    handler.desk.on_decision(codec.decode(messages[0].value, REVIEW_DECISION))  # read back
+    handler.desk.on_decision(CODEC.decode(messages[0].value, REVIEW_DECISION))  # read back
     again = handler.desk.view("review/b/0")
     assert again is not None and again.decided == after.decided
     assert handler.desk.open_tasks() == []
