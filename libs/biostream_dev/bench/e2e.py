@@ -1,6 +1,7 @@
 """End-to-end benchmark: the four services as processes on the real broker (SASL/SCRAM + ACLs, each
 service its own principal, as in the e2e tests), beside a bare relay chain with the same number of
-hops, measured in the same run. Not a test: it prints figures, writes a plot and a JSON summary
+hops and the pipeline's contract floor (``floor.py``: the same four hops, topics, records and
+transactions with no domain work), all measured in the same run. Not a test: it prints figures, writes a plot and a JSON summary
 (docs/benchmarks/e2e.md records a run).
 
     python -m biostream_dev.bench.e2e [--records 6000] [--half-seconds 45]
@@ -60,6 +61,7 @@ from ingest.domain.files import FeedMessage, split_feed
 from pseudonymizer.domain.pseudonyms import curated_id
 from pydantic import SecretStr
 
+from biostream_dev.bench.floor import FLOOR_HOPS
 from biostream_dev.bench.ingest import HOSPITAL, synthetic_hl7
 from biostream_dev.pipeline import SERVICES, LocalPipeline
 
@@ -306,28 +308,35 @@ def _settings_json(kafka: KafkaSettings) -> str:
     return json.dumps(data)
 
 
-class RelayChain:
-    def __init__(self, kafka: KafkaSettings, topics: list[str], run_dir: Path) -> None:
-        self.kafka, self.topics, self.run_dir = kafka, topics, run_dir
+class HopProcesses:
+    """A side's child processes (relay or floor hops): each touches its ready file once it
+    consumes; started one after the other, stopped with SIGTERM."""
+
+    def __init__(self, kafka: KafkaSettings, run_dir: Path, commands: dict[str, list[str]]) -> None:
+        self.kafka, self.run_dir, self.commands = kafka, run_dir, commands
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self) -> None:
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for hop in range(1, len(self.topics)):
-            ready = self.run_dir / f"hop{hop}.ready"
-            env = dict(os.environ, BENCH_KAFKA=_settings_json(self.kafka))
+        for name, argv in self.commands.items():
+            ready = self.run_dir / f"{name}.ready"
+            env = dict(os.environ, BENCH_KAFKA=_settings_json(self.kafka), **(extra_env or {}))
             env["BENCH_READY_FILE"] = str(ready)
-            with (self.run_dir / f"hop{hop}.log").open("ab") as log:
-                self.processes[f"hop{hop}"] = subprocess.Popen(
-                    [sys.executable, "-m", "biostream_dev.bench.e2e", "hop",
-                     self.topics[hop - 1], self.topics[hop], f"bench-hop{hop}-{secrets.token_hex(3)}"],
+            with (self.run_dir / f"{name}.log").open("ab") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", *argv],
                     env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             deadline = time.monotonic() + 60
             while not ready.exists():
-                if self.processes[f"hop{hop}"].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"relay hop {hop} did not start; see {self.run_dir}")
+                if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start; see {self.run_dir}")
                 time.sleep(0.1)
+
+    def assert_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited ({process.returncode}); see {self.run_dir}")
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -339,6 +348,20 @@ class RelayChain:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def relay_chain(kafka: KafkaSettings, topics: list[str], run_dir: Path) -> HopProcesses:
+    commands = {
+        f"hop{n}": [
+            "biostream_dev.bench.e2e",
+            "hop",
+            topics[n - 1],
+            topics[n],
+            f"bench-hop{n}-{secrets.token_hex(3)}",
+        ]
+        for n in range(1, len(topics))
+    }
+    return HopProcesses(kafka, run_dir, commands)
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,7 +482,7 @@ async def bench_relay(
     names = [f"{prefix}hop{n}" for n in range(HOPS + 1)]
     # The pipeline's partition counts: a one-partition feed, then three-partition record topics.
     await ensure_topics(kafka, [TopicSpec(n, 1 if i == 0 else 3) for i, n in enumerate(names)])
-    chain = RelayChain(kafka, names, work / "relay")
+    chain = relay_chain(kafka, names, work / "relay")
     try:
         await asyncio.to_thread(chain.start)
         arrivals = Arrivals(kafka, names[-1], _relay_match)
@@ -481,6 +504,54 @@ async def bench_relay(
         return Side("relay", top, half)
     finally:
         await asyncio.to_thread(chain.stop)
+
+
+async def bench_floor(
+    kafka: KafkaSettings, work: Path, feed: Feed, records: int, half_s: float, broker_pid: int,
+    t0: float, warmup: int,
+) -> Side:  # fmt: skip
+    """The contract floor (``floor.py``): the pipeline's topics and records, no domain work."""
+    prefix = f"floor{secrets.token_hex(3)}."
+    topics = Topics(prefix)
+    await ensure_topics(kafka, topics.pipeline_specs([HOSPITAL], [DATASET]))
+    key = secrets.token_hex(32).encode()
+    key_file = work / "floor" / "domain.key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_bytes(key)
+    hops = HopProcesses(
+        kafka,
+        work / "floor",
+        {hop: ["biostream_dev.bench.floor", hop, prefix, HOSPITAL, DATASET] for hop in FLOOR_HOPS},
+    )
+    try:
+        await asyncio.to_thread(hops.start, {"BENCH_FLOOR_KEY_FILE": str(key_file)})
+        matcher = CuratedMatcher(key)
+        arrivals = Arrivals(kafka, topics.curated(DATASET), matcher)
+        await arrivals.start()
+        pids = {k: p.pid for k, p in hops.processes.items()}
+        pids |= {"broker": broker_pid, "driver": os.getpid()}
+        topic = topics.feed(HOSPITAL)
+        if warmup:
+            warm = feed.take(0, warmup)
+            matcher.expect(warm, 0)
+            await run_phase("warm-up", kafka, topic, arrivals, warm, 0, None, pids, t0, 600)
+            hops.assert_alive()
+        first = feed.take(warmup, records)
+        matcher.expect(first, warmup)
+        top = await run_phase("max", kafka, topic, arrivals, first, warmup, None, pids, t0, 600)
+        hops.assert_alive()
+        rate = top.records_per_s / 2
+        start = warmup + records
+        second = feed.take(start, int(rate * half_s))
+        matcher.expect(second, start)
+        half = await run_phase(
+            "half", kafka, topic, arrivals, second, start, rate, pids, t0, half_s + 300
+        )
+        hops.assert_alive()
+        await arrivals.stop()
+        return Side("floor", top, half)
+    finally:
+        await asyncio.to_thread(hops.stop)
 
 
 def plot(sides: list[Side], out: Path) -> None:
@@ -531,7 +602,10 @@ def plot(sides: list[Side], out: Path) -> None:
                 axes[row][column].axvline(at, color="black", lw=0.8)
                 axes[row][column].text(at, axes[row][column].get_ylim()[1], label,
                                        va="top", fontsize=8)  # fmt: skip
-    fig.suptitle("biostream end to end (4 services) vs bare 3-hop relay chain, same run, 2 cores")
+    fig.suptitle(
+        "biostream end to end (4 services), its contract floor (same hops, no domain work) and a "
+        "bare 3-hop relay chain, same run, 2 cores"
+    )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -561,10 +635,11 @@ async def run(
     try:
         t0 = time.perf_counter()
         relay = await bench_relay(kafka, work, feed, records, half_s, info.pid, t0, warmup)
+        floor = await bench_floor(kafka, work, feed, records, half_s, info.pid, t0, warmup)
         pipeline = await bench_pipeline(
             kafka, work, feed, records, half_s, info.pid, t0, goal_rate, warmup
         )
-        return [pipeline, relay]
+        return [pipeline, floor, relay]
     finally:
         if own:
             broker.stop_broker(run_dir)
@@ -596,10 +671,10 @@ def report(sides: list[Side]) -> str:
                 f"p99 {phase.p99_s * 1000:,.0f} ms; CPU ms/record: {cpu}; machine busy "
                 f"{phase.machine_busy:.0%}, of which this benchmark {phase.ours_of_machine:.0%}"
             )
-    pipeline, relay = sides
-    lines.append(
-        f"pipeline/relay max rate: {pipeline.max.records_per_s / relay.max.records_per_s:.2f}"
-    )
+    rates = {side.name: side.max.records_per_s for side in sides}
+    for over, under in (("pipeline", "relay"), ("floor", "relay"), ("pipeline", "floor")):
+        if over in rates and under in rates:
+            lines.append(f"{over}/{under} max rate: {rates[over] / rates[under]:.2f}")
     return "\n".join(lines)
 
 
