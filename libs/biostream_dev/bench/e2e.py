@@ -425,6 +425,54 @@ def _relay_match(record: object) -> int | None:
     return None
 
 
+@dataclass
+class SidePhases:
+    """Runs one side's phases in order, each on the next messages of the feed."""
+
+    kafka: KafkaSettings
+    topic: str
+    arrivals: Arrivals
+    feed: Feed
+    pids: dict[str, int]
+    t0: float
+    # Registers a phase's messages with the side's matcher before they are published.
+    expect: Callable[[list[FeedMessage], int], None] | None = None
+    # Raises if one of the side's processes died (its records would never arrive).
+    check_alive: Callable[[], None] = lambda: None
+    timeout_s: float = 600
+    next_seq: int = 0
+
+    async def run(self, name: str, count: int, rate: float | None) -> Phase:
+        messages = self.feed.take(self.next_seq, count)
+        if self.expect is not None:
+            self.expect(messages, self.next_seq)
+        timeout = self.timeout_s + (count / rate if rate else 0)
+        phase = await run_phase(
+            name,
+            self.kafka,
+            self.topic,
+            self.arrivals,
+            messages,
+            self.next_seq,
+            rate,
+            self.pids,
+            self.t0,
+            timeout,
+        )
+        self.next_seq += count
+        self.check_alive()
+        return phase
+
+    async def warm_max_half(self, warmup: int, records: int, half_s: float) -> tuple[Phase, Phase]:
+        """The unmeasured warm-up, the max phase, then half of the max rate for ``half_s``."""
+        if warmup:
+            await self.run("warm-up", warmup, None)
+        top = await self.run("max", records, None)
+        rate = top.records_per_s / 2
+        half = await self.run("half", int(rate * half_s), rate)
+        return top, half
+
+
 async def bench_pipeline(
     kafka: KafkaSettings, work: Path, feed: Feed, records: int, half_s: float, broker_pid: int,
     t0: float, goal_rate: float, warmup: int,
@@ -441,33 +489,20 @@ async def bench_pipeline(
         await arrivals.start()
         pids = {s: pipeline.processes[s].process.pid for s in SERVICES}
         pids |= {"broker": broker_pid, "driver": os.getpid()}
-        topic = topics.feed(HOSPITAL)
-        if warmup:
-            warm = feed.take(0, warmup)
-            matcher.expect(warm, 0)
-            await run_phase("warm-up", kafka, topic, arrivals, warm, 0, None, pids, t0, 900)
-            pipeline.assert_alive()
-        first = feed.take(warmup, records)
-        matcher.expect(first, warmup)
-        top = await run_phase("max", kafka, topic, arrivals, first, warmup, None, pids, t0, 900)
-        pipeline.assert_alive()
-        rate = top.records_per_s / 2
-        start = warmup + records
-        second = feed.take(start, int(rate * half_s))
-        matcher.expect(second, start)
-        half = await run_phase(
-            "half", kafka, topic, arrivals, second, start, rate, pids, t0, half_s + 600
+        phases = SidePhases(
+            kafka,
+            topics.feed(HOSPITAL),
+            arrivals,
+            feed,
+            pids,
+            t0,
+            matcher.expect,
+            pipeline.assert_alive,
         )
-        pipeline.assert_alive()
+        top, half = await phases.warm_max_half(warmup, records, half_s)
         goal = None
         if goal_rate > 0:
-            start += len(second)
-            third = feed.take(start, int(goal_rate * half_s))
-            matcher.expect(third, start)
-            goal = await run_phase(
-                "goal", kafka, topic, arrivals, third, start, goal_rate, pids, t0, half_s + 600
-            )
-            pipeline.assert_alive()
+            goal = await phases.run("goal", int(goal_rate * half_s), goal_rate)
         await arrivals.stop()
         return Side("pipeline", top, half, goal)
     finally:
@@ -489,17 +524,10 @@ async def bench_relay(
         await arrivals.start()
         pids = {k: p.pid for k, p in chain.processes.items()}
         pids |= {"broker": broker_pid, "driver": os.getpid()}
-        if warmup:
-            warm = feed.take(0, warmup)
-            await run_phase("warm-up", kafka, names[0], arrivals, warm, 0, None, pids, t0, 600)
-        first = feed.take(warmup, records)
-        top = await run_phase("max", kafka, names[0], arrivals, first, warmup, None, pids, t0, 600)
-        rate = top.records_per_s / 2
-        start = warmup + records
-        second = feed.take(start, int(rate * half_s))
-        half = await run_phase(
-            "half", kafka, names[0], arrivals, second, start, rate, pids, t0, half_s + 300
+        phases = SidePhases(
+            kafka, names[0], arrivals, feed, pids, t0, check_alive=chain.assert_alive
         )
+        top, half = await phases.warm_max_half(warmup, records, half_s)
         await arrivals.stop()
         return Side("relay", top, half)
     finally:
@@ -530,24 +558,17 @@ async def bench_floor(
         await arrivals.start()
         pids = {k: p.pid for k, p in hops.processes.items()}
         pids |= {"broker": broker_pid, "driver": os.getpid()}
-        topic = topics.feed(HOSPITAL)
-        if warmup:
-            warm = feed.take(0, warmup)
-            matcher.expect(warm, 0)
-            await run_phase("warm-up", kafka, topic, arrivals, warm, 0, None, pids, t0, 600)
-            hops.assert_alive()
-        first = feed.take(warmup, records)
-        matcher.expect(first, warmup)
-        top = await run_phase("max", kafka, topic, arrivals, first, warmup, None, pids, t0, 600)
-        hops.assert_alive()
-        rate = top.records_per_s / 2
-        start = warmup + records
-        second = feed.take(start, int(rate * half_s))
-        matcher.expect(second, start)
-        half = await run_phase(
-            "half", kafka, topic, arrivals, second, start, rate, pids, t0, half_s + 300
+        phases = SidePhases(
+            kafka,
+            topics.feed(HOSPITAL),
+            arrivals,
+            feed,
+            pids,
+            t0,
+            matcher.expect,
+            hops.assert_alive,
         )
-        hops.assert_alive()
+        top, half = await phases.warm_max_half(warmup, records, half_s)
         await arrivals.stop()
         return Side("floor", top, half)
     finally:
