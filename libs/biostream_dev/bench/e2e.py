@@ -1,13 +1,14 @@
 """End-to-end benchmark: the four services as processes on the real broker (SASL/SCRAM + ACLs, each
 service its own principal, as in the e2e tests), beside a bare relay chain with the same number of
 hops and the pipeline's contract floor (``floor.py``: the same four hops, topics, records and
-transactions with no domain work), all measured in the same run. Not a test: it prints figures, writes a plot and a JSON summary
-(docs/benchmarks/e2e.md records a run).
+transactions with no domain work), all measured in the same run. Not a test: it prints figures,
+writes a plot and a JSON summary (docs/benchmarks/e2e.md records a run).
 
     python -m biostream_dev.bench.e2e [--records 6000] [--half-seconds 45]
                                       [--plot docs/benchmarks/e2e.png] [--json out.json]
 
-Each side runs two phases:
+Each side runs an unmeasured warm-up (``--warmup``), then two phases (the pipeline a third,
+``--goal-rate``):
 
 * **max**: ``--records`` HL7 messages are published as fast as one producer can; the rate at which
   curated records appear is the sustained end-to-end rate (the feed is published in a few seconds,
@@ -21,7 +22,8 @@ has MSH-10 ``A-<n>``/``O-<n>`` and ingest gives its first event ``record_id BENC
 ORU's second event ``/2`` is not timed: a message's events are released together); the
 pseudonymizer's curated id is ``HMAC(domain key, "record" || record_id)``
 (``pseudonymizer.domain.pseudonyms.curated_id``) and the domain key is the file LocalPipeline wrote
-in its run directory, so the benchmark recomputes every expected curated id in advance.
+in its run directory, so the benchmark recomputes every expected curated id in advance. The
+floor's curated ids are the same HMAC, with the key the benchmark gives it.
 
 The relay chain is feed -> hop1 -> hop2 -> hop3 (three processes, each a transactional aiokafka
 consume -> produce of the bytes as they are, ``relay.py``'s shape), matched by a ``bench-seq``
