@@ -19,7 +19,7 @@ from biostream.contracts import (
     LEDGER_ENTRY,
     LINK_DECISION,
 )
-from biostream.envelopes import Envelopes, audit_events_in
+from biostream.envelopes import audit_events_in
 from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.topics import Topics
@@ -47,11 +47,12 @@ def on(topic: str, outputs: list[Outbound]) -> list[Outbound]:
     return [out for out in outputs if out.topic == topic]
 
 
-def pack(outputs: list[Outbound], service: str) -> list[Outbound]:
-    """What the processor's audit batching makes of a transaction's audit events."""
-    envelopes = Envelopes(service, "User:x", CODEC, TOPICS)
+def pack(outputs: list[Outbound], hop: str) -> list[Outbound]:
+    """What the processor does with a transaction's audit events, with the hop's own batching."""
+    _, _, batching = floor_hop(hop, TOPICS, HOSPITAL, DATASET, KEY)
+    assert batching is not None and batching.topic == TOPICS.audit_events
     events = [out.value for out in on(TOPICS.audit_events, outputs) if out.value]
-    return envelopes.pack_audit(events, [], NOW)
+    return batching.pack(events, [None] * len(events), NOW)
 
 
 def test_each_hop_writes_the_pipelines_records_for_the_same_feed() -> None:
@@ -113,5 +114,6 @@ def test_the_audit_hop_appends_a_chained_entry_per_batch() -> None:
 def test_input_it_was_not_built_for_stops_it_rather_than_pass_unmeasured() -> None:
     with pytest.raises(FloorError):
         run_hop("ingest", [Outbound(TOPICS.feed(HOSPITAL), b"MSH|^~\\&|not a bench message")])
+    assert floor_hop("audit", TOPICS, HOSPITAL, DATASET, KEY)[2] is None  # it writes no events
     with pytest.raises(ValueError, match="no floor hop"):
         floor_hop("review", TOPICS, HOSPITAL, DATASET, KEY)

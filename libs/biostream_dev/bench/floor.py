@@ -55,6 +55,7 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes, check_audit_batch
 from biostream.observability import ProcessorMetrics
 from biostream.processor import (
+    AuditBatching,
     Handler,
     Inbound,
     Outbound,
@@ -244,19 +245,21 @@ class FloorAudit:
 
 def floor_hop(
     hop: str, topics: Topics, hospital: str, dataset: str, domain_key: bytes
-) -> tuple[list[str], Handler, bool]:
-    """(input topics, handler, whether its audit events are batched) of one floor hop."""
+) -> tuple[list[str], Handler, AuditBatching | None]:
+    """One floor hop: its input topics, its handler, and how its audit events are packed (as the
+    service's are: one batch per transaction; the audit hop writes none)."""
     codec = AvroCodec(SchemaRegistry())
     envelopes = Envelopes(hop, f"User:floor-{hop}", codec, topics)
+    batching = envelopes.audit_batching()
     if hop == "ingest":
-        return [topics.feed(hospital)], FloorIngest(codec, topics, envelopes, hospital), True
+        return [topics.feed(hospital)], FloorIngest(codec, topics, envelopes, hospital), batching
     if hop == "linkage":
-        return [topics.identity_records], FloorLinkage(codec, topics, envelopes), True
+        return [topics.identity_records], FloorLinkage(codec, topics, envelopes), batching
     if hop == "pseudonymizer":
         handler = FloorPseudonymizer(codec, topics, envelopes, dataset, domain_key)
-        return [topics.clinical_records, topics.link_decisions], handler, True
+        return [topics.clinical_records, topics.link_decisions], handler, batching
     if hop == "audit":
-        return [topics.audit_events], FloorAudit(codec, topics), False
+        return [topics.audit_events], FloorAudit(codec, topics), None
     raise ValueError(f"no floor hop {hop!r}; one of {', '.join(FLOOR_HOPS)}")
 
 
@@ -275,8 +278,7 @@ async def run_floor_hop(
 ) -> None:
     """Runs one hop on the services' processor until SIGTERM; ``ready`` once it consumes."""
     topics = Topics(prefix)
-    inputs, handler, batched = floor_hop(hop, topics, hospital, dataset, domain_key)
-    envelopes = Envelopes(hop, f"User:floor-{hop}", AvroCodec(SchemaRegistry()), topics)
+    inputs, handler, batching = floor_hop(hop, topics, hospital, dataset, domain_key)
     processor = TransactionalProcessor(
         ProcessorConfig(
             kafka=kafka, app_id=f"{prefix}floor-{hop}", instance_id="0", input_topics=inputs
@@ -284,7 +286,7 @@ async def run_floor_hop(
         handler,
         _fail,
         ProcessorMetrics.create(CollectorRegistry(), f"floor_{hop}"),
-        audit_batching=envelopes.audit_batching() if batched else None,
+        audit_batching=batching,
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
