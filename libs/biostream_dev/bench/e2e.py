@@ -596,7 +596,14 @@ def plot(sides: list[Side], out: Path) -> None:
             buckets[int(t)].append(latency)
         seconds = list(range(end))
         ax = axes[0][column]
-        ax.plot(seconds, counts, color="tab:blue")
+        # One line per phase: between phases nothing is published (the next phase's messages are
+        # being prepared), and a line through those seconds would look like a stalled chain.
+        for phase in side.phases():
+            if phase.samples:
+                first = int(min(s[0] for s in phase.samples) - start)
+                last = int(max(s[0] for s in phase.samples) - start)
+                span = range(first, last + 1)
+                ax.plot(list(span), [counts[t] for t in span], ".-", ms=2, color="tab:blue")
         ax.set_title(f"{side.name}: records/s arriving at the end of the chain")
         ax.set_ylabel("records/s")
         boundary = min(s[0] for s in side.half.samples) - start if side.half.samples else None
