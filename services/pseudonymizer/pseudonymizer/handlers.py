@@ -39,10 +39,14 @@ from pseudonymizer.domain.release import (
     PersonFacts,
     Released,
     build,
+    chunk_from_bytes,
     chunk_key,
+    chunk_to_bytes,
     class_key,
+    decision_key,
     pack,
     quasi_identifiers,
+    released_key,
     unpack,
 )
 
@@ -157,7 +161,7 @@ class PseudonymizerHandler:
         handler could only park it in the state. A wrong guess costs time, never correctness."""
         if message.topic != self.topics.clinical_records or message.key is None:
             return True
-        return state.get(f"dec:{message.key.decode('ascii', 'replace')}") is not None
+        return state.get(decision_key(message.key.decode("ascii", "replace"))) is not None
 
     def _set_gauges(self, state: StateStore) -> None:
         """The gauges from the state restored at start-up (once; then kept up to date)."""
@@ -176,7 +180,7 @@ class PseudonymizerHandler:
     def _on_clinical(
         self, clinical: dict[str, Any], raw: bytes, state: StateStore, now: dt.datetime
     ) -> list[Outbound]:
-        stored = state.get(f"dec:{clinical['patient_ref']}")
+        stored = state.get(decision_key(clinical["patient_ref"]))
         if stored is None:
             wait_key = f"wait:{clinical['patient_ref']}"
             waiting = state.get(wait_key)
@@ -255,7 +259,7 @@ class PseudonymizerHandler:
         curated = build(clinical, facts, keyed, quasi, now)
         offset = date_offset(keyed.key, facts.person_id, policy.generalisation.shift_days)
         out: list[Outbound] = []
-        rel_key = f"rel:{policy.dataset}:{clinical['patient_ref']}"
+        rel_key = released_key(policy.dataset, clinical["patient_ref"])
         stored = state.get(rel_key)
         released = Released.from_bytes(stored) if stored else None
         if released is not None and released.pseudonym != curated["pseudonym"]:
@@ -269,7 +273,7 @@ class PseudonymizerHandler:
         released.offset_days = offset
         full = released.add(curated["curated_id"])
         if full is not None:
-            state.put(chunk_key(rel_key, released.chunks - 1), json.dumps(full).encode())
+            state.put(chunk_key(rel_key, released.chunks - 1), chunk_to_bytes(full))
         state.put(rel_key, released.to_bytes())
         self.metrics.released.inc(policy.dataset)
         out += [
@@ -299,7 +303,7 @@ class PseudonymizerHandler:
             self.metrics.held_k.labels(keyed.policy.dataset).dec()
             _, raw = kanon.read_entry(entry)
             clinical = self.codec.decode(raw, CLINICAL_RECORD)
-            stored = state.get(f"dec:{clinical['patient_ref']}")
+            stored = state.get(decision_key(clinical["patient_ref"]))
             assert stored is not None  # only records with a decision are ever held for k
             out += self._release(clinical, raw, PersonFacts.from_bytes(stored), keyed, state, now)
         return out
@@ -359,12 +363,12 @@ class PseudonymizerHandler:
         self, decision: dict[str, Any], state: StateStore, now: dt.datetime
     ) -> list[Outbound]:
         ref = decision["patient_ref"]
-        stored = state.get(f"dec:{ref}")
+        stored = state.get(decision_key(ref))
         previous = PersonFacts.from_bytes(stored) if stored is not None else None
         if previous is not None and previous.sequence >= decision["sequence"]:
             return []  # an older or repeated decision: the newer one already holds
         facts = PersonFacts.from_decision(decision)
-        state.put(f"dec:{ref}", facts.to_bytes())
+        state.put(decision_key(ref), facts.to_bytes())
         out: list[Outbound] = []
         if previous is None or previous.person_id != facts.person_id:
             self._index_ref(state, ref, facts.person_id, previous)
@@ -379,7 +383,7 @@ class PseudonymizerHandler:
                 decision["outcome"] if decision["outcome"] in ("MERGED", "SPLIT") else "RELINKED"
             )
             for keyed in self.releases:
-                rel_key = f"rel:{keyed.policy.dataset}:{ref}"
+                rel_key = released_key(keyed.policy.dataset, ref)
                 stored_rel = state.get(rel_key)
                 if stored_rel is None:
                     continue
@@ -440,7 +444,7 @@ class PseudonymizerHandler:
         change = new_offset - released.offset_days
         ids: list[str] = []
         for number in range(released.chunks):
-            ids += json.loads(state.get(chunk_key(rel_key, number)) or b"[]")
+            ids += chunk_from_bytes(state.get(chunk_key(rel_key, number)))
         ids += released.curated_ids
         out: list[Outbound] = []
         for part, start in enumerate(range(0, max(len(ids), 1), NOTICE_MAX_IDS)):
@@ -502,7 +506,7 @@ class PseudonymizerHandler:
     ) -> list[Outbound]:
         person_id: str | None = event["person_id"]
         if person_id is None and event["patient_ref"] is not None:
-            stored = state.get(f"dec:{event['patient_ref']}")
+            stored = state.get(decision_key(event["patient_ref"]))
             person_id = PersonFacts.from_bytes(stored).person_id if stored else None
         datasets: list[str] = list(event["datasets"])
         audit = self.envelopes.audit(
@@ -536,7 +540,7 @@ class PseudonymizerHandler:
                 continue
             held_under = set()
             for ref in refs:
-                stored = state.get(f"rel:{keyed.policy.dataset}:{ref}")
+                stored = state.get(released_key(keyed.policy.dataset, ref))
                 if stored is not None:
                     held_under.add(Released.from_bytes(stored).pseudonym)
             for old in sorted(held_under):

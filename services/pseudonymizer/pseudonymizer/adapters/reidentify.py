@@ -19,7 +19,7 @@ from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 
 from pseudonymizer.domain.pseudonyms import pseudonym
-from pseudonymizer.domain.release import Keyed, PersonFacts
+from pseudonymizer.domain.release import DECISION_PREFIX, Keyed, PersonFacts
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ async def read_person_ids(kafka: KafkaSettings, changelog: str) -> set[str]:
             batch = await reader.getmany(timeout_ms=500, max_records=10_000)
             for records in batch.values():
                 for record in records:
-                    if record.key is not None and record.key.startswith(b"dec:"):
+                    if record.key is not None and record.key.startswith(DECISION_PREFIX.encode()):
                         latest[record.key] = record.value
     finally:
         await reader.stop()

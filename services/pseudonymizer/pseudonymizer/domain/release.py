@@ -230,9 +230,34 @@ class Released:
         return cls(p, kv, offset, ids, fields[4] if len(fields) > 4 else 0)
 
 
+# State keys (also the changelog's keys, so their format never changes).
+DECISION_PREFIX = "dec:"
+
+
+def decision_key(patient_ref: str) -> str:
+    """The state key of a patient_ref's latest link decision (``PersonFacts``)."""
+    return f"{DECISION_PREFIX}{patient_ref}"
+
+
+def released_key(dataset: str, patient_ref: str) -> str:
+    """The state key of what a patient_ref has released into a dataset (``Released``)."""
+    return f"rel:{dataset}:{patient_ref}"
+
+
 def chunk_key(released_key: str, number: int) -> str:
     """The state key of a patient_ref's ``number``-th full chunk of released curated ids."""
     return f"relc{released_key.removeprefix('rel')}:{number}"
+
+
+def chunk_to_bytes(curated_ids: list[str]) -> bytes:
+    """A full chunk of released curated ids as stored under ``chunk_key``."""
+    return json.dumps(curated_ids).encode()
+
+
+def chunk_from_bytes(data: bytes | None) -> list[str]:
+    """The curated ids of a stored chunk (none if the key is absent)."""
+    ids: list[str] = json.loads(data or b"[]")
+    return ids
 
 
 def pack(items: list[bytes]) -> bytes:
