@@ -475,6 +475,26 @@ class SidePhases:
         return top, half
 
 
+async def curated_phases(
+    kafka: KafkaSettings, topics: Topics, domain_key: bytes, feed: Feed, processes: dict[str, int],
+    broker_pid: int, t0: float, check_alive: Callable[[], None],
+) -> SidePhases:  # fmt: skip
+    """The phases of a side that ends on the curated topic (pipeline, floor): each feed message is
+    found again by its first record's curated id, recomputed with the side's domain key."""
+    matcher = CuratedMatcher(domain_key)
+    arrivals = Arrivals(kafka, topics.curated(DATASET), matcher)
+    await arrivals.start()
+    pids = measured(processes, broker_pid)
+    return SidePhases(
+        kafka, topics.feed(HOSPITAL), arrivals, feed, pids, t0, matcher.expect, check_alive
+    )
+
+
+def measured(processes: dict[str, int], broker_pid: int) -> dict[str, int]:
+    """The pids whose CPU a phase reports: the side's processes, the broker and this driver."""
+    return processes | {"broker": broker_pid, "driver": os.getpid()}
+
+
 async def bench_pipeline(
     kafka: KafkaSettings, work: Path, feed: Feed, records: int, half_s: float, broker_pid: int,
     t0: float, goal_rate: float, warmup: int,
@@ -486,26 +506,16 @@ async def bench_pipeline(
     try:
         await asyncio.to_thread(pipeline.start_all)
         key_file = work / "pipeline" / "secrets" / "pseudonym-keys" / f"{DATASET}.k1.key"
-        matcher = CuratedMatcher(key_file.read_bytes().strip())
-        arrivals = Arrivals(kafka, topics.curated(DATASET), matcher)
-        await arrivals.start()
-        pids = {s: pipeline.processes[s].process.pid for s in SERVICES}
-        pids |= {"broker": broker_pid, "driver": os.getpid()}
-        phases = SidePhases(
-            kafka,
-            topics.feed(HOSPITAL),
-            arrivals,
-            feed,
-            pids,
-            t0,
-            matcher.expect,
+        services = {s: pipeline.processes[s].process.pid for s in SERVICES}
+        phases = await curated_phases(
+            kafka, topics, key_file.read_bytes().strip(), feed, services, broker_pid, t0,
             pipeline.assert_alive,
-        )
+        )  # fmt: skip
         top, half = await phases.warm_max_half(warmup, records, half_s)
         goal = None
         if goal_rate > 0:
             goal = await phases.run("goal", int(goal_rate * half_s), goal_rate)
-        await arrivals.stop()
+        await phases.arrivals.stop()
         return Side("pipeline", top, half, goal)
     finally:
         await asyncio.to_thread(pipeline.stop_all)
@@ -524,8 +534,7 @@ async def bench_relay(
         await asyncio.to_thread(chain.start)
         arrivals = Arrivals(kafka, names[-1], _relay_match)
         await arrivals.start()
-        pids = {k: p.pid for k, p in chain.processes.items()}
-        pids |= {"broker": broker_pid, "driver": os.getpid()}
+        pids = measured({k: p.pid for k, p in chain.processes.items()}, broker_pid)
         phases = SidePhases(
             kafka, names[0], arrivals, feed, pids, t0, check_alive=chain.assert_alive
         )
@@ -555,23 +564,12 @@ async def bench_floor(
     )
     try:
         await asyncio.to_thread(hops.start, {"BENCH_FLOOR_KEY_FILE": str(key_file)})
-        matcher = CuratedMatcher(key)
-        arrivals = Arrivals(kafka, topics.curated(DATASET), matcher)
-        await arrivals.start()
-        pids = {k: p.pid for k, p in hops.processes.items()}
-        pids |= {"broker": broker_pid, "driver": os.getpid()}
-        phases = SidePhases(
-            kafka,
-            topics.feed(HOSPITAL),
-            arrivals,
-            feed,
-            pids,
-            t0,
-            matcher.expect,
-            hops.assert_alive,
+        floor_hops = {k: p.pid for k, p in hops.processes.items()}
+        phases = await curated_phases(
+            kafka, topics, key, feed, floor_hops, broker_pid, t0, hops.assert_alive
         )
         top, half = await phases.warm_max_half(warmup, records, half_s)
-        await arrivals.stop()
+        await phases.arrivals.stop()
         return Side("floor", top, half)
     finally:
         await asyncio.to_thread(hops.stop)
