@@ -7,6 +7,13 @@ recovered by restarting: the producer's ``init_transactions`` (same ``transactio
 what the dead process left open, the state is rebuilt from the changelog, and consumption resumes
 at the committed offsets.
 
+The rebuild reads every changelog partition to the end offset it had when the restore started
+(``biostream.restore``, D22), however long that takes; the processor is not ready (``/readyz``
+answers 503) and handles nothing meanwhile. If the broker makes no progress for
+``restore_timeout_s`` (``BIOSTREAM_RESTORE_TIMEOUT_S``), ``run`` raises ``RestoreStalled`` and the
+service exits: it never runs on part of its state. A single-writer member (linkage) restores the
+same way, in its run loop, each time it becomes the writer.
+
 The outputs are appended into one record batch per partition and handed to the producer together,
 and the commit waits for the broker's acknowledgement of every batch (D16); a service's audit
 events leave as one ``AuditEventBatch`` per transaction (``AuditBatching``, D15).
@@ -52,6 +59,7 @@ from biostream.batching import PartitionCache, TransactionOutputs
 from biostream.holdback import HoldBack, HoldPolicy
 from biostream.logs import get_logger
 from biostream.observability import ProcessorMetrics
+from biostream.restore import restore_changelog
 from biostream.settings import KafkaSettings, ServiceSettings
 from biostream.topics import Topics
 
@@ -243,6 +251,8 @@ class ProcessorConfig:
     # stand by and take over (restoring the state from the changelog) when it leaves or dies.
     # For state that cannot be partitioned (linkage's person index; docs/decisions.md).
     single_writer: bool = False
+    # A state restore fails (and the service exits) after this long without progress (D22).
+    restore_timeout_s: float = 300.0
 
     @classmethod
     def for_service(
@@ -258,6 +268,7 @@ class ProcessorConfig:
             changelog_topic=Topics(settings.topic_prefix).state(service),
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
+            restore_timeout_s=settings.restore_timeout_s,
             **options,
         )
 
@@ -286,12 +297,21 @@ class TransactionalProcessor:
         self.metrics = metrics
         self.state = StateStore()
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.ready = False
+        self._consuming = False  # the consumer has started and joined its group
+        self._restoring = False
         self._lag_measured_at = 0.0
         self.holds_partitions = False  # single writer: this member owns the inputs now
         self.restore_pending = False
         self._partitions: PartitionCache  # set in run(), with its producer
         self._log = get_logger("biostream.processor")
+
+    @property
+    def ready(self) -> bool:
+        """Consuming, with the whole state restored: never while a restore runs or is due."""
+        return self._consuming and not self._restoring and not self.restore_pending
+
+    def _show_readiness(self) -> None:
+        self.metrics.ready.set(1 if self.ready else 0)
 
     @property
     def transactional_id(self) -> str:
@@ -326,8 +346,8 @@ class TransactionalProcessor:
             else:
                 consumer.subscribe(topics=cfg.input_topics, listener=listener)
             await consumer.start()
-            self.ready = True
-            self.metrics.ready.set(1)
+            self._consuming = True
+            self._show_readiness()
             self._log.info(
                 "consuming", group=cfg.app_id, topics=cfg.input_topics or [str(cfg.input_pattern)]
             )
@@ -340,6 +360,7 @@ class TransactionalProcessor:
                     self.restore_pending = False
                     self.state = StateStore()
                     await self._restore_state(cfg.changelog_topic)
+                    self._show_readiness()
                 if batch or self.held:
                     await self._process_batch(producer, batch)
                 if not batch and (
@@ -350,8 +371,8 @@ class TransactionalProcessor:
                     await self._process_idle(producer, self.on_idle)
                 await self._record_lag(consumer)
         finally:
-            self.ready = False
-            self.metrics.ready.set(0)
+            self._consuming = False
+            self._show_readiness()
             if consumer is not None:
                 await consumer.stop()
             await producer.stop()
@@ -508,35 +529,27 @@ class TransactionalProcessor:
             return self.on_failure(message, exc, now)
 
     async def _restore_state(self, changelog: str) -> None:
-        started = time.monotonic()
-        partitions = await kafka_clients.topic_partitions(self.config.kafka, [changelog])
-        reader = kafka_clients.reader(self.config.kafka, f"{self.transactional_id}-restore")
-        await reader.start()
+        """The whole committed state, or ``RestoreStalled`` (D22; ``biostream.restore``)."""
+        self._restoring = True
+        self._show_readiness()
         try:
-            reader.assign(partitions)
-            await reader.seek_to_beginning(*partitions)
-            end = await reader.end_offsets(partitions)
-            idle_polls = 0
-            restored = 0
-            while idle_polls < 10:
-                positions = [await reader.position(tp) for tp in partitions]
-                if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                    break
-                batch = await reader.getmany(timeout_ms=200, max_records=5000)
-                idle_polls = 0 if batch else idle_polls + 1
-                for records in batch.values():
-                    for record in records:
-                        if record.key is not None:
-                            self.state.restore(record.key.decode(), record.value)
-                            restored += 1
+            restored = await restore_changelog(
+                self.config.kafka,
+                f"{self.transactional_id}-restore",
+                changelog,
+                self.state.restore,
+                self.config.restore_timeout_s,
+                self._log,
+            )
         finally:
-            await reader.stop()
+            self._restoring = False
         self.metrics.state_keys.set(len(self.state))
         self._log.info(
             "state restored",
-            restored=restored,
+            topic=changelog,
+            restored=restored.records,
             state_keys=len(self.state),
-            elapsed_s=round(time.monotonic() - started, 3),
+            elapsed_s=restored.elapsed_s,
         )
 
 
@@ -596,6 +609,7 @@ class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         if assigned:
             # A new store object: handlers that cache derived data see the change by identity.
             self.processor.restore_pending = True
+            self.processor._show_readiness()
 
 
 def _inbound(record: ConsumerRecord) -> Inbound:
