@@ -27,9 +27,11 @@ faust-streaming offers the same shape, but its exactly-once mode and table recov
 duplicate and loss bugs (see docs/decisions.md), so the hops that must not lose or duplicate a record
 run on this loop directly.
 
-One instance per ``app_id`` owns the whole state. Several instances of one service would each need
-their own partitions of state (a later step, see the linkage issue); ``instance_id`` is already part
-of the transactional id so that a restarted instance fences exactly its own predecessor.
+One instance per ``app_id`` owns the whole state (D2). Several instances of one service need their
+own partitions of state, which this engine does not yet have (the scale-out issue); until then a
+second instance is either a single-writer standby (``single_writer``, linkage, D-linkage-3) or not
+run at all. ``instance_id`` is part of the transactional id so that a restarted instance fences
+exactly its own predecessor.
 """
 
 from __future__ import annotations
