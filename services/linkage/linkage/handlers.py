@@ -34,6 +34,7 @@ from biostream.sealing import Sealer
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge
 
+from linkage.domain.district import district_of
 from linkage.domain.index import (
     POSSIBLE_MATCH,
     Change,
@@ -49,6 +50,8 @@ SERVICE = "linkage"
 
 # State keys. Values are compact JSON arrays; no registration number is ever stored.
 REF = "r:"  # r:<patient_ref>   -> [person, sequence, profile, meta]
+# meta: [record_id, hospital, province code or "", district code or ""]; entries written before
+# D24 have no district (``_district``).
 PERSON = "p:"  # p:<person_id>  -> [creation number, [patient_ref ...]]
 ALIAS = "a:"  # a:<patient_ref>  -> patient_ref it was merged into before it was seen
 TASK = "t:"  # t:<task_id>       -> [patient_ref, [[candidate person, one of its refs] ...]]
@@ -63,6 +66,7 @@ FREEZE_EVERY = 20_000
 @dataclass(frozen=True)
 class LinkageMetrics:
     outcomes: TallyCounter
+    districts: TallyCounter
     persons: Gauge
     restore_seconds: Gauge
 
@@ -73,6 +77,12 @@ class LinkageMetrics:
                 "biostream_linkage_decisions",
                 "Link decisions by outcome and rule",
                 ("outcome", "rule"),
+                registry,
+            ),
+            districts=TallyCounter(
+                "biostream_linkage_districts",
+                "Identity records by how their address gave a 시군구 code (D24a)",
+                ("outcome",),
                 registry,
             ),
             persons=Gauge(
@@ -233,7 +243,12 @@ class LinkageHandler:
             address=record["address"],
         )
         profile = make_profile(identity, self.person_key)
-        meta = [record["record_id"], record["hospital"], record["province_code"] or ""]
+        district = district_of(record["address"], record["province_code"])
+        self.metrics.districts.inc(district.outcome)
+        meta = [
+            record["record_id"], record["hospital"], record["province_code"] or "",
+            district.code or "",
+        ]  # fmt: skip
         result = index.link(record["patient_ref"], profile, meta)
         out = self._decisions(index, result.changes, now)
         if not result.changes:
@@ -375,7 +390,7 @@ class LinkageHandler:
         out: list[Outbound] = []
         for change in changes:
             entry = index.refs[change.ref]
-            record_id, hospital, province = entry.meta
+            record_id, hospital, province = entry.meta[:3]
             wire: LinkDecision = {
                 "decision_id": f"{change.ref}/{change.sequence}",
                 "patient_ref": change.ref,
@@ -395,7 +410,7 @@ class LinkageHandler:
                 # full postal code or the address (D-pseudonymizer-2).
                 "birth_month": int(entry.profile.birth[4:6]) if entry.profile.birth else None,
                 "postal_prefix": _postal_prefix(entry.profile.postal),
-                "district_code": None,
+                "district_code": _district(entry),
             }
             self.metrics.outcomes.inc(change.outcome, change.rule)
             out.append(
@@ -414,6 +429,16 @@ def _outcome(value: str) -> LinkOutcome:
         "MERGED": "MERGED", "SPLIT": "SPLIT", "REVIEWED": "REVIEWED",
     }  # fmt: skip
     return outcomes[value]
+
+
+def _district(entry: RefEntry) -> str | None:
+    """The 시군구 code kept with the ref (D24a); for an entry stored before D24 (three-item meta),
+    read from the normalised address the profile kept (it lacks the leading 시도 name, which the
+    province code stands in for)."""
+    if len(entry.meta) > 3:
+        return entry.meta[3] or None
+    province = entry.meta[2] or None
+    return district_of(entry.profile.address, province).code
 
 
 def _postal_prefix(postal_code: str | None) -> str | None:

@@ -186,3 +186,42 @@ def test_undecodable_input_is_dead_lettered() -> None:
     link, state = handler(), StateStore()
     out = link(inbound(TOPICS.patient_merges, b"junk", 0), state, NOW)
     assert [o.topic for o in out] == [TOPICS.dead_letters, TOPICS.audit_events]
+
+
+@pytest.mark.parametrize(
+    ("address", "province", "code"),
+    [
+        ("서울특별시 종로구 세종대로 209", "11", "11110"),
+        ("경기 수원시 영통구 광교로 152, 101동 1203호", "41", "41117"),
+        ("강원도 춘천시 중앙로 1", "42", "51110"),
+        ("중구 세종대로 110", None, None),  # six 중구: no code rather than a guess
+        (None, "11", None),
+    ],
+)
+def test_a_decision_carries_the_district_of_the_address(
+    address: str | None, province: str | None, code: str | None
+) -> None:
+    link, state = handler(), StateStore()
+    [decision] = decisions(
+        link(identity("pr_a", 0, address=address, province_code=province), state, NOW)
+    )
+    assert decision["district_code"] == code
+    assert decision["province_code"] == province
+
+
+def test_a_ref_stored_before_districts_existed_gets_its_district_from_the_profile() -> None:
+    link, state = handler(), StateStore()
+    address = "서울특별시 종로구 세종대로 209"
+    decisions(link(identity("pr_a", 0, address=address), state, NOW))
+    decisions(link(identity("pr_c", 1, given_name="민준", sex="M", address=address), state, NOW))
+    # The state as D24's predecessor wrote it: meta without the district.
+    old = StateStore()
+    for key in list(state.keys_with_prefix("")):
+        old.restore(key, state.get(key))
+    for key in ("r:pr_a", "r:pr_c"):
+        person, sequence, profile, meta = json.loads(state.get(key) or b"")
+        assert meta[3] == "11110"
+        old.restore(key, json.dumps([person, sequence, profile, meta[:3]]).encode())
+    # A hospital merge moves pr_a: its decision comes from the stored entry alone.
+    [moved] = decisions(handler()(merge("pr_c", "pr_a", 2), old, NOW))
+    assert moved["outcome"] == "MERGED" and moved["district_code"] == "11110"
