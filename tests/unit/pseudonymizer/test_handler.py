@@ -89,13 +89,14 @@ def decision(
     outcome: str = "NEW_PERSON",
     province: str = "11",
     birth_year: int = 1990,
+    district: str | None = None,
 ) -> Inbound:
     record = {
         "decision_id": f"{ref}/{sequence}", "patient_ref": ref, "record_id": "H001/M/0",
         "hospital": "H001", "person_id": person_id, "previous_person_id": previous,
         "outcome": outcome, "score": 0.0, "rule": "rrn-exact", "sequence": sequence,
         "decided_at": NOW, "birth_year": birth_year, "sex": "F", "province_code": province,
-        "birth_month": 6, "postal_prefix": "481", "district_code": None,
+        "birth_month": 6, "postal_prefix": "481", "district_code": district,
     }  # fmt: skip
     return inbound(TOPICS.link_decisions, CODEC.encode(LINK_DECISION, record))
 
@@ -311,6 +312,36 @@ def test_records_of_a_class_below_k_wait_until_k_persons_are_in_it() -> None:
     # Another class (another province) starts again from zero.
     h(decision("P5", ref="pr_5", province="26"), state, NOW)
     assert curated(h(clinical("H001/M/5", ref="pr_5"), state, NOW)) == []
+
+
+def district_handler(min_k: int = 1) -> PseudonymizerHandler:
+    generalisation = {"birth": "age_band_5", "address": "district", "postal_digits": 0}
+    by_district = policy(generalisation=generalisation, k_anonymity={"min_k": min_k})
+    return handler(Keyed(by_district, KEY_A))
+
+
+def test_a_district_policy_releases_the_district_and_falls_back_to_the_province() -> None:
+    h, state = district_handler(), StateStore()
+    h(decision("P1", ref="pr_1", district="11110"), state, NOW)
+    h(decision("P2", ref="pr_2", district=None), state, NOW)
+    [known] = curated(h(clinical("H001/M/1", ref="pr_1"), state, NOW))
+    [unknown] = curated(h(clinical("H001/M/2", ref="pr_2"), state, NOW))
+    assert (known["district_code"], known["province_code"]) == ("11110", None)
+    assert (unknown["district_code"], unknown["province_code"]) == (None, "11")
+
+
+def test_k_anonymity_classes_are_per_district() -> None:
+    h, state = district_handler(min_k=2), StateStore()
+    for n, district in ((1, "11110"), (2, "11140"), (3, None)):
+        h(decision(f"P{n}", ref=f"pr_{n}", district=district), state, NOW)
+        # Three persons of one province, each in a class of their own: nothing opens.
+        assert curated(h(clinical(f"H001/M/{n}", ref=f"pr_{n}"), state, NOW)) == []
+    h(decision("P4", ref="pr_4", district="11140"), state, NOW)
+    released = curated(h(clinical("H001/M/4", ref="pr_4"), state, NOW))
+    assert sorted(r["pseudonym"] for r in released) == sorted(
+        pseudonym(KEY_A, p) for p in ("P2", "P4")
+    )
+    assert {r["district_code"] for r in released} == {"11140"}
 
 
 def test_records_held_longer_than_the_limit_are_suppressed_and_counted() -> None:

@@ -87,6 +87,20 @@ def age_band(birth_year: int | None, birth_month: int | None, event: dt.date | N
     return f"{low}-{low + 4}"
 
 
+def address_codes(facts: PersonFacts, address: str) -> dict[str, str | None]:
+    """D24b: the place a released record names, at the policy's level. ``district`` releases the
+    시군구 code linkage derived (D24a) and no province (the code's first two digits are the
+    province); a record whose district is unknown (no address, a 구 name several cities share,
+    an address linkage could not read) falls back to its province, the next coarser level of the
+    same hierarchy, never to a guess. Its k-anonymity class is then the province's, apart from
+    the districts' classes, so each class still needs k persons."""
+    if address == "province" or (address == "district" and facts.district_code is None):
+        return {"province_code": facts.province_code, "district_code": None}
+    if address == "district":
+        return {"province_code": None, "district_code": facts.district_code}
+    return {"province_code": None, "district_code": None}
+
+
 def quasi_identifiers(
     clinical: dict[str, Any], facts: PersonFacts, policy: ReleasePolicy
 ) -> dict[str, Any]:
@@ -100,8 +114,7 @@ def quasi_identifiers(
         if g.birth == "age_band_5"
         else None,
         "sex": facts.sex if g.sex == "keep" else "U",
-        "province_code": facts.province_code if g.address == "province" else None,
-        "district_code": facts.district_code if g.address == "district" else None,
+        **address_codes(facts, g.address),
         "postal_prefix": prefix if g.postal_digits > 0 else None,
     }
 
