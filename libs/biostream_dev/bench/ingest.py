@@ -49,12 +49,14 @@ _KCD = ("E11.9", "I10", "J45.9", "M54.5", "K21.0", "N18.3")
 _LABS = (("4548-4", "HbA1c", "%"), ("2345-7", "Glucose", "mg/dL"), ("718-7", "Hemoglobin", "g/dL"))
 
 
-def synthetic_hl7(count: int, seed: int = 7) -> bytes:
+def synthetic_hl7(count: int, seed: int = 7, notes: bool = False) -> bytes:
     """ADT^A01 and ORU^R01 messages (PID, PV1, DG1, OBR, OBX), one new person each, with
     identities drawn from the synthetic population's distributions (surname shares, given names
     by birth cohort, birth decades, addresses and postal codes across the provinces): a fixed
     handful of names and postal codes would put every record into a few huge blocks of linkage's
-    index, which no real feed does."""
+    index, which no real feed does. With ``notes`` every ORU^R01 also carries a free-text OBX (TX)
+    that names the patient and their phone beside clinical content, as a nurse's note does: the
+    load of ingest's scrub of the patient's own identifiers (D24c)."""
     rng = random.Random(seed)
     messages = []
     for n in range(count):
@@ -66,8 +68,9 @@ def synthetic_hl7(count: int, seed: int = 7) -> bytes:
         birth = birth_date.strftime("%Y%m%d")
         xad = (f"{address.street}^{address.detail or ''}^{address.sigungu}^{address.state}"
                f"^{address.postal_code}")  # fmt: skip
-        pid = (f"PID|1||{rng.randint(10**7, 10**8 - 1)}^^^{HOSPITAL}^MR||{family}^{given}||{birth}|"
-               f"{sex}|||{xad}||{random_phone(rng)}")  # fmt: skip
+        mrn, phone = rng.randint(10**7, 10**8 - 1), random_phone(rng)
+        pid = (f"PID|1||{mrn}^^^{HOSPITAL}^MR||{family}^{given}||{birth}|"
+               f"{sex}|||{xad}||{phone}")  # fmt: skip
         day = f"2026{rng.randint(1, 6):02d}{rng.randint(1, 28):02d}"
         if n % 2 == 0:
             segments = [
@@ -82,13 +85,19 @@ def synthetic_hl7(count: int, seed: int = 7) -> bytes:
                 pid, f"OBR|1|ORD-{n}|FIL-{n}|{code}^{name}^LN|||{day}080000",
                 f"OBX|1|NM|{code}^{name}^LN||{rng.uniform(3, 12):.1f}|{unit}|||||F|||{day}",
             ]  # fmt: skip
+            if notes:
+                note = (f"{family}{given} 환자 {name} 재검 예정, metformin 500 mg 유지. "
+                        f"보호자 연락 {random_phone(rng)}, 본인 {phone}")  # fmt: skip
+                segments.append(f"OBX|2|TX|8251-1^Nursing note^LN||{note}||||||F|||{day}")
         messages.append("\r".join(segments) + "\r")
     return "".join(messages).encode()
 
 
-def feed_bytes(fmt: FeedFormat, records: int, workdir: Path) -> list[tuple[bytes | None, bytes]]:
+def feed_bytes(
+    fmt: FeedFormat, records: int, workdir: Path, notes: bool = False
+) -> list[tuple[bytes | None, bytes]]:
     if fmt == "hl7":
-        data = synthetic_hl7(records)
+        data = synthetic_hl7(records, notes=notes)
     else:
         from biostream_dev.synth import generate_feed
 
@@ -247,14 +256,19 @@ async def measure_ingest(
 
 
 async def run_format(
-    kafka: KafkaSettings, fmt: FeedFormat, records: int, batch: int, workdir: Path
+    kafka: KafkaSettings,
+    fmt: FeedFormat,
+    records: int,
+    batch: int,
+    workdir: Path,
+    notes: bool = False,
 ) -> FormatResult:
     prefix = f"bench{secrets.token_hex(3)}."
     topics = Topics(prefix)
     specs = topics.pipeline_specs([HOSPITAL], [])
     specs.append(TopicSpec(f"{prefix}bench.relay-sink", 1))
     await ensure_topics(kafka, specs)
-    messages = feed_bytes(fmt, records, workdir)
+    messages = feed_bytes(fmt, records, workdir, notes)
     header = [("content-type", FORMAT_CONTENT_TYPE[fmt].encode())]
     await preload(kafka, topics.feed(HOSPITAL), messages, header)
     relay = await measure_relay(
@@ -281,12 +295,12 @@ async def run_format(
 
 
 async def run(
-    kafka: KafkaSettings, formats: list[FeedFormat], records: int, batch: int
+    kafka: KafkaSettings, formats: list[FeedFormat], records: int, batch: int, notes: bool = False
 ) -> list[FormatResult]:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for fmt in formats:
-            results.append(await run_format(kafka, fmt, records, batch, Path(tmp)))
+            results.append(await run_format(kafka, fmt, records, batch, Path(tmp), notes))
     return results
 
 
@@ -296,6 +310,9 @@ def main(
     batch: Annotated[int, typer.Option(help="Records per poll and transaction, both sides")] = 500,
     bootstrap: Annotated[str | None, typer.Option(help="Use this broker")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results here")] = None,
+    notes: Annotated[
+        bool, typer.Option(help="HL7: a free-text note naming the patient in every ORU^R01")
+    ] = False,
 ) -> None:
     """Measure ingest and the bare relay per format; print records/s per core and the ratio."""
     from ingest.adapters.mappings import quiet_parser_logs
@@ -315,7 +332,7 @@ def main(
         bootstrap = broker.start_broker(run_dir).bootstrap
     try:
         results = asyncio.run(
-            run(KafkaSettings(bootstrap_servers=bootstrap), chosen, records, batch)
+            run(KafkaSettings(bootstrap_servers=bootstrap), chosen, records, batch, notes)
         )
     finally:
         if run_dir is not None:
