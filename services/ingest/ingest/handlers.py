@@ -37,6 +37,7 @@ from ingest.domain.dedup import (
 )
 from ingest.domain.messages import detect_format, parse_message
 from ingest.domain.model import ParsedMessage, PatientIdentity, Rejected
+from ingest.domain.own_identifiers import without_own_identifiers
 
 SERVICE = "ingest"
 _WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV", "hl7": "HL7V2"}
@@ -296,7 +297,7 @@ class FeedMessageHandler:
             )
             record_ids.append(merge["merge_id"])
             self._count(self.metrics.merges, hospital)
-        for index, event in enumerate(parsed.events, start=1):
+        for index, event in enumerate(without_own_identifiers(parsed), start=1):
             clinical: ClinicalRecord = {
                 "record_id": f"{base_id}/{index}",
                 "patient_ref": ref,

@@ -142,6 +142,7 @@ def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
         postal_code=postal,
         province_code=province,
         quality_flags=tuple(dict.fromkeys(flags)),
+        source=raw,
     )
 
 

@@ -47,6 +47,9 @@ class PatientIdentity:
     postal_code: str | None
     province_code: str | None
     quality_flags: tuple[str, ...]
+    # The fields as the source gave them: what the free-text scrub also removes (D24c) when
+    # validation dropped or rewrote a value (a mistyped registration number, a foreign phone).
+    source: RawIdentity | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
