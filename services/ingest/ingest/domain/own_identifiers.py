@@ -275,6 +275,13 @@ def _after(text: str, i: int) -> str:
     return text[i] if i < len(text) else ""
 
 
+def _word(text: str, start: int, end: int) -> bool:
+    """A Hangul word on its own, or before a particle or honorific (길동이가, 길동님)."""
+    return not _hangul(_before(text, start)) and (
+        not _hangul(_after(text, end)) or text.startswith(_PARTICLES, end)
+    )
+
+
 def _solid_prefix(text: str, i: int, target: str) -> int | None:
     """The end of ``target`` if the text from ``i`` (after spaces and commas) spells it, spaces
     ignored."""
@@ -296,14 +303,13 @@ def _name_spans(text: str, own: OwnIdentifiers) -> list[Span]:
     if own.hangul_names or own.hangul_words or own.surnames or own.streets or own.details:
         solid = _Projection(text, _SOLID)
         for name in own.hangul_names:
-            spans += [(s, e, "[NAME]") for s, e in solid.find(name)]
+            # Three syllables or more anywhere; a two-syllable name (이현) only as a word, or
+            # "이 현상" (this phenomenon) would lose a word.
+            spans += [
+                (s, e, "[NAME]") for s, e in solid.find(name) if len(name) > 2 or _word(text, s, e)
+            ]
         for word in own.hangul_words:
-            for s, e in solid.find(word):
-                after = text[e:]
-                if not _hangul(_before(text, s)) and (
-                    not _hangul(_after(text, e)) or after.startswith(_PARTICLES)
-                ):
-                    spans.append((s, e, "[NAME]"))
+            spans += [(s, e, "[NAME]") for s, e in solid.find(word) if _word(text, s, e)]
         for surname in own.surnames:
             for s, e in solid.find(surname):
                 honorific = text[e : e + 1] == "씨" or text[e : e + 2] in (" 씨", "\u00a0씨")
