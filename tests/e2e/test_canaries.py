@@ -1,11 +1,14 @@
 """Canaries: identifying values planted in the feeds appear in no log line, metric, curated topic
 or operator-readable topic; registration numbers appear in clear nowhere, not even on the identity
-topic (encrypted at field level there)."""
+topic (encrypted at field level there). Some visits also carry a nurse's note that names the
+patient in other spellings and formattings (D24c): those must not reach the clinical topic
+either."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,59 @@ pytestmark = pytest.mark.e2e
 
 DATASET = "cohort-demo"
 IDENTIFYING = ["full_name", "rrn", "rrn_digits", "phone", "phone_digits", "address", "street"]
+RRN_SYSTEM = "http://www.hl7korea.or.kr/Identifier/rrn"
+
+
+def plant_notes(feed_dir: Path, every: int = 3) -> set[str]:
+    """Adds to every ``every``-th FHIR visit a free-text Observation that names its patient (the
+    name with a space, the Latin name in capitals, the registration number and phone formatted
+    otherwise than the identity, the street); returns those planted spellings as canaries."""
+    planted: set[str] = set()
+    for path in sorted(feed_dir.glob("*/fhir.ndjson")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines):
+            try:
+                bundle = json.loads(line)
+            except ValueError:
+                continue  # the malformed lines stay as they are
+            resources = [e.get("resource", {}) for e in bundle.get("entry", [])]
+            patients = [r for r in resources if r.get("resourceType") == "Patient"]
+            labs = [r for r in resources if r.get("resourceType") == "Observation"]
+            if n % every or not patients or not labs or not patients[0].get("name"):
+                continue
+            patient, words, values = patients[0], [], []
+            names = [x["text"] for x in patient["name"] if isinstance(x.get("text"), str)]
+            if names and len(names[0]) >= 3 and not names[0].isascii():
+                values.append(f"{names[0][0]} {names[0][1:]}")
+                words.append(f"{values[-1]} 환자")
+            words.append("HbA1c 재검 예정, metformin 500 mg 유지.")
+            if len(names) > 1 and len(names[1]) >= 6:
+                values.append(names[1].upper())
+                words.append(f"{values[-1]} 본인 확인.")
+            for identifier in patient.get("identifier", []):
+                digits = re.sub(r"\D", "", str(identifier.get("value")))
+                if identifier.get("system") == RRN_SYSTEM and len(digits) == 13:
+                    values.append(f"{digits[:6]} {digits[6:]}")
+                    words.append(f"RRN {values[-1]}")
+            for telecom in patient.get("telecom", []):
+                digits = re.sub(r"\D", "", str(telecom.get("value")))
+                if digits.startswith("010") and len(digits) == 11:
+                    values.append(f"+82 10 {digits[3:7]} {digits[7:]}")
+                    words.append(f"연락 {values[-1]}")
+            for address in patient.get("address", []):
+                if address.get("line"):
+                    values.append(address["line"][0])
+                    words.append(f"주소 {values[-1]}")
+            note = ", ".join(words)
+            planted.update(values)
+            observation = dict(labs[0], id=f"{labs[0]['id']}-note", valueString=note)
+            observation.pop("valueQuantity", None)
+            observation["code"] = {"coding": [{"system": "http://loinc.org", "code": "34109-9"}]}
+            bundle["entry"].append({"fullUrl": f"urn:uuid:{observation['id']}",
+                                    "resource": observation})  # fmt: skip
+            lines[n] = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return planted
 
 
 async def raw_topic(kafka: KafkaSettings, topic: str) -> bytes:
@@ -53,11 +109,12 @@ async def test_planted_identifiers_leak_nowhere(
     kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
 ) -> None:
     generate_feed(tmp_path / "feed", persons=300, seed=5)
+    planted = plant_notes(tmp_path / "feed")
     feeds = feed_messages(tmp_path / "feed")
     published = sum(len(m) for m in feeds.values())
-    canaries = canary_values(tmp_path / "feed", kinds=IDENTIFYING)
+    canaries = canary_values(tmp_path / "feed", kinds=IDENTIFYING) | planted
     rrns = canary_values(tmp_path / "feed", kinds=["rrn", "rrn_digits"])
-    assert len(canaries) > 500 and len(rrns) > 100
+    assert len(canaries) > 500 and len(rrns) > 100 and len(planted) > 100
 
     topics = Topics(topic_prefix)
     await ensure_topics(kafka, topics.pipeline_specs(sorted(feeds), [DATASET]))
