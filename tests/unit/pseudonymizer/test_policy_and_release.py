@@ -159,6 +159,7 @@ SCRUB_CANARIES = [
     ("Kim Seoyeon visited; HONG, GIL DONG called", ["Seoyeon", "HONG", "GIL DONG"]),
     ("Gil-dong Hong, Mr. Park Jiyeon and Lee Min Ho", ["Gil-dong", "Hong", "Jiyeon", "Min Ho"]),
     ("Patient: Choi Yuna, follow-up", ["Choi", "Yuna"]),
+    ("BYEONG-SIK CHOI and GAYOUNG YUN, GIL DONG HONG", ["BYEONG", "CHOI", "GAYOUNG", "GIL DONG"]),
     ("검체번호 S26-00123, FASTQ-H001-0042 and AC123456", ["S26-00123", "H001-0042", "AC123456"]),
     ("SPC-2026-0001에서 채취", ["SPC-2026-0001"]),
     ("전화 (02) 123-4567", ["123-4567"]),

@@ -101,9 +101,7 @@ _LATIN_SURNAME_TEXT: Final = (
     "Namgung Namkoong Hwangbo Jegal Sunwoo Dokgo"
 )
 _LATIN_SURNAMES: Final = tuple(_LATIN_SURNAME_TEXT.split())
-_SURNAME_ALT: Final = "|".join(
-    sorted({*_LATIN_SURNAMES, *(s.upper() for s in _LATIN_SURNAMES)}, key=len, reverse=True)
-)
+_SURNAME_SET: Final = frozenset(s.upper() for s in _LATIN_SURNAMES)
 # One syllable of Revised or McCune-Reischauer romanisation: initial, vowel, final.
 _SYLLABLE: Final = (
     r"(?:kk|tt|pp|ss|jj|ch|sh|[kgndtrlmbpsjhwy])?"
@@ -111,27 +109,35 @@ _SYLLABLE: Final = (
     r"(?:ng|[kntlmp])?"
 )
 _GIVEN_SHAPE: Final = re.compile(rf"(?:{_SYLLABLE}){{1,3}}", re.IGNORECASE)
-_GIVEN_WORD: Final = r"[A-Z](?:[a-z]+|[A-Z]+)(?:[-\s][A-Za-z][a-z]+|[-\s][A-Z]+)?"
+# Two or three capitalised or upper-case words (hyphens inside), a comma allowed after the first.
+_LATIN_WORD: Final = r"(?:[A-Z][a-z]+(?:-[A-Za-z][a-z]+)?|[A-Z]{2,}(?:-[A-Z]+)?)"
+_LATIN_PHRASE: Final = re.compile(
+    rf"(?<![A-Za-z]){_LATIN_WORD}(?:,?[ \t]+{_LATIN_WORD}){{1,2}}(?![A-Za-z])"
+)
 
 
-def _korean_given(text: str) -> bool:
-    return _GIVEN_SHAPE.fullmatch(re.sub(r"[-\s]", "", text)) is not None
+def _korean_name(words: list[str]) -> bool:
+    """A romanised surname first or last, the other words one Korean given name."""
+    for surname, given in ((words[0], words[1:]), (words[-1], words[:-1])):
+        letters = re.sub(r"[^A-Za-z]", "", "".join(given))
+        if surname.upper() in _SURNAME_SET and _GIVEN_SHAPE.fullmatch(letters) is not None:
+            return True
+    return False
 
 
-def _surname_then_given(match: re.Match[str]) -> str:
-    """``Kim Seoyeon``, ``HONG, GIL DONG``, ``Moon Jae-in``; falls back to the first given word."""
-    given = match.group("given")
-    if _korean_given(given):
+def _romanised_name(match: re.Match[str]) -> str:
+    """``Kim Seoyeon``, ``HONG, GIL DONG``, ``Gil-dong Hong``, ``BYEONG-SIK CHOI``, ``Moon
+    Jae-in``; in a longer run of capitalised words, its first or last two (``Dear Kim Seoyeon``)."""
+    phrase = match.group(0)
+    spans = [(m.start(), m.end()) for m in re.finditer(r"[A-Za-z-]+", phrase)]
+    words = [phrase[s:e] for s, e in spans]
+    if _korean_name(words):
         return "[NAME]"
-    first = re.split(r"[-\s]", given, maxsplit=1)[0]
-    if _korean_given(first):
-        return "[NAME]" + match.group(0)[match.start("given") - match.start() + len(first) :]
-    return match.group(0)
-
-
-def _given_then_surname(match: re.Match[str]) -> str:
-    """``Gildong Hong``, ``Seo-yeon Kim``."""
-    return "[NAME]" if _korean_given(match.group("given")) else match.group(0)
+    if len(words) == 3 and _korean_name(words[:2]):
+        return "[NAME]" + phrase[spans[1][1] :]
+    if len(words) == 3 and _korean_name(words[1:]):
+        return phrase[: spans[1][0]] + "[NAME]"
+    return phrase
 
 
 def _id_shaped(match: re.Match[str]) -> str:
@@ -204,18 +210,7 @@ _RULES: Final[tuple[Rule, ...]] = (
         ),
         "[NAME]",
     ),
-    (
-        re.compile(
-            rf"(?<![A-Za-z])(?=[A-Z])(?:{_SURNAME_ALT}),?\s+(?P<given>{_GIVEN_WORD})(?![A-Za-z])"
-        ),
-        _surname_then_given,
-    ),
-    (
-        re.compile(
-            rf"(?<![A-Za-z])(?P<given>[A-Z][a-z]+(?:-[a-z]+)?)\s+(?:{_SURNAME_ALT})(?![A-Za-z])"
-        ),
-        _given_then_surname,
-    ),
+    (_LATIN_PHRASE, _romanised_name),
     (re.compile(r"(?<![A-Za-z0-9.])\d{6,}(?![A-Za-z0-9.])"), "[NUMBER]"),
     # Road-name and lot addresses: "<...>로 12", "<...>길 3-4", "<...>동 123-45", "<...>번지".
     (
