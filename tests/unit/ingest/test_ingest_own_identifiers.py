@@ -100,6 +100,7 @@ def test_the_messages_specimen_numbers_leave_the_note() -> None:
         "광교로 1520 (another building), 영통구 보건소",
         "WBC 3141, Plt 5926 x10^3/uL",  # the phone's digits, but not a whole phone or subscriber
         "1997-10-14 (not the birthday), 19971012",
+        "1203호 병실에서 1층 검사실로 이동",  # a room number like the flat's, without its 동
     ],
 )
 def test_clinical_content_survives(note: str) -> None:

@@ -22,7 +22,7 @@ What is removed, whatever the script or formatting, with typed placeholders:
 - ``[PATIENT_NO]``: the hospital's patient number as a token, separators optional (H-778812,
   H778812); numbers shorter than four characters are left (they cannot be told from a dose).
 - ``[ADDRESS]``: the street and building number (광교로 152, 광교로152), with the 시도/시군구
-  names before them and the detail after (101동 1203호), and the detail alone.
+  names before them and the detail after (101동 1203호), and a 동/호 detail alone.
 - ``[SPECIMEN_ID]``: the message's own specimen and accession numbers.
 - ``[EMAIL]``: any e-mail address (ingest keeps no e-mail in the identity, so every one goes).
 
@@ -110,6 +110,8 @@ class OwnIdentifiers:
 def _phone_forms(values: Iterable[str | None]) -> list[str]:
     forms: list[str] = []
     for value in values:
+        if not value:
+            continue
         digits = _digits(value)
         if digits.startswith("82"):
             digits = "0" + digits[2:].removeprefix("0")
@@ -149,36 +151,51 @@ def _latin_forms(latin: str) -> tuple[list[str], list[str]]:
     return names, surnames
 
 
+def _unique(values: Iterable[str], least: int = 1) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if len(v) >= least))
+
+
 def own_identifiers(identity: PatientIdentity, specimen_refs: Iterable[str] = ()) -> OwnIdentifiers:
     """D24c: what of this message's identity (and its specimen numbers) a note must not keep."""
     raw = identity.source
+    # The source's values only where validation changed or dropped them.
+    raw_rrn = raw.rrn if raw is not None and raw.rrn != identity.rrn else None
+    raw_phone = raw.phone if raw is not None and raw.phone != identity.phone else None
+    raw_latin = (
+        raw.name_latin if raw is not None and raw.name_latin != identity.name_latin else None
+    )
+    raw_address = raw.address if raw is not None and raw.address != identity.address else None
+    full = raw.full_name if raw is not None else None
+
     numbers: list[tuple[str, str]] = []
-    for rrn in (identity.rrn, raw.rrn if raw else None):
+    for rrn in (identity.rrn, raw_rrn):
         digits = _digits(rrn)
         if len(digits) == 13:
             numbers += [(digits, "[RRN]"), (digits[6:], "[RRN]")]
-    numbers += [(f, "[PHONE]") for f in _phone_forms([identity.phone, raw.phone if raw else None])]
-    patient_digits = _digits(identity.local_patient_no)
+    numbers += [(f, "[PHONE]") for f in _phone_forms((identity.phone, raw_phone))]
+    patient_no = identity.local_patient_no
+    patient_digits = _digits(patient_no)
     if len(patient_digits) >= 6:  # also the digits of H-778812 written alone
         numbers.append((patient_digits, "[PATIENT_NO]"))
     numbers += [(f, "[BIRTH_DATE]") for f in _birth_forms(identity.birth_date)]
+    numbers.sort(key=lambda t: len(t[0]), reverse=True)
 
     tokens = [(_NON_ALNUM.sub("", r).upper(), "[SPECIMEN_ID]") for r in specimen_refs]
-    tokens.append((_NON_ALNUM.sub("", identity.local_patient_no).upper(), "[PATIENT_NO]"))
+    if patient_digits != patient_no:  # an all-digit number is the digit pass's
+        tokens.append((_NON_ALNUM.sub("", patient_no).upper(), "[PATIENT_NO]"))
 
     family, given = identity.family_name, identity.given_name
-    families = [f for f in (family,) if f]
+    families = [family] if family else []
     if family and family[0] in _INITIAL_SOUND:
         families.append(_INITIAL_SOUND[family[0]] + family[1:])
     hangul_names = [f + given for f in families] if given else []
-    full = raw.full_name if raw else None
     if full and not full.isascii():
         hangul_names.append("".join(full.split()))
-    words = [given] if given and len(given) >= 2 and not given.isascii() else []
+    words = (given,) if given and len(given) >= 2 and not given.isascii() else ()
 
     latin_names: list[str] = []
     latin_surnames: list[str] = []
-    for latin in (identity.name_latin, raw.name_latin if raw else None):
+    for latin in (identity.name_latin, raw_latin):
         if latin:
             found, titled = _latin_forms(latin)
             latin_names += found
@@ -186,30 +203,25 @@ def own_identifiers(identity: PatientIdentity, specimen_refs: Iterable[str] = ()
 
     streets: list[str] = []
     details: list[str] = []
-    for address in (identity.address, raw.address if raw else None):
+    for address in (identity.address, raw_address):
         street = _STREET.search(address) if address else None
         if address and street:
             streets.append("".join((street.group("road") + street.group("number")).split()))
             rest = address[street.end() :]
             details += ["".join(d.group(0).split()) for d in _DETAIL.finditer(rest)]
 
-    def unique(values: Iterable[str], least: int = 1) -> tuple[str, ...]:
-        kept = dict.fromkeys(v for v in values if len(v) >= least)
-        return tuple(sorted(kept, key=len, reverse=True))
-
     return OwnIdentifiers(
-        numbers=tuple(sorted(dict.fromkeys(numbers), key=lambda t: len(t[0]), reverse=True)),
-        tokens=tuple(sorted(dict.fromkeys(t for t in tokens if len(t[0]) >= 4),
-                            key=lambda t: len(t[0]), reverse=True)),
-        hangul_names=unique(hangul_names, 2),
-        hangul_words=unique(words, 2),
-        surnames=unique(families),
-        latin_names=unique(latin_names, 3),
-        latin_surnames=unique(latin_surnames, 2),
-        streets=unique(streets),
-        details=unique(details),
+        numbers=tuple(dict.fromkeys(numbers)),
+        tokens=tuple(dict.fromkeys(t for t in tokens if len(t[0]) >= 4)),
+        hangul_names=_unique(hangul_names, 2),
+        hangul_words=words,
+        surnames=tuple(families),
+        latin_names=_unique(latin_names, 3),
+        latin_surnames=_unique(latin_surnames, 2),
+        streets=_unique(streets),
+        details=_unique(details),
         birth=identity.birth_date,
-    )  # fmt: skip
+    )
 
 
 Span = tuple[int, int, str]
@@ -329,6 +341,8 @@ def _name_spans(text: str, own: OwnIdentifiers) -> list[Span]:
                         stop = end
                 spans.append((head.start() if head else s, stop, "[ADDRESS]"))
         for detail in own.details:
+            if "동" not in detail:
+                continue  # "3층" or "12호" alone could be the ward's floor or room
             for s, e in solid.find(detail):
                 if not _before(text, s).isdigit() and not _after(text, e).isdigit():
                     spans.append((s, e, "[ADDRESS]"))
