@@ -3,7 +3,9 @@ production (``ingest.bootstrap.build``) and its processor's ``_handle`` is calle
 benchmark's messages (``biostream_dev.bench.ingest.feed_bytes``). Prints messages per CPU-second.
 
     python tools/ingest_handler_cpu.py [--records 4000] [--formats hl7,fhir,csv] [--rounds 5]
-                                       [--profile hl7]
+                                       [--profile hl7] [--notes]
+
+``--notes``: every HL7 ORU^R01 also carries a free-text note naming its patient (D24c's load).
 
 The best of several rounds is reported (other processes on a shared machine only ever slow a
 round down). Each round uses a fresh state store, so no message is a duplicate.
@@ -31,12 +33,12 @@ from pydantic import SecretStr
 NOW = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def inbound(fmt: FeedFormat, records: int, workdir: Path) -> list[Inbound]:
+def inbound(fmt: FeedFormat, records: int, workdir: Path, notes: bool = False) -> list[Inbound]:
     topic = Topics("bench.").feed(HOSPITAL)
     headers = (("content-type", FORMAT_CONTENT_TYPE[fmt].encode()),)
     return [
         Inbound(topic, 0, offset, key, value, headers, 0)
-        for offset, (key, value) in enumerate(feed_bytes(fmt, records, workdir))
+        for offset, (key, value) in enumerate(feed_bytes(fmt, records, workdir, notes))
     ]
 
 
@@ -46,6 +48,7 @@ def main() -> None:
     parser.add_argument("--formats", default="hl7,fhir,csv")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--notes", action="store_true")
     args = parser.parse_args()
     settings = IngestSettings.model_validate(
         {
@@ -59,7 +62,7 @@ def main() -> None:
     processor = service.processor
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):
-            messages = inbound(fmt, args.records, Path(tmp))  # type: ignore[arg-type]
+            messages = inbound(fmt, args.records, Path(tmp), args.notes)  # type: ignore[arg-type]
             best = float("inf")
             outputs = 0
             for _ in range(args.rounds):
