@@ -21,18 +21,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
+from biostream.contract import Inbound, Outbound
 from biostream.kafka import ensure_topics
 from biostream.observability import ProcessorMetrics
-from biostream.processor import (
-    Inbound,
-    Outbound,
-    ProcessorConfig,
-    StateStore,
-    TransactionalProcessor,
-)
+from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.restore import RestoreStalled
 from biostream.service import RunnableService, run_until_stopped
 from biostream.settings import KafkaSettings, ServiceSettings
+from biostream.state import StateStore
 from biostream.topics import TopicSpec
 from biostream_dev import broker
 from prometheus_client import CollectorRegistry
