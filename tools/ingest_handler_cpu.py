@@ -1,6 +1,6 @@
 """CPU cost of ingest's message handler per format, without Kafka: the service is built as in
 production (``ingest.bootstrap.build``) and its handler is driven (``biostream.testing.drive``) over the
-benchmark's messages (``biostream_dev.bench.ingest.feed_bytes``). Prints messages per CPU-second.
+benchmark's messages (``biostream_harness.bench.ingest.feed_bytes``). Prints messages per CPU-second.
 
     python tools/ingest_handler_cpu.py [--records 4000] [--formats hl7,fhir,csv] [--rounds 5]
                                        [--profile hl7]
@@ -24,7 +24,7 @@ from biostream.contract import Inbound
 from biostream.state import StateStore
 from biostream.testing import drive
 from biostream.topics import Topics
-from biostream_dev.bench.ingest import HOSPITAL, feed_bytes
+from biostream_harness.bench.ingest import HOSPITAL, feed_bytes
 from ingest.bootstrap import build
 from ingest.domain.messages import FORMAT_CONTENT_TYPE, FeedFormat
 from ingest.settings import IngestSettings

@@ -362,6 +362,13 @@ def _jvm_args(lib: Path, heap_mb: int) -> list[str]:
     ]
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for test servers: Prometheus, service metrics)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _free_ports(count: int) -> list[int]:
     """Distinct free TCP ports on 127.0.0.1 (all sockets held open until every port is chosen)."""
     sockets: list[socket.socket] = []

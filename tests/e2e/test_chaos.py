@@ -31,10 +31,10 @@ from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics, TopicSpec
 from biostream_dev import broker
-from biostream_dev.demo import feed_messages
 from biostream_dev.observer import PipelineObserver, PipelineView
-from biostream_dev.pipeline import SERVICES, LocalPipeline
 from biostream_dev.synth import generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.pipeline import SERVICES, LocalPipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
 from pydantic import SecretStr

@@ -20,7 +20,7 @@ from biostream.service import RunnableService
 from biostream.settings import KafkaSettings
 from biostream.state import StateStore
 from biostream.topics import Topics
-from biostream_dev.linkage_stream import identity_records, publish, read_all
+from biostream_harness.linkage_stream import identity_records, publish, read_all
 from linkage.bootstrap import build
 from linkage.domain.model import default_params
 from linkage.handlers import LinkageHandler, LinkageMetrics

@@ -24,9 +24,9 @@ from biostream.envelopes import audit_events_in
 from biostream.schemas import SchemaRegistry
 from biostream.state import StateStore
 from biostream.topics import Topics
-from biostream_dev.bench.e2e import CuratedMatcher, Feed
-from biostream_dev.bench.floor import FloorError, floor_hop
-from biostream_dev.bench.ingest import HOSPITAL
+from biostream_harness.bench.e2e import CuratedMatcher, Feed
+from biostream_harness.bench.floor import FloorError, floor_hop
+from biostream_harness.bench.ingest import HOSPITAL
 
 CODEC = AvroCodec(SchemaRegistry())
 TOPICS = Topics("t.")

@@ -29,8 +29,8 @@ from biostream.processor import TransactionalProcessor
 from biostream.settings import KafkaSettings
 from biostream.step import handle_message
 from biostream.topics import Topics
-from biostream_dev.bench.ingest import synthetic_hl7
-from biostream_dev.inprocess import Keys, build_services
+from biostream_harness.bench.ingest import synthetic_hl7
+from biostream_harness.inprocess import Keys, build_services
 from ingest.domain.files import split_feed
 
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)

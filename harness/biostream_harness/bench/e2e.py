@@ -4,7 +4,7 @@ hops and the pipeline's contract floor (``floor.py``: the same four hops, topics
 transactions with no domain work), all measured in the same run. Not a test: it prints figures,
 writes a plot and a JSON summary (docs/benchmarks/e2e.md records a run).
 
-    python -m biostream_dev.bench.e2e [--records 6000] [--half-seconds 45]
+    python -m biostream_harness.bench.e2e [--records 6000] [--half-seconds 45]
                                       [--plot docs/benchmarks/e2e.png] [--json out.json]
 
 Each side runs an unmeasured warm-up (``--warmup``), then two phases (the pipeline a third,
@@ -63,9 +63,9 @@ from ingest.domain.files import FeedMessage, split_feed
 from pseudonymizer.domain.pseudonyms import curated_id
 from pydantic import SecretStr
 
-from biostream_dev.bench.floor import FLOOR_HOPS
-from biostream_dev.bench.ingest import HOSPITAL, synthetic_hl7
-from biostream_dev.pipeline import SERVICES, LocalPipeline
+from biostream_harness.bench.floor import FLOOR_HOPS
+from biostream_harness.bench.ingest import HOSPITAL, synthetic_hl7
+from biostream_harness.pipeline import SERVICES, LocalPipeline
 
 DATASET = "cohort-demo"
 HOPS = 3
@@ -355,7 +355,7 @@ class HopProcesses:
 def relay_chain(kafka: KafkaSettings, topics: list[str], run_dir: Path) -> HopProcesses:
     commands = {
         f"hop{n}": [
-            "biostream_dev.bench.e2e",
+            "biostream_harness.bench.e2e",
             "hop",
             topics[n - 1],
             topics[n],
@@ -560,7 +560,10 @@ async def bench_floor(
     hops = HopProcesses(
         kafka,
         work / "floor",
-        {hop: ["biostream_dev.bench.floor", hop, prefix, HOSPITAL, DATASET] for hop in FLOOR_HOPS},
+        {
+            hop: ["biostream_harness.bench.floor", hop, prefix, HOSPITAL, DATASET]
+            for hop in FLOOR_HOPS
+        },
     )
     try:
         await asyncio.to_thread(hops.start, {"BENCH_FLOOR_KEY_FILE": str(key_file)})

@@ -30,8 +30,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic feed")] = 42,
 ) -> None:
     """Run the whole pipeline on a local broker and print a summary."""
-    from biostream_dev.demo import DemoOptions
-    from biostream_dev.demo import main as demo_main
+    from biostream_harness.demo import DemoOptions
+    from biostream_harness.demo import main as demo_main
 
     if feed is not None and not feed.is_dir():
         typer.echo(f"error: FEED {feed} is not a directory", err=True)
@@ -215,9 +215,8 @@ def access_apply(
     import os
 
     from biostream.settings import KafkaSettings
-    from pydantic import SecretStr
-
     from biostream_dev import access
+    from pydantic import SecretStr
 
     admin = KafkaSettings(
         bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_username=admin_user,

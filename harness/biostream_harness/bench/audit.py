@@ -1,6 +1,6 @@
 """Audit ledger benchmark: appends per second on one core, and the time to verify a million entries.
 
-    .venv/bin/python -m biostream_dev.bench.audit [--appends 100000] [--verify-entries 1000000]
+    .venv/bin/python -m biostream_harness.bench.audit [--appends 100000] [--verify-entries 1000000]
 
 Not a test: it prints figures (see docs/benchmarks/audit.md). Runs pinned to one CPU so the rate
 is per core, and reports CPU time besides wall time: on a shared machine the wall time includes

@@ -295,7 +295,7 @@ async def run_floor_hop(
 
 
 def main(argv: list[str]) -> None:
-    """``python -m biostream_dev.bench.floor HOP PREFIX HOSPITAL DATASET``, started by e2e.py with
+    """``python -m biostream_harness.bench.floor HOP PREFIX HOSPITAL DATASET``, started by e2e.py with
     BENCH_KAFKA (settings JSON), BENCH_FLOOR_KEY_FILE and BENCH_READY_FILE in its environment."""
     hop, prefix, hospital, dataset = argv
     kafka = KafkaSettings.model_validate(json.loads(os.environ["BENCH_KAFKA"]))

@@ -1,6 +1,6 @@
 """Benchmark: pseudonymized records per second per core, beside a bare Kafka relay's rate.
 
-    python -m biostream_dev.bench.pseudonymizer [--records 50000] [--persons 5000]
+    python -m biostream_harness.bench.pseudonymizer [--records 50000] [--persons 5000]
                                                  [--bootstrap HOST:PORT | --no-broker]
 
 Measures, on structured clinical records (codes, values, dates; no free text):
@@ -11,7 +11,7 @@ Measures, on structured clinical records (codes, values, dates; no free text):
    look-ups, k-anonymity admission, release, Avro encode of the curated record and its audit event.
 3. ``relay`` (needs a broker): a bare aiokafka consume-and-produce loop copying the same encoded
    records from one topic to another, no decoding: what moving bytes through Kafka costs by itself.
-   Written here rather than importing ``biostream_dev.bench.relay`` (being written on the ingest
+   Written here rather than importing ``biostream_harness.bench.relay`` (being written on the ingest
    branch) so this module stands alone.
 4. ``service`` (needs a broker): the real pseudonymizer service (transactions, changelog, audit
    events) in this process, over input already on the broker, from its start to the last release
