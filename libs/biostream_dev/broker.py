@@ -555,13 +555,16 @@ async def _probe(bootstrap: str, timeout_ms: int, security: Mapping[str, str]) -
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
+    from biostream.topics import for_days
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **security
     )
     try:
         await admin.start()
-        response = await admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], timeout_ms=timeout_ms)
+        # One record per readiness check; a day is plenty, and every topic declares its retention.
+        probe = NewTopic(PROBE_TOPIC, 1, 1, topic_configs=for_days(1).configs())
+        response = await admin.create_topics([probe], timeout_ms=timeout_ms)
         for topic_error in response.to_object()["topic_errors"]:
             error_type = for_code(topic_error["error_code"])
             if topic_error["error_code"] != 0 and error_type is not TopicAlreadyExistsError:
