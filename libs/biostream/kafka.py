@@ -160,16 +160,6 @@ async def provision_topics(
     return result
 
 
-async def topic_configs(kafka: KafkaSettings, topics: list[str]) -> dict[str, dict[str, str]]:
-    """Every configuration value of each topic, as the broker reports it (describe_configs)."""
-    admin = admin_client(kafka, "biostream-describe-configs")
-    await admin.start()
-    try:
-        return await _describe_topic_configs(admin, topics)
-    finally:
-        await admin.close()
-
-
 async def _describe_topic_configs(
     admin: AIOKafkaAdminClient, topics: list[str]
 ) -> dict[str, dict[str, str]]:

@@ -919,6 +919,16 @@ def _info_json(info: BrokerInfo) -> str:
     return json.dumps(data, indent=2)
 
 
+def _parse_properties(items: list[str]) -> dict[str, str]:
+    properties: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BrokerError(f"--property wants KEY=VALUE, got {item!r}")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m biostream_dev.broker",
@@ -931,6 +941,19 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=None, help="client port (default: free port)")
     start.add_argument("--heap-mb", type=int, default=DEFAULT_HEAP_MB)
     start.add_argument("--timeout", type=float, default=DEFAULT_READY_TIMEOUT)
+    start.add_argument(
+        "--property",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="extra server.properties entry (repeat), e.g. log.retention.ms=60000; "
+        "kept for restarts of this run directory",
+    )
+    start.add_argument(
+        "--auth",
+        action="store_true",
+        help="SASL/SCRAM and ACLs, as the tests' broker (admin password in DIR/admin.password)",
+    )
     stop = commands.add_parser("stop", help="graceful stop (SIGTERM, then SIGKILL)")
     stop.add_argument("--dir", type=Path, required=True)
     stop.add_argument("--timeout", type=float, default=DEFAULT_STOP_TIMEOUT)
@@ -947,7 +970,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             print(ensure_jars())
         elif args.command == "start":
-            info = start_broker(args.dir, args.port, args.heap_mb, timeout=args.timeout)
+            extra = None if args.property is None else _parse_properties(args.property)
+            info = start_broker(
+                args.dir,
+                args.port,
+                args.heap_mb,
+                timeout=args.timeout,
+                extra_properties=extra,
+                authentication=args.auth,
+            )
             print(info.bootstrap)
         elif args.command == "stop":
             stop_broker(args.dir, args.timeout)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -82,6 +84,10 @@ async def test_topics_made_before_retention_was_declared_are_brought_up_to_it(
         await admin.create_topics(
             [NewTopic(name, 1, 1, topic_configs=configs) for name, configs in old.items()]
         )
+        for _ in range(100):  # describe_configs answers UNKNOWN_TOPIC until metadata has them
+            if set(old) <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
     before = await broker_configs(kafka, list(old))
@@ -109,3 +115,53 @@ async def test_topics_made_before_retention_was_declared_are_brought_up_to_it(
     assert (await broker_configs(kafka, [topics.feed("H001")]))[topics.feed("H001")][
         "retention.ms"
     ] == str(365 * DAY_MS)
+
+
+async def test_reconcile_says_from_where_it_covers_a_feed_past_its_retention(
+    kafka: KafkaSettings, topic_prefix: str
+) -> None:
+    """Deleting a feed's oldest records (what retention does) must not go unsaid: reconcile
+    counts what remains and names, per partition, the first offset it could see."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from aiokafka import TopicPartition
+    from aiokafka.admin import RecordsToDelete
+    from biostream.kafka import plain_producer
+    from biostream_dev.access import kafka_environment
+
+    topics = Topics(topic_prefix)
+    feed = topics.feed("H001")
+    await ensure_topics(kafka, topics.pipeline_specs(["H001"], []))
+    producer = plain_producer(kafka, "test-feed")
+    await producer.start()
+    try:
+        for n in range(3):
+            await producer.send_and_wait(feed, f"message {n}".encode())
+    finally:
+        await producer.stop()
+
+    def reconcile() -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
+        env |= kafka_environment(kafka) | {"BIOSTREAM_TOPIC_PREFIX": topic_prefix}
+        return subprocess.run(
+            [sys.executable, "-m", "audit", "reconcile"],
+            capture_output=True, text=True, timeout=120, check=False, env=env,
+        )  # fmt: skip
+
+    whole = reconcile()
+    assert json.loads(whole.stdout)["published"] == 3 and "retention" not in whole.stderr
+    admin = admin_client(kafka, "test-delete-records")
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(feed, 0): RecordsToDelete(before_offset=2)})
+    finally:
+        await admin.close()
+    cut = reconcile()
+    assert json.loads(cut.stdout)["published"] == 1
+    assert (
+        f"note: {feed}/0: offsets below 2 are past the feed's retention; reconciled from offset 2"
+        in cut.stderr
+    )
