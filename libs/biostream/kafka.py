@@ -180,17 +180,14 @@ async def _describe_topic_configs(
     return configs
 
 
-def _alter_topic_configs(kafka: KafkaSettings, changes: dict[str, dict[str, str]]) -> None:
-    """IncrementalAlterConfigs (kafka-python; aiokafka has only the legacy AlterConfigs, which
-    resets every key it is not given): only the named keys change."""
-    from kafka.admin import ConfigResource as SyncConfigResource
-    from kafka.admin import ConfigResourceType as SyncResourceType
+def sync_admin_client(kafka: KafkaSettings, client_id: str) -> Any:
+    """A kafka-python admin client (for the admin APIs aiokafka lacks); the caller closes it."""
     from kafka.admin import KafkaAdminClient
 
     options: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers,
         "security_protocol": kafka.security_protocol,
-        "client_id": "biostream-retention",
+        "client_id": client_id,
     }
     if kafka.security_protocol.startswith("SASL"):
         assert kafka.sasl_password is not None
@@ -199,7 +196,16 @@ def _alter_topic_configs(kafka: KafkaSettings, changes: dict[str, dict[str, str]
             "sasl_plain_username": kafka.sasl_username,
             "sasl_plain_password": kafka.sasl_password.get_secret_value(),
         }
-    client = KafkaAdminClient(**options)
+    return KafkaAdminClient(**options)
+
+
+def _alter_topic_configs(kafka: KafkaSettings, changes: dict[str, dict[str, str]]) -> None:
+    """IncrementalAlterConfigs (kafka-python; aiokafka has only the legacy AlterConfigs, which
+    resets every key it is not given): only the named keys change."""
+    from kafka.admin import ConfigResource as SyncConfigResource
+    from kafka.admin import ConfigResourceType as SyncResourceType
+
+    client = sync_admin_client(kafka, "biostream-retention")
     try:
         outcome = client.alter_configs(
             [SyncConfigResource(SyncResourceType.TOPIC, n, c) for n, c in changes.items()],
