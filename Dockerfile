@@ -4,10 +4,16 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY libs libs
 COPY services services
+COPY consumers consumers
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
-RUN useradd --uid 10001 --create-home biostream
+# /run/biostream-keys is the mount point of compose's `keys` volume: a new named volume takes the
+# owner and mode of the image's directory, so the key generator (uid 10001) can write into it.
+RUN useradd --uid 10001 --create-home biostream \
+    && mkdir -p /run/biostream-keys \
+    && chown 10001:10001 /run/biostream-keys \
+    && chmod 0700 /run/biostream-keys
 COPY --from=build /install /usr/local
 COPY schemas /opt/biostream/schemas
 COPY policies /opt/biostream/policies

@@ -20,7 +20,18 @@ ifdef LEDGER_EXPORT
 DEMO_ARGS += --ledger-export $(LEDGER_EXPORT)
 endif
 
-.PHONY: setup demo test lint typecheck schema-compat deploy-check unit clean
+# Kustomize: kubectl's built-in one, else the one tools/system-deps.sh builds into .run/tools/bin.
+KUSTOMIZE := $(if $(shell command -v kubectl),kubectl kustomize,.run/tools/bin/kustomize build)
+
+.PHONY: setup system-deps-demo system-deps-test demo test lint typecheck schema-compat deploy-check unit clean
+
+# Programs outside Python (Java, Maven; for the tests Prometheus, Chromium, a Hangul font,
+# Kustomize): installed on first use, or the exact command to install them, in the first second.
+system-deps-demo:
+	@tools/system-deps.sh demo
+
+system-deps-test:
+	@tools/system-deps.sh test
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -29,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-setup: $(VENV)/.installed
+setup: system-deps-demo $(VENV)/.installed
 	$(BIN)/python -m biostream_dev.broker fetch
 
 demo: setup
@@ -46,15 +57,15 @@ schema-compat: $(VENV)/.installed
 	$(BIN)/python tools/schema_compat.py
 
 # Deployment files, validated offline: no Docker engine or cluster is needed.
-deploy-check: $(VENV)/.installed
+deploy-check: system-deps-test $(VENV)/.installed
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	@mkdir -p .run
-	kubectl kustomize deploy/k8s/base > .run/k8s-base.yaml
+	$(KUSTOMIZE) deploy/k8s/base > .run/k8s-base.yaml
 	$(BIN)/kubernetes-validate --strict --quiet .run/k8s-base.yaml
 	@# Each overlay; custom resources (Strimzi, KEDA, Prometheus Operator) are checked against the
 	@# project's schemas by tests/unit/test_deploy_files.py and test_k8s_operations.py.
 	for overlay in dev production; do \
-	  kubectl kustomize deploy/k8s/overlays/$$overlay > .run/k8s-$$overlay.yaml && \
+	  $(KUSTOMIZE) deploy/k8s/overlays/$$overlay > .run/k8s-$$overlay.yaml && \
 	  $(BIN)/kubernetes-validate --strict --quiet .run/k8s-$$overlay.yaml || exit 1; \
 	done
 	promtool check config deploy/prometheus/prometheus.yml
@@ -65,7 +76,7 @@ deploy-check: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
-test: setup lint typecheck schema-compat deploy-check
+test: system-deps-test setup lint typecheck schema-compat deploy-check
 	# The project's own temp root: concurrent pytest sessions on one machine would otherwise
 	# delete each other's folders under /tmp/pytest-of-<user> (and a running broker's data).
 	$(BIN)/pytest -q --durations=15 --basetemp=.run/pytest

@@ -24,6 +24,7 @@ ALLOWED_KEYS = frozenset(
         "reason_code", "error_type", "elapsed_s", "state_keys", "bootstrap", "group", "port",
         "sequence", "outcome", "action", "contract", "pid", "attempt", "exc_info", "topics",
         "correlation_id", "correlation_ids", "stack", "duration_ms", "restored", "pending", "released",
+        "partitions", "behind", "stalled_s", "limit_s",
     }
 )  # fmt: skip
 

@@ -31,11 +31,15 @@ async def run_until_stopped(service: RunnableService, stop: asyncio.Event | None
     log = get_logger(service.name)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             break
+        installed.append(sig)
+    # Serving (not ready) before the processor starts: during a long state restore the probe
+    # sees 503, not a refused connection (D22).
     health = HealthServer(
         service.registry,
         lambda: service.processor.ready,
@@ -48,4 +52,6 @@ async def run_until_stopped(service: RunnableService, stop: asyncio.Event | None
         await service.processor.run(stop)
     finally:
         health.stop()
+        for sig in installed:  # a caller's loop (tests) keeps its own Ctrl-C
+            loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     dead_letter_cleartext: bool = False
     batch_max_records: int = 500
     poll_timeout_ms: int = 200
+    # A state restore that sees no progress from the broker for this long stops the service
+    # (exit non-zero) instead of running it on part of its state; a restore that keeps moving is
+    # never cut off, however long it takes. docs/decisions.md D22.
+    restore_timeout_s: float = Field(default=300.0, gt=0)
 
 
 def read_secret(value: SecretStr | None, file: Path | None, what: str) -> bytes:

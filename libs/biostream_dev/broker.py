@@ -12,7 +12,8 @@ Layout of a run directory (``run_dir``)::
     .lock               serialises start/stop of the same run_dir across processes
 
 Python API: :func:`ensure_jars`, :func:`start_broker`, :func:`stop_broker`, :func:`kill_broker`,
-:func:`restart_broker`, :func:`broker_status`, :func:`wait_until_ready`.
+:func:`restart_broker`, :func:`pause_broker`/:func:`resume_broker` (and :func:`paused`),
+:func:`broker_status`, :func:`wait_until_ready`.
 
 CLI::
 
@@ -22,6 +23,8 @@ CLI::
     python -m biostream_dev.broker status --dir D
     python -m biostream_dev.broker kill --dir D       # SIGKILL (fault tests)
     python -m biostream_dev.broker restart --dir D    # same ports, same data
+    python -m biostream_dev.broker pause --dir D      # SIGSTOP: unresponsive, not gone (fault tests)
+    python -m biostream_dev.broker resume --dir D     # SIGCONT
 
 Processes are only ever signalled by the PID recorded in ``broker.json``, after checking that the
 PID is still a java process running ``kafka.Kafka`` with this run directory (never by name).
@@ -884,6 +887,38 @@ def kill_broker(run_dir: Path) -> None:
             raise BrokerError(f"broker pid {info.pid} survived SIGKILL")
 
 
+def _signal_running(run_dir: Path, sig: signal.Signals) -> BrokerInfo:
+    run_dir = run_dir.resolve()
+    with _file_lock(run_dir / _LOCK):
+        info = broker_status(run_dir)
+        if info is None:
+            raise BrokerError(f"no running broker in {run_dir}")
+        os.kill(info.pid, sig)
+        return info
+
+
+def pause_broker(run_dir: Path) -> BrokerInfo:
+    """SIGSTOP the broker (fault tests): its sockets stay open and accept connections, but nothing
+    is answered, as with a broker hung in a long GC pause or a frozen VM. Always
+    :func:`resume_broker` afterwards (or use :func:`paused`)."""
+    return _signal_running(run_dir, signal.SIGSTOP)
+
+
+def resume_broker(run_dir: Path) -> BrokerInfo:
+    """SIGCONT a broker stopped by :func:`pause_broker` (harmless on a running one)."""
+    return _signal_running(run_dir, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def paused(run_dir: Path) -> Iterator[BrokerInfo]:
+    """The broker paused for the ``with`` block, resumed however the block ends."""
+    info = pause_broker(run_dir)
+    try:
+        yield info
+    finally:
+        resume_broker(run_dir)
+
+
 def restart_broker(
     run_dir: Path,
     timeout: float = DEFAULT_READY_TIMEOUT,
@@ -964,6 +999,10 @@ def main(argv: list[str] | None = None) -> int:
     restart = commands.add_parser("restart", help="restart on the same ports and data")
     restart.add_argument("--dir", type=Path, required=True)
     restart.add_argument("--timeout", type=float, default=DEFAULT_READY_TIMEOUT)
+    pause = commands.add_parser("pause", help="SIGSTOP the broker (fault tests; resume after)")
+    pause.add_argument("--dir", type=Path, required=True)
+    resume = commands.add_parser("resume", help="SIGCONT a paused broker")
+    resume.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args(argv)
 
     try:
@@ -992,6 +1031,10 @@ def main(argv: list[str] | None = None) -> int:
             kill_broker(args.dir)
         elif args.command == "restart":
             print(restart_broker(args.dir, args.timeout).bootstrap)
+        elif args.command == "pause":
+            pause_broker(args.dir)
+        elif args.command == "resume":
+            resume_broker(args.dir)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from biostream.observability import ProcessorMetrics
-from biostream_dev.k8s import render_prometheus_rule
+from biostream_dev.k8s import kustomize_command, render_prometheus_rule
 from prometheus_client import CollectorRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +39,8 @@ def base_documents() -> list[dict[str, Any]]:
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is needed to render the overlays (as in make deploy-check)"
     out = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        [*kustomize_command(), str(K8S / "overlays" / overlay)],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(out) if d]

@@ -27,10 +27,11 @@ from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy, LedgerState
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry

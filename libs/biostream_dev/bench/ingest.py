@@ -140,9 +140,10 @@ def measure_floor(fmt: FeedFormat, messages: list[tuple[bytes | None, bytes]]) -
     import io
 
     from biostream.codec import AvroCodec
+    from biostream.contract import Inbound
     from biostream.contracts import AUDIT_EVENT
-    from biostream.processor import Inbound, StateStore
     from biostream.schemas import Contract, SchemaRegistry
+    from biostream.state import StateStore
 
     settings = IngestSettings.model_validate(
         {

@@ -29,8 +29,8 @@ from typing import Any, Final
 
 from biostream.codec import AvroCodec
 from biostream.envelopes import Envelopes
-from biostream.processor import StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from linkage.adapters.jsonl import identity_from_json
 from linkage.domain.evaluation import score

@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import CLINICAL_RECORD, LINK_DECISION
 from biostream.envelopes import Envelopes
 from biostream.kafka import ensure_topics, plain_producer, reader, topic_partitions
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
+from biostream.state import StateStore
 from biostream.topics import FOREVER, Topics, TopicSpec
 from prometheus_client import CollectorRegistry
 from pseudonymizer.bootstrap import build as build_pseudonymizer

@@ -14,7 +14,7 @@ from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
 from ingest.adapters.mappings import CsvMappingDirectory, quiet_parser_logs
-from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
+from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics, SeenMessages
 from ingest.settings import IngestSettings
 
 
@@ -33,6 +33,7 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         IngestMetrics.create(registry),
         CsvMappingDirectory(settings.csv_mapping_dir),
         Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key")),
+        SeenMessages(settings.dedup_window_days),
     )
 
     processor = TransactionalProcessor(
@@ -40,6 +41,7 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         handler,
         envelopes.failure_handler("INGEST_INTERNAL_ERROR", topics.hospital_of_feed),
         ProcessorMetrics.create(registry, SERVICE),
+        on_idle=handler.on_idle,
         audit_batching=envelopes.audit_batching(),
     )
     return RunnableService(SERVICE, settings, registry, processor)

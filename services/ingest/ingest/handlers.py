@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     CLINICAL_RECORD,
     IDENTITY_RECORD,
@@ -22,12 +23,19 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.sealing import Sealer
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
 from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
+from ingest.domain.dedup import (
+    DEFAULT_WINDOW_DAYS,
+    SEEN_PREFIX,
+    plan_expiry,
+    seen_key,
+    seen_value,
+)
 from ingest.domain.messages import detect_format, parse_message
 from ingest.domain.model import ParsedMessage, PatientIdentity, Rejected
 
@@ -105,6 +113,58 @@ def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
     return "pr_" + mac.hexdigest()[:32]
 
 
+class SeenMessages:
+    """The remembered message ids in the state (D6), forgotten after the window (D25).
+
+    Once a day (the first call on a new day, after a restart the first call) the whole family is
+    read once to plan what expires; the plan is then carried out at most ``chunk`` keys per call,
+    so no transaction carries a day's worth of deletions at once."""
+
+    def __init__(self, window_days: int = DEFAULT_WINDOW_DAYS, chunk: int = 5000) -> None:
+        if window_days < 1:
+            raise ValueError("the de-duplication window must be at least one day")
+        self.window_days = window_days
+        self.chunk = chunk
+        self._planned_on: dt.date | None = None
+        self._planned_for: StateStore | None = None
+        self._expired: list[str] = []
+        self._undated: list[str] = []
+        self._log = get_logger("ingest.dedup")
+
+    def seen(self, state: StateStore, hospital: str, message_id: str) -> bool:
+        return state.get(seen_key(hospital, message_id)) is not None
+
+    def remember(
+        self, state: StateStore, hospital: str, message_id: str, source_ref: str, today: dt.date
+    ) -> None:
+        state.put(seen_key(hospital, message_id), seen_value(today, source_ref))
+
+    def sweep(self, state: StateStore, today: dt.date) -> int:
+        """Carries out at most ``chunk`` changes of today's plan; returns how many it made."""
+        if self._planned_on != today or self._planned_for is not state:
+            entries = ((k, state.get(k) or b"") for k in list(state.keys_with_prefix(SEEN_PREFIX)))
+            plan = plan_expiry(entries, today, self.window_days)
+            self._expired, self._undated = plan.expired, plan.undated
+            self._planned_on, self._planned_for = today, state
+            if plan.expired or plan.undated:
+                self._log.info(
+                    "de-duplication window planned",
+                    expiring=len(plan.expired), undated=len(plan.undated),
+                    window_days=self.window_days,
+                )  # fmt: skip
+        done = 0
+        while self._expired and done < self.chunk:
+            state.delete(self._expired.pop())
+            done += 1
+        while self._undated and done < self.chunk:
+            key = self._undated.pop()
+            value = state.get(key)
+            if value is not None:
+                state.put(key, seen_value(today, value.decode()))
+            done += 1
+        return done
+
+
 class FeedMessageHandler:
     def __init__(
         self,
@@ -115,7 +175,9 @@ class FeedMessageHandler:
         metrics: IngestMetrics,
         csv_mapping_for: Callable[[str], CsvMapping] = lambda _hospital: DEFAULT_MAPPING,
         rrn_sealer: Sealer | None = None,
+        seen_messages: SeenMessages | None = None,
     ) -> None:
+        self.seen_messages = seen_messages or SeenMessages()
         # The service always seals registration numbers (bootstrap requires the key); without a
         # sealer (handler unit tests) they travel in the v1 clear-text field.
         self.rrn_sealer = rrn_sealer
@@ -127,7 +189,14 @@ class FeedMessageHandler:
         self.metrics = metrics
         self._log = get_logger("ingest.handlers")
 
+    def on_idle(self, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        """Forgets expired message ids while the feeds are quiet (D25)."""
+        self.seen_messages.sweep(state, now.date())
+        return []
+
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        today = now.date()
+        self.seen_messages.sweep(state, today)
         hospital = self.topics.hospital_of_feed(message.topic) or "UNKNOWN"
         raw = message.value or b""
         fmt_label = "unknown"
@@ -163,8 +232,7 @@ class FeedMessageHandler:
                 ),
             ]
 
-        seen_key = f"msg:{hospital}:{parsed.message_id}"
-        if state.get(seen_key) is not None:
+        if self.seen_messages.seen(state, hospital, parsed.message_id):
             self._count(self.metrics.messages, hospital, fmt, "duplicate")
             return [
                 self.envelopes.audit(
@@ -172,7 +240,7 @@ class FeedMessageHandler:
                     outcome="duplicate", hospital=hospital,
                 )
             ]  # fmt: skip
-        state.put(seen_key, message.source_ref.encode())
+        self.seen_messages.remember(state, hospital, parsed.message_id, message.source_ref, today)
         self._count(self.metrics.messages, hospital, fmt, "accepted")
         self._count(self.metrics.message_types, hospital, fmt, parsed.message_type)
         if parsed.identity is not None:

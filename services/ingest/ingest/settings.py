@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from biostream.settings import ServiceSettings
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
+
+from ingest.domain.dedup import DEFAULT_WINDOW_DAYS
 
 
 class IngestSettings(ServiceSettings):
@@ -20,3 +22,6 @@ class IngestSettings(ServiceSettings):
     # <dir>/<HOSPITAL>.json declares a hospital's CSV columns; hospitals without one use the
     # default columns (services/ingest/README.md).
     csv_mapping_dir: Path | None = None
+    # A resent hospital message is recognised for this many days after it was accepted (D25);
+    # the de-duplication state holds about this many days of feed.
+    dedup_window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1)

@@ -1,7 +1,8 @@
 """FHIR R4 JSON (KR Core): a Bundle of one Patient and its clinical resources, or a lone Patient.
 
-Hand-written on plain dicts for the walking skeleton; the ingest issue decides between this and a
-validating library (fhir.resources) by benchmark.
+Hand-written on plain dicts over ``json.loads``: about 8x faster than validating with
+fhir.resources for the same records (D-ingest-2); every check that matters to the records is made
+here, each failure a stable reason code.
 """
 
 from __future__ import annotations

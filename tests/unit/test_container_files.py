@@ -1,0 +1,120 @@
+"""The Dockerfile and docker-compose.yml read as Docker would (no engine runs here): the image
+holds every package the project installs, every writable named volume is writable by the user
+that writes it, and Kafka's data lands on its volume."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_USER = "10001"
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """(instruction, arguments) per build stage, continuation lines joined, comments dropped."""
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    stages: list[list[tuple[str, str]]] = []
+    for line in joined.splitlines():
+        if not line.strip():
+            continue
+        instruction, _, arguments = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), arguments.strip()))
+    return stages
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def copied_sources(stage: list[tuple[str, str]]) -> list[str]:
+    sources: list[str] = []
+    for instruction, arguments in stage:
+        if instruction == "COPY" and not arguments.startswith("--from"):
+            sources += arguments.split()[:-1]
+    return sources
+
+
+def test_the_build_stage_copies_every_package_directory_before_installing() -> None:
+    build = dockerfile_stages()[0]
+    sources = copied_sources(build)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_roots = project["tool"]["setuptools"]["packages"]["find"]["where"]
+    top_dirs = {root.split("/")[0] for root in package_roots}
+    missing = sorted(d for d in top_dirs if d not in sources)
+    assert not missing, f"the image is built without {missing}"
+    for source in sources:
+        assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+
+
+def test_the_package_builds_from_exactly_what_the_dockerfile_copies(tmp_path: Path) -> None:
+    """The build stage's `pip install .`, from a folder holding only the copied files."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for source in copied_sources(dockerfile_stages()[0]):
+        origin = ROOT / source
+        if origin.is_dir():
+            shutil.copytree(origin, context / source, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(origin, context / source)
+    # The package metadata setuptools writes for `pip install .` names the top-level packages.
+    egg_base = tmp_path / "egg"
+    egg_base.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "egg_info",
+         "--egg-base", str(egg_base)],
+        cwd=context, check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    [top_level] = egg_base.glob("*.egg-info/top_level.txt")
+    names = set(top_level.read_text().split())
+    for package in ("biostream", "ingest", "linkage", "pseudonymizer", "audit", "review",
+                    "biostream_consumer", "biostream_dev"):  # fmt: skip
+        assert package in names, f"the image would lack {package}"
+
+
+def test_every_writable_named_volume_is_owned_by_the_user_that_writes_it() -> None:
+    """A new named volume takes the owner of the image's directory at its mount point (root when
+    the image has none), so a non-root writer needs that directory made and chowned in the image."""
+    final = dockerfile_stages()[-1]
+    runs = " ".join(arguments for instruction, arguments in final if instruction == "RUN")
+    spec = compose()
+    named = set(spec.get("volumes", {}))
+    checked = 0
+    for name, service in spec["services"].items():
+        if service.get("image") != "biostream:dev" and "build" not in service:
+            continue  # third-party images: their own defaults (Kafka below)
+        user = str(service.get("user", IMAGE_USER))
+        for mount in service.get("volumes", []):
+            volume, _, rest = str(mount).partition(":")
+            target, _, mode = rest.partition(":")
+            if volume not in named or mode == "ro":
+                continue
+            assert re.search(rf"mkdir -p [^&]*{re.escape(target)}", runs), (
+                f"{name}: the image has no {target} for volume {volume}"
+            )
+            assert re.search(rf"chown {user}(:\d+)? {re.escape(target)}", runs), (
+                f"{name} writes {target} as uid {user}, but the image's directory is not theirs"
+            )
+            checked += 1
+    assert checked >= 1  # the key generator's volume at least
+
+
+def test_kafka_keeps_its_data_on_its_volume() -> None:
+    kafka = compose()["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    mounts = {str(m).split(":")[1]: str(m).split(":")[0] for m in kafka["volumes"]}
+    assert log_dirs in mounts, (
+        f"log.dirs {log_dirs} is not on a volume: topics die with the container"
+    )
