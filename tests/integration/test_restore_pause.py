@@ -29,7 +29,7 @@ from biostream.restore import RestoreStalled
 from biostream.service import RunnableService, run_until_stopped
 from biostream.settings import KafkaSettings, ServiceSettings
 from biostream.state import StateStore
-from biostream.topics import TopicSpec
+from biostream.topics import COMPACTED, FOREVER, TopicSpec
 from biostream_dev import broker
 from prometheus_client import CollectorRegistry
 
@@ -81,7 +81,7 @@ def expected_state() -> dict[str, bytes | None]:
 async def write_changelog(kafka: KafkaSettings) -> None:
     """The records in transactions (the log ends in a commit marker, as a service's does), each
     key in one partition, overwrites and tombstones after the first values."""
-    await ensure_topics(kafka, [TopicSpec(CHANGELOG, PARTITIONS, compacted=True)])
+    await ensure_topics(kafka, [TopicSpec(CHANGELOG, PARTITIONS, COMPACTED)])
     producer = kafka_clients.transactional_producer(kafka, "restore-test-writer")
     await producer.start()
     try:
@@ -159,7 +159,7 @@ async def service_under_test(
         restore_timeout_s=limit_s,
     )
     inputs = f"{name}.inputs"
-    await ensure_topics(pausable.kafka, [TopicSpec(inputs, 1)])
+    await ensure_topics(pausable.kafka, [TopicSpec(inputs, 1, FOREVER)])
     producer = kafka_clients.plain_producer(pausable.kafka, f"{name}-input")
     await producer.start()
     try:

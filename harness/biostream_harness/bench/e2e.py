@@ -54,7 +54,7 @@ from biostream.contracts import CURATED_RECORD
 from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics, TopicSpec
+from biostream.topics import FOREVER, Topics, TopicSpec
 from ingest.domain.files import FeedMessage, split_feed
 from pseudonymizer.domain.pseudonyms import curated_id
 from pydantic import SecretStr
@@ -237,7 +237,9 @@ async def bench_relay(
     prefix = f"relay{secrets.token_hex(3)}."
     names = [f"{prefix}hop{n}" for n in range(HOPS + 1)]
     # The pipeline's partition counts: a one-partition feed, then three-partition record topics.
-    await ensure_topics(kafka, [TopicSpec(n, 1 if i == 0 else 3) for i, n in enumerate(names)])
+    await ensure_topics(
+        kafka, [TopicSpec(n, 1 if i == 0 else 3, FOREVER) for i, n in enumerate(names)]
+    )
     chain = relay_chain(kafka, names, work / "relay")
     try:
         await asyncio.to_thread(chain.start)

@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from biostream.codec import encode_with
 from biostream.kafka import admin_client, ensure_topics
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics, TopicSpec
+from biostream.topics import FOREVER, Topics, TopicSpec
 from biostream_dev.synth.people import (
     random_address,
     random_birth_date,
@@ -253,7 +253,7 @@ async def run_format(
     prefix = f"bench{secrets.token_hex(3)}."
     topics = Topics(prefix)
     specs = topics.pipeline_specs([HOSPITAL], [])
-    specs.append(TopicSpec(f"{prefix}bench.relay-sink", 1))
+    specs.append(TopicSpec(f"{prefix}bench.relay-sink", 1, FOREVER))
     await ensure_topics(kafka, specs)
     messages = feed_bytes(fmt, records, workdir)
     header = [("content-type", FORMAT_CONTENT_TYPE[fmt].encode())]

@@ -344,7 +344,7 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
     from biostream.observability import ProcessorMetrics
     from biostream.processor import ProcessorConfig, TransactionalProcessor
     from biostream.settings import KafkaSettings
-    from biostream.topics import TopicSpec
+    from biostream.topics import COMPACTED, TopicSpec
     from biostream_dev import broker
 
     params = default_params()
@@ -366,7 +366,7 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
     try:
         kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
         topic = "bench.linkage.state-changelog"
-        await ensure_topics(kafka, [TopicSpec(topic, 1, compacted=True)])
+        await ensure_topics(kafka, [TopicSpec(topic, 1, COMPACTED)])
         producer = kafka_clients.plain_producer(kafka, "bench-changelog")
         await producer.start()
         try:

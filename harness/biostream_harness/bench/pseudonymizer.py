@@ -42,7 +42,7 @@ from biostream.kafka import ensure_topics, plain_producer, reader, topic_partiti
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.state import StateStore
-from biostream.topics import Topics, TopicSpec
+from biostream.topics import FOREVER, Topics, TopicSpec
 from prometheus_client import CollectorRegistry
 from pseudonymizer.bootstrap import build as build_pseudonymizer
 from pseudonymizer.domain.policy import ReleasePolicy
@@ -184,7 +184,7 @@ async def count_until(kafka: KafkaSettings, topic: str, expected: int) -> None:
 
 async def bench_relay(kafka: KafkaSettings, prefix: str, values: list[tuple[bytes, bytes]]) -> Rate:
     source, target = f"{prefix}relay.in", f"{prefix}relay.out"
-    await ensure_topics(kafka, [TopicSpec(source, 3), TopicSpec(target, 3)])
+    await ensure_topics(kafka, [TopicSpec(source, 3, FOREVER), TopicSpec(target, 3, FOREVER)])
     await produce(kafka, source, values)
     consumer = reader(kafka, "bench-relay")
     producer = plain_producer(kafka, "bench-relay")
