@@ -31,11 +31,11 @@ from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import broker
 from biostream_dev.access import kafka_environment
-from biostream_dev.demo import feed_messages
-from biostream_dev.inprocess import Keys, running_pipeline
-from biostream_dev.linkage_stream import read_all
 from biostream_dev.observer import PipelineObserver, PipelineView
 from biostream_dev.synth import generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.inprocess import Keys, running_pipeline
+from biostream_harness.linkage_stream import read_all
 from ingest.adapters.publisher import publish_messages
 from linkage.bootstrap import build as build_linkage
 from linkage.settings import LinkageSettings

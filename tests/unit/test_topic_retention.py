@@ -122,7 +122,7 @@ def test_only_the_provisioning_function_creates_topics_and_it_passes_their_reten
 
 
 def test_the_strimzi_topics_carry_the_declared_retention() -> None:
-    from biostream_dev.__main__ import DEPLOY_DATASETS, DEPLOY_HOSPITALS
+    from biostream_harness.__main__ import DEPLOY_DATASETS, DEPLOY_HOSPITALS
 
     table = {
         s.name: s.retention for s in Topics().pipeline_specs(DEPLOY_HOSPITALS, DEPLOY_DATASETS)
