@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY libs libs
 COPY services services
 COPY consumers consumers
+COPY harness harness
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 import hl7
-from biostream_dev.bench.ingest import synthetic_hl7
+from biostream_harness.bench.ingest import synthetic_hl7
 from ingest.domain.files import split_feed
 from ingest.domain.hl7v2_reader import Er7Message
 

@@ -1,6 +1,6 @@
 """CPU cost of ingest's message handler per format, without Kafka: the service is built as in
-production (``ingest.bootstrap.build``) and its processor's ``_handle`` is called on the
-benchmark's messages (``biostream_dev.bench.ingest.feed_bytes``). Prints messages per CPU-second.
+production (``ingest.bootstrap.build``) and its handler is driven (``biostream.testing.drive``) over the
+benchmark's messages (``biostream_harness.bench.ingest.feed_bytes``). Prints messages per CPU-second.
 
     python tools/ingest_handler_cpu.py [--records 4000] [--formats hl7,fhir,csv] [--rounds 5]
                                        [--profile hl7] [--notes]
@@ -22,9 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from biostream.processor import Inbound, StateStore
+from biostream.contract import Inbound
+from biostream.state import StateStore
+from biostream.testing import drive
 from biostream.topics import Topics
-from biostream_dev.bench.ingest import HOSPITAL, feed_bytes
+from biostream_harness.bench.ingest import HOSPITAL, feed_bytes
 from ingest.bootstrap import build
 from ingest.domain.messages import FORMAT_CONTENT_TYPE, FeedFormat
 from ingest.settings import IngestSettings
@@ -66,9 +68,12 @@ def main() -> None:
             best = float("inf")
             outputs = 0
             for _ in range(args.rounds):
-                processor.state = StateStore()
                 started = time.process_time()
-                outputs = sum(len(processor._handle(m, NOW)) for m in messages)
+                outputs = len(
+                    drive(
+                        processor.handler, messages, NOW, StateStore(), processor.on_failure
+                    ).outputs
+                )
                 best = min(best, time.process_time() - started)
             rate = len(messages) / best
             print(
@@ -76,11 +81,9 @@ def main() -> None:
                 f"{best * 1e3 / len(messages):.3f} ms CPU/message  {rate:,.0f} messages/CPU-s"
             )
             if fmt == args.profile:
-                processor.state = StateStore()
                 profile = cProfile.Profile()
                 profile.enable()
-                for m in messages:
-                    processor._handle(m, NOW)
+                drive(processor.handler, messages, NOW, StateStore(), processor.on_failure)
                 profile.disable()
                 pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from biostream.codec import HEADER_LENGTH, AvroCodec, DecodeError
+from biostream.contract import CORRELATIONS_HEADER, FailureHandler, Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
     AUDIT_EVENT_BATCH,
@@ -17,13 +18,7 @@ from biostream.contracts import (
     AuditEventBatch,
     DeadLetter,
 )
-from biostream.processor import (
-    CORRELATIONS_HEADER,
-    AuditBatching,
-    FailureHandler,
-    Inbound,
-    Outbound,
-)
+from biostream.processor import AuditBatching
 from biostream.sealing import Sealer
 from biostream.settings import ServiceSettings, read_secret
 from biostream.topics import Topics

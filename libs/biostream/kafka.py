@@ -6,13 +6,15 @@ Only bootstrap modules and tools call these: handlers never see a Kafka client.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from biostream.settings import KafkaSettings
-from biostream.topics import TopicSpec
+from biostream.topics import TopicSpec, retention_update
 
 TOPIC_ALREADY_EXISTS = 36
 
@@ -99,33 +101,122 @@ def admin_client(kafka: KafkaSettings, client_id: str = "biostream-admin") -> AI
     return AIOKafkaAdminClient(**client_options(kafka), client_id=client_id)
 
 
+@dataclass
+class TopicProvisioning:
+    """What :func:`provision_topics` did: topics created, retention settings changed on topics
+    that existed, and topics left keeping longer than declared (never shortened implicitly)."""
+
+    created: list[str] = field(default_factory=list)
+    altered: dict[str, dict[str, str]] = field(default_factory=dict)
+    kept_longer: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
 async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+    """Create the topics that do not exist yet with their declared retention, and bring the
+    retention of those that exist up to it (D21); returns the names created."""
+    return (await provision_topics(kafka, specs)).created
+
+
+async def provision_topics(
+    kafka: KafkaSettings, specs: list[TopicSpec], *, shorten: bool = False
+) -> TopicProvisioning:
+    """Create missing topics with their declared configuration; on existing ones apply
+    :func:`biostream.topics.retention_update` (``shorten``: also cut retention down to the
+    declared value, which deletes older records at the broker's next check)."""
+    result = TopicProvisioning()
     admin = admin_client(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
-        if not missing:
-            return []
-        new_topics = [
-            NewTopic(
-                spec.name,
-                spec.partitions,
-                1,
-                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
-            )
-            for spec in missing
-        ]
-        response = await admin.create_topics(new_topics, timeout_ms=30_000)
-        for topic_error in response.topic_errors:
-            name, code = topic_error[0], topic_error[1]
-            if code not in (0, TOPIC_ALREADY_EXISTS):
-                raise RuntimeError(f"creating topic {name} failed with Kafka error code {code}")
-        await _wait_for_metadata(admin, {spec.name for spec in missing})
-        return [spec.name for spec in missing]
+        if missing:
+            new_topics = [
+                NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.retention.configs())
+                for spec in missing
+            ]
+            response = await admin.create_topics(new_topics, timeout_ms=30_000)
+            for topic_error in response.topic_errors:
+                name, code = topic_error[0], topic_error[1]
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"creating topic {name} failed with Kafka error code {code}")
+            await _wait_for_metadata(admin, {spec.name for spec in missing})
+            result.created = [spec.name for spec in missing]
+        present = [spec for spec in specs if spec.name in existing]
+        if present:
+            current = await _describe_topic_configs(admin, [spec.name for spec in present])
+            for spec in present:
+                changes = retention_update(spec.retention, current[spec.name], shorten=shorten)
+                if changes:
+                    result.altered[spec.name] = changes
+                longer = retention_update(spec.retention, current[spec.name], shorten=True)
+                if longer.keys() - changes.keys():
+                    result.kept_longer[spec.name] = {
+                        k: current[spec.name].get(k, "") for k in longer.keys() - changes.keys()
+                    }
     finally:
         await admin.close()
+    if result.altered:
+        await asyncio.to_thread(_alter_topic_configs, kafka, result.altered)
+    return result
+
+
+async def _describe_topic_configs(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> dict[str, dict[str, str]]:
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    )
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:
+                raise RuntimeError(
+                    f"describing topic {resource['resource_name']} failed with Kafka error code "
+                    f"{resource['error_code']}"
+                )
+            configs[resource["resource_name"]] = {
+                entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]
+            }
+    return configs
+
+
+def sync_admin_client(kafka: KafkaSettings, client_id: str) -> Any:
+    """A kafka-python admin client (for the admin APIs aiokafka lacks); the caller closes it."""
+    from kafka.admin import KafkaAdminClient
+
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": kafka.security_protocol,
+        "client_id": client_id,
+    }
+    if kafka.security_protocol.startswith("SASL"):
+        assert kafka.sasl_password is not None
+        options |= {
+            "sasl_mechanism": kafka.sasl_mechanism,
+            "sasl_plain_username": kafka.sasl_username,
+            "sasl_plain_password": kafka.sasl_password.get_secret_value(),
+        }
+    return KafkaAdminClient(**options)
+
+
+def _alter_topic_configs(kafka: KafkaSettings, changes: dict[str, dict[str, str]]) -> None:
+    """IncrementalAlterConfigs (kafka-python; aiokafka has only the legacy AlterConfigs, which
+    resets every key it is not given): only the named keys change."""
+    from kafka.admin import ConfigResource as SyncConfigResource
+    from kafka.admin import ConfigResourceType as SyncResourceType
+
+    client = sync_admin_client(kafka, "biostream-retention")
+    try:
+        outcome = client.alter_configs(
+            [SyncConfigResource(SyncResourceType.TOPIC, n, c) for n, c in changes.items()],
+            incremental=True,
+            raise_on_unknown=False,
+        )
+    finally:
+        client.close()
+    failed = {name: why for name, why in outcome.get("topic", {}).items() if why != "OK"}
+    if failed:
+        raise RuntimeError(f"changing the retention of {sorted(failed)} failed: {failed}")
 
 
 async def topic_partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:

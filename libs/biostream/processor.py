@@ -1,5 +1,10 @@
 """Exactly-once stream processing on Kafka transactions, with a durable key-value state.
 
+The engine only. What a handler receives and returns is ``biostream.contract``; the state it
+reads and writes is ``biostream.state``; one message through a handler (correlation, rollback,
+dead letters) is ``biostream.step``, shared with the test driver ``biostream.testing.drive``; the
+single-writer assignment is ``biostream.assignor``.
+
 Each poll batch is one Kafka transaction holding: every output of every message, the state
 changes the batch made (to a compacted changelog topic) and the consumer offsets. Either all of it
 becomes visible to ``read_committed`` readers or none of it does, so a crash at any moment is
@@ -39,179 +44,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import logging
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
-import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
-from aiokafka.coordinator.protocol import (
-    ConsumerProtocolMemberAssignment,
-    ConsumerProtocolMemberMetadata,
-)
 from aiokafka.structs import ConsumerRecord
 
 from biostream import kafka as kafka_clients
+from biostream.assignor import SingleWriterAssignor
 from biostream.batching import PartitionCache, TransactionOutputs
+from biostream.contract import (
+    FailureHandler,
+    Handler,
+    IdleHandler,
+    Inbound,
+    Outbound,
+    correlation_of,
+)
 from biostream.holdback import HoldBack, HoldPolicy
 from biostream.logs import get_logger
 from biostream.observability import ProcessorMetrics
 from biostream.restore import restore_changelog
 from biostream.settings import KafkaSettings, ServiceSettings
+from biostream.state import StateStore
+from biostream.step import handle_message
 from biostream.topics import Topics
-
-Headers = tuple[tuple[str, bytes], ...]
-
-
-# NamedTuples, not frozen dataclasses: just as immutable, and built in a quarter of the time
-# (a frozen dataclass sets each field through object.__setattr__); several are made per record.
-class Inbound(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    timestamp_ms: int
-
-    @property
-    def source_ref(self) -> str:
-        return f"{self.topic}/{self.partition}/{self.offset}"
-
-
-class Outbound(NamedTuple):
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: Headers = ()
-
-
-# The id an operator follows one record by through every service's logs: the source reference of
-# the message that entered the pipeline (feed topic/partition/offset: it names a hospital's feed
-# position, never a person). The first service sets it from its input; every service copies it
-# from its input message to all outputs and binds it into the log context while handling.
-CORRELATION_HEADER = "correlation-id"
-# A header from outside (a hospital's producer) is only trusted if it has the same harmless shape;
-# anything else could carry personal data into logs, so it is replaced by this hop's source ref.
-_CORRELATION_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,249}/\d{1,6}/\d{1,19}")
-
-
-# A message that carries several records' audit events (an ``AuditEventBatch``) names all their
-# correlation ids, comma-separated, so the audit service's log lines can still be followed.
-CORRELATIONS_HEADER = "correlation-ids"
-
-
-def correlation_ids(message: Inbound) -> list[str]:
-    """The ids of a message that speaks for several records (empty for any other message)."""
-    for name, value in message.headers:
-        if name == CORRELATIONS_HEADER:
-            text = value.decode("ascii", errors="replace")
-            return [part for part in text.split(",") if _CORRELATION_SHAPE.fullmatch(part)]
-    return []
-
-
-def correlation_of(out: Outbound) -> str | None:
-    for name, value in out.headers:
-        if name == CORRELATION_HEADER:
-            return value.decode("ascii", errors="replace")
-    return None
-
-
-def correlation_id(message: Inbound) -> str:
-    for name, value in message.headers:
-        if name == CORRELATION_HEADER:
-            text = value.decode("ascii", errors="replace")
-            if _CORRELATION_SHAPE.fullmatch(text):
-                return text
-    return message.source_ref
-
-
-def with_correlation(outputs: list[Outbound], correlation: str) -> list[Outbound]:
-    """Adds the header to outputs that do not carry one already."""
-    header = (CORRELATION_HEADER, correlation.encode())
-    return [
-        out
-        if any(name == CORRELATION_HEADER for name, _ in out.headers)
-        else Outbound(out.topic, out.value, out.key, (*out.headers, header))
-        for out in outputs
-    ]
-
-
-_ABSENT = object()
-_ROOT_LOGGER = logging.getLogger()
-
-
-class StateStore:
-    """In-memory key-value state whose changes are journaled for the changelog.
-
-    A message's changes can be rolled back (``rollback_message``) when its handler fails halfway,
-    so a dead-lettered message leaves no partial state behind.
-    """
-
-    def __init__(self) -> None:
-        self._data: dict[str, bytes] = {}
-        self._changes: dict[str, bytes | None] = {}
-        self._undo: dict[str, object] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self._data.get(key)
-
-    def put(self, key: str, value: bytes) -> None:
-        self._remember(key)
-        self._data[key] = value
-        self._changes[key] = value
-
-    def delete(self, key: str) -> None:
-        if key in self._data:
-            self._remember(key)
-            del self._data[key]
-            self._changes[key] = None
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
-        return (key for key in self._data if key.startswith(prefix))
-
-    def _remember(self, key: str) -> None:
-        if key not in self._undo:
-            self._undo[key] = self._data.get(key, _ABSENT)
-
-    def begin_message(self) -> None:
-        self._undo.clear()
-
-    def rollback_message(self) -> None:
-        for key, old in self._undo.items():
-            if old is _ABSENT:
-                self._data.pop(key, None)
-            else:
-                assert isinstance(old, bytes)
-                self._data[key] = old
-            # The changelog must end with the value the store holds now.
-            self._changes[key] = self._data.get(key)
-        self._undo.clear()
-
-    def drain_changes(self) -> dict[str, bytes | None]:
-        changes, self._changes = self._changes, {}
-        return changes
-
-    def restore(self, key: str, value: bytes | None) -> None:
-        if value is None:
-            self._data.pop(key, None)
-        else:
-            self._data[key] = value
-
-
-class Handler(Protocol):
-    def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]: ...
-
-
-FailureHandler = Callable[[Inbound, BaseException, dt.datetime], list[Outbound]]
 
 
 @dataclass(frozen=True)
@@ -231,11 +91,6 @@ class HoldForReady:
 
     policy: HoldPolicy
     ready: Callable[[Inbound, StateStore], bool]
-
-
-# Called when a poll returned nothing (at most every ``idle_interval_ms``): time-driven work such as
-# the audit ledger's periodic checkpoint. Its outputs and state changes commit in one transaction.
-IdleHandler = Callable[[StateStore, dt.datetime], list[Outbound]]
 
 
 @dataclass
@@ -400,7 +255,7 @@ class TransactionalProcessor:
             for record in records:
                 message = _inbound(record)
                 lag.observe(max(0.0, (now_ms - message.timestamp_ms) / 1000))
-                produced += self._handle(message, now)
+                produced += handle_message(self.handler, self.on_failure, self.state, message, now)
             offsets[tp] = records[-1].offset + 1
         if held:
             assert self.hold is not None
@@ -408,7 +263,7 @@ class TransactionalProcessor:
             # After the other inputs of the batch: the records they make ready go out with them.
             for tp, message in held.release(lambda m: ready(m, state), started):
                 lag.observe(max(0.0, (now_ms - message.timestamp_ms) / 1000))
-                produced += self._handle(message, now)
+                produced += handle_message(self.handler, self.on_failure, self.state, message, now)
                 offsets[tp] = message.offset + 1
             for reason, count in held.drain_outcomes().items():
                 self.metrics.hold_releases.labels(reason).inc(count)
@@ -492,44 +347,6 @@ class TransactionalProcessor:
         now = self.clock()
         await self._commit(producer, on_idle(self.state, now), None, now)
 
-    def _handle(self, message: Inbound, now: dt.datetime) -> list[Outbound]:
-        correlation = correlation_id(message)
-        # bind/unbind rather than bound_contextvars(): a quarter of the cost, paid per message.
-        several = correlation_ids(message)
-        if several:  # a batch of other services' audit events: it speaks for all their records
-            structlog.contextvars.bind_contextvars(correlation_ids=several)
-        else:
-            structlog.contextvars.bind_contextvars(correlation_id=correlation)
-        try:
-            outputs = self._handle_correlated(message, now)
-            if _ROOT_LOGGER.isEnabledFor(logging.DEBUG):
-                self._log.debug(
-                    "message handled",
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    count=len(outputs),
-                )
-        finally:
-            structlog.contextvars.unbind_contextvars("correlation_id", "correlation_ids")
-        return with_correlation(outputs, correlation)
-
-    def _handle_correlated(self, message: Inbound, now: dt.datetime) -> list[Outbound]:
-        self.state.begin_message()
-        try:
-            return self.handler(message, self.state, now)
-        except Exception as exc:
-            self.state.rollback_message()
-            self._log.warning(
-                "message failed, dead-lettered",
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                error_type=type(exc).__name__,
-                exc_info=exc,
-            )
-            return self.on_failure(message, exc, now)
-
     async def _restore_state(self, changelog: str) -> None:
         """The whole committed state, or ``RestoreStalled`` (D22; ``biostream.restore``)."""
         self._restoring = True
@@ -553,41 +370,6 @@ class TransactionalProcessor:
             state_keys=len(self.state),
             elapsed_s=restored.elapsed_s,
         )
-
-
-class SingleWriterAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
-    """Every partition of every subscribed topic to one member: the current writer if there is
-    one (sticky), else the smallest member id. The others get nothing and stand by."""
-
-    name = "biostream-single-writer"
-    version = 0
-    processor: TransactionalProcessor | None = None
-
-    @classmethod
-    def assign(
-        cls, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
-    ) -> dict[str, ConsumerProtocolMemberAssignment]:
-        current = sorted(m for m, meta in members.items() if meta.user_data == b"writer")
-        writer = current[0] if current else min(members)
-        topics = sorted({t for m in members.values() for t in m.subscription})
-        owned = [(t, sorted(cluster.partitions_for_topic(t) or ())) for t in topics]
-        return {
-            member: ConsumerProtocolMemberAssignment(
-                cls.version, owned if member == writer else [], b""
-            )
-            for member in members
-        }
-
-    @classmethod
-    def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
-        writer = cls.processor is not None and cls.processor.holds_partitions
-        return ConsumerProtocolMemberMetadata(
-            cls.version, list(topics), b"writer" if writer else b""
-        )
-
-    @classmethod
-    def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
-        pass
 
 
 class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]

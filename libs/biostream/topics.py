@@ -6,18 +6,92 @@ Every name takes an optional prefix so that tests can give each run its own topi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 FEED_PREFIX = "feed."
 HOSPITAL_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+
+DAY_MS = 86_400_000
+KEEP = -1  # Kafka's "no limit" for retention.ms and retention.bytes
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long Kafka keeps a topic's records: every topic the project creates declares one (D21).
+
+    ``compact`` topics are never deleted by time or size (Kafka applies ``retention.*`` only when
+    the policy includes ``delete``); they still declare ``-1`` so that the intent survives a policy
+    change, and so that ``describe_configs`` shows the same three keys on every topic.
+    """
+
+    cleanup_policy: Literal["delete", "compact"]
+    retention_ms: int
+    retention_bytes: int = KEEP
+
+    def __post_init__(self) -> None:
+        if self.retention_ms != KEEP and self.retention_ms < 1:
+            raise ValueError("retention_ms is -1 (forever) or a positive number of milliseconds")
+        if self.retention_bytes != KEEP and self.retention_bytes < 1:
+            raise ValueError("retention_bytes is -1 (no limit) or a positive number of bytes")
+
+    @property
+    def forever(self) -> bool:
+        return self.retention_ms == KEEP and self.retention_bytes == KEEP
+
+    def configs(self) -> dict[str, str]:
+        """The topic configuration keys this retention sets, as Kafka spells them."""
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            "retention.bytes": str(self.retention_bytes),
+        }
+
+
+FOREVER = Retention("delete", KEEP)
+COMPACTED = Retention("compact", KEEP)
+
+
+def for_days(days: int) -> Retention:
+    """Deleted by time after ``days`` (no size limit)."""
+    if days < 1:
+        raise ValueError("a retention in days must be at least 1")
+    return Retention("delete", days * DAY_MS)
+
+
+@dataclass(frozen=True)
+class RetentionWindows:
+    """The retention periods an operator chooses (D21); every other topic is kept forever.
+
+    * ``input_days``: the hospital feeds and ``audit.events``, inputs whose content the pipeline
+      keeps forever further on (identity and clinical records; the ledger holds every event
+      whole). ``audit reconcile`` covers the feed messages of this window.
+    * ``dead_letter_days``: ``ops.dead-letters``, the reason and the sealed original of every
+      message a service could not handle, for a steward to fix and a hospital to resend.
+    """
+
+    input_days: int = 365
+    dead_letter_days: int = 365
+
+    def __post_init__(self) -> None:
+        if self.input_days < 1 or self.dead_letter_days < 1:
+            raise ValueError("retention windows are at least one day")
+
+
+DEFAULT_WINDOWS = RetentionWindows()
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
-    compacted: bool = False
+    retention: Retention
     contract: str | None = None  # Avro contract of the value; None for raw hospital bytes
+
+    @property
+    def compacted(self) -> bool:
+        return self.retention.cleanup_policy == "compact"
 
 
 @dataclass(frozen=True)
@@ -93,25 +167,80 @@ class Topics:
         """Changelog of a service's state store (compacted)."""
         return f"{self.prefix}{app_id}.state-changelog"
 
-    def pipeline_specs(self, hospitals: list[str], datasets: list[str]) -> list[TopicSpec]:
-        specs = [TopicSpec(self.feed(h), 1) for h in hospitals]
+    def pipeline_specs(
+        self,
+        hospitals: list[str],
+        datasets: list[str],
+        windows: RetentionWindows = DEFAULT_WINDOWS,
+    ) -> list[TopicSpec]:
+        """Every topic of the pipeline with its partitions, contract and retention (D21).
+
+        Kept forever: what a replay, a newly approved dataset, a late consumer or an audit reads
+        from the beginning (the ledger and its checkpoints, identity and clinical records, link
+        decisions, merges, consent, review tasks and decisions, curated data and notices). None
+        of them is compacted: their keys (patient_ref, task_id, pseudonym) are shared by many
+        records that all count, so compaction would delete history. Compacted: the services'
+        state changelogs, whose key is the state key and whose latest value is the state.
+        Time-bounded (:class:`RetentionWindows`): the feeds, audit.events and the dead letters.
+        """
+        inputs = for_days(windows.input_days)
+        specs = [TopicSpec(self.feed(h), 1, inputs) for h in hospitals]
         specs += [
-            TopicSpec(self.identity_records, 3, contract="IdentityRecord"),
-            TopicSpec(self.patient_merges, 1, contract="PatientMerge"),
-            TopicSpec(self.clinical_records, 3, contract="ClinicalRecord"),
-            TopicSpec(self.dead_letters, 1, contract="DeadLetter"),
-            TopicSpec(self.link_decisions, 3, contract="LinkDecision"),
-            TopicSpec(self.review_tasks, 1, contract="ReviewTask"),
-            TopicSpec(self.consent_events, 1, contract="ConsentEvent"),
-            TopicSpec(self.review_decisions, 1, contract="ReviewDecision"),
-            TopicSpec(self.audit_events, 1, contract="AuditEvent"),
-            TopicSpec(self.audit_ledger, 1, contract="LedgerEntry"),
-            TopicSpec(self.audit_checkpoints, 1, contract="LedgerCheckpoint"),
+            TopicSpec(self.identity_records, 3, FOREVER, contract="IdentityRecord"),
+            TopicSpec(self.patient_merges, 1, FOREVER, contract="PatientMerge"),
+            TopicSpec(self.clinical_records, 3, FOREVER, contract="ClinicalRecord"),
+            TopicSpec(
+                self.dead_letters, 1, for_days(windows.dead_letter_days), contract="DeadLetter"
+            ),
+            TopicSpec(self.link_decisions, 3, FOREVER, contract="LinkDecision"),
+            TopicSpec(self.review_tasks, 1, FOREVER, contract="ReviewTask"),
+            TopicSpec(self.consent_events, 1, FOREVER, contract="ConsentEvent"),
+            TopicSpec(self.review_decisions, 1, FOREVER, contract="ReviewDecision"),
+            TopicSpec(self.audit_events, 1, inputs, contract="AuditEvent"),
+            TopicSpec(self.audit_ledger, 1, FOREVER, contract="LedgerEntry"),
+            TopicSpec(self.audit_checkpoints, 1, FOREVER, contract="LedgerCheckpoint"),
         ]
-        specs += [TopicSpec(self.curated(d), 3, contract="CuratedRecord") for d in datasets]
-        specs += [TopicSpec(self.notices(d), 1, contract="DatasetNotice") for d in datasets]
         specs += [
-            TopicSpec(self.state(app), 1, compacted=True)
+            TopicSpec(self.curated(d), 3, FOREVER, contract="CuratedRecord") for d in datasets
+        ]
+        specs += [
+            TopicSpec(self.notices(d), 1, FOREVER, contract="DatasetNotice") for d in datasets
+        ]
+        specs += [
+            TopicSpec(self.state(app), 1, COMPACTED)
             for app in ("ingest", "linkage", "pseudonymizer", "audit")
         ]
         return specs
+
+
+def _kept_ms(value: str | int) -> float:
+    """A retention setting as a comparable amount: -1 (no limit) is infinite."""
+    number = int(value)
+    return float("inf") if number == KEEP else float(number)
+
+
+def retention_update(
+    declared: Retention, current: Mapping[str, str], *, shorten: bool = False
+) -> dict[str, str]:
+    """D21: the configs that bring an existing topic to its declared retention.
+
+    Topics created before retention was declared carry Kafka's default (7 days, or whatever the
+    broker says): their ``retention.ms``/``retention.bytes`` are raised to the declared values.
+    A topic that already keeps *longer* than declared (an operator's choice, or a window made
+    shorter since) is left alone unless ``shorten``: shortening deletes records at the broker's
+    next retention check and is never done implicitly. The cleanup policy is set as declared
+    (compaction is declared only where the latest value per key is all that matters, and
+    ``delete`` with no limit keeps everything). Keys absent from ``current`` count as Kafka's
+    defaults: ``delete``, 7 days, no size limit.
+    """
+    wanted = declared.configs()
+    now = {"cleanup.policy": "delete", "retention.ms": "604800000", "retention.bytes": "-1"}
+    now |= {k: v for k, v in current.items() if k in wanted}
+    changes: dict[str, str] = {}
+    if set(now["cleanup.policy"].replace(" ", "").split(",")) != {declared.cleanup_policy}:
+        changes["cleanup.policy"] = wanted["cleanup.policy"]
+    for key in ("retention.ms", "retention.bytes"):
+        have, want = _kept_ms(now[key]), _kept_ms(wanted[key])
+        if want > have or (shorten and want < have):
+            changes[key] = wanted[key]
+    return changes

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 from biostream.settings import KafkaSettings
+from biostream.topics import RetentionWindows
 from pydantic import SecretStr
 
 MATRIX = Path(__file__).resolve().parents[2] / "deploy" / "acl-matrix.yaml"
@@ -278,16 +279,25 @@ def provision_services(admin: KafkaSettings, prefix: str) -> Credentials | None:
 
 
 def render_strimzi_topics_yaml(
-    hospitals: Iterable[str], datasets: Iterable[str], cluster: str = "biostream"
+    hospitals: Iterable[str],
+    datasets: Iterable[str],
+    cluster: str = "biostream",
+    windows: RetentionWindows | None = None,
 ) -> str:
-    """Strimzi ``KafkaTopic`` resources for the pipeline's topics (the same specs tests create)."""
+    """Strimzi ``KafkaTopic`` resources for the pipeline's topics (the same specs tests create),
+    each with its declared retention (D21); the topic operator applies a changed ``config`` to a
+    topic that exists already."""
     from biostream.topics import Topics
 
     resources = []
-    for spec in Topics().pipeline_specs(list(hospitals), list(datasets)):
-        config: dict[str, Any] = {"min.insync.replicas": 2}
-        if spec.compacted:
-            config["cleanup.policy"] = "compact"
+    specs = Topics().pipeline_specs(list(hospitals), list(datasets), windows or RetentionWindows())
+    for spec in specs:
+        config: dict[str, Any] = {
+            "min.insync.replicas": 2,
+            "cleanup.policy": spec.retention.cleanup_policy,
+            "retention.ms": spec.retention.retention_ms,
+            "retention.bytes": spec.retention.retention_bytes,
+        }
         resources.append(
             {
                 "apiVersion": "kafka.strimzi.io/v1beta2",

@@ -362,6 +362,13 @@ def _jvm_args(lib: Path, heap_mb: int) -> list[str]:
     ]
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for test servers: Prometheus, service metrics)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _free_ports(count: int) -> list[int]:
     """Distinct free TCP ports on 127.0.0.1 (all sockets held open until every port is chosen)."""
     sockets: list[socket.socket] = []
@@ -558,13 +565,16 @@ async def _probe(bootstrap: str, timeout_ms: int, security: Mapping[str, str]) -
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
+    from biostream.topics import for_days
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **security
     )
     try:
         await admin.start()
-        response = await admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], timeout_ms=timeout_ms)
+        # One record per readiness check; a day is plenty, and every topic declares its retention.
+        probe = NewTopic(PROBE_TOPIC, 1, 1, topic_configs=for_days(1).configs())
+        response = await admin.create_topics([probe], timeout_ms=timeout_ms)
         for topic_error in response.to_object()["topic_errors"]:
             error_type = for_code(topic_error["error_code"])
             if topic_error["error_code"] != 0 and error_type is not TopicAlreadyExistsError:
@@ -951,6 +961,16 @@ def _info_json(info: BrokerInfo) -> str:
     return json.dumps(data, indent=2)
 
 
+def _parse_properties(items: list[str]) -> dict[str, str]:
+    properties: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BrokerError(f"--property wants KEY=VALUE, got {item!r}")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m biostream_dev.broker",
@@ -963,6 +983,19 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=None, help="client port (default: free port)")
     start.add_argument("--heap-mb", type=int, default=DEFAULT_HEAP_MB)
     start.add_argument("--timeout", type=float, default=DEFAULT_READY_TIMEOUT)
+    start.add_argument(
+        "--property",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="extra server.properties entry (repeat), e.g. log.retention.ms=60000; "
+        "kept for restarts of this run directory",
+    )
+    start.add_argument(
+        "--auth",
+        action="store_true",
+        help="SASL/SCRAM and ACLs, as the tests' broker (admin password in DIR/admin.password)",
+    )
     stop = commands.add_parser("stop", help="graceful stop (SIGTERM, then SIGKILL)")
     stop.add_argument("--dir", type=Path, required=True)
     stop.add_argument("--timeout", type=float, default=DEFAULT_STOP_TIMEOUT)
@@ -983,7 +1016,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             print(ensure_jars())
         elif args.command == "start":
-            info = start_broker(args.dir, args.port, args.heap_mb, timeout=args.timeout)
+            extra = None if args.property is None else _parse_properties(args.property)
+            info = start_broker(
+                args.dir,
+                args.port,
+                args.heap_mb,
+                timeout=args.timeout,
+                extra_properties=extra,
+                authentication=args.auth,
+            )
             print(info.bootstrap)
         elif args.command == "stop":
             stop_broker(args.dir, args.timeout)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biostream_dev.pipeline import REPO_ROOT, free_port
+from biostream_dev.broker import REPO_ROOT, free_port
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "rules.yml"
 

@@ -29,12 +29,12 @@ from biostream.codec import AvroCodec
 from biostream.kafka import admin_client, ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics, TopicSpec
+from biostream.topics import FOREVER, Topics, TopicSpec
 from biostream_dev import broker
-from biostream_dev.demo import feed_messages
 from biostream_dev.observer import PipelineObserver, PipelineView
-from biostream_dev.pipeline import SERVICES, LocalPipeline
 from biostream_dev.synth import generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.pipeline import SERVICES, LocalPipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
 from pydantic import SecretStr
@@ -115,7 +115,9 @@ async def run_pipeline(
     published = sum(len(m) for m in feeds.values())
     # One-partition identity topic first (ensure_topics keeps it and creates the rest), so the
     # linker sees identity records in the order ingest wrote them: part by part, as published.
-    await ensure_topics(kafka, [TopicSpec(topics.identity_records, 1, contract="IdentityRecord")])
+    await ensure_topics(
+        kafka, [TopicSpec(topics.identity_records, 1, FOREVER, contract="IdentityRecord")]
+    )
     await ensure_topics(kafka, topics.pipeline_specs(sorted(feeds), [DATASET]))
     pipeline = LocalPipeline(kafka.bootstrap_servers, run_dir, topic_prefix=prefix, admin=kafka)
     events: list[str] = []

@@ -15,10 +15,10 @@ from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from biostream_dev.demo import feed_messages
 from biostream_dev.observer import PipelineObserver
-from biostream_dev.pipeline import SERVICES, LocalPipeline
 from biostream_dev.synth import generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.pipeline import SERVICES, LocalPipeline
 from ingest.adapters.publisher import publish_messages
 
 pytestmark = pytest.mark.e2e

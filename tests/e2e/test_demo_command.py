@@ -21,7 +21,7 @@ SUMMARY_KEYS = {
 
 
 def demo(*args: str) -> list[str]:
-    return [sys.executable, "-m", "biostream_dev", "demo", *args]
+    return [sys.executable, "-m", "biostream_harness", "demo", *args]
 
 
 def alive(pid: int) -> bool:

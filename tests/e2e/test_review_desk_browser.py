@@ -13,8 +13,8 @@ from urllib.parse import quote
 import pytest
 from biostream.contracts import AUDIT_EVENT, LINK_DECISION
 from biostream.settings import KafkaSettings
-from biostream_dev.linkage_stream import read_all
-from biostream_dev.review_desk import CODEC, IDENTIFYING, STEWARD, running_desk
+from biostream_harness.linkage_stream import read_all
+from biostream_harness.review_desk import CODEC, IDENTIFYING, STEWARD, running_desk
 from playwright.async_api import Page, async_playwright
 
 pytestmark = pytest.mark.e2e

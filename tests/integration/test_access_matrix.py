@@ -15,7 +15,7 @@ from aiokafka.errors import (
 )
 from biostream.kafka import client_options, ensure_topics
 from biostream.settings import KafkaSettings
-from biostream.topics import TopicSpec
+from biostream.topics import FOREVER, TopicSpec
 from biostream_dev import access
 from pydantic import SecretStr
 
@@ -91,7 +91,7 @@ async def test_every_action_of_the_matrix_is_enforced(
         access.load_matrix(), prefix=topic_prefix, hospitals=HOSPITALS, datasets=DATASETS
     )
     topics = topic_names(principals, topic_prefix)
-    await ensure_topics(kafka, [TopicSpec(name, 1) for name in topics])
+    await ensure_topics(kafka, [TopicSpec(name, 1, FOREVER) for name in topics])
     credentials = await asyncio.to_thread(access.apply, kafka, principals)
     await access.wait_until_usable(credentials)
 
@@ -140,7 +140,7 @@ async def test_groups_and_transactional_ids_are_enforced(
     principals = access.render(
         access.load_matrix(), prefix=topic_prefix, hospitals=HOSPITALS, datasets=DATASETS
     )
-    await ensure_topics(kafka, [TopicSpec(topic_prefix + "identity.records", 1)])
+    await ensure_topics(kafka, [TopicSpec(topic_prefix + "identity.records", 1, FOREVER)])
     roles = {r: principals[r] for r in ("svc-linkage", "svc-ingest")}
     credentials = await asyncio.to_thread(access.apply, kafka, roles)
     await access.wait_until_usable(credentials)

@@ -15,10 +15,10 @@ from audit.domain.checkpoint import private_key_from_secret, public_key_from_hex
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev.access import kafka_environment
-from biostream_dev.demo import feed_messages
-from biostream_dev.inprocess import Keys, running_pipeline
 from biostream_dev.observer import PipelineView
 from biostream_dev.synth import generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from biostream.batching import PartitionCache, TransactionOutputs
 from biostream.kafka import ensure_topics, reader, topic_partitions, transactional_producer
 from biostream.settings import KafkaSettings
-from biostream.topics import TopicSpec
+from biostream.topics import FOREVER, TopicSpec
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def test_outputs_larger_than_a_batch_arrive_whole_in_order_and_partitioned
     kafka: KafkaSettings, topic_prefix: str
 ) -> None:
     topic = f"{topic_prefix}batched"
-    await ensure_topics(kafka, [TopicSpec(topic, 3)])
+    await ensure_topics(kafka, [TopicSpec(topic, 3, FOREVER)])
     producer = transactional_producer(kafka, f"{topic_prefix}batched-tx")
     await producer.start()
     # 3,000 records of 1 KiB: about 1 MiB per partition, several 256 KiB batches each.

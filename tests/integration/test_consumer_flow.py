@@ -25,10 +25,10 @@ from biostream_consumer.domain.ids import person_id
 from biostream_consumer.domain.vocabulary import ConceptMap
 from biostream_consumer.settings import ConsumerSettings
 from biostream_dev.access import apply, load_matrix, render, wait_until_usable
-from biostream_dev.demo import feed_messages
-from biostream_dev.inprocess import Keys, running_pipeline
 from biostream_dev.observer import PipelineObserver
 from biostream_dev.synth import generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 from pseudonymizer.domain.pseudonyms import pseudonym
 

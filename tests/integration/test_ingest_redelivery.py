@@ -17,7 +17,7 @@ from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev.access import kafka_environment
-from biostream_dev.inprocess import Keys, running_pipeline
+from biostream_harness.inprocess import Keys, running_pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from biostream_dev.linkage_stream import RECEIVED, publish, read_all
+from biostream_harness.linkage_stream import RECEIVED, publish, read_all
 from linkage.bootstrap import build
 from linkage.settings import LinkageSettings
 from pydantic import SecretStr

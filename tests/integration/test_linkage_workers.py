@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import AUDIT_EVENT, IDENTITY_RECORD, LINK_DECISION
 from biostream.envelopes import Envelopes
 from biostream.kafka import ensure_topics
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.service import RunnableService
 from biostream.settings import KafkaSettings
+from biostream.state import StateStore
 from biostream.topics import Topics
-from biostream_dev.linkage_stream import identity_records, publish, read_all
+from biostream_harness.linkage_stream import identity_records, publish, read_all
 from linkage.bootstrap import build
 from linkage.domain.model import default_params
 from linkage.handlers import LinkageHandler, LinkageMetrics

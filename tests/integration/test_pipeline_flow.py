@@ -16,7 +16,7 @@ from biostream.sealing import Sealer
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import access
-from biostream_dev.inprocess import Keys, running_pipeline
+from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage, split_feed
 
@@ -218,7 +218,7 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_wi
 
     def dead_letters(*args: str) -> list[dict[str, object]]:
         result = subprocess.run(
-            [sys.executable, "-m", "biostream_dev", "dead-letters", *args],
+            [sys.executable, "-m", "biostream_harness", "dead-letters", *args],
             capture_output=True, text=True, env=env, timeout=120, check=True,
         )  # fmt: skip
         return [json.loads(line) for line in result.stdout.splitlines()]

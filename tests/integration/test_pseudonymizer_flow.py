@@ -28,9 +28,9 @@ from biostream.kafka import ensure_topics, plain_producer, reader, topic_partiti
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from biostream_dev.demo import feed_messages
-from biostream_dev.inprocess import Keys, running_pipeline
 from biostream_dev.synth import canary_values, generate_feed
+from biostream_harness.demo import feed_messages
+from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
 from prometheus_client import CollectorRegistry

@@ -21,19 +21,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
+from biostream.contract import Inbound, Outbound
 from biostream.kafka import ensure_topics
 from biostream.observability import ProcessorMetrics
-from biostream.processor import (
-    Inbound,
-    Outbound,
-    ProcessorConfig,
-    StateStore,
-    TransactionalProcessor,
-)
+from biostream.processor import ProcessorConfig, TransactionalProcessor
 from biostream.restore import RestoreStalled
 from biostream.service import RunnableService, run_until_stopped
 from biostream.settings import KafkaSettings, ServiceSettings
-from biostream.topics import TopicSpec
+from biostream.state import StateStore
+from biostream.topics import COMPACTED, FOREVER, TopicSpec
 from biostream_dev import broker
 from prometheus_client import CollectorRegistry
 
@@ -85,7 +81,7 @@ def expected_state() -> dict[str, bytes | None]:
 async def write_changelog(kafka: KafkaSettings) -> None:
     """The records in transactions (the log ends in a commit marker, as a service's does), each
     key in one partition, overwrites and tombstones after the first values."""
-    await ensure_topics(kafka, [TopicSpec(CHANGELOG, PARTITIONS, compacted=True)])
+    await ensure_topics(kafka, [TopicSpec(CHANGELOG, PARTITIONS, COMPACTED)])
     producer = kafka_clients.transactional_producer(kafka, "restore-test-writer")
     await producer.start()
     try:
@@ -163,7 +159,7 @@ async def service_under_test(
         restore_timeout_s=limit_s,
     )
     inputs = f"{name}.inputs"
-    await ensure_topics(pausable.kafka, [TopicSpec(inputs, 1)])
+    await ensure_topics(pausable.kafka, [TopicSpec(inputs, 1, FOREVER)])
     producer = kafka_clients.plain_producer(pausable.kafka, f"{name}-input")
     await producer.start()
     try:

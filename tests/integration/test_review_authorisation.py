@@ -9,7 +9,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from biostream.settings import KafkaSettings
-from biostream_dev.review_desk import IDENTIFYING, STEWARD, RunningDesk, running_desk
+from biostream_harness.review_desk import IDENTIFYING, STEWARD, RunningDesk, running_desk
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import pytest
 from biostream.contracts import LINK_DECISION
 from biostream.settings import KafkaSettings
 from biostream_dev.access import kafka_environment
-from biostream_dev.linkage_stream import read_all
-from biostream_dev.review_desk import CODEC, IDENTIFYING, RunningDesk, running_desk
+from biostream_harness.linkage_stream import read_all
+from biostream_harness.review_desk import CODEC, IDENTIFYING, RunningDesk, running_desk
 
 pytestmark = pytest.mark.integration
 

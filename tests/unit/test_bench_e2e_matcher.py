@@ -10,8 +10,8 @@ from typing import Any
 from biostream.codec import AvroCodec
 from biostream.contracts import AUDIT_EVENT, CURATED_RECORD
 from biostream.schemas import SchemaRegistry
-from biostream_dev.bench.e2e import CuratedMatcher, Feed
-from biostream_dev.bench.ingest import HOSPITAL
+from biostream_harness.bench.e2e import CuratedMatcher, Feed
+from biostream_harness.bench.ingest import HOSPITAL
 from pseudonymizer.domain.pseudonyms import curated_id
 
 CODEC = AvroCodec(SchemaRegistry())

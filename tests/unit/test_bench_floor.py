@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT_BATCH,
     CLINICAL_RECORD,
@@ -20,12 +21,12 @@ from biostream.contracts import (
     LINK_DECISION,
 )
 from biostream.envelopes import audit_events_in
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
-from biostream_dev.bench.e2e import CuratedMatcher, Feed
-from biostream_dev.bench.floor import FloorError, floor_hop
-from biostream_dev.bench.ingest import HOSPITAL
+from biostream_harness.bench.e2e import CuratedMatcher, Feed
+from biostream_harness.bench.floor import FloorError, floor_hop
+from biostream_harness.bench.ingest import HOSPITAL
 
 CODEC = AvroCodec(SchemaRegistry())
 TOPICS = Topics("t.")

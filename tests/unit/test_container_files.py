@@ -80,7 +80,7 @@ def test_the_package_builds_from_exactly_what_the_dockerfile_copies(tmp_path: Pa
     [top_level] = egg_base.glob("*.egg-info/top_level.txt")
     names = set(top_level.read_text().split())
     for package in ("biostream", "ingest", "linkage", "pseudonymizer", "audit", "review",
-                    "biostream_consumer", "biostream_dev"):  # fmt: skip
+                    "biostream_consumer", "biostream_dev", "biostream_harness"):  # fmt: skip
         assert package in names, f"the image would lack {package}"
 
 

@@ -1,7 +1,7 @@
 """Correlation ids: one feed message's id travels, as the ``correlation-id`` header, through all
 four services' handlers to every output (curated records and ledger entries included), and is in
 the log context while each service handles it. No broker: each service's processor handles the
-previous service's outputs directly (``TransactionalProcessor._handle``, the per-message step of
+previous service's outputs directly (``biostream.step.handle_message``, the per-message step of
 its transaction), routed by the topics each service subscribes to."""
 
 from __future__ import annotations
@@ -15,21 +15,22 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-from biostream.logs import configure_logging
-from biostream.processor import (
+from biostream.contract import (
     CORRELATION_HEADER,
     Inbound,
     Outbound,
-    TransactionalProcessor,
     correlation_id,
     correlation_ids,
     correlation_of,
     with_correlation,
 )
+from biostream.logs import configure_logging
+from biostream.processor import TransactionalProcessor
 from biostream.settings import KafkaSettings
+from biostream.step import handle_message
 from biostream.topics import Topics
-from biostream_dev.bench.ingest import synthetic_hl7
-from biostream_dev.inprocess import Keys, build_services
+from biostream_harness.bench.ingest import synthetic_hl7
+from biostream_harness.inprocess import Keys, build_services
 from ingest.domain.files import split_feed
 
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
@@ -48,6 +49,11 @@ def header(out: Outbound) -> str | None:
     values = [v.decode() for k, v in out.headers if k == CORRELATION_HEADER]
     assert len(values) <= 1
     return values[0] if values else None
+
+
+def step(processor: TransactionalProcessor, message: Inbound) -> list[Outbound]:
+    """What the processor's transaction would hold for ``message``."""
+    return handle_message(processor.handler, processor.on_failure, processor.state, message, NOW)
 
 
 def consumers_of(topic: str, processors: dict[str, TransactionalProcessor]) -> list[str]:
@@ -71,7 +77,7 @@ def run_in_process(
     offsets: dict[str, int] = {}
     while queue:
         name, message = queue.popleft()
-        for out in processors[name]._handle(message, NOW):
+        for out in step(processors[name], message):
             produced.append((name, message, out))
             offset = offsets[out.topic] = offsets.get(out.topic, -1) + 1
             follow = Inbound(out.topic, 0, offset, out.key, out.value, out.headers, 0)
@@ -148,7 +154,7 @@ def test_a_batch_of_audit_events_names_every_records_id_in_the_audit_services_lo
     messages = feed(4)
     ingest = services["ingest"].processor
     audit_outputs = [
-        out for m in messages for out in ingest._handle(m, NOW) if out.topic == topics.audit_events
+        out for m in messages for out in step(ingest, m) if out.topic == topics.audit_events
     ]
     batching = ingest.audit_batching
     assert batching is not None
@@ -162,7 +168,7 @@ def test_a_batch_of_audit_events_names_every_records_id_in_the_audit_services_lo
     inbound = Inbound(topics.audit_events, 0, 0, batch.key, batch.value, batch.headers, 0)
     assert correlation_ids(inbound) == [m.source_ref for m in messages]
     capsys.readouterr()
-    services["audit"].processor._handle(inbound, NOW)
+    step(services["audit"].processor, inbound)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     [handled] = [line for line in lines if line["event"] == "message handled"]
     assert handled["correlation_ids"] == [m.source_ref for m in messages]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 from biostream.settings import KafkaSettings
-from biostream_dev.inprocess import Keys, build_services
+from biostream_harness.inprocess import Keys, build_services
 from prometheus_client import CollectorRegistry
 from review.handlers import ReviewMetrics
 

@@ -8,11 +8,12 @@ import json
 import secrets
 
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import IDENTITY_RECORD, LINK_DECISION
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.sealing import Sealer
+from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.handlers import FeedMessageHandler, IngestMetrics
 from linkage.domain.model import default_params

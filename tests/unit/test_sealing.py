@@ -7,9 +7,9 @@ import secrets
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import DEAD_LETTER
 from biostream.envelopes import Envelopes, dead_letter_sealer
-from biostream.processor import Inbound
 from biostream.schemas import SchemaRegistry
 from biostream.sealing import Sealer, SealError
 from biostream.settings import ServiceSettings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
-from biostream.processor import SingleWriterAssignor
+from biostream.assignor import SingleWriterAssignor
 
 
 class Cluster:

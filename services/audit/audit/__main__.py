@@ -381,13 +381,18 @@ def reconcile(
     """Account for every message published on the hospital feeds; exit 1 if any is unaccounted."""
     from biostream.topics import Topics
 
-    from audit.adapters.ledger_reader import published_positions
+    from audit.adapters.ledger_reader import feed_retention_starts, published_positions
     from audit.domain.lineage import reconcile as reconcile_events
 
     settings = AuditSettings()
-    positions = asyncio.run(
-        published_positions(settings.kafka, Topics(settings.topic_prefix).feed_pattern)
-    )
+    pattern = Topics(settings.topic_prefix).feed_pattern
+    positions = asyncio.run(published_positions(settings.kafka, pattern))
+    for partition, first in asyncio.run(feed_retention_starts(settings.kafka, pattern)).items():
+        typer.echo(
+            f"note: {partition}: offsets below {first} are past the feed's retention; "
+            f"reconciled from offset {first}",
+            err=True,
+        )
     entries, _ = _ledger(input_file)
     result = reconcile_events(positions, _events(entries))
     typer.echo(json.dumps(result.counts(), sort_keys=True))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from biostream.codec import AvroCodec, DecodeError
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
     AUDIT_EVENT_BATCH,
@@ -19,7 +20,7 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes, check_audit_batch, is_audit_batch
 from biostream.logs import get_logger
 from biostream.observability import LATENCY_BUCKETS
-from biostream.processor import Inbound, Outbound, StateStore
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 

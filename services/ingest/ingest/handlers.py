@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     CLINICAL_RECORD,
     IDENTITY_RECORD,
@@ -22,8 +23,8 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.sealing import Sealer
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec, DecodeError
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
     LINK_DECISION,
@@ -29,8 +30,8 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.sealing import Sealer
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from biostream.codec import AvroCodec, DecodeError
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     CLINICAL_RECORD,
     CONSENT_EVENT,
@@ -28,7 +29,7 @@ from biostream.contracts import (
 )
 from biostream.envelopes import Envelopes
 from biostream.observability import TallyCounter
-from biostream.processor import Inbound, Outbound, StateStore
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
 

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec, DecodeError
+from biostream.contract import Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
     LINK_DECISION,
@@ -17,7 +18,6 @@ from biostream.contracts import (
 )
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
-from biostream.processor import Outbound
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
 

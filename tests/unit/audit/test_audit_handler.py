@@ -12,8 +12,9 @@ from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.envelopes import audit_events_in
-from biostream.processor import Inbound, Outbound, StateStore
+from biostream.state import StateStore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -16,8 +17,8 @@ from biostream.contracts import (
     PATIENT_MERGE,
 )
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.adapters.mappings import CsvMappingDirectory
 from ingest.handlers import FeedMessageHandler, IngestMetrics, patient_ref

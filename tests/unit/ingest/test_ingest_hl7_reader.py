@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from biostream_dev.bench.ingest import synthetic_hl7
+from biostream_harness.bench.ingest import synthetic_hl7
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest.domain import hl7v2, hl7v2_reader

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import AUDIT_EVENT
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
     LINK_DECISION,
@@ -16,8 +17,8 @@ from biostream.contracts import (
     REVIEW_TASK,
 )
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from linkage.domain.model import default_params
 from linkage.handlers import LinkageHandler, LinkageMetrics

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -18,8 +19,8 @@ from biostream.contracts import (
     LINK_DECISION,
 )
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 from pseudonymizer import handlers as handlers_module

@@ -12,6 +12,7 @@ from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -20,8 +21,8 @@ from biostream.contracts import (
     LEDGER_ENTRY,
 )
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ingest.handlers import FeedMessageHandler, IngestMetrics

@@ -101,6 +101,26 @@ async def published_positions(kafka: KafkaSettings, feed_pattern: str) -> list[s
     return positions
 
 
+async def feed_retention_starts(kafka: KafkaSettings, feed_pattern: str) -> dict[str, int]:
+    """``topic/partition`` -> first offset still on the broker, for feed partitions whose start
+    has passed the feed's retention (D21): reconcile can only account for what remains."""
+    admin = admin_client(kafka, "audit-reconcile-starts")
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if re.match(feed_pattern, t))
+    finally:
+        await admin.close()
+    if not names:
+        return {}
+    consumer = reader(kafka, "audit-reconcile-starts")
+    await consumer.start()
+    try:
+        first = await consumer.beginning_offsets(await topic_partitions(kafka, names))
+    finally:
+        await consumer.stop()
+    return {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(first.items()) if offset}
+
+
 async def publish(kafka: KafkaSettings, topic: str, key: bytes, value: bytes) -> None:
     """One message, acknowledged by the broker before this returns."""
     producer = plain_producer(kafka, "audit-cli")

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
+from biostream.contract import Outbound
 from biostream.logs import get_logger
-from biostream.processor import Outbound
 from biostream.settings import KafkaSettings
 
 from review.handlers import ReviewHandler

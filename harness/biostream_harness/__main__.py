@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from biostream.topics import DEFAULT_WINDOWS, RetentionWindows
 
 app = typer.Typer(help="Developer tooling for the biostream pipeline.", no_args_is_help=True)
 
@@ -30,8 +31,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic feed")] = 42,
 ) -> None:
     """Run the whole pipeline on a local broker and print a summary."""
-    from biostream_dev.demo import DemoOptions
-    from biostream_dev.demo import main as demo_main
+    from biostream_harness.demo import DemoOptions
+    from biostream_harness.demo import main as demo_main
 
     if feed is not None and not feed.is_dir():
         typer.echo(f"error: FEED {feed} is not a directory", err=True)
@@ -46,21 +47,57 @@ def demo(
     raise typer.Exit(demo_main(options))
 
 
+InputDays = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        envvar="BIOSTREAM_RETENTION__INPUT_DAYS",
+        help="Days the hospital feeds and audit.events are kept (D21)",
+    ),
+]
+DeadLetterDays = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        envvar="BIOSTREAM_RETENTION__DEAD_LETTER_DAYS",
+        help="Days ops.dead-letters is kept (D21)",
+    ),
+]
+
+
 @app.command()
 def topics(
     bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers")],
     hospital: Annotated[list[str], typer.Option(help="Hospital codes (repeat)")],
     dataset: Annotated[list[str], typer.Option(help="Dataset names (repeat)")],
     prefix: Annotated[str, typer.Option(help="Topic name prefix")] = "",
+    input_retention_days: InputDays = DEFAULT_WINDOWS.input_days,
+    dead_letter_retention_days: DeadLetterDays = DEFAULT_WINDOWS.dead_letter_days,
+    shorten_retention: Annotated[
+        bool,
+        typer.Option(help="Also cut an existing topic's longer retention down to the declared one"),
+    ] = False,
 ) -> None:
-    """Create the pipeline's topics (idempotent)."""
-    from biostream.kafka import ensure_topics
+    """Create the pipeline's topics and bring existing ones to their declared retention
+    (idempotent; a longer retention is kept unless --shorten-retention)."""
+    from biostream.kafka import provision_topics
     from biostream.settings import KafkaSettings
     from biostream.topics import Topics
 
-    specs = Topics(prefix).pipeline_specs(hospital, dataset)
-    created = asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), specs))
-    typer.echo(f"created {len(created)} topics, {len(specs) - len(created)} existed")
+    windows = RetentionWindows(input_retention_days, dead_letter_retention_days)
+    specs = Topics(prefix).pipeline_specs(hospital, dataset, windows)
+    done = asyncio.run(
+        provision_topics(
+            KafkaSettings(bootstrap_servers=bootstrap), specs, shorten=shorten_retention
+        )
+    )
+    typer.echo(f"created {len(done.created)} topics, {len(specs) - len(done.created)} existed")
+    for name, changes in sorted(done.altered.items()):
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        typer.echo(f"set {settings} on {name}")
+    for name, kept in sorted(done.kept_longer.items()):
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(kept.items()))
+        typer.echo(f"kept {settings} on {name} (longer than declared; --shorten-retention cuts it)")
 
 
 @app.command("dead-letters")
@@ -164,11 +201,14 @@ def access_strimzi(
 def access_strimzi_topics(
     output: Annotated[Path, typer.Option(help="File to write")],
     check: Annotated[bool, typer.Option(help="Exit 1 if --output differs")] = False,
+    input_retention_days: InputDays = DEFAULT_WINDOWS.input_days,
+    dead_letter_retention_days: DeadLetterDays = DEFAULT_WINDOWS.dead_letter_days,
 ) -> None:
-    """Strimzi KafkaTopic resources for the pipeline's topics."""
+    """Strimzi KafkaTopic resources for the pipeline's topics, with their retention (D21)."""
     from biostream_dev.access import render_strimzi_topics_yaml
 
-    text = render_strimzi_topics_yaml(DEPLOY_HOSPITALS, DEPLOY_DATASETS)
+    windows = RetentionWindows(input_retention_days, dead_letter_retention_days)
+    text = render_strimzi_topics_yaml(DEPLOY_HOSPITALS, DEPLOY_DATASETS, windows=windows)
     if check:
         if not output.is_file() or output.read_text() != text:
             typer.echo(f"error: {output} is not what the code generates", err=True)
@@ -215,9 +255,8 @@ def access_apply(
     import os
 
     from biostream.settings import KafkaSettings
-    from pydantic import SecretStr
-
     from biostream_dev import access
+    from pydantic import SecretStr
 
     admin = KafkaSettings(
         bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_username=admin_user,

@@ -1,8 +1,8 @@
 """Linkage benchmarks: accuracy (pairwise F1) and speed against index size.
 
-    python -m biostream_dev.bench.linkage accuracy [--persons 5000] [--orders 3]
-    python -m biostream_dev.bench.linkage speed [--sizes 10000,100000] [--probe 2000]
-    python -m biostream_dev.bench.linkage export --dataset febrl1 --out DIR   # files for `linkage evaluate`
+    python -m biostream_harness.bench.linkage accuracy [--persons 5000] [--orders 3]
+    python -m biostream_harness.bench.linkage speed [--sizes 10000,100000] [--probe 2000]
+    python -m biostream_harness.bench.linkage export --dataset febrl1 --out DIR   # files for `linkage evaluate`
 
 Datasets: the project's Korean synthetic feed (one record per hospital patient: its first
 message, hospital patient numbers withheld so only identity fields can link), and FEBRL1/FEBRL2
@@ -29,9 +29,10 @@ from typing import Any, Final
 
 from biostream.codec import AvroCodec
 from biostream.envelopes import Envelopes
-from biostream.processor import StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
+from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
 from linkage.adapters.jsonl import identity_from_json
 from linkage.domain.evaluation import score
 from linkage.domain.index import PersonIndex
@@ -39,8 +40,6 @@ from linkage.domain.model import Identity, default_params, make_profile
 from linkage.evaluate import link_records
 from linkage.handlers import FREEZE_EVERY, LinkageHandler, LinkageMetrics, freeze_long_lived
 from prometheus_client import CollectorRegistry
-
-from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
 
 KEY = b"biostream-bench"
 Record = dict[str, Any]
@@ -345,8 +344,7 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
     from biostream.observability import ProcessorMetrics
     from biostream.processor import ProcessorConfig, TransactionalProcessor
     from biostream.settings import KafkaSettings
-    from biostream.topics import TopicSpec
-
+    from biostream.topics import COMPACTED, TopicSpec
     from biostream_dev import broker
 
     params = default_params()
@@ -368,7 +366,7 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
     try:
         kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
         topic = "bench.linkage.state-changelog"
-        await ensure_topics(kafka, [TopicSpec(topic, 1, compacted=True)])
+        await ensure_topics(kafka, [TopicSpec(topic, 1, COMPACTED)])
         producer = kafka_clients.plain_producer(kafka, "bench-changelog")
         await producer.start()
         try:
@@ -421,7 +419,7 @@ def export(dataset: str, out: Path, persons: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m biostream_dev.bench.linkage")
+    parser = argparse.ArgumentParser(prog="python -m biostream_harness.bench.linkage")
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("accuracy")
     a.add_argument("--persons", type=int, default=5000)

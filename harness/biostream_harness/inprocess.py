@@ -17,6 +17,8 @@ from biostream.schemas import SchemaRegistry
 from biostream.service import RunnableService
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services, wait_until_usable
+from biostream_dev.observer import PipelineObserver
 from ingest.bootstrap import build as build_ingest
 from ingest.settings import IngestSettings
 from linkage.bootstrap import build as build_linkage
@@ -24,9 +26,6 @@ from linkage.settings import LinkageSettings
 from pseudonymizer.bootstrap import build as build_pseudonymizer
 from pseudonymizer.settings import PseudonymizerSettings
 from pydantic import SecretStr
-
-from biostream_dev.access import SERVICE_ROLES, Credentials, provision_services, wait_until_usable
-from biostream_dev.observer import PipelineObserver
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 DATASET = "cohort-demo"

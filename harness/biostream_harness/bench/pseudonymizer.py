@@ -1,6 +1,6 @@
 """Benchmark: pseudonymized records per second per core, beside a bare Kafka relay's rate.
 
-    python -m biostream_dev.bench.pseudonymizer [--records 50000] [--persons 5000]
+    python -m biostream_harness.bench.pseudonymizer [--records 50000] [--persons 5000]
                                                  [--bootstrap HOST:PORT | --no-broker]
 
 Measures, on structured clinical records (codes, values, dates; no free text):
@@ -11,7 +11,7 @@ Measures, on structured clinical records (codes, values, dates; no free text):
    look-ups, k-anonymity admission, release, Avro encode of the curated record and its audit event.
 3. ``relay`` (needs a broker): a bare aiokafka consume-and-produce loop copying the same encoded
    records from one topic to another, no decoding: what moving bytes through Kafka costs by itself.
-   Written here rather than importing ``biostream_dev.bench.relay`` (being written on the ingest
+   Written here rather than importing ``biostream_harness.bench.relay`` (being written on the ingest
    branch) so this module stands alone.
 4. ``service`` (needs a broker): the real pseudonymizer service (transactions, changelog, audit
    events) in this process, over input already on the broker, from its start to the last release
@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import CLINICAL_RECORD, LINK_DECISION
 from biostream.envelopes import Envelopes
 from biostream.kafka import ensure_topics, plain_producer, reader, topic_partitions
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics, TopicSpec
+from biostream.state import StateStore
+from biostream.topics import FOREVER, Topics, TopicSpec
 from prometheus_client import CollectorRegistry
 from pseudonymizer.bootstrap import build as build_pseudonymizer
 from pseudonymizer.domain.policy import ReleasePolicy
@@ -183,7 +184,7 @@ async def count_until(kafka: KafkaSettings, topic: str, expected: int) -> None:
 
 async def bench_relay(kafka: KafkaSettings, prefix: str, values: list[tuple[bytes, bytes]]) -> Rate:
     source, target = f"{prefix}relay.in", f"{prefix}relay.out"
-    await ensure_topics(kafka, [TopicSpec(source, 3), TopicSpec(target, 3)])
+    await ensure_topics(kafka, [TopicSpec(source, 3, FOREVER), TopicSpec(target, 3, FOREVER)])
     await produce(kafka, source, values)
     consumer = reader(kafka, "bench-relay")
     producer = plain_producer(kafka, "bench-relay")

@@ -1,6 +1,6 @@
 """Audit ledger benchmark: appends per second on one core, and the time to verify a million entries.
 
-    .venv/bin/python -m biostream_dev.bench.audit [--appends 100000] [--verify-entries 1000000]
+    .venv/bin/python -m biostream_harness.bench.audit [--appends 100000] [--verify-entries 1000000]
 
 Not a test: it prints figures (see docs/benchmarks/audit.md). Runs pinned to one CPU so the rate
 is per core, and reports CPU time besides wall time: on a shared machine the wall time includes
@@ -27,10 +27,11 @@ from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy, LedgerState
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biostream.codec import AvroCodec
+from biostream.contract import Handler, Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT_BATCH,
     CLINICAL_RECORD,
@@ -54,17 +55,10 @@ from biostream.contracts import (
 )
 from biostream.envelopes import Envelopes, check_audit_batch
 from biostream.observability import ProcessorMetrics
-from biostream.processor import (
-    AuditBatching,
-    Handler,
-    Inbound,
-    Outbound,
-    ProcessorConfig,
-    StateStore,
-    TransactionalProcessor,
-)
+from biostream.processor import AuditBatching, ProcessorConfig, TransactionalProcessor
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
+from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 from pseudonymizer.domain.pseudonyms import curated_id
@@ -301,7 +295,7 @@ async def run_floor_hop(
 
 
 def main(argv: list[str]) -> None:
-    """``python -m biostream_dev.bench.floor HOP PREFIX HOSPITAL DATASET``, started by e2e.py with
+    """``python -m biostream_harness.bench.floor HOP PREFIX HOSPITAL DATASET``, started by e2e.py with
     BENCH_KAFKA (settings JSON), BENCH_FLOOR_KEY_FILE and BENCH_READY_FILE in its environment."""
     hop, prefix, hospital, dataset = argv
     kafka = KafkaSettings.model_validate(json.loads(os.environ["BENCH_KAFKA"]))

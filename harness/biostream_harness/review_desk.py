@@ -17,6 +17,7 @@ from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from linkage.bootstrap import build as build_linkage
 from linkage.settings import LinkageSettings
 from pydantic import SecretStr
@@ -25,8 +26,7 @@ from review.bootstrap import build as build_review
 from review.domain.auth import hash_password
 from review.settings import ReviewSettings
 
-from biostream_dev import access
-from biostream_dev.linkage_stream import RECEIVED, publish
+from biostream_harness.linkage_stream import RECEIVED, publish
 
 CODEC = AvroCodec(SchemaRegistry())
 STEWARD = "steward-kim"

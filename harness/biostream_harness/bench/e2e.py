@@ -4,7 +4,7 @@ hops and the pipeline's contract floor (``floor.py``: the same four hops, topics
 transactions with no domain work), all measured in the same run. Not a test: it prints figures,
 writes a plot and a JSON summary (docs/benchmarks/e2e.md records a run).
 
-    python -m biostream_dev.bench.e2e [--records 6000] [--half-seconds 45]
+    python -m biostream_harness.bench.e2e [--records 6000] [--half-seconds 45]
                                       [--plot docs/benchmarks/e2e.png] [--json out.json]
 
 Each side runs an unmeasured warm-up (``--warmup``), then two phases (the pipeline a third,
@@ -40,330 +40,39 @@ import json
 import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import fastavro
 import typer
-from aiokafka import TopicPartition
 from biostream.codec import HEADER_LENGTH
 from biostream.contracts import CURATED_RECORD
-from biostream.kafka import ensure_topics, group_consumer, plain_producer, reader, topic_partitions
+from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics, TopicSpec
+from biostream.topics import FOREVER, Topics, TopicSpec
 from ingest.domain.files import FeedMessage, split_feed
 from pseudonymizer.domain.pseudonyms import curated_id
 from pydantic import SecretStr
 
-from biostream_dev.bench.floor import FLOOR_HOPS
-from biostream_dev.bench.ingest import HOSPITAL, synthetic_hl7
-from biostream_dev.pipeline import SERVICES, LocalPipeline
+from biostream_harness.bench.floor import FLOOR_HOPS
+from biostream_harness.bench.hops import HopProcesses, relay_chain
+from biostream_harness.bench.ingest import HOSPITAL, synthetic_hl7
+from biostream_harness.bench.measure import (
+    Arrivals,
+    Phase,
+    percentile,
+    run_phase,
+)
+from biostream_harness.pipeline import SERVICES, LocalPipeline
 
 DATASET = "cohort-demo"
 HOPS = 3
 _MSH10 = re.compile(rb"\|(ADT\^A01|ORU\^R01)\|([AO]-\d+)\|")
-
-
-# --------------------------------------------------------------------------------------------
-# Measuring
-# --------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (not its children), from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # After "pid (comm) ": field 3 is state, so utime (14) and stime (15) are at 11 and 12 here.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine from /proc/stat: other tenants' load shows here."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return float(sum(fields) - idle), float(sum(fields))
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
-@dataclass
-class Phase:
-    name: str
-    offered_per_s: float | None
-    published: int
-    arrived: int
-    wall_s: float
-    records_per_s: float
-    p50_s: float
-    p99_s: float
-    cpu_s: dict[str, float]
-    # Share of the whole machine's CPU time busy during the phase (all tenants), and the part of
-    # it that was this benchmark's processes (services or hops, and the broker).
-    machine_busy: float = 0.0
-    ours_of_machine: float = 0.0
-    # (seconds since the run's t0, latency s) per arrival, for the plot; not in the JSON summary.
-    samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
-
-    def cpu_per_record_ms(self) -> dict[str, float]:
-        return {k: 1000 * v / self.arrived for k, v in self.cpu_s.items() if self.arrived}
-
-    def summary(self) -> dict[str, object]:
-        data = asdict(self)
-        data.pop("samples")
-        data["cpu_ms_per_record"] = self.cpu_per_record_ms()
-        return data
-
-
-class Arrivals:
-    """Consumes the last topic of a chain and times each expected record's first arrival."""
-
-    def __init__(
-        self, kafka: KafkaSettings, topic: str, match: Callable[[object], int | None]
-    ) -> None:
-        self._kafka = kafka
-        self._consumer = reader(kafka, f"bench-arrivals-{secrets.token_hex(3)}")
-        self._topic = topic
-        self._match = match
-        self.seen: dict[int, float] = {}
-        self.unmatched = 0
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        tps = await topic_partitions(self._kafka, [self._topic])
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-
-    async def stop(self) -> None:
-        await self._consumer.stop()
-
-    async def poll(self) -> None:
-        batch = await self._consumer.getmany(timeout_ms=50, max_records=5000)
-        now = time.perf_counter()
-        for records in batch.values():
-            for record in records:
-                seq = self._match(record)
-                if seq is None:
-                    self.unmatched += 1
-                elif seq not in self.seen:
-                    self.seen[seq] = now
-
-
-async def publish(
-    kafka: KafkaSettings,
-    topic: str,
-    messages: list[FeedMessage],
-    first_seq: int,
-    sent_at: dict[int, float],
-    rate_per_s: float | None,
-) -> None:
-    """Publishes with a ``bench-seq`` header; paced at ``rate_per_s`` in 20 ms ticks if given."""
-    producer = plain_producer(kafka, "bench-feeder")
-    await producer.start()
-    try:
-        start = time.perf_counter()
-        pending: list[asyncio.Future[object]] = []
-        for offset, message in enumerate(messages):
-            seq = first_seq + offset
-            if rate_per_s is not None:
-                due = start + offset / rate_per_s
-                delay = due - time.perf_counter()
-                if delay > 0.02:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-                    await asyncio.sleep(delay)
-            sent_at[seq] = time.perf_counter()
-            pending.append(
-                await producer.send(
-                    topic,
-                    message.value,
-                    key=message.key,
-                    headers=[
-                        ("content-type", message.content_type.encode()),
-                        ("bench-seq", str(seq).encode()),
-                    ],
-                )
-            )
-            if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
-async def run_phase(
-    name: str,
-    kafka: KafkaSettings,
-    feed_topic: str,
-    arrivals: Arrivals,
-    messages: list[FeedMessage],
-    first_seq: int,
-    rate_per_s: float | None,
-    pids: dict[str, int],
-    t0: float,
-    timeout_s: float,
-) -> Phase:
-    sent_at: dict[int, float] = {}
-    expected = set(range(first_seq, first_seq + len(messages)))
-    cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
-    busy_before = machine_busy()
-    started = time.perf_counter()
-    feeder = asyncio.create_task(
-        publish(kafka, feed_topic, messages, first_seq, sent_at, rate_per_s)
-    )
-    deadline = time.monotonic() + timeout_s
-    while not (feeder.done() and expected <= arrivals.seen.keys()):
-        if time.monotonic() > deadline:
-            break
-        if feeder.done() and feeder.exception() is not None:
-            feeder.result()
-        await arrivals.poll()
-    await feeder
-    cpu_after = {k: cpu_seconds(p) for k, p in pids.items()}
-    busy_after = machine_busy()
-    busy_jiffies = busy_after[0] - busy_before[0]
-    total_jiffies = busy_after[1] - busy_before[1]
-    ours = sum(cpu_after.values()) - sum(cpu_before.values())
-    got = [s for s in expected if s in arrivals.seen]
-    last = max((arrivals.seen[s] for s in got), default=started)
-    latencies = [arrivals.seen[s] - sent_at[s] for s in got]
-    samples = sorted((arrivals.seen[s] - t0, arrivals.seen[s] - sent_at[s]) for s in got)
-    if rate_per_s is None:
-        # Sustained rate of a drained backlog: arrivals between the first and last 5 %, so that
-        # neither the first fetch nor the last straggler decides it.
-        times = sorted(arrivals.seen[s] for s in got)
-        lo, hi = times[len(times) // 20], times[-1 - len(times) // 20]
-        rate = (len(times) - 2 * (len(times) // 20)) / (hi - lo) if hi > lo else 0.0
-    else:
-        rate = len(got) / (last - started) if last > started else 0.0
-    return Phase(
-        name=name,
-        offered_per_s=rate_per_s,
-        published=len(messages),
-        arrived=len(got),
-        wall_s=last - started,
-        records_per_s=rate,
-        p50_s=percentile(latencies, 0.50),
-        p99_s=percentile(latencies, 0.99),
-        cpu_s={k: cpu_after[k] - cpu_before[k] for k in pids},
-        machine_busy=busy_jiffies / total_jiffies if total_jiffies else 0.0,
-        ours_of_machine=ours * os.sysconf("SC_CLK_TCK") / busy_jiffies if busy_jiffies else 0.0,
-        samples=samples,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# The relay chain's hop: a child process
-# --------------------------------------------------------------------------------------------
-
-
-async def relay_hop(kafka: KafkaSettings, source: str, sink: str, group: str) -> None:
-    """Transactional consume -> produce until SIGTERM (relay.py's shape, without an end count)."""
-    from biostream.kafka import transactional_producer
-
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    producer = transactional_producer(kafka, f"{group}-tx")
-    consumer = group_consumer(kafka, group, group, 500)
-    consumer.subscribe(topics=[source])
-    await producer.start()
-    await consumer.start()
-    await asyncio.to_thread(Path(os.environ["BENCH_READY_FILE"]).touch)
-    try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            if not batch:
-                continue
-            offsets: dict[TopicPartition, int] = {}
-            await producer.begin_transaction()
-            for tp, records in batch.items():
-                for record in records:
-                    await producer.send(
-                        sink, record.value, key=record.key, headers=list(record.headers or ())
-                    )
-                offsets[tp] = records[-1].offset + 1
-            await producer.send_offsets_to_transaction(offsets, group)
-            await producer.commit_transaction()
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
-def _settings_json(kafka: KafkaSettings) -> str:
-    data = kafka.model_dump()
-    if kafka.sasl_password is not None:
-        data["sasl_password"] = kafka.sasl_password.get_secret_value()
-    return json.dumps(data)
-
-
-class HopProcesses:
-    """A side's child processes (relay or floor hops): each touches its ready file once it
-    consumes; started one after the other, stopped with SIGTERM."""
-
-    def __init__(self, kafka: KafkaSettings, run_dir: Path, commands: dict[str, list[str]]) -> None:
-        self.kafka, self.run_dir, self.commands = kafka, run_dir, commands
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, extra_env: dict[str, str] | None = None) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for name, argv in self.commands.items():
-            ready = self.run_dir / f"{name}.ready"
-            env = dict(os.environ, BENCH_KAFKA=_settings_json(self.kafka), **(extra_env or {}))
-            env["BENCH_READY_FILE"] = str(ready)
-            with (self.run_dir / f"{name}.log").open("ab") as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", *argv],
-                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                if self.processes[name].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start; see {self.run_dir}")
-                time.sleep(0.1)
-
-    def assert_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited ({process.returncode}); see {self.run_dir}")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def relay_chain(kafka: KafkaSettings, topics: list[str], run_dir: Path) -> HopProcesses:
-    commands = {
-        f"hop{n}": [
-            "biostream_dev.bench.e2e",
-            "hop",
-            topics[n - 1],
-            topics[n],
-            f"bench-hop{n}-{secrets.token_hex(3)}",
-        ]
-        for n in range(1, len(topics))
-    }
-    return HopProcesses(kafka, run_dir, commands)
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,7 +237,9 @@ async def bench_relay(
     prefix = f"relay{secrets.token_hex(3)}."
     names = [f"{prefix}hop{n}" for n in range(HOPS + 1)]
     # The pipeline's partition counts: a one-partition feed, then three-partition record topics.
-    await ensure_topics(kafka, [TopicSpec(n, 1 if i == 0 else 3) for i, n in enumerate(names)])
+    await ensure_topics(
+        kafka, [TopicSpec(n, 1 if i == 0 else 3, FOREVER) for i, n in enumerate(names)]
+    )
     chain = relay_chain(kafka, names, work / "relay")
     try:
         await asyncio.to_thread(chain.start)
@@ -560,7 +271,10 @@ async def bench_floor(
     hops = HopProcesses(
         kafka,
         work / "floor",
-        {hop: ["biostream_dev.bench.floor", hop, prefix, HOSPITAL, DATASET] for hop in FLOOR_HOPS},
+        {
+            hop: ["biostream_harness.bench.floor", hop, prefix, HOSPITAL, DATASET]
+            for hop in FLOOR_HOPS
+        },
     )
     try:
         await asyncio.to_thread(hops.start, {"BENCH_FLOOR_KEY_FILE": str(key_file)})
@@ -732,14 +446,5 @@ def main(
         json_path.write_text(json.dumps(summary, indent=2))
 
 
-def hop(source: str, sink: str, group: str) -> None:
-    """One hop of the relay chain (started by the benchmark as ``... e2e hop SRC SINK GROUP``)."""
-    kafka = KafkaSettings.model_validate(json.loads(os.environ["BENCH_KAFKA"]))
-    asyncio.run(relay_hop(kafka, source, sink, group))
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["hop"]:
-        hop(*sys.argv[2:5])
-    else:
-        typer.run(main)
+    typer.run(main)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from biostream.settings import KafkaSettings
-
 from biostream_dev.access import (
     SERVICE_ROLES,
     Credentials,
@@ -24,17 +22,12 @@ from biostream_dev.access import (
     provision_services,
     wait_until_usable,
 )
+from biostream_dev.broker import free_port
 
 SERVICES = ("ingest", "linkage", "pseudonymizer", "audit")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_DIR = REPO_ROOT / "policies"
 DEFAULT_POLICY = DEFAULT_POLICY_DIR / "cohort-demo.json"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _new_key_file(path: Path) -> Path:

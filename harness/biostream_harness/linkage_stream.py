@@ -16,7 +16,7 @@ from biostream.envelopes import audit_events_in
 from biostream.settings import KafkaSettings
 from linkage.adapters.jsonl import identity_from_json
 
-from biostream_dev.bench.linkage import korean
+from biostream_harness.bench.linkage import korean
 
 RECEIVED = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 

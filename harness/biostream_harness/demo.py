@@ -28,6 +28,8 @@ from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access, broker
+from biostream_dev.observer import Interrupted, PipelineObserver, PipelineView
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage, split_feed
 from ingest.domain.messages import FeedFormat
@@ -35,9 +37,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from biostream_dev import access, broker
-from biostream_dev.observer import Interrupted, PipelineObserver, PipelineView
-from biostream_dev.pipeline import DEFAULT_POLICY, LocalPipeline
+from biostream_harness.pipeline import DEFAULT_POLICY, LocalPipeline
 
 FORMAT_BY_SUFFIX: dict[str, FeedFormat] = {".ndjson": "fhir", ".json": "fhir", ".csv": "csv"}
 

@@ -2,7 +2,7 @@
 broker, beside the bare transactional relay (``relay.py``) measured on the same input in the same
 run. Not a test: it prints figures (docs/benchmarks/ingest.md records a run).
 
-    python -m biostream_dev.bench.ingest [--records 5000] [--formats hl7,fhir,csv]
+    python -m biostream_harness.bench.ingest [--records 5000] [--formats hl7,fhir,csv]
                                          [--bootstrap HOST:PORT] [--json out.json]
 
 Without ``--bootstrap`` a broker is started from the project's Kafka jars in a temporary folder
@@ -27,14 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from biostream.codec import encode_with
 from biostream.kafka import admin_client, ensure_topics
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics, TopicSpec
-from ingest.bootstrap import build
-from ingest.domain.files import split_feed
-from ingest.domain.messages import FORMAT_CONTENT_TYPE, FeedFormat
-from ingest.settings import IngestSettings
-from pydantic import SecretStr
-
-from biostream_dev.bench.relay import Rate, Stopwatch, measure_relay, preload
+from biostream.topics import FOREVER, Topics, TopicSpec
 from biostream_dev.synth.people import (
     random_address,
     random_birth_date,
@@ -43,6 +36,13 @@ from biostream_dev.synth.people import (
     random_surname,
 )
 from biostream_dev.synth.reference import Sex
+from ingest.bootstrap import build
+from ingest.domain.files import split_feed
+from ingest.domain.messages import FORMAT_CONTENT_TYPE, FeedFormat
+from ingest.settings import IngestSettings
+from pydantic import SecretStr
+
+from biostream_harness.bench.relay import Rate, Stopwatch, measure_relay, preload
 
 HOSPITAL = "BENCH"
 _KCD = ("E11.9", "I10", "J45.9", "M54.5", "K21.0", "N18.3")
@@ -149,9 +149,10 @@ def measure_floor(fmt: FeedFormat, messages: list[tuple[bytes | None, bytes]]) -
     import io
 
     from biostream.codec import AvroCodec
+    from biostream.contract import Inbound
     from biostream.contracts import AUDIT_EVENT
-    from biostream.processor import Inbound, StateStore
     from biostream.schemas import Contract, SchemaRegistry
+    from biostream.state import StateStore
 
     settings = IngestSettings.model_validate(
         {
@@ -266,7 +267,7 @@ async def run_format(
     prefix = f"bench{secrets.token_hex(3)}."
     topics = Topics(prefix)
     specs = topics.pipeline_specs([HOSPITAL], [])
-    specs.append(TopicSpec(f"{prefix}bench.relay-sink", 1))
+    specs.append(TopicSpec(f"{prefix}bench.relay-sink", 1, FOREVER))
     await ensure_topics(kafka, specs)
     messages = feed_bytes(fmt, records, workdir, notes)
     header = [("content-type", FORMAT_CONTENT_TYPE[fmt].encode())]

@@ -1,1 +1,0 @@
-"""Benchmarks on the real broker (commands, not tests): ``python -m biostream_dev.bench.<name>``."""
