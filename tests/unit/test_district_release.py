@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import CURATED_RECORD
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, Outbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.handlers import FeedMessageHandler, IngestMetrics
 from linkage.domain.model import default_params

@@ -6,10 +6,11 @@ import datetime as dt
 
 import pytest
 from biostream.codec import AvroCodec
+from biostream.contract import Inbound
 from biostream.contracts import CLINICAL_RECORD, IDENTITY_RECORD
 from biostream.envelopes import Envelopes
-from biostream.processor import Inbound, StateStore
 from biostream.schemas import SchemaRegistry
+from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.domain.identity import validate_identity
 from ingest.domain.model import RawIdentity

@@ -150,7 +150,7 @@ def test_a_released_record_carries_only_generalised_quasi_identifiers() -> None:
     assert record["postal_prefix"] == "48"
     assert record["event_date_handling"] == "shift"
     assert abs((record["event_date"] - dt.date(2026, 2, 1)).days) <= 10
-    assert record["value_text"] == "환자[NAME] [PHONE] 재검"
+    assert record["value_text"] == "환자 [NAME] [PHONE] 재검"
     assert len(record["specimen_ids"]) == 2
     text = json.dumps(record, default=str, ensure_ascii=False)
     for canary in ("P1", "BIOBANK-778", "FASTQ-H001-0042", "pr_a", "김서연", "3141"):
