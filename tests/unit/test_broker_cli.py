@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from biostream_dev import broker
+from biostream_dev.broker import cli as broker_cli
 
 
 def test_properties_are_parsed_as_key_value_pairs() -> None:
-    assert broker._parse_properties(["log.retention.ms=60000", " log.roll.ms = 5000 "]) == {
+    assert broker.parse_properties(["log.retention.ms=60000", " log.roll.ms = 5000 "]) == {
         "log.retention.ms": "60000",
         "log.roll.ms": "5000",
     }
@@ -38,7 +39,7 @@ def test_auth_starts_the_broker_the_tests_reuse(monkeypatch: pytest.MonkeyPatch)
         seen.update(kwargs)
         raise broker.BrokerError("not started in a unit test")
 
-    monkeypatch.setattr(broker, "start_broker", fake_start)
+    monkeypatch.setattr(broker_cli, "start_broker", fake_start)
     assert broker.main(["start", "--dir", "run", "--auth"]) == 2
     assert seen["authentication"] is True
     assert broker.main(["start", "--dir", "run"]) == 2

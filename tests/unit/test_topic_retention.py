@@ -112,7 +112,7 @@ def test_only_the_provisioning_function_creates_topics_and_it_passes_their_reten
     tests are left out: the short-retention e2e test makes an undeclared control topic on purpose."""
     calls = _calls("NewTopic", ("libs", "services", "consumers", "tools"))
     assert {p.relative_to(ROOT).as_posix() for p, _ in calls} == {
-        "libs/biostream/kafka.py", "libs/biostream_dev/broker.py",
+        "libs/biostream/kafka.py", "libs/biostream_dev/broker/readiness.py",
     }  # fmt: skip
     for path, call in calls:
         configs = next((k.value for k in call.keywords if k.arg == "topic_configs"), None)
