@@ -22,7 +22,7 @@ from biostream.state import StateStore
 from biostream.topics import Topics
 from biostream_harness.linkage_stream import identity_records, publish, read_all
 from linkage.bootstrap import build
-from linkage.domain.model import default_params
+from linkage.domain.weights import default_params
 from linkage.handlers import LinkageHandler, LinkageMetrics
 from linkage.settings import LinkageSettings
 from prometheus_client import CollectorRegistry

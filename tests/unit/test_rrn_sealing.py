@@ -16,7 +16,7 @@ from biostream.sealing import Sealer
 from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.handlers import FeedMessageHandler, IngestMetrics
-from linkage.domain.model import default_params
+from linkage.domain.weights import default_params
 from linkage.handlers import LinkageHandler, LinkageMetrics
 from prometheus_client import CollectorRegistry
 

@@ -36,7 +36,8 @@ from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
 from linkage.adapters.jsonl import identity_from_json
 from linkage.domain.evaluation import score
 from linkage.domain.index import PersonIndex
-from linkage.domain.model import Identity, default_params, make_profile
+from linkage.domain.profile import Identity, make_profile
+from linkage.domain.weights import default_params
 from linkage.evaluate import link_records
 from linkage.handlers import FREEZE_EVERY, LinkageHandler, LinkageMetrics, freeze_long_lived
 from prometheus_client import CollectorRegistry

@@ -52,7 +52,7 @@ def evaluate(
     ] = False,
 ) -> None:
     """Link the records in file order through the service's engine; score them against a truth."""
-    from linkage.domain.model import Params
+    from linkage.domain.weights import Params
     from linkage.evaluate import evaluate_file
 
     loaded = Params.from_json(params.read_text(encoding="utf-8")) if params else None
@@ -76,7 +76,7 @@ def train(
 ) -> None:
     """Estimate m/u probabilities and term frequencies without labels (EM) on a sample."""
     from linkage.adapters.jsonl import read_records
-    from linkage.domain.model import make_profile
+    from linkage.domain.profile import make_profile
     from linkage.evaluate import train as estimate
 
     profiles = [make_profile(identity, _key()) for identity, _ in read_records(input_path)]

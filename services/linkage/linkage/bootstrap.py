@@ -13,7 +13,7 @@ from biostream.settings import read_secret
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
-from linkage.domain.model import Params, default_params
+from linkage.domain.weights import Params, default_params
 from linkage.handlers import SERVICE, LinkageHandler, LinkageMetrics
 from linkage.settings import LinkageSettings
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from linkage.adapters.jsonl import read_records, read_truth
 from linkage.domain.evaluation import Scores, score
 from linkage.domain.index import PersonIndex
-from linkage.domain.model import Identity, Params, Profile, default_params, make_profile
+from linkage.domain.profile import Identity, Profile, make_profile
 from linkage.domain.training import estimate
+from linkage.domain.weights import Params, default_params
 
 
 @dataclass(frozen=True)

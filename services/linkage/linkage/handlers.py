@@ -45,7 +45,8 @@ from linkage.domain.index import (
     RefEntry,
     comparisons,
 )
-from linkage.domain.model import Identity, Params, Profile, make_profile
+from linkage.domain.profile import Identity, Profile, make_profile
+from linkage.domain.weights import Params
 
 SERVICE = "linkage"
 

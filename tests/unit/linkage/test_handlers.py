@@ -20,7 +20,7 @@ from biostream.envelopes import Envelopes
 from biostream.schemas import SchemaRegistry
 from biostream.state import StateStore
 from biostream.topics import Topics
-from linkage.domain.model import default_params
+from linkage.domain.weights import default_params
 from linkage.handlers import LinkageHandler, LinkageMetrics
 from prometheus_client import CollectorRegistry
 

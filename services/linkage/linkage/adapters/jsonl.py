@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from linkage.domain.model import Identity
+from linkage.domain.profile import Identity
 
 
 class InputError(ValueError):

@@ -21,7 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from linkage.domain.model import FIELDS, LEVELS, Levels, Params, Profile, blocking_keys, compare
+from linkage.domain.comparison import FIELDS, LEVELS, Levels, compare
+from linkage.domain.profile import Profile, blocking_keys
+from linkage.domain.rules import apply_rules
+from linkage.domain.weights import Params
 
 MAX_BLOCK: Final = 500  # a block larger than this (a hospital's switchboard phone) is not used
 MAX_CANDIDATES_LISTED: Final = 5
@@ -130,6 +133,10 @@ class Dirty:
 
 
 class PersonIndex:
+    """The person index (D-linkage-2): a possible match is a person of its own until reviewed,
+    person ids are keyed hashes allocated in input order; a strong registration number already in
+    the index links deterministically (rule ``rrn-exact``, D-linkage-1)."""
+
     def __init__(self, params: Params, id_key: bytes) -> None:
         self.params = params
         self._id_key = id_key
@@ -273,9 +280,10 @@ class PersonIndex:
                     # cannot change the outcome or the review list.
                     continue
                 levels = compare(profile, entry.profile)
-                score = params.cap(
-                    profile, entry.profile, levels, params.score(profile, entry.profile, levels)
-                )
+                score = apply_rules(
+                    params, profile, entry.profile, levels,
+                    params.score(profile, entry.profile, levels),
+                )  # fmt: skip
                 current = best.get(entry.person)
                 if current is None or score > current.score:
                     best[entry.person] = Candidate(entry.person, score, levels)

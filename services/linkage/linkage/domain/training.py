@@ -18,7 +18,9 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-from linkage.domain.model import FIELDS, LEVELS, Levels, Params, Profile, blocking_keys, compare
+from linkage.domain.comparison import FIELDS, LEVELS, Levels, compare
+from linkage.domain.profile import Profile, blocking_keys
+from linkage.domain.weights import Params
 
 _TF_MIN_COUNT = 3
 _M_FLOOR_SESSION = 1e-3
@@ -144,6 +146,9 @@ def estimate(
     max_blocked_pairs: int = 400_000,
     iterations: int = 40,
 ) -> Params:
+    """m, u, prior and term frequencies from unlabelled profiles by EM (D-linkage-1); u recounted
+    on the random pairs weighted by their posterior odds of being non-matches, then m once more
+    (D-linkage-5 (1))."""
     n = len(profiles)
     if n < 10:
         return base

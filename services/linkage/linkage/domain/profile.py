@@ -1,0 +1,180 @@
+"""What a record is reduced to for linkage: a :class:`Profile` of normalised comparison values
+(the registration number only as a keyed hash), and the blocking keys that bring up candidates.
+
+Fellegi-Sunter linkage (D-linkage-1) in four modules: ``profile`` (this), ``comparison`` (two
+profiles into graded levels), ``weights`` (what a level weighs, the parameters EM learns) and
+``rules`` (the evidence no sum of agreements may override: the twin rule and its kin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from linkage.domain import names
+
+_DIGITS: Final = re.compile(r"\D+")
+_ADDRESS_PUNCT: Final = re.compile(r"[,.#()\-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One record's identifying fields as received; every field may be unknown."""
+
+    record_id: str
+    family_name: str | None = None
+    given_name: str | None = None
+    name_latin: str | None = None
+    birth_date: str | None = None  # YYYY-MM-DD (not necessarily a valid date)
+    sex: str | None = None  # M / F; anything else is unknown
+    rrn: str | None = None
+    identifiers: tuple[tuple[str, str], ...] = ()
+    phone: str | None = None
+    postal_code: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Normalised comparison values of one record. What the index stores per hospital patient."""
+
+    family: str | None  # canonical surname (initial-sound rule / romanised-spelling key)
+    given: str | None
+    latin: tuple[str, ...]  # folded romanised name in both orders
+    birth: str | None  # YYYYMMDD
+    sex: str | None
+    rrn: str | None  # keyed hash, never the number
+    rrn_strong: bool  # number consistent with birth date and sex, and its check digit holds
+    ids: tuple[str, ...]  # "system\x1fvalue"
+    phone: str | None
+    postal: str | None
+    address: str | None
+
+    def to_list(self) -> list[object]:
+        return [
+            self.family, self.given, list(self.latin), self.birth, self.sex, self.rrn,
+            self.rrn_strong, list(self.ids), self.phone, self.postal, self.address,
+        ]  # fmt: skip
+
+    @classmethod
+    def from_list(cls, raw: Sequence[object]) -> Profile:
+        def s(v: object) -> str | None:
+            return None if v is None else str(v)
+
+        def t(v: object) -> tuple[str, ...]:
+            return tuple(str(x) for x in v) if isinstance(v, list) else ()
+
+        return cls(
+            s(raw[0]), s(raw[1]), t(raw[2]), s(raw[3]), s(raw[4]), s(raw[5]), bool(raw[6]),
+            t(raw[7]), s(raw[8]), s(raw[9]), s(raw[10]),
+        )  # fmt: skip
+
+    @property
+    def birth_year(self) -> int | None:
+        return int(self.birth[:4]) if self.birth else None
+
+
+def rrn_hash(key: bytes, rrn: str) -> str:
+    return hmac.new(key, b"rrn:" + rrn.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def rrn_checks(rrn: str, birth: str | None, sex: str | None) -> tuple[bool, bool]:
+    """(valid: date part and sex digit agree with the record, check digit holds)."""
+    if len(rrn) != 13 or not rrn.isdigit():
+        return False, False
+    s = int(rrn[6])
+    century = {9: 1800, 0: 1800, 1: 1900, 2: 1900, 5: 1900, 6: 1900}.get(s, 2000)
+    try:
+        born = dt.date(century + int(rrn[:2]), int(rrn[2:4]), int(rrn[4:6]))
+    except ValueError:
+        return False, False
+    valid = (birth is None or born.strftime("%Y%m%d") == birth) and (
+        sex not in ("M", "F") or ("M" if s % 2 == 1 else "F") == sex
+    )
+    total = sum(
+        int(d) * w for d, w in zip(rrn[:12], (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5), strict=True)
+    )
+    check = (11 - total % 11) % 10 if s not in (5, 6, 7, 8) else (13 - total % 11) % 10
+    return valid, check == int(rrn[12])
+
+
+def _digits(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return _DIGITS.sub("", value) or None
+
+
+def _address(value: str | None) -> str | None:
+    text = names.clean(value)
+    if text is None:
+        return None
+    tokens = _ADDRESS_PUNCT.sub(" ", text).split()
+    # The province leads a Korean address and is spelt three ways (서울특별시 / 서울 / 강원도 vs
+    # 강원특별자치도); the postal code carries it anyway.
+    if len(tokens) >= 3 and names.is_hangul(tokens[0]) and tokens[0][-1:] in ("도", "시", "울"):
+        tokens = tokens[1:]
+    return " ".join(tokens) or None
+
+
+def make_profile(identity: Identity, rrn_key: bytes) -> Profile:
+    family = names.clean(identity.family_name)
+    given = names.clean(identity.given_name)
+    birth = _digits(identity.birth_date)
+    birth = birth if birth is not None and len(birth) == 8 else None
+    sex = identity.sex if identity.sex in ("M", "F") else None
+    rrn_digits = _digits(identity.rrn)
+    rrn_value, strong = None, False
+    if rrn_digits is not None and len(rrn_digits) == 13:
+        valid, check = rrn_checks(rrn_digits, birth, sex)
+        rrn_value, strong = rrn_hash(rrn_key, rrn_digits), valid and check
+    latin = names.clean(identity.name_latin)
+    phone = _digits(identity.phone)
+    postal = _digits(identity.postal_code)
+    return Profile(
+        family=names.canonical_surname(family) if family else None,
+        given=names.canonical_given(given) or None if given else None,
+        latin=names.latin_forms(latin) if latin else (),
+        birth=birth,
+        sex=sex,
+        rrn=rrn_value,
+        rrn_strong=strong,
+        ids=tuple(sorted(f"{s}\x1f{v}" for s, v in identity.identifiers if s and v)),
+        phone=phone[-8:] if phone else None,
+        postal=postal[:5] if postal else None,
+        address=_address(identity.address),
+    )
+
+
+def blocking_keys(p: Profile) -> list[str]:
+    """Several independent keys, so that one wrong field cannot hide a true match (D-linkage-1;
+    postal code + given name since D-linkage-5 (2))."""
+    keys: list[str] = []
+    year = p.birth[:4] if p.birth else None
+    if p.birth:
+        mm, dd = p.birth[4:6], p.birth[6:8]
+        keys.append(f"d{year}{min(mm, dd)}{max(mm, dd)}")  # exact or day/month swapped
+    if p.family and p.given:
+        pair = "|".join(sorted((p.family, p.given)))  # either order
+        if p.birth:
+            keys.append(f"n{pair}|{year}")
+            keys.append(f"m{pair}|{p.birth[4:]}")
+        else:
+            keys.append(f"n{pair}")
+    if p.phone:
+        keys.append(f"p{p.phone}")
+    if p.rrn:
+        keys.append(f"r{p.rrn}")
+    keys.extend(f"i{i}" for i in p.ids)
+    if p.postal and p.family:
+        keys.append(f"a{p.postal}|{p.family}")
+    if p.postal and p.given:
+        # A record without a birth date and with a misspelt surname still meets its person here.
+        keys.append(f"g{p.postal}|{p.given}")
+    if p.latin:
+        keys.append(f"l{p.latin[0]}|{year or ''}")
+    return keys

@@ -1,0 +1,105 @@
+"""Evidence no sum of agreements may override: where Fellegi-Sunter's conditional independence
+fails (twins share surname, birth date, address and the household phone), a rule caps the weight.
+
+Each rule answers "at most how much may this pair weigh?" and only ever lowers a score, so the
+candidate bound of D-linkage-6 holds after the rules too. :func:`apply_rules` runs them in order;
+the first rule that decides wins.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from linkage.domain.comparison import LEVELS, Levels
+from linkage.domain.profile import Profile
+from linkage.domain.weights import Params
+
+# Two close given names both at least this frequent relative to each other are two names (twins),
+# not one name and its slip (two_names_rule).
+DISTINCT_NAME_RATIO: Final = 0.1
+
+
+def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: float) -> float:
+    """The pair's weight after every rule (D-linkage-1, D-linkage-7), in this order:
+
+    1. :func:`different_registration_numbers_rule`;
+    2. the same given name (or an unknown one) is not the twin pattern: the score stands;
+    3. :func:`different_sex_rule`;
+    4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`: the score stands;
+    5. :func:`twin_rule`.
+    """
+    family, given, _latin, _birth, sex, _rrn, _ids, _phone, _address = levels
+    capped = different_registration_numbers_rule(params, a, b, levels, score)
+    if capped is not None:
+        return capped
+    if given is None or given == LEVELS["given"] - 1:
+        return score
+    if sex == 0:
+        return different_sex_rule(params, score)
+    if personal_identifier_agrees(levels) or names_swapped_between_fields(a, b):
+        return score
+    return twin_rule(params, a, b, family, given, score)
+
+
+def different_registration_numbers_rule(
+    params: Params, a: Profile, b: Profile, levels: Levels, score: float
+) -> float | None:
+    """D-linkage-1: different *strong* registration numbers (date, sex and check digit consistent
+    on both sides) are different people: below review whatever else agrees. ``None``: the rule
+    does not apply."""
+    rrn = levels[5]
+    if rrn == 0 and a.rrn_strong and b.rrn_strong:
+        return min(score, params.thresholds.review - 1.0)
+    return None
+
+
+def different_sex_rule(params: Params, score: float) -> float:
+    """D-linkage-7: sex known on both sides and different, with given names that are not the same,
+    is never a match, at most a review (boy-girl twins 민지/민재 share everything else; an entry
+    error in both fields at once is for a reviewer)."""
+    return min(score, params.thresholds.match - 0.5)
+
+
+def personal_identifier_agrees(levels: Levels) -> bool:
+    """D-linkage-7: the exemptions from the twin rule. The registration number, an identifier in a
+    shared system (the same value, or one character off: a slip in a personal number, FEBRL's
+    commonest error) or the Latin name (another writing of the given name, so the Hangul
+    difference is a slip). A phone or an address does not count: twins share the household's."""
+    _family, _given, latin, _birth, _sex, rrn, ids, _phone, _address = levels
+    return rrn == 1 or bool(ids) or latin == 2
+
+
+def names_swapped_between_fields(a: Profile, b: Profile) -> bool:
+    """D-linkage-5 (3), D-linkage-7: names entered in each other's field, one of them exactly the
+    same crosswise, are not a different given name."""
+    return a.given == b.family or a.family == b.given
+
+
+def twin_rule(
+    params: Params, a: Profile, b: Profile, family: int | None, given: int, score: float
+) -> float:
+    """D-linkage-1, D-linkage-7: a given name that is not the same is the twin and sibling
+    pattern, so surname, birth date, address and phone must not add up to a match. A completely
+    different given name, or a close one (one jamo or letter off, 병식/병석) with the surname
+    agreeing when both are established names (:func:`two_names_rule`), goes to review at most."""
+    if given == 0 or (family and two_names_rule(params, a.given, b.given)):
+        return min(score, params.thresholds.match - 0.5)
+    return score
+
+
+def two_names_rule(params: Params, a: str | None, b: str | None) -> bool:
+    """D-linkage-7: whether two close given names are two people's names rather than one name and
+    a slip.
+
+    Label-free, from the given-name frequencies learnt on the data (``params.tf``): a slip of the
+    keyboard is rare (seen fewer than a few times, or far rarer than the name it comes from),
+    while twins are given two established names (병식/병석, Aidan/Aiden). Without any given-name
+    frequencies (untrained defaults) every close pair is taken as two names.
+    """
+    shares = params.tf.get("given")
+    if not shares:
+        return True
+    share_a, share_b = shares.get(a or ""), shares.get(b or "")
+    if share_a is None or share_b is None:
+        return False
+    return min(share_a, share_b) >= DISTINCT_NAME_RATIO * max(share_a, share_b)
