@@ -57,7 +57,11 @@ def add_import(path: Path, line: str) -> None:
         ("services/pseudonymizer/pseudonymizer/domain/release.py", "import aiokafka",
          "Domains decide"),
         ("services/ingest/ingest/domain/dedup.py", "import ingest.handlers",
-         "domain <- handlers"),
+         "Service layers"),
+        ("services/linkage/linkage/domain/index.py", "import linkage.state",
+         "Service layers"),
+        ("services/linkage/linkage/state.py", "import linkage.handlers",
+         "Service layers"),
     ],
 )  # fmt: skip
 def test_a_forbidden_import_breaks_its_contract(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import json
 import time
 from dataclasses import dataclass
 
@@ -35,29 +34,20 @@ from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge
 
+from linkage import state as linkage_state
 from linkage.domain.district import district_of
 from linkage.domain.index import (
     POSSIBLE_MATCH,
     Change,
     LinkResult,
-    PersonEntry,
     PersonIndex,
     RefEntry,
     comparisons,
 )
-from linkage.domain.profile import Identity, Profile, make_profile
+from linkage.domain.profile import Identity, make_profile
 from linkage.domain.weights import Params
 
 SERVICE = "linkage"
-
-# State keys. Values are compact JSON arrays; no registration number is ever stored.
-REF = "r:"  # r:<patient_ref>   -> [person, sequence, profile, meta]
-# meta: [record_id, hospital, province code or "", district code or ""]; entries written before
-# D24 have no district (``_district``).
-PERSON = "p:"  # p:<person_id>  -> [creation number, [patient_ref ...]]
-ALIAS = "a:"  # a:<patient_ref>  -> patient_ref it was merged into before it was seen
-TASK = "t:"  # t:<task_id>       -> [patient_ref, [[candidate person, one of its refs] ...]]
-COUNTER = "c"
 
 # The index is millions of long-lived objects; the cyclic GC's full collections would walk all of
 # them (pauses of 0.5 s at 30k persons, growing with the index). Frozen objects are skipped, so the
@@ -104,10 +94,6 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 class LinkageHandler:
     def __init__(
         self,
@@ -144,7 +130,7 @@ class LinkageHandler:
                 out = self._review_decision(index, message, state, now)
             else:
                 out = self._identity(index, message, state, now)
-            self._persist(index, state)
+            linkage_state.save_changes(index, state)
         except Exception:
             # The processor rolls the message's state changes back; the in-memory index may be
             # ahead of them, so it is rebuilt from the state before the next message.
@@ -159,59 +145,17 @@ class LinkageHandler:
 
     def _rebuild(self, state: StateStore) -> PersonIndex:
         started = time.monotonic()
-        index = PersonIndex(self.params, self.person_key)
-        refs: list[tuple[str, RefEntry]] = []
-        persons: list[tuple[str, PersonEntry]] = []
-        aliases: list[tuple[str, str]] = []
-        for key in list(state.keys_with_prefix("")):
-            value = state.get(key)
-            if value is None:
-                continue
-            if key.startswith(REF):
-                person, sequence, profile, meta = json.loads(value)
-                refs.append(
-                    (key[2:], RefEntry(person, int(sequence), Profile.from_list(profile), meta))
-                )
-            elif key.startswith(PERSON):
-                order, members = json.loads(value)
-                persons.append((key[2:], PersonEntry(int(order), list(members))))
-            elif key.startswith(ALIAS):
-                aliases.append((key[2:], value.decode()))
-        counter_value = state.get(COUNTER)
-        index.load(refs, persons, int(counter_value) if counter_value else 0, aliases)
+        index = linkage_state.load_index(state, self.params, self.person_key)
         elapsed = time.monotonic() - started
         self.metrics.restore_seconds.set(elapsed)
         self._log.info(
-            "index rebuilt", persons=len(index.persons), refs=len(refs), elapsed_s=round(elapsed, 3)
-        )
+            "index rebuilt", persons=len(index.persons), refs=len(index.refs),
+            elapsed_s=round(elapsed, 3),
+        )  # fmt: skip
         self.index = index
         self._state = state
         freeze_long_lived()
         return index
-
-    def _persist(self, index: PersonIndex, state: StateStore) -> None:
-        for ref in index.dirty.refs:
-            entry = index.refs[ref]
-            state.put(
-                REF + ref,
-                _dumps([entry.person, entry.sequence, entry.profile.to_list(), entry.meta]),
-            )
-            state.delete(ALIAS + ref)
-        for pid in index.dirty.persons:
-            person = index.persons.get(pid)
-            if person is None:
-                state.delete(PERSON + pid)
-            else:
-                state.put(PERSON + pid, _dumps([person.order, person.refs]))
-        # Only the aliases set since the last persist: all of them each time would cost a lookup
-        # per alias per message, and hospitals send merges for patients never seen here.
-        for ref in index.dirty.aliases:
-            target = index.aliases.get(ref)
-            if target is not None:  # else linked since, and deleted with its ref above
-                state.put(ALIAS + ref, target.encode())
-        if index.dirty.refs or index.dirty.persons:
-            state.put(COUNTER, str(index.counter).encode())
-        index.dirty.clear()
 
     # ------------------------------------------------------------------------------ identity
 
@@ -279,7 +223,7 @@ class LinkageHandler:
         entry = index.refs[ref]
         task_id = f"review/{ref}/{entry.sequence}"
         candidates = [[c.person, index.persons[c.person].refs[0]] for c in result.candidates]
-        state.put(TASK + task_id, _dumps([ref, candidates]))
+        linkage_state.open_review_task(state, task_id, ref, candidates)
         task: ReviewTask = {
             "task_id": task_id,
             "created_at": now,
@@ -339,7 +283,7 @@ class LinkageHandler:
         except DecodeError as error:
             return self._rejected(message, error, now)
         task_id = decision["task_id"]
-        stored = state.get(TASK + task_id)
+        stored = linkage_state.review_task(state, task_id)
         if stored is None:
             return [
                 self.envelopes.audit(
@@ -347,7 +291,7 @@ class LinkageHandler:
                     outcome="rejected", reason_code="REVIEW_TASK_UNKNOWN_OR_CLOSED",
                 )
             ]  # fmt: skip
-        ref, candidates = json.loads(stored)
+        ref, candidates = stored
         verdict = decision["decision"]
         changes: list[Change] = []
         if verdict == "SAME_PERSON":
@@ -363,7 +307,7 @@ class LinkageHandler:
             )
             changes = index.split_ref(ref, "review") if together else index.confirm(ref, "review")
         if verdict != "ESCALATE":
-            state.delete(TASK + task_id)
+            linkage_state.close_review_task(state, task_id)
         out = self._decisions(index, changes, now)
         out.append(
             self.envelopes.audit(
