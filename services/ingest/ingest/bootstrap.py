@@ -14,8 +14,9 @@ from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
 from ingest.adapters.mappings import CsvMappingDirectory, quiet_parser_logs
-from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics, SeenMessages
+from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
 from ingest.settings import IngestSettings
+from ingest.state import SeenMessages
 
 
 def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -> RunnableService:

@@ -29,16 +29,10 @@ from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
 from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
-from ingest.domain.dedup import (
-    DEFAULT_WINDOW_DAYS,
-    SEEN_PREFIX,
-    plan_expiry,
-    seen_key,
-    seen_value,
-)
 from ingest.domain.messages import detect_format, parse_message
 from ingest.domain.model import ParsedMessage, PatientIdentity, Rejected
 from ingest.domain.own_identifiers import without_own_identifiers
+from ingest.state import SeenMessages
 
 SERVICE = "ingest"
 _WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV", "hl7": "HL7V2"}
@@ -112,58 +106,6 @@ def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
     """Keyed, so the small space of patient numbers cannot be enumerated back from the ref."""
     mac = hmac.new(key, f"{hospital}\x1f{local_patient_no}".encode(), hashlib.sha256)
     return "pr_" + mac.hexdigest()[:32]
-
-
-class SeenMessages:
-    """The remembered message ids in the state (D6), forgotten after the window (D25).
-
-    Once a day (the first call on a new day, after a restart the first call) the whole family is
-    read once to plan what expires; the plan is then carried out at most ``chunk`` keys per call,
-    so no transaction carries a day's worth of deletions at once."""
-
-    def __init__(self, window_days: int = DEFAULT_WINDOW_DAYS, chunk: int = 5000) -> None:
-        if window_days < 1:
-            raise ValueError("the de-duplication window must be at least one day")
-        self.window_days = window_days
-        self.chunk = chunk
-        self._planned_on: dt.date | None = None
-        self._planned_for: StateStore | None = None
-        self._expired: list[str] = []
-        self._undated: list[str] = []
-        self._log = get_logger("ingest.dedup")
-
-    def seen(self, state: StateStore, hospital: str, message_id: str) -> bool:
-        return state.get(seen_key(hospital, message_id)) is not None
-
-    def remember(
-        self, state: StateStore, hospital: str, message_id: str, source_ref: str, today: dt.date
-    ) -> None:
-        state.put(seen_key(hospital, message_id), seen_value(today, source_ref))
-
-    def sweep(self, state: StateStore, today: dt.date) -> int:
-        """Carries out at most ``chunk`` changes of today's plan; returns how many it made."""
-        if self._planned_on != today or self._planned_for is not state:
-            entries = ((k, state.get(k) or b"") for k in list(state.keys_with_prefix(SEEN_PREFIX)))
-            plan = plan_expiry(entries, today, self.window_days)
-            self._expired, self._undated = plan.expired, plan.undated
-            self._planned_on, self._planned_for = today, state
-            if plan.expired or plan.undated:
-                self._log.info(
-                    "de-duplication window planned",
-                    expiring=len(plan.expired), undated=len(plan.undated),
-                    window_days=self.window_days,
-                )  # fmt: skip
-        done = 0
-        while self._expired and done < self.chunk:
-            state.delete(self._expired.pop())
-            done += 1
-        while self._undated and done < self.chunk:
-            key = self._undated.pop()
-            value = state.get(key)
-            if value is not None:
-                state.put(key, seen_value(today, value.decode()))
-            done += 1
-        return done
 
 
 class FeedMessageHandler:

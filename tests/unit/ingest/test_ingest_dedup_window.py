@@ -13,15 +13,16 @@ from biostream.envelopes import Envelopes
 from biostream.schemas import SchemaRegistry
 from biostream.state import StateStore
 from biostream.topics import Topics
-from ingest.domain.dedup import (
+from ingest.domain.dedup import plan_expiry
+from ingest.handlers import FeedMessageHandler, IngestMetrics
+from ingest.state import (
     SEEN_PREFIX,
+    SeenMessages,
     accepted_day,
-    plan_expiry,
     seen_key,
     seen_value,
     source_ref_of,
 )
-from ingest.handlers import FeedMessageHandler, IngestMetrics, SeenMessages
 from prometheus_client import CollectorRegistry
 
 START = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -118,8 +119,8 @@ def test_plan_expiry_keeps_the_last_window_days() -> None:
         ("msg:H:b", seen_value(today - dt.timedelta(days=4), "f/0/2")),
         ("msg:H:c", b"f/0/3"),
     ]
-    plan = plan_expiry(entries, today, window_days=3)
+    plan = plan_expiry([(key, accepted_day(value)) for key, value in entries], today, window_days=3)
     assert plan.expired == ["msg:H:b"]
     assert plan.undated == ["msg:H:c"]
     with pytest.raises(ValueError, match="at least one day"):
-        plan_expiry(entries, today, window_days=0)
+        plan_expiry([], today, window_days=0)
