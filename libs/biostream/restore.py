@@ -248,6 +248,30 @@ async def _retrying(
             backoff_s = min(MAX_POLL_MS / 1000, backoff_s * 2)
 
 
+async def end_offsets(
+    consumer: PartitionReader,
+    partitions: Sequence[TopicPartition],
+    limit_s: float,
+    what: str,
+    *,
+    setting: str = READ_SETTING,
+    log: Any = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> dict[TopicPartition, int]:
+    """The end offsets (last stable offsets, read_committed) of ``partitions``, retried with
+    back-off while the broker is unreachable; :class:`ReadStalled` past ``limit_s``."""
+
+    def stalled(stalled_s: float) -> ReadStalled:
+        return ReadStalled(what, stalled_s, limit_s, setting)
+
+    wanted = list(partitions)
+    answer = await _retrying(
+        lambda: consumer.end_offsets(wanted), stalled, limit_s, what, log, clock, sleep
+    )
+    return {tp: int(answer[tp]) for tp in wanted}
+
+
 async def _positions(
     reader: PartitionReader, partitions: Sequence[TopicPartition]
 ) -> dict[TopicPartition, int]:
@@ -262,12 +286,14 @@ async def read_to_end(
     *,
     setting: str = READ_SETTING,
     log: Any = None,
+    ends: Mapping[TopicPartition, int] | None = None,
     max_records: int = 5000,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[Batch]:
     """D26: the records of ``partitions`` from the consumer's positions up to the end offsets
-    taken when this starts, batch by batch (offset order within a partition), never a record at or
+    taken when this starts (or ``ends``, taken by the caller with :func:`end_offsets` where an
+    order between topics matters), batch by batch (offset order within a partition), never a record at or
     past those ends; done when every position has reached its end. Raises :class:`ReadStalled`
     (naming topic, partition, position and end) after ``limit_s`` seconds without progress.
 
@@ -280,9 +306,10 @@ async def read_to_end(
     wanted = list(dict.fromkeys(partitions))
     if not wanted:
         return
-    ends = await _retrying(
-        lambda: consumer.end_offsets(wanted), stalled, limit_s, what, log, clock, sleep
-    )
+    if ends is None:
+        ends = await end_offsets(
+            consumer, wanted, limit_s, what, setting=setting, log=log, clock=clock, sleep=sleep
+        )
     watch = RestoreWatch({tp: int(ends[tp]) for tp in wanted}, limit_s, last_progress_at=clock())
     already_paused = set(consumer.paused())
     others = [tp for tp in consumer.assignment() if tp not in watch.targets]
