@@ -69,8 +69,15 @@ def sync(
             f"{consumer.store.count()} records held in {settings.database}"
         )
 
+    from biostream.restore import ReadStalled
+
     try:
         asyncio.run(run())
+    except ReadStalled as stall:
+        # D26: what was applied is kept with its positions; the copy is not caught up.
+        console.print(f"error: the sync did not reach the end of the dataset: {stall}")
+        console.print(f"error: {settings.database} is behind; run sync again when Kafka answers")
+        raise typer.Exit(1) from None
     finally:
         consumer.close()
 

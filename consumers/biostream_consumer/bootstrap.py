@@ -32,5 +32,6 @@ def build(settings: ConsumerSettings) -> Consumer:
         store,
         client_id=settings.client_id,
         max_records=settings.max_records,
+        read_timeout_s=settings.read_timeout_s,
     )
     return Consumer(store, source)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from biostream.settings import KafkaSettings, read_secret
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,9 @@ class ConsumerSettings(BaseSettings):
     database: Path = Path("cohort.duckdb")
     client_id: str = "biostream-consumer"
     max_records: int = 1000
+    # A sync fails with a clear error once the broker has made no progress for this long, rather
+    # than report itself caught up on part of the dataset (docs/decisions.md D26).
+    read_timeout_s: float = Field(default=120.0, gt=0)
 
     def kafka_settings(self) -> KafkaSettings:
         if self.kafka_password_file is None:

@@ -39,6 +39,10 @@ from rich.table import Table
 
 from biostream_harness.pipeline import DEFAULT_POLICY, LocalPipeline
 
+# The demo's reads of whole topics fail after this long without progress (D26; the default of
+# BIOSTREAM_READ_TIMEOUT_S).
+READ_LIMIT_S = 120.0
+
 FORMAT_BY_SUFFIX: dict[str, FeedFormat] = {".ndjson": "fhir", ".json": "fhir", ".csv": "csv"}
 
 
@@ -191,7 +195,7 @@ async def _reconcile(kafka: KafkaSettings, topics: Topics, view: PipelineView) -
     from audit.domain.lineage import reconcile
 
     codec = AvroCodec(SchemaRegistry())
-    positions = await published_positions(kafka, topics.feed_pattern)
+    positions = await published_positions(kafka, topics.feed_pattern, READ_LIMIT_S)
     return reconcile(positions, ledger_events(codec, view.ledger)).counts()
 
 

@@ -1,16 +1,24 @@
-"""Reading a state changelog to its end before a service goes on (D22).
+"""Reading topics to their end as of the start: state restores (D22) and every other reader that
+reports what a topic holds (D26).
 
-A restore reads every partition of the changelog from its beginning up to the end offset taken once,
-when the restore starts. With ``read_committed`` (every reader here) that end offset is the last
+A reader takes the end offset of every partition once, when it starts, and reads until every
+position has reached it. With ``read_committed`` (every reader here) that end offset is the last
 stable offset: aiokafka sends its ListOffsets request with the consumer's isolation level. A log
 that ends in a transaction marker still gets there: the fetcher steps over control batches and
-moves the position past them, though no record is handed out.
+moves the position past them, though no record is handed out. That is why the test compares
+positions, never the offset of the last record seen.
 
-There is no "give up after some empty polls": a restore ends when every position has reached its
-target, however long that takes, or fails with :class:`RestoreStalled` once no position has moved
-for ``limit_s`` seconds (``BIOSTREAM_RESTORE_TIMEOUT_S``). A slow restore that keeps moving is
-never cut off. Progress is logged as partitions, offsets and counts: never a key or a value (state
-keys can hold references).
+There is no "give up after some empty polls": a read ends when every position has reached its
+target, however long that takes, or fails with :class:`ReadStalled` once no position has moved for
+``limit_s`` seconds (``BIOSTREAM_RESTORE_TIMEOUT_S`` for a service's state,
+``BIOSTREAM_READ_TIMEOUT_S`` for the commands). A slow read that keeps moving is never cut off.
+Progress is logged as partitions, offsets and counts: never a key or a value (state keys can hold
+references).
+
+:func:`read_to_end` works on a consumer the caller has assigned and positioned (a copy that resumes
+from its own stored positions, a follower that goes on after catching up);
+:func:`read_from_start` opens its own reader and reads topics from their beginning;
+:func:`restore_changelog` is the state restore built on it.
 """
 
 from __future__ import annotations
@@ -18,25 +26,68 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from biostream import kafka as kafka_clients
 from biostream.settings import KafkaSettings
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 FIRST_POLL_MS = 200
 MAX_POLL_MS = 2000
 LOG_EVERY_S = 5.0
 _MAX_LOGGED_PARTITIONS = 16
 
+RESTORE_SETTING = "BIOSTREAM_RESTORE_TIMEOUT_S"
+READ_SETTING = "BIOSTREAM_READ_TIMEOUT_S"
 
-class RestoreStalled(RuntimeError):
+
+@dataclass(frozen=True)
+class Lag:
+    """One partition not at its end when a read gave up."""
+
+    topic: str
+    partition: int
+    position: int  # -1: the broker never told the position
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition} at {self.position} of {self.end}"
+
+
+class ReadStalled(RuntimeError):
+    """D26: the broker made no progress on a read to the end for longer than the limit. What was
+    read is incomplete: the caller must not report it, serve it or run on it."""
+
+    def __init__(
+        self,
+        what: str,
+        stalled_s: float,
+        limit_s: float,
+        setting: str,
+        lagging: Sequence[Lag] = (),
+        consequence: str = "",
+    ) -> None:
+        self.what, self.stalled_s, self.limit_s = what, stalled_s, limit_s
+        self.setting, self.lagging = setting, list(lagging)
+        where = ", ".join(str(lag) for lag in self.lagging[:_MAX_LOGGED_PARTITIONS])
+        if len(self.lagging) > _MAX_LOGGED_PARTITIONS:
+            where += f" and {len(self.lagging) - _MAX_LOGGED_PARTITIONS} more"
+        message = (
+            f"{what} stalled: no progress from the broker for {stalled_s:.0f} s "
+            f"(limit {limit_s:g} s, {setting}); "
+            + (f"not at the end: {where}" if where else "the end offsets were never answered")
+        )
+        super().__init__(message + (f"; {consequence}" if consequence else ""))
+
+
+class RestoreStalled(ReadStalled):
     """The broker made no progress on a restore for longer than the limit: the service must not
     start on the part it read."""
 
@@ -50,9 +101,10 @@ class Step(enum.Enum):
 def restore_step(
     positions: Mapping[K, int], targets: Mapping[K, int], stalled_s: float, limit_s: float
 ) -> Step:
-    """D22: a restore is done only when every partition's position has reached the target taken at
-    its start; until then it waits, and it gives up only after ``limit_s`` seconds without any
-    position moving (``stalled_s``), never because of its total duration."""
+    """D22, D26: a read is done only when every partition's position has reached the target taken
+    at its start; until then it waits, and it gives up only after ``limit_s`` seconds without any
+    position moving (``stalled_s``), never because of its total duration nor a count of empty
+    polls."""
     if all(positions.get(partition, -1) >= target for partition, target in targets.items()):
         return Step.DONE
     if stalled_s >= limit_s:
@@ -61,11 +113,17 @@ def restore_step(
 
 
 def next_poll_ms(previous_ms: int, progressed: bool) -> int:
-    """D22: the restore's back-off. A poll returns as soon as records come, so the wait only grows
+    """D22: the read's back-off. A poll returns as soon as records come, so the wait only grows
     while nothing moves: doubled per poll without progress up to 2 s, back to 200 ms after one."""
     if progressed:
         return FIRST_POLL_MS
     return min(MAX_POLL_MS, max(FIRST_POLL_MS, previous_ms * 2))
+
+
+def _label(partition: object) -> str:
+    if isinstance(partition, TopicPartition):
+        return f"{partition.topic}/{partition.partition}"
+    return str(partition)
 
 
 @dataclass
@@ -94,19 +152,293 @@ class RestoreWatch:
     def behind(self) -> int:
         return sum(max(0, t - self.positions.get(p, 0)) for p, t in self.targets.items())
 
+    def open_partitions(self) -> list[Any]:
+        return [p for p, t in self.targets.items() if self.positions.get(p, -1) < t]
+
     def lagging(self) -> dict[str, list[int]]:
         """Partition -> [position, target] for the partitions not there yet (a few)."""
-        open_ = [
-            (p, self.positions.get(p, -1), t)
-            for p, t in self.targets.items()
-            if self.positions.get(p, -1) < t
+        open_ = sorted(self.open_partitions(), key=_label)[:_MAX_LOGGED_PARTITIONS]
+        return {_label(p): [self.positions.get(p, -1), self.targets[p]] for p in open_}
+
+    def lags(self) -> list[Lag]:
+        return [
+            Lag(
+                str(getattr(p, "topic", "")),
+                int(getattr(p, "partition", 0)),
+                self.positions.get(p, -1),
+                self.targets[p],
+            )
+            for p in sorted(self.open_partitions(), key=_label)
         ]
-        return {
-            str(getattr(p, "partition", p)): [position, target]
-            for p, position, target in sorted(open_, key=lambda item: str(item[0]))[
-                :_MAX_LOGGED_PARTITIONS
-            ]
-        }
+
+
+class Record(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+class PartitionReader(Protocol):
+    """What :func:`read_to_end` needs of a consumer (an ``AIOKafkaConsumer``, or a test double)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+    def paused(self) -> set[TopicPartition]: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Any]]: ...
+
+
+Batch = dict[TopicPartition, list[Any]]
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaTimeoutError) or (
+        isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+    )
+
+
+async def _retrying(
+    call: Callable[[], Awaitable[T]],
+    stalled: Callable[[float], ReadStalled],
+    limit_s: float,
+    what: str,
+    log: Any,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """``call`` until it answers, retried with back-off on transient errors, never past the limit
+    (for what has no position to watch yet: connecting, the end offsets)."""
+    started = clock()
+    backoff_s = FIRST_POLL_MS / 1000
+    attempt = 0
+    while True:
+        attempt += 1
+        left = limit_s - (clock() - started)
+        try:
+            return await asyncio.wait_for(call(), timeout=max(left, 0.001))
+        except TimeoutError:
+            raise stalled(clock() - started) from None
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            if clock() - started + backoff_s >= limit_s:
+                raise stalled(clock() - started) from exc
+            if log is not None:
+                log.warning(
+                    "read to the end waiting for the broker",
+                    topics=what,
+                    attempt=attempt,
+                    error_type=type(exc).__name__,
+                    stalled_s=round(clock() - started, 1),
+                    limit_s=limit_s,
+                )
+            await sleep(backoff_s)
+            backoff_s = min(MAX_POLL_MS / 1000, backoff_s * 2)
+
+
+async def end_offsets(
+    consumer: PartitionReader,
+    partitions: Sequence[TopicPartition],
+    limit_s: float,
+    what: str,
+    *,
+    setting: str = READ_SETTING,
+    log: Any = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> dict[TopicPartition, int]:
+    """The end offsets (last stable offsets, read_committed) of ``partitions``, retried with
+    back-off while the broker is unreachable; :class:`ReadStalled` past ``limit_s``."""
+
+    def stalled(stalled_s: float) -> ReadStalled:
+        return ReadStalled(what, stalled_s, limit_s, setting)
+
+    wanted = list(partitions)
+    answer = await _retrying(
+        lambda: consumer.end_offsets(wanted), stalled, limit_s, what, log, clock, sleep
+    )
+    return {tp: int(answer[tp]) for tp in wanted}
+
+
+async def _positions(
+    reader: PartitionReader, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    return {tp: int(await reader.position(tp)) for tp in partitions}
+
+
+async def read_to_end(
+    consumer: PartitionReader,
+    partitions: Sequence[TopicPartition],
+    limit_s: float,
+    what: str,
+    *,
+    setting: str = READ_SETTING,
+    log: Any = None,
+    ends: Mapping[TopicPartition, int] | None = None,
+    max_records: int = 5000,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[Batch]:
+    """D26: the records of ``partitions`` from the consumer's positions up to the end offsets
+    taken when this starts (or ``ends``, taken by the caller with :func:`end_offsets` where an
+    order between topics matters), batch by batch (offset order within a partition), never a record at or
+    past those ends; done when every position has reached its end. Raises :class:`ReadStalled`
+    (naming topic, partition, position and end) after ``limit_s`` seconds without progress.
+
+    Other partitions assigned to the consumer are paused meanwhile, and resumed at the end; a
+    partition that reaches its end is paused until then (the fetcher reads nothing past it)."""
+
+    def stalled(stalled_s: float, watch: RestoreWatch | None = None) -> ReadStalled:
+        return ReadStalled(what, stalled_s, limit_s, setting, watch.lags() if watch else ())
+
+    wanted = list(dict.fromkeys(partitions))
+    if not wanted:
+        return
+    if ends is None:
+        ends = await end_offsets(
+            consumer, wanted, limit_s, what, setting=setting, log=log, clock=clock, sleep=sleep
+        )
+    watch = RestoreWatch({tp: int(ends[tp]) for tp in wanted}, limit_s, last_progress_at=clock())
+    already_paused = set(consumer.paused())
+    others = [tp for tp in consumer.assignment() if tp not in watch.targets]
+    paused_here = [tp for tp in others if tp not in already_paused]
+    consumer.pause(*paused_here)
+    consumer.resume(*wanted)
+    poll_ms = FIRST_POLL_MS
+    started = logged_at = clock()
+    read = 0
+    try:
+        while True:
+            try:
+                # position() waits (without a bound of its own) while an offset reset is
+                # unanswered; no longer than the time left before giving up.
+                left = limit_s - watch.stalled_s(clock())
+                positions = await asyncio.wait_for(
+                    _positions(consumer, wanted), timeout=max(left, 0.001)
+                )
+            except TimeoutError:
+                raise stalled(watch.stalled_s(clock()), watch) from None
+            now = clock()
+            step = watch.observe(positions, now)
+            if step is Step.DONE:
+                return
+            if step is Step.GIVE_UP:
+                raise stalled(watch.stalled_s(now), watch)
+            open_ = watch.open_partitions()
+            done = [tp for tp in wanted if tp not in open_ and tp not in consumer.paused()]
+            consumer.pause(*done)
+            if log is not None and now - logged_at >= LOG_EVERY_S:
+                logged_at = now
+                log.info(
+                    "reading to the end" if watch.progressed else "read to the end waiting",
+                    topics=what,
+                    partitions=len(wanted),
+                    records=read,
+                    behind=watch.behind(),
+                    offsets=watch.lagging(),
+                    stalled_s=round(watch.stalled_s(now), 1),
+                    limit_s=limit_s,
+                    elapsed_s=round(now - started, 3),
+                )
+            poll_ms = next_poll_ms(poll_ms, watch.progressed)
+            # Never waiting past the limit: the give-up comes on time.
+            wait_ms = min(poll_ms, max(1, int((limit_s - watch.stalled_s(now)) * 1000)))
+            try:
+                fetched = await consumer.getmany(
+                    *open_, timeout_ms=wait_ms, max_records=max_records
+                )
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                continue  # no progress: the watch decides how long that may last
+            batch: Batch = {}
+            for tp, records in fetched.items():
+                end = watch.targets.get(tp)
+                if end is None:
+                    continue
+                kept = [r for r in records if r.offset < end]
+                if len(kept) < len(records):
+                    consumer.seek(tp, end)  # written after the start: not part of this read
+                if kept:
+                    batch[tp] = kept
+                    read += len(kept)
+            if batch:
+                yield batch
+    finally:
+        consumer.resume(*paused_here, *wanted)
+
+
+async def open_reader(
+    kafka: KafkaSettings,
+    client_id: str,
+    topics: Sequence[str],
+    limit_s: float,
+    what: str,
+    *,
+    setting: str = READ_SETTING,
+    log: Any = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Any, list[TopicPartition]]:
+    """A started reader of its own (no group, read_committed) assigned every partition of
+    ``topics`` at their beginning; connecting is retried with back-off while the broker is
+    unreachable, and raises :class:`ReadStalled` past ``limit_s``."""
+
+    def unreachable(stalled_s: float) -> ReadStalled:
+        return ReadStalled(what, stalled_s, limit_s, setting)
+
+    async def open_() -> tuple[Any, list[TopicPartition]]:
+        partitions = await kafka_clients.topic_partitions(kafka, list(topics))
+        reader = kafka_clients.reader(kafka, client_id)
+        try:
+            await reader.start()
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+        except BaseException:
+            await reader.stop()
+            raise
+        return reader, partitions
+
+    return await _retrying(open_, unreachable, limit_s, what, log, clock)
+
+
+async def read_from_start(
+    kafka: KafkaSettings,
+    client_id: str,
+    topics: Sequence[str],
+    limit_s: float,
+    what: str | None = None,
+    *,
+    setting: str = READ_SETTING,
+    log: Any = None,
+    max_records: int = 5000,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Batch]:
+    """D26: every committed record of ``topics`` from their beginning up to their end offsets at
+    the start (:func:`read_to_end`), through a reader of its own (:func:`open_reader`)."""
+    label = what or ", ".join(topics)
+    reader, partitions = await open_reader(
+        kafka, client_id, topics, limit_s, label, setting=setting, log=log, clock=clock
+    )
+    try:
+        async for batch in read_to_end(
+            reader, partitions, limit_s, label,
+            setting=setting, log=log, max_records=max_records, clock=clock,
+        ):  # fmt: skip
+            yield batch
+    finally:
+        await reader.stop()
 
 
 @dataclass(frozen=True)
@@ -119,28 +451,6 @@ class Restored:
 Apply = Callable[[str, bytes | None], None]
 
 
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, KafkaTimeoutError) or (
-        isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
-    )
-
-
-async def _open(
-    kafka: KafkaSettings, client_id: str, changelog: str
-) -> tuple[AIOKafkaConsumer, list[TopicPartition], dict[TopicPartition, int]]:
-    partitions = await kafka_clients.topic_partitions(kafka, [changelog])
-    reader = kafka_clients.reader(kafka, client_id)
-    try:
-        await reader.start()
-        reader.assign(partitions)
-        await reader.seek_to_beginning(*partitions)
-        targets = await reader.end_offsets(partitions)
-    except BaseException:
-        await reader.stop()
-        raise
-    return reader, partitions, {tp: int(targets[tp]) for tp in partitions}
-
-
 async def restore_changelog(
     kafka: KafkaSettings,
     client_id: str,
@@ -150,115 +460,49 @@ async def restore_changelog(
     log: Any,
     clock: Callable[[], float] = time.monotonic,
 ) -> Restored:
-    """Every record of ``changelog`` up to its end offsets at the start, handed to ``apply``
+    """D22: every record of ``changelog`` up to its end offsets at the start, handed to ``apply``
     (key, value or None) in offset order per partition; raises :class:`RestoreStalled` after
     ``limit_s`` seconds without progress (connecting, reading the end offsets or reading)."""
     started = clock()
+    what = f"state restore of {changelog}"
+    restored = 0
 
-    def stalled(stalled_s: float, watch: RestoreWatch | None, restored: int) -> RestoreStalled:
-        message = (
-            f"state restore of {changelog} stalled: no progress from the broker for "
-            f"{stalled_s:.0f} s (limit {limit_s:g} s, BIOSTREAM_RESTORE_TIMEOUT_S); the service "
-            "stops rather than run on part of its state"
-        )
+    def stopped(stall: ReadStalled) -> RestoreStalled:
         log.error(
             "state restore stalled, exiting",
             topic=changelog,
-            stalled_s=round(stalled_s, 1),
+            stalled_s=round(stall.stalled_s, 1),
             limit_s=limit_s,
             restored=restored,
-            behind=watch.behind() if watch else None,
-            offsets=watch.lagging() if watch else None,
+            offsets={
+                f"{lag.topic}/{lag.partition}": [lag.position, lag.end] for lag in stall.lagging
+            },
             elapsed_s=round(clock() - started, 3),
         )
-        return RestoreStalled(message)
+        return RestoreStalled(
+            what, stall.stalled_s, limit_s, RESTORE_SETTING, stall.lagging,
+            "the service stops rather than run on part of its state",
+        )  # fmt: skip
 
-    # Connecting and the end offsets: retried with back-off while the broker is unreachable.
-    backoff_s = FIRST_POLL_MS / 1000
-    attempt = 0
-    while True:
-        attempt += 1
-        left = limit_s - (clock() - started)
-        try:
-            reader, partitions, targets = await asyncio.wait_for(
-                _open(kafka, client_id, changelog), timeout=max(left, 0.001)
-            )
-            break
-        except TimeoutError:
-            raise stalled(clock() - started, None, 0) from None
-        except Exception as exc:
-            if not _transient(exc):
-                raise
-            if clock() - started + backoff_s >= limit_s:
-                raise stalled(clock() - started, None, 0) from exc
-            log.warning(
-                "state restore waiting for the broker",
-                topic=changelog,
-                attempt=attempt,
-                error_type=type(exc).__name__,
-                stalled_s=round(clock() - started, 1),
-                limit_s=limit_s,
-            )
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(MAX_POLL_MS / 1000, backoff_s * 2)
-
-    watch = RestoreWatch(targets, limit_s, last_progress_at=clock())
-    restored = 0
-    poll_ms = FIRST_POLL_MS
-    logged_at = clock()
+    try:
+        reader, partitions = await open_reader(
+            kafka, client_id, [changelog], limit_s, what,
+            setting=RESTORE_SETTING, log=log, clock=clock,
+        )  # fmt: skip
+    except ReadStalled as stall:
+        raise stopped(stall) from None
     log.info("restoring state", topic=changelog, partitions=len(partitions), limit_s=limit_s)
     try:
-        while True:
-            try:
-                # position() waits (without a bound of its own) while the offset reset is
-                # unanswered; no longer than the time left before giving up.
-                left = limit_s - watch.stalled_s(clock())
-                positions = await asyncio.wait_for(
-                    _positions(reader, partitions), timeout=max(left, 0.001)
-                )
-            except TimeoutError:
-                raise stalled(watch.stalled_s(clock()), watch, restored) from None
-            now = clock()
-            step = watch.observe(positions, now)
-            if step is Step.DONE:
-                break
-            if step is Step.GIVE_UP:
-                raise stalled(watch.stalled_s(now), watch, restored)
-            if now - logged_at >= LOG_EVERY_S:
-                logged_at = now
-                log.info(
-                    "restoring state"
-                    if watch.progressed
-                    else "state restore waiting for the broker",
-                    topic=changelog,
-                    partitions=len(partitions),
-                    restored=restored,
-                    behind=watch.behind(),
-                    offsets=watch.lagging(),
-                    stalled_s=round(watch.stalled_s(now), 1),
-                    limit_s=limit_s,
-                    elapsed_s=round(now - started, 3),
-                )
-            poll_ms = next_poll_ms(poll_ms, watch.progressed)
-            # Never waiting past the limit: the give-up comes on time.
-            wait_ms = min(poll_ms, max(1, int((limit_s - watch.stalled_s(now)) * 1000)))
-            try:
-                batch = await reader.getmany(timeout_ms=wait_ms, max_records=5000)
-            except Exception as exc:
-                if not _transient(exc):
-                    raise
-                continue  # no progress: the watch decides how long that may last
+        async for batch in read_to_end(
+            reader, partitions, limit_s, what, setting=RESTORE_SETTING, log=log, clock=clock
+        ):
             for records in batch.values():
                 for record in records:
                     if record.key is not None:
                         apply(record.key.decode(), record.value)
                         restored += 1
+    except ReadStalled as stall:
+        raise stopped(stall) from None
     finally:
         await reader.stop()
     return Restored(restored, len(partitions), round(clock() - started, 3))
-
-
-async def _positions(
-    reader: AIOKafkaConsumer, partitions: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    return {tp: int(await reader.position(tp)) for tp in partitions}

@@ -52,6 +52,10 @@ class ServiceSettings(BaseSettings):
     # (exit non-zero) instead of running it on part of its state; a restore that keeps moving is
     # never cut off, however long it takes. docs/decisions.md D22.
     restore_timeout_s: float = Field(default=300.0, gt=0)
+    # A command that reads a topic to its end (audit verify/export/report/reconcile/trace, the
+    # dead-letter list, re-identification) fails with a clear error once the broker has made no
+    # progress for this long, rather than report on part of the topic. docs/decisions.md D26.
+    read_timeout_s: float = Field(default=120.0, gt=0)
 
 
 def read_secret(value: SecretStr | None, file: Path | None, what: str) -> bytes:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from biostream.codec import AvroCodec, DecodeError
 from biostream.contracts import CURATED_RECORD, DATASET_NOTICE
 from biostream.kafka import reader, topic_partitions
+from biostream.restore import end_offsets, read_to_end
 from biostream.settings import KafkaSettings
 
 from biostream_consumer.adapters.store import LocalCopy, Position, Received
@@ -81,9 +82,11 @@ class DatasetSource:
         client_id: str,
         clock: Clock = utc_now,
         max_records: int = 1000,
+        read_timeout_s: float = 120.0,
     ) -> None:
         self.kafka, self.topics, self.codec, self.store = kafka, topics, codec, store
         self.client_id, self.clock, self.max_records = client_id, clock, max_records
+        self.read_timeout_s = read_timeout_s
 
     async def sync(
         self,
@@ -92,7 +95,8 @@ class DatasetSource:
         follow: bool = False,
         idle_s: float = 1.0,
     ) -> SyncReport:
-        """Catches up to the topics' current end; with ``follow``, keeps going until ``stop``."""
+        """Catches up to the topics' end offsets taken at the start of each round, or raises
+        ``ReadStalled`` (D26); with ``follow``, keeps going until ``stop``."""
         progress = progress or NoProgress()
         report = SyncReport()
         consumer = reader(self.kafka, self.client_id)
@@ -137,8 +141,9 @@ class DatasetSource:
     async def _ends(
         self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
     ) -> dict[tuple[str, int], int]:
-        ends = await consumer.end_offsets(partitions)
-        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+        what = f"dataset sync of {partitions[0].topic}" if partitions else "dataset sync"
+        ends = await end_offsets(consumer, partitions, self.read_timeout_s, what)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def _drain(
         self,
@@ -150,40 +155,21 @@ class DatasetSource:
         progress: ProgressSink,
     ) -> None:
         """Reads ``partitions`` up to ``ends`` (never past: a later notice may refer to records
-        beyond the data end taken in this round) and applies them batch by batch."""
-        others = [tp for tp in consumer.assignment() if tp not in partitions]
-        consumer.pause(*others)
-        consumer.resume(*partitions)
-        idle = 0
-        try:
-            while True:
-                open_ = [tp for tp in partitions
-                         if await consumer.position(tp) < ends[(tp.topic, tp.partition)]]  # fmt: skip
-                if not open_:
-                    await self._record_positions(consumer, partitions)
-                    return
-                fetched = await consumer.getmany(
-                    *open_, timeout_ms=500, max_records=self.max_records
-                )
-                batch: list[Received] = []
-                for tp, messages in fetched.items():
-                    end = ends[(tp.topic, tp.partition)]
-                    kept = [m for m in messages if m.offset < end]
-                    if len(kept) < len(messages):
-                        consumer.seek(tp, end)
-                    batch += [self._decode(tp, m.offset, m.value) for m in kept]
-                if batch:
-                    idle = 0
-                    apply(batch, report)
-                    report.messages_read += len(batch)
-                    progress.advance(len(batch))
-                else:
-                    idle += 1
-                    if idle >= 20:  # only transaction markers left, or the broker is slow
-                        await self._record_positions(consumer, partitions)
-                        return
-        finally:
-            consumer.resume(*others)
+        beyond the data end taken in this round) and applies them batch by batch; raises
+        ``ReadStalled`` once the broker has made no progress for ``read_timeout_s`` (D26): the
+        copy then holds what was applied, with its positions, and the next sync goes on from
+        there, but this sync does not report itself caught up."""
+        targets = {tp: ends[(tp.topic, tp.partition)] for tp in partitions}
+        what = f"dataset sync of {partitions[0].topic}" if partitions else "dataset sync"
+        async for fetched in read_to_end(
+            consumer, partitions, self.read_timeout_s, what,
+            ends=targets, max_records=self.max_records,
+        ):  # fmt: skip
+            batch = [self._decode(tp, m.offset, m.value) for tp, ms in fetched.items() for m in ms]
+            apply(batch, report)
+            report.messages_read += len(batch)
+            progress.advance(len(batch))
+        await self._record_positions(consumer, partitions)
 
     async def _record_positions(
         self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]

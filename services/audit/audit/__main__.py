@@ -1,7 +1,8 @@
 """``audit run | verify | export | prove | check-proof | trace | report | fhir | reconcile | public-key``.
 
 Exit codes of the checking commands: 0 intact / holds / complete, 1 a problem was found (named on
-stderr), 2 unusable input (unreadable file, not a ledger, no key), 3 not authorised.
+stderr), 2 unusable input (unreadable file, not a ledger, no key; or a live topic that could not
+be read to its end, D26: nothing is checked on part of the ledger), 3 not authorised.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import asyncio
 import datetime as dt
 import json
 import re
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from biostream.contracts import AuditEvent, LedgerCheckpoint, LedgerEntry
@@ -46,6 +48,20 @@ CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 # What pipeline references look like (source positions, record, decision and curated ids,
 # pseudonyms): anything else, a name in Hangul say, must not reach the ledger via a trace event.
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,199}$")
+T = TypeVar("T")
+
+
+def _read_live(reading: Coroutine[Any, Any, T]) -> T:
+    """D26: a live read either reaches the end offsets it took at its start or stops the command
+    (exit 2) naming where it stopped; no command reports on part of a topic."""
+    from biostream.restore import ReadStalled
+
+    try:
+        return asyncio.run(reading)
+    except ReadStalled as stall:
+        typer.echo(f"error: could not read the live topics to their end: {stall}", err=True)
+        typer.echo("error: nothing was checked or reported on a partial read", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -73,8 +89,11 @@ async def _live(settings: AuditSettings) -> tuple[list[LedgerEntry], list[Ledger
     topics = Topics(settings.topic_prefix)
     codec = _codec()
     # Checkpoints first: every checkpoint read then covers only entries already committed.
-    checkpoints = await read_checkpoints(settings.kafka, topics.audit_checkpoints, codec)
-    entries = [entry async for entry in read_ledger(settings.kafka, topics.audit_ledger, codec)]
+    limit_s = settings.read_timeout_s
+    checkpoints = await read_checkpoints(settings.kafka, topics.audit_checkpoints, codec, limit_s)
+    entries = [
+        entry async for entry in read_ledger(settings.kafka, topics.audit_ledger, codec, limit_s)
+    ]
     return entries, checkpoints
 
 
@@ -92,7 +111,7 @@ def _file(path: Path) -> tuple[list[LedgerEntry], list[LedgerCheckpoint]]:
 
 
 def _ledger(input_file: Path | None) -> tuple[list[LedgerEntry], list[LedgerCheckpoint]]:
-    return _file(input_file) if input_file else asyncio.run(_live(AuditSettings()))
+    return _file(input_file) if input_file else _read_live(_live(AuditSettings()))
 
 
 def _public_key(path: Path | None) -> Ed25519PublicKey | None:
@@ -148,7 +167,7 @@ def export(
     output: Annotated[Path, typer.Option("--output", help="JSON-lines file to write")],
 ) -> None:
     """Write the live ledger as JSON lines: entries, then the signed checkpoints (kind field)."""
-    entries, checkpoints = asyncio.run(_live(AuditSettings()))
+    entries, checkpoints = _read_live(_live(AuditSettings()))
     with output.open("w", encoding="utf-8") as handle:
         for entry in entries:
             handle.write(entry_to_json(entry) + "\n")
@@ -305,8 +324,10 @@ def trace(
     asyncio.run(publish(settings.kafka, event.topic, event.key, event.value))
     starts = [reference] if reference is not None else []
     if pseudonym is not None and dataset is not None:
-        starts = asyncio.run(
-            curated_ids_of(settings.kafka, topics.curated(dataset), codec, pseudonym)
+        starts = _read_live(
+            curated_ids_of(
+                settings.kafka, topics.curated(dataset), codec, pseudonym, settings.read_timeout_s
+            )
         )
     entries, _ = _ledger(input_file)
     events = _events(entries)
@@ -386,7 +407,7 @@ def reconcile(
 
     settings = AuditSettings()
     pattern = Topics(settings.topic_prefix).feed_pattern
-    positions = asyncio.run(published_positions(settings.kafka, pattern))
+    positions = _read_live(published_positions(settings.kafka, pattern, settings.read_timeout_s))
     for partition, first in asyncio.run(feed_retention_starts(settings.kafka, pattern)).items():
         typer.echo(
             f"note: {partition}: offsets below {first} are past the feed's retention; "

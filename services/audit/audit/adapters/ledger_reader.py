@@ -1,11 +1,12 @@
-"""Reads the audit topics from Kafka (read_committed, no consumer group), oldest first."""
+"""Reads the audit topics from Kafka (read_committed, no consumer group), oldest first: every
+topic to its end offsets as of the start of the read, or ``ReadStalled`` (D26)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from biostream.codec import AvroCodec
 from biostream.contracts import (
     LEDGER_CHECKPOINT,
@@ -14,69 +15,56 @@ from biostream.contracts import (
     LedgerEntry,
 )
 from biostream.kafka import admin_client, plain_producer, reader, topic_partitions
+from biostream.restore import read_from_start
 from biostream.settings import KafkaSettings
 
 
 async def _records(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    kafka: KafkaSettings, client_id: str, topics: list[str], limit_s: float
 ) -> AsyncIterator[tuple[TopicPartition, int, bytes | None]]:
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    end = await consumer.end_offsets(partitions)
-    for partition in partitions:
-        idle = 0
-        while await consumer.position(partition) < end[partition] and idle < 10:
-            batch = await consumer.getmany(partition, timeout_ms=500, max_records=5000)
-            idle = 0 if batch else idle + 1
-            for record in batch.get(partition, []):
+    """Every committed record of ``topics`` up to their end offsets at the start, or
+    ``ReadStalled`` (D26): a check must never run on part of the ledger."""
+    async for batch in read_from_start(kafka, client_id, topics, limit_s):
+        for partition, records in batch.items():
+            for record in records:
                 yield partition, record.offset, record.value
 
 
 async def read_ledger(
-    kafka: KafkaSettings, topic: str, codec: AvroCodec
+    kafka: KafkaSettings, topic: str, codec: AvroCodec, limit_s: float
 ) -> AsyncIterator[LedgerEntry]:
-    consumer = reader(kafka, "audit-ledger-reader")
-    await consumer.start()
-    try:
-        async for _, _, value in _records(consumer, [TopicPartition(topic, 0)]):
-            decoded = codec.decode(value, LEDGER_ENTRY)
-            yield {
-                "sequence": decoded["sequence"],
-                "appended_at": decoded["appended_at"],
-                "event_id": decoded["event_id"],
-                "event_payload": decoded["event_payload"],
-                "prev_hash": decoded["prev_hash"],
-                "entry_hash": decoded["entry_hash"],
-            }
-    finally:
-        await consumer.stop()
+    async for _, _, value in _records(kafka, "audit-ledger-reader", [topic], limit_s):
+        decoded = codec.decode(value, LEDGER_ENTRY)
+        yield {
+            "sequence": decoded["sequence"],
+            "appended_at": decoded["appended_at"],
+            "event_id": decoded["event_id"],
+            "event_payload": decoded["event_payload"],
+            "prev_hash": decoded["prev_hash"],
+            "entry_hash": decoded["entry_hash"],
+        }
 
 
 async def read_checkpoints(
-    kafka: KafkaSettings, topic: str, codec: AvroCodec
+    kafka: KafkaSettings, topic: str, codec: AvroCodec, limit_s: float
 ) -> list[LedgerCheckpoint]:
-    consumer = reader(kafka, "audit-checkpoint-reader")
-    await consumer.start()
     checkpoints: list[LedgerCheckpoint] = []
-    try:
-        async for _, _, value in _records(consumer, [TopicPartition(topic, 0)]):
-            decoded = codec.decode(value, LEDGER_CHECKPOINT)
-            checkpoints.append(
-                {
-                    "size": decoded["size"],
-                    "root_hash": decoded["root_hash"],
-                    "tip_hash": decoded["tip_hash"],
-                    "checkpoint_at": decoded["checkpoint_at"],
-                    "key_id": decoded["key_id"],
-                    "signature": decoded["signature"],
-                }
-            )
-    finally:
-        await consumer.stop()
+    async for _, _, value in _records(kafka, "audit-checkpoint-reader", [topic], limit_s):
+        decoded = codec.decode(value, LEDGER_CHECKPOINT)
+        checkpoints.append(
+            {
+                "size": decoded["size"],
+                "root_hash": decoded["root_hash"],
+                "tip_hash": decoded["tip_hash"],
+                "checkpoint_at": decoded["checkpoint_at"],
+                "key_id": decoded["key_id"],
+                "signature": decoded["signature"],
+            }
+        )
     return checkpoints
 
 
-async def published_positions(kafka: KafkaSettings, feed_pattern: str) -> list[str]:
+async def published_positions(kafka: KafkaSettings, feed_pattern: str, limit_s: float) -> list[str]:
     """topic/partition/offset of every committed message on the hospital feed topics.
 
     Only positions are kept: the message bytes (identifying data) are never decoded or stored.
@@ -89,16 +77,10 @@ async def published_positions(kafka: KafkaSettings, feed_pattern: str) -> list[s
         await admin.close()
     if not names:
         return []
-    consumer = reader(kafka, "audit-reconcile-reader")
-    await consumer.start()
-    positions: list[str] = []
-    try:
-        partitions = await topic_partitions(kafka, names)
-        async for tp, offset, _ in _records(consumer, partitions):
-            positions.append(f"{tp.topic}/{tp.partition}/{offset}")
-    finally:
-        await consumer.stop()
-    return positions
+    return [
+        f"{tp.topic}/{tp.partition}/{offset}"
+        async for tp, offset, _ in _records(kafka, "audit-reconcile-reader", names, limit_s)
+    ]
 
 
 async def feed_retention_starts(kafka: KafkaSettings, feed_pattern: str) -> dict[str, int]:
@@ -132,20 +114,14 @@ async def publish(kafka: KafkaSettings, topic: str, key: bytes, value: bytes) ->
 
 
 async def curated_ids_of(
-    kafka: KafkaSettings, topic: str, codec: AvroCodec, pseudonym: str
+    kafka: KafkaSettings, topic: str, codec: AvroCodec, pseudonym: str, limit_s: float
 ) -> list[str]:
     """Curated ids of one pseudonym's records on a dataset's curated topic."""
     from biostream.contracts import CURATED_RECORD
 
-    consumer = reader(kafka, "audit-trace-curated")
-    await consumer.start()
     found: list[str] = []
-    try:
-        partitions = await topic_partitions(kafka, [topic])
-        async for _, _, value in _records(consumer, partitions):
-            record = codec.decode(value, CURATED_RECORD)
-            if record["pseudonym"] == pseudonym:
-                found.append(record["curated_id"])
-    finally:
-        await consumer.stop()
+    async for _, _, value in _records(kafka, "audit-trace-curated", [topic], limit_s):
+        record = codec.decode(value, CURATED_RECORD)
+        if record["pseudonym"] == pseudonym:
+            found.append(record["curated_id"])
     return found
