@@ -255,6 +255,9 @@ def _ledger_entries(view: PipelineView) -> list[Any]:
                 "event_payload",
                 "prev_hash",
                 "entry_hash",
+                "hash_version",
+                "event_count",
+                "events_root",
             )
         }
         for entry in view.ledger

@@ -179,6 +179,10 @@ class LedgerEntry(TypedDict):
     event_payload: bytes
     prev_hash: bytes
     entry_hash: bytes
+    # D23a: 2 for entries whose hash covers the events' Merkle root; 1 before (no root, count 0).
+    hash_version: int
+    event_count: int
+    events_root: bytes | None
 
 
 class LedgerCheckpoint(TypedDict):

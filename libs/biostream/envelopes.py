@@ -198,6 +198,17 @@ def audit_events_in(codec: AvroCodec, payload: bytes) -> list[AuditEvent]:
     return [_audit_event(codec, payload)]
 
 
+def audit_event_items(codec: AvroCodec, payload: bytes) -> list[bytes]:
+    """The encoded audit events in one audit message or ledger entry's payload, as they are
+    hashed into the entry's events root (D23a): a batch's items, or the single event itself.
+    Raises ``DecodeError`` when the payload is neither."""
+    if len(payload) >= HEADER_LENGTH and is_audit_batch(codec, payload):
+        items: list[bytes] = codec.decode(payload, AUDIT_EVENT_BATCH)["events"]
+        return items
+    _audit_event(codec, payload)
+    return [payload]
+
+
 def ledger_events(
     codec: AvroCodec, entries: Iterable[Mapping[str, Any]]
 ) -> list[tuple[int, AuditEvent]]:
@@ -218,6 +229,8 @@ def _audit_event(codec: AvroCodec, payload: bytes) -> AuditEvent:
 def check_audit_batch(codec: AvroCodec, batch: AuditEventBatch) -> None:
     """Cheap structural check of a batch's items (each an AuditEvent by its schema fingerprint),
     for the ledger's hot path: decoding every event is left to readers of the ledger."""
+    if not batch["events"]:
+        raise DecodeError("AUDIT_BATCH_EMPTY", "the batch holds no audit event")
     for item in batch["events"]:
         writer = codec.registry.by_fingerprint(item[2:HEADER_LENGTH])
         if writer is None or writer.short_name != AUDIT_EVENT:

@@ -180,6 +180,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "event_payload": SINGLE_OBJECT_MAGIC + bytes(range(256)),
         "prev_hash": bytes(32),
         "entry_hash": bytes(range(32)),
+        "hash_version": 2,
+        "event_count": 1,
+        "events_root": bytes(range(2, 34)),
     },
     "LedgerCheckpoint": {
         "size": 1000,

@@ -231,6 +231,10 @@ class FloorAudit:
             "event_payload": payload,
             "prev_hash": self.tip,
             "entry_hash": entry_hash,
+            # The floor does no domain work: no events root (the record's fields are all there).
+            "hash_version": 1,
+            "event_count": 0,
+            "events_root": None,
         }
         self.sequence += 1
         self.tip = entry_hash

@@ -22,8 +22,20 @@ from biostream.service import run_until_stopped
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.domain.chain import verify
-from audit.domain.checkpoint import private_key_from_secret, public_key_from_hex, public_key_hex
-from audit.domain.export import ExportFormatError, checkpoint_to_json, entry_to_json, read_export
+from audit.domain.checkpoint import (
+    key_id_of,
+    private_key_from_secret,
+    public_key_from_text,
+    public_key_hex,
+    public_key_pem,
+)
+from audit.domain.export import (
+    ExportFormatError,
+    checkpoint_to_json,
+    entry_to_json,
+    public_key_path,
+    read_export,
+)
 from audit.domain.lineage import Logged
 from audit.settings import AuditSettings
 
@@ -41,7 +53,7 @@ PublicKeyOption = Annotated[
     typer.Option(
         "--public-key",
         envvar="BIOSTREAM_LEDGER_PUBLIC_KEY_FILE",
-        help="File with the ledger's Ed25519 public key (64 hex digits)",
+        help="File with the ledger's Ed25519 public key (PEM, or 64 hex digits)",
     ),
 ]
 CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
@@ -118,16 +130,47 @@ def _public_key(path: Path | None) -> Ed25519PublicKey | None:
     if path is None:
         return None
     try:
-        return public_key_from_hex(path.read_text(encoding="ascii"))
+        return public_key_from_text(path.read_text(encoding="ascii"))
     except (OSError, ValueError) as error:
         typer.echo(f"error: {path}: not an Ed25519 public key ({type(error).__name__})", err=True)
         raise typer.Exit(2) from None
+
+
+def _verification_key(
+    given: Path | None, input_file: Path | None
+) -> tuple[Ed25519PublicKey | None, str]:
+    """D23b: the key given, else the one published beside the export (``<export>.pub``)."""
+    if given is not None:
+        return _public_key(given), f"{given} (given)"
+    if input_file is not None:
+        beside = public_key_path(input_file)
+        if beside.is_file():
+            return _public_key(beside), f"{beside} (found beside the export)"
+    return None, ""
 
 
 def _events(entries: list[LedgerEntry]) -> list[Logged]:
     from biostream.envelopes import ledger_events
 
     return ledger_events(_codec(), entries)
+
+
+def _events_of(codec: Any) -> Any:
+    """How to split an entry's payload into its events' bytes (D23a)."""
+    from biostream.envelopes import audit_event_items
+
+    return lambda payload: audit_event_items(codec, payload)
+
+
+def _event_view(codec: Any) -> Any:
+    """The JSON view of exactly one encoded AuditEvent; ValueError (DecodeError) otherwise."""
+    from biostream.contracts import AUDIT_EVENT
+
+    def view(payload: bytes) -> dict[str, Any]:
+        event = codec.decode(payload, AUDIT_EVENT)
+        return {**event, "occurred_at": event["occurred_at"].isoformat()}
+
+    return view
 
 
 @app.command(name="verify")
@@ -138,13 +181,18 @@ def verify_command(
         int | None, typer.Option(help="Entries the ledger must at least have")
     ] = None,
 ) -> None:
-    """Check the hash chain and every signed checkpoint; exit 1 naming the first bad entry."""
+    """Check the hash chain, every entry's events root and every signed checkpoint; exit 1
+    naming the first bad entry. With --input and no --public-key, the key published beside the
+    export (``<export>.pub``) is used."""
     entries, checkpoints = _ledger(input_file)
-    key = _public_key(public_key_file)
+    key, source = _verification_key(public_key_file, input_file)
     if checkpoints and key is None:
-        typer.echo("error: the ledger has signed checkpoints: give --public-key", err=True)
+        beside = f" (no {public_key_path(input_file)} beside the export)" if input_file else ""
+        typer.echo(f"error: the ledger has signed checkpoints: give --public-key{beside}", err=True)
         raise typer.Exit(2)
-    result = verify(entries, expected_length, checkpoints, key)
+    if key is not None:
+        typer.echo(f"public key: {source}, key id {key_id_of(key)}")
+    result = verify(entries, expected_length, checkpoints, key, _events_of(_codec()))
     if result.ok:
         typer.echo(
             f"ledger intact: {result.entries} entries, {result.checkpoints_checked} signed "
@@ -165,28 +213,70 @@ def verify_command(
 @app.command()
 def export(
     output: Annotated[Path, typer.Option("--output", help="JSON-lines file to write")],
+    public_key_file: PublicKeyOption = None,
 ) -> None:
-    """Write the live ledger as JSON lines: entries, then the signed checkpoints (kind field)."""
-    entries, checkpoints = _read_live(_live(AuditSettings()))
+    """Write the live ledger as JSON lines (entries, then the signed checkpoints: kind field) and
+    its public key beside it, ``<output>.pub`` (PEM): all a verifier needs (D23b)."""
+    settings = AuditSettings()
+    key = _export_key(settings, public_key_file)
+    entries, checkpoints = _read_live(_live(settings))
+    foreign = sorted({c["key_id"] for c in checkpoints} - {key_id_of(key)})
+    if foreign:
+        typer.echo(
+            f"error: checkpoints are signed by key {', '.join(foreign)}, not by the key to "
+            f"publish ({key_id_of(key)}): give the ledger's own --public-key",
+            err=True,
+        )
+        raise typer.Exit(2)
     with output.open("w", encoding="utf-8") as handle:
         for entry in entries:
             handle.write(entry_to_json(entry) + "\n")
         for checkpoint in checkpoints:
             handle.write(checkpoint_to_json(checkpoint) + "\n")
+    published = public_key_path(output)
+    published.write_text(public_key_pem(key), encoding="ascii")
     typer.echo(f"exported {len(entries)} entries and {len(checkpoints)} checkpoints to {output}")
+    typer.echo(f"public key: {published} (key id {key_id_of(key)})")
+
+
+def _export_key(settings: AuditSettings, given: Path | None) -> Ed25519PublicKey:
+    """D23b: the key to publish with an export: the one given, else the public half of the
+    configured signing key (the private key itself is never written anywhere)."""
+    key = _public_key(given)
+    if key is not None:
+        return key
+    if settings.ledger_signing_key is not None or settings.ledger_signing_key_file is not None:
+        try:
+            return private_key_from_secret(settings.signing_key()).public_key()
+        except (OSError, ValueError) as error:
+            typer.echo(
+                f"error: the ledger signing key is unusable ({type(error).__name__})", err=True
+            )
+            raise typer.Exit(2) from None
+    typer.echo(
+        "error: an export is published with its public key: give --public-key (the file "
+        "`audit public-key` writes) or configure BIOSTREAM_LEDGER_SIGNING_KEY_FILE",
+        err=True,
+    )
+    raise typer.Exit(2)
 
 
 @app.command(name="public-key")
-def public_key_command() -> None:
-    """Print the public key (hex) of the configured signing key, to publish to verifiers."""
+def public_key_command(
+    pem: Annotated[bool, typer.Option("--pem", help="PEM instead of 64 hex digits")] = False,
+) -> None:
+    """Print the public key of the configured signing key, to publish to verifiers."""
     settings = AuditSettings()
-    typer.echo(public_key_hex(private_key_from_secret(settings.signing_key()).public_key()))
+    key = private_key_from_secret(settings.signing_key()).public_key()
+    typer.echo(public_key_pem(key).rstrip("\n") if pem else public_key_hex(key))
 
 
 @app.command()
 def prove(
-    sequence: Annotated[int | None, typer.Option(help="Ledger sequence of the entry")] = None,
-    event_id: Annotated[str | None, typer.Option(help="Audit event id of the entry")] = None,
+    sequence: Annotated[
+        int | None, typer.Option(help="Ledger sequence of an entry that holds one event")
+    ] = None,
+    event_id: Annotated[str | None, typer.Option(help="Id of the audit event to prove")] = None,
     consistency: Annotated[
         tuple[int, int] | None,
         typer.Option(help="Instead: a consistency proof between the checkpoints of these sizes"),
@@ -194,9 +284,10 @@ def prove(
     input_file: InputOption = None,
     output: Annotated[Path | None, typer.Option("--output", help="Proof file (JSON)")] = None,
 ) -> None:
-    """An inclusion proof for one entry against a signed checkpoint (JSON), or a consistency proof
-    that a later checkpoint extends an earlier one."""
-    from audit.domain.proof import ProofError, build_consistency_proof, build_proof
+    """The proof of one audit event (JSON): the event, its path inside its entry's batch, the
+    entry's header and the entry's inclusion in a signed checkpoint, no other event (D23a); or a
+    consistency proof that a later checkpoint extends an earlier one."""
+    from audit.domain.proof import ProofError, build_consistency_proof, build_event_proof
 
     entries, checkpoints = _ledger(input_file)
     if consistency is not None:
@@ -216,22 +307,68 @@ def prove(
     if (sequence is None) == (event_id is None):
         typer.echo("error: give exactly one of --sequence or --event-id", err=True)
         raise typer.Exit(2)
-    if event_id is not None:
-        # The entry with that id, or the batch entry that holds the event.
-        matches = [e["sequence"] for e in entries if e["event_id"] == event_id] or [
-            sequence for sequence, event in _events(entries) if event["event_id"] == event_id
-        ]
-        if not matches:
-            typer.echo(f"error: no entry for event {event_id}", err=True)
-            raise typer.Exit(1)
-        sequence = matches[0]
-    assert sequence is not None
+    codec = _codec()
+    found = (
+        _find_event(codec, entries, event_id)
+        if event_id is not None
+        else _single_event_of(codec, entries, sequence)
+    )
     try:
-        proof = build_proof(entries, checkpoints, sequence)
+        proof = build_event_proof(entries, checkpoints, *found, _event_view(codec))
     except ProofError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     _write_proof(proof, output)
+
+
+def _items(codec: Any, entry: LedgerEntry) -> list[bytes]:
+    from biostream.codec import DecodeError
+    from biostream.envelopes import audit_event_items
+
+    try:
+        return audit_event_items(codec, entry["event_payload"])
+    except DecodeError:
+        typer.echo(f"error: entry {entry['sequence']} holds no audit event: run `audit verify`")
+        raise typer.Exit(1) from None
+
+
+def _find_event(
+    codec: Any, entries: list[LedgerEntry], event_id: str
+) -> tuple[int, list[bytes], int]:
+    """(entry sequence, the entry's events, the event's place among them) of an event id; an
+    entry's own id (a batch id) only when that entry is one event: a proof names one event."""
+    from biostream.contracts import AUDIT_EVENT
+
+    for entry in entries:
+        items = _items(codec, entry)
+        for index, item in enumerate(items):
+            if codec.decode(item, AUDIT_EVENT)["event_id"] == event_id:
+                return entry["sequence"], items, index
+    for entry in entries:
+        if entry["event_id"] == event_id:
+            return _single_event_of(codec, entries, entry["sequence"])
+    typer.echo(f"error: no audit event {event_id} in the ledger", err=True)
+    raise typer.Exit(1)
+
+
+def _single_event_of(
+    codec: Any, entries: list[LedgerEntry], sequence: int | None
+) -> tuple[int, list[bytes], int]:
+    assert sequence is not None
+    if not 0 <= sequence < len(entries):
+        typer.echo(
+            f"error: entry {sequence} is not in the ledger ({len(entries)} entries)", err=True
+        )
+        raise typer.Exit(1)
+    items = _items(codec, entries[sequence])
+    if len(items) != 1:
+        typer.echo(
+            f"error: entry {sequence} is a batch of {len(items)} events and a proof names one "
+            "event: give --event-id (`audit trace` lists the ids)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return sequence, items, 0
 
 
 def _write_proof(proof: dict[str, Any], output: Path | None) -> None:
@@ -247,8 +384,12 @@ def _write_proof(proof: dict[str, Any], output: Path | None) -> None:
 def check_proof_command(
     proof_file: Annotated[Path, typer.Option("--proof", help="Proof from `audit prove`")],
     public_key_file: PublicKeyOption = None,
+    event_id: Annotated[
+        str | None, typer.Option(help="The event you expect the proof to be of")
+    ] = None,
 ) -> None:
-    """Check an inclusion proof with only the proof and the public key (no Kafka, no ledger)."""
+    """Check a proof with only the proof and the public key (no Kafka, no ledger): the event's
+    bytes up through its batch, its entry and the ledger's tree to a signed checkpoint (D23a)."""
     from audit.domain.proof import check_proof
 
     key = _public_key(public_key_file)
@@ -260,7 +401,9 @@ def check_proof_command(
     except (OSError, ValueError) as error:
         typer.echo(f"error: cannot read proof {proof_file} ({type(error).__name__})", err=True)
         raise typer.Exit(2) from None
-    problem = check_proof(proof if isinstance(proof, dict) else {}, key)
+    if not isinstance(proof, dict):
+        proof = {}
+    problem = check_proof(proof, key, _event_view(_codec()), event_id)
     if problem:
         typer.echo(f"proof INVALID: {problem}", err=True)
         raise typer.Exit(1)
@@ -270,9 +413,20 @@ def check_proof_command(
             f"of {proof['old']['size']}"
         )
         return
-    typer.echo(
-        f"proof valid: entry {proof['leaf_index']} (event {proof['entry']['event_id']}) is in "
+    signed = (
         f"the ledger of {proof['tree_size']} entries signed by key {proof['checkpoint']['key_id']}"
+    )
+    if "event" not in proof:  # a whole-entry proof from before D23a, of a one-event entry
+        typer.echo(
+            f"proof valid: entry {proof['leaf_index']} (event {proof['entry']['event_id']}) is "
+            f"in {signed}"
+        )
+        return
+    event = proof["event"]
+    typer.echo(
+        f"proof valid: event {proof['event_id']} ({event['action']}, hospital "
+        f"{event['hospital']}) is event {proof['event_index'] + 1} of "
+        f"{proof['entry']['event_count']} in entry {proof['leaf_index']} of {signed}"
     )
 
 

@@ -119,14 +119,16 @@ class LedgerAppendHandler:
                 batch = self.codec.decode(payload, AUDIT_EVENT_BATCH)
                 check_audit_batch(self.codec, cast(AuditEventBatch, batch))
                 entry_id, occurred_at = batch["batch_id"], batch["packed_at"]
+                events: list[bytes] | None = batch["events"]
             else:
                 event = self.codec.decode(payload, AUDIT_EVENT)
                 entry_id, occurred_at = event["event_id"], event["occurred_at"]
+                events = None
         except DecodeError as error:
             # An unreadable event is kept (dead letter), but never enters the chain.
             return [self.envelopes.dead_letter(message, error.reason_code, str(error), now)]
         ledger = self._load(state)
-        entry = ledger.append(entry_id, payload, now)
+        entry = ledger.append(entry_id, payload, now, events)
         out = [
             Outbound(
                 self.topics.audit_ledger,

@@ -12,7 +12,7 @@ from audit.domain.export import checkpoint_to_json, entry_to_json
 from audit.domain.ledger import LedgerState
 from biostream.codec import AvroCodec
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
-from biostream.envelopes import Envelopes
+from biostream.envelopes import Envelopes, audit_event_items
 from biostream.schemas import SchemaRegistry
 from biostream.topics import Topics
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -124,6 +124,8 @@ def batched_ledger() -> SignedLedger:
     for n in range(0, len(events), 4):
         [batch] = _env("ingest").pack_audit(events[n : n + 4], now=T0)
         assert batch.value is not None and batch.key is not None
-        entries.append(state.append(batch.key.decode(), batch.value, T0 + dt.timedelta(minutes=n)))
+        items = audit_event_items(CODEC, batch.value)
+        at = T0 + dt.timedelta(minutes=n)
+        entries.append(state.append(batch.key.decode(), batch.value, at, items))
     checkpoints.append(state.checkpoint(signer, T0 + dt.timedelta(hours=1)))
     return SignedLedger(entries, checkpoints, signer)

@@ -40,7 +40,8 @@ def tampered(kind: str, entries: list[LedgerEntry]) -> tuple[list[LedgerEntry], 
         del e[6]
         return e, 6
     if kind == "insert":
-        forged, _ = append(ChainTip(3, e[2]["entry_hash"]), "forged", b"forged", T0)
+        # A well-formed entry (a real event, chained to entry 2): the next original breaks.
+        forged, _ = append(ChainTip(3, e[2]["entry_hash"]), "forged", e[0]["event_payload"], T0)
         e.insert(3, forged)
         return e, 4
     if kind == "swap":

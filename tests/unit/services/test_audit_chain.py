@@ -10,15 +10,22 @@ from pathlib import Path
 import pytest
 from audit.domain.chain import ChainTip, append, verify
 from audit.domain.export import entry_from_json, entry_to_json
+from biostream.codec import AvroCodec
 from biostream.contracts import LedgerEntry
+from biostream.envelopes import Envelopes
+from biostream.schemas import SchemaRegistry
+from biostream.topics import Topics
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 
 def ledger(n: int = 6) -> list[LedgerEntry]:
+    """Entries of real audit events (`audit verify` checks each entry holds audit events)."""
+    envelopes = Envelopes("ingest", "User:svc-ingest", AvroCodec(SchemaRegistry()), Topics("u."))
     tip, entries = ChainTip(), []
     for i in range(n):
-        entry, tip = append(tip, f"e{i}", f"payload-{i}".encode(), NOW)
+        event = envelopes.audit("ingest.accepted", [f"u.feed.H001/0/{i}"], [f"H001/M{i}/0"], NOW)
+        entry, tip = append(tip, f"e{i}", event.value or b"", NOW)
         entries.append(entry)
     return entries
 

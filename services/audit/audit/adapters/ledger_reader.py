@@ -42,6 +42,9 @@ async def read_ledger(
             "event_payload": decoded["event_payload"],
             "prev_hash": decoded["prev_hash"],
             "entry_hash": decoded["entry_hash"],
+            "hash_version": decoded["hash_version"],
+            "event_count": decoded["event_count"],
+            "events_root": decoded["events_root"],
         }
 
 

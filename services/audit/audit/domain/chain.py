@@ -1,10 +1,18 @@
 """The hash chain of the audit ledger, and its verification against signed checkpoints.
 
-entry_hash = SHA-256(b"biostream-ledger-v1" || sequence (8 bytes, big-endian) || prev_hash ||
-SHA-256(event_payload)); the first prev_hash is 32 zero bytes. Changing, deleting, inserting or
-reordering any entry breaks the chain at that entry. A rewritten chain (every later hash
-recomputed) and a cut tail are caught by the signed checkpoints: each one fixes the Merkle root,
-the tip hash and the length of a prefix of the ledger.
+Version 2 (D23a, every new entry): entry_hash = SHA-256(b"biostream-ledger-v2" || sequence (8
+bytes BE) || prev_hash || appended_at in epoch ms (8 bytes BE, signed) || event_count (8 bytes
+BE) || events_root || SHA-256(event_payload) || event_id (UTF-8)), where events_root is the RFC
+6962 root over the entry's audit events (a batch's items, or the single event), so that one event
+can be proved inside its entry without showing the others (``audit.domain.proof``).
+
+Version 1 (entries written before D23a, still verified as they were): entry_hash =
+SHA-256(b"biostream-ledger-v1" || sequence || prev_hash || SHA-256(event_payload)).
+
+The first prev_hash is 32 zero bytes. Changing, deleting, inserting or reordering any entry breaks
+the chain at that entry. A rewritten chain (every later hash recomputed) and a cut tail are caught
+by the signed checkpoints: each one fixes the Merkle root, the tip hash and the length of a prefix
+of the ledger.
 """
 
 from __future__ import annotations
@@ -12,25 +20,87 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.domain.checkpoint import check_signature
-from audit.domain.merkle import Frontier
+from audit.domain.merkle import Frontier, leaf_hash, root_of
 
 DOMAIN = b"biostream-ledger-v1"
+DOMAIN_V2 = b"biostream-ledger-v2"
+HASH_VERSION = 2
 GENESIS = bytes(32)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+# Splits an entry's payload into its audit events' bytes (the codec knows how; the domain does not).
+EventsOf = Callable[[bytes], Sequence[bytes]]
 
 
 def entry_hash(sequence: int, prev_hash: bytes, event_payload: bytes) -> bytes:
+    """Version 1: the whole payload, as one hash."""
     digest = hashlib.sha256(DOMAIN)
     digest.update(sequence.to_bytes(8, "big"))
     digest.update(prev_hash)
     digest.update(hashlib.sha256(event_payload).digest())
     return digest.digest()
+
+
+def millis(moment: dt.datetime) -> int:
+    """Epoch milliseconds by integer arithmetic (what timestamp-millis keeps on the wire)."""
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def to_millis(moment: dt.datetime) -> dt.datetime:
+    """The moment as a reader of the ledger gets it back (timestamp-millis)."""
+    return _EPOCH + millis(moment) * _MILLISECOND
+
+
+def events_root(events: Sequence[bytes]) -> bytes:
+    """D23a: RFC 6962 root over an entry's audit events, each event's encoded bytes a leaf."""
+    return root_of([leaf_hash(event) for event in events])
+
+
+def entry_hash_v2(
+    sequence: int,
+    prev_hash: bytes,
+    appended_at: dt.datetime,
+    event_id: str,
+    event_count: int,
+    root: bytes,
+    payload_sha256: bytes,
+) -> bytes:
+    """D23a: the entry hash covers the events' root (and the whole payload through its digest),
+    so a verifier holding one event, its path, and this header can recompute it."""
+    digest = hashlib.sha256(DOMAIN_V2)
+    digest.update(sequence.to_bytes(8, "big"))
+    digest.update(prev_hash)
+    digest.update(millis(appended_at).to_bytes(8, "big", signed=True))
+    digest.update(event_count.to_bytes(8, "big"))
+    digest.update(root)
+    digest.update(payload_sha256)
+    digest.update(event_id.encode())
+    return digest.digest()
+
+
+def hash_of(entry: LedgerEntry) -> bytes:
+    """The entry's hash recomputed from its fields, by its own hash_version."""
+    if entry["hash_version"] == 1:
+        return entry_hash(entry["sequence"], entry["prev_hash"], entry["event_payload"])
+    if entry["hash_version"] != HASH_VERSION or entry["events_root"] is None:
+        raise ValueError(f"unknown ledger hash version {entry['hash_version']}")
+    return entry_hash_v2(
+        entry["sequence"],
+        entry["prev_hash"],
+        entry["appended_at"],
+        entry["event_id"],
+        entry["event_count"],
+        entry["events_root"],
+        hashlib.sha256(entry["event_payload"]).digest(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +118,38 @@ class ChainTip:
 
 
 def append(
-    tip: ChainTip, event_id: str, event_payload: bytes, now: dt.datetime
+    tip: ChainTip,
+    event_id: str,
+    event_payload: bytes,
+    now: dt.datetime,
+    events: Sequence[bytes] | None = None,
 ) -> tuple[LedgerEntry, ChainTip]:
-    new_hash = entry_hash(tip.next_sequence, tip.last_hash, event_payload)
+    """The next entry (version 2). ``events`` are the payload's audit events (a batch's items);
+    None means the payload is one event."""
+    items = [event_payload] if events is None else list(events)
+    if not items:
+        raise ValueError("a ledger entry holds at least one audit event")
+    root = events_root(items)
+    at = to_millis(now)
+    new_hash = entry_hash_v2(
+        tip.next_sequence,
+        tip.last_hash,
+        at,
+        event_id,
+        len(items),
+        root,
+        hashlib.sha256(event_payload).digest(),
+    )
     entry: LedgerEntry = {
         "sequence": tip.next_sequence,
-        "appended_at": now,
+        "appended_at": at,
         "event_id": event_id,
         "event_payload": event_payload,
         "prev_hash": tip.last_hash,
         "entry_hash": new_hash,
+        "hash_version": HASH_VERSION,
+        "event_count": len(items),
+        "events_root": root,
     }
     return entry, ChainTip(tip.next_sequence + 1, new_hash)
 
@@ -78,11 +170,14 @@ def verify(
     expected_length: int | None = None,
     checkpoints: Sequence[LedgerCheckpoint] = (),
     public_key: Ed25519PublicKey | None = None,
+    events_of: EventsOf | None = None,
 ) -> Verification:
     """Checks the chain and every checkpoint; the first problem found is reported.
 
     Checkpoints are checked first (signature and key), so a forged one is named even when the
-    entries are fine; then each entry links to the one before and hashes to its stored hash; at
+    entries are fine; then each entry links to the one before and hashes to its stored hash (by
+    its hash_version); with ``events_of`` (how to split a payload into its events), a version 2
+    entry's events root and count must also be those of its payload's events (D23a); at
     each checkpoint's size the recomputed Merkle root and tip must equal the signed ones; the
     ledger must reach the largest signed size (else its tail was cut).
     """
@@ -113,11 +208,17 @@ def verify(
             return Verification(
                 False, count, position, "prev_hash does not match the previous entry"
             )
-        expected = entry_hash(entry["sequence"], entry["prev_hash"], entry["event_payload"])
+        try:
+            expected = hash_of(entry)
+        except ValueError as error:
+            return Verification(False, count, position, str(error))
         if entry["entry_hash"] != expected:
             return Verification(
                 False, count, position, "entry_hash does not match the entry's content"
             )
+        problem = _events_problem(entry, events_of)
+        if problem is not None:
+            return Verification(False, count, position, problem)
         tip = ChainTip(position + 1, expected)
         if mismatch is not None:
             continue
@@ -163,3 +264,16 @@ def verify(
             False, count, count, f"ledger ends at {count}, expected {expected_length} entries"
         )
     return Verification(True, count, checkpoints_checked=checked, covered=last_good_checkpoint)
+
+
+def _events_problem(entry: LedgerEntry, events_of: EventsOf | None) -> str | None:
+    """D23a: a version 2 entry's events root is the root of the events its payload holds."""
+    if events_of is None or entry["hash_version"] == 1:
+        return None
+    try:
+        events = events_of(entry["event_payload"])
+    except ValueError:
+        return "the entry's payload is not an audit event or batch of them"
+    if len(events) != entry["event_count"] or events_root(events) != entry["events_root"]:
+        return "events_root does not match the events in the entry's payload"
+    return None

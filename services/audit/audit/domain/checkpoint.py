@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from biostream.contracts import LedgerCheckpoint
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 
 DOMAIN = b"biostream-checkpoint-v1"
 
@@ -40,6 +44,22 @@ def public_key_from_hex(text: str) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes (64 hex digits)")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    """The public key as a PEM SubjectPublicKeyInfo (what `audit export` writes beside an export,
+    D23b; OpenSSL and every Ed25519 library read it)."""
+    return public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def public_key_from_text(text: str) -> Ed25519PublicKey:
+    """A published public key: PEM (``-----BEGIN PUBLIC KEY-----``) or 64 hex digits."""
+    if "-----BEGIN" in text:
+        key = load_pem_public_key(text.strip().encode("ascii"))
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the PEM key is not an Ed25519 public key")
+        return key
+    return public_key_from_hex(text)
 
 
 def private_key_from_secret(secret: bytes) -> Ed25519PrivateKey:

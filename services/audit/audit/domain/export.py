@@ -2,7 +2,8 @@
 
 One JSON object per line. Entries carry ``"kind": "entry"`` (older exports have no ``kind``; they
 are entries), signed checkpoints ``"kind": "checkpoint"``, so one file holds everything `verify`
-needs besides the public key.
+needs besides the public key. The public key travels beside the export: ``<export>.pub``, PEM
+(D23b), which `audit verify --input <export>` finds on its own.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
+
+PUBLIC_KEY_SUFFIX = ".pub"
+
+
+def public_key_path(export: Path) -> Path:
+    """D23b: where an export's public key lives: beside it, ``<export>.pub``."""
+    return export.with_name(export.name + PUBLIC_KEY_SUFFIX)
 
 
 def entry_to_json(entry: LedgerEntry) -> str:
@@ -26,6 +35,9 @@ def entry_to_json(entry: LedgerEntry) -> str:
             "event_payload": base64.b64encode(entry["event_payload"]).decode(),
             "prev_hash": entry["prev_hash"].hex(),
             "entry_hash": entry["entry_hash"].hex(),
+            "hash_version": entry["hash_version"],
+            "event_count": entry["event_count"],
+            "events_root": None if entry["events_root"] is None else entry["events_root"].hex(),
         },
         sort_keys=True,
     )
@@ -87,6 +99,10 @@ def _entry(raw: dict[str, Any]) -> LedgerEntry:
         "event_payload": base64.b64decode(raw["event_payload"], validate=True),
         "prev_hash": bytes.fromhex(raw["prev_hash"]),
         "entry_hash": bytes.fromhex(raw["entry_hash"]),
+        # Exports written before D23a hold version 1 entries only, without these fields.
+        "hash_version": int(raw.get("hash_version", 1)),
+        "event_count": int(raw.get("event_count", 0)),
+        "events_root": None if raw.get("events_root") is None else _hash(raw["events_root"]),
     }
 
 

@@ -14,6 +14,7 @@ subtree first; their heights are the set bits of size).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
@@ -47,8 +48,15 @@ class LedgerState:
     def size(self) -> int:
         return self.tip.next_sequence
 
-    def append(self, event_id: str, payload: bytes, now: dt.datetime) -> LedgerEntry:
-        entry, self.tip = append(self.tip, event_id, payload, now)
+    def append(
+        self,
+        event_id: str,
+        payload: bytes,
+        now: dt.datetime,
+        events: Sequence[bytes] | None = None,
+    ) -> LedgerEntry:
+        """``events``: the payload's audit events (a batch's items); None: the payload is one."""
+        entry, self.tip = append(self.tip, event_id, payload, now, events)
         self.frontier.append(entry["entry_hash"])
         if self.checkpoint_at is None and self.started_at is None:
             self.started_at = now
