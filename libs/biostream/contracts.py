@@ -157,6 +157,17 @@ class CuratedRecord(TypedDict):
     event_date_handling: str | None
 
 
+class PolicyInForce(TypedDict):
+    """The release policy a ``pseudonymizer.policy_in_force`` event announces (D23c)."""
+
+    policy_version: str
+    digest: str
+    approval_ref: str
+    purpose: str
+    record_types: list[str]
+    fields: list[str]
+
+
 class AuditEvent(TypedDict):
     event_id: str
     occurred_at: dt.datetime
@@ -170,6 +181,7 @@ class AuditEvent(TypedDict):
     outputs: list[str]
     outcome: str
     reason_code: str | None
+    policy: PolicyInForce | None
 
 
 class LedgerEntry(TypedDict):

@@ -17,6 +17,7 @@ from biostream.contracts import (
     AuditEvent,
     AuditEventBatch,
     DeadLetter,
+    PolicyInForce,
 )
 from biostream.processor import AuditBatching
 from biostream.sealing import Sealer
@@ -103,6 +104,7 @@ class Envelopes:
         dataset: str | None = None,
         purpose: str | None = None,
         reason_code: str | None = None,
+        policy: PolicyInForce | None = None,
     ) -> Outbound:
         event: AuditEvent = {
             "event_id": audit_event_id(self.service, action, inputs, outputs),
@@ -117,6 +119,7 @@ class Envelopes:
             "outputs": list(outputs),
             "outcome": outcome,
             "reason_code": reason_code,
+            "policy": policy,
         }
         return Outbound(
             self.topics.audit_events,

@@ -166,6 +166,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "outputs": [],
         "outcome": "ok",
         "reason_code": None,
+        "policy": None,
     },
     "AuditEventBatch": {
         "batch_id": "ab_77d0",

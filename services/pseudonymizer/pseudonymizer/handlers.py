@@ -6,7 +6,8 @@ State keys (the service's private changelog, never a curated topic):
 waiting for a decision; ``refs:<person_id>`` the patient_refs of a person; ``rel:<dataset>:<ref>``
 what a patient_ref has released into a dataset (pseudonym, key version, date offset, curated ids);
 ``kc:<dataset>:<class>`` / ``kh:<dataset>:<class>`` k-anonymity class members and held records;
-``wd:<person_id>`` / ``wdref:<patient_ref>`` consent withdrawals; ``cg:<person_id>`` consent given.
+``wd:<person_id>`` / ``wdref:<patient_ref>`` consent withdrawals; ``cg:<person_id>`` consent given;
+``pol:<dataset>`` the policy version and digest last announced in the ledger (D23c).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pseudonymizer.domain import kanon
+from pseudonymizer.domain.in_force import InForce, policy_announcement
 from pseudonymizer.domain.pseudonyms import date_offset, notice_id, pseudonym
 from pseudonymizer.domain.release import (
     Keyed,
@@ -124,6 +126,7 @@ class PseudonymizerHandler:
         self.envelopes = envelopes
         self.releases = releases
         self.metrics = metrics
+        self.in_force = [InForce.of(keyed.policy) for keyed in releases]
         self._next_sweep: dt.datetime | None = None
         self._gauges_set = False
 
@@ -138,10 +141,12 @@ class PseudonymizerHandler:
             self.topics.consent_events: CONSENT_EVENT,
         }
         contract = contracts[message.topic]
+        announced = self._announce(state, now)
         try:
             record = self.codec.decode(message.value, contract)
         except DecodeError as error:
             return [
+                *announced,
                 self.envelopes.dead_letter(message, error.reason_code, str(error), now),
                 self.envelopes.audit(
                     "pseudonymizer.rejected", [message.source_ref], [], now,
@@ -154,7 +159,35 @@ class PseudonymizerHandler:
             out = self._on_decision(record, state, now)
         else:
             out = self._on_consent(record, message.source_ref, state, now)
-        return out + self._sweep(state, now)
+        return announced + out + self._sweep(state, now)
+
+    def _announce(self, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        """D23c: before anything is released under a policy, the ledger says it is in force (in
+        the same transaction as the message's outputs), and again after a change of the policy's
+        version or content; the state remembers what was announced, so a restart with the same
+        policy announces nothing."""
+        out: list[Outbound] = []
+        for policy in self.in_force:
+            announcement = policy_announcement(policy, state.get(policy.state_key))
+            if announcement is None:
+                continue
+            state.put(policy.state_key, policy.marker)
+            out.append(
+                self.envelopes.audit(
+                    "pseudonymizer.policy_in_force", [policy.reference], [], now,
+                    dataset=policy.dataset, purpose=policy.policy_version,
+                    reason_code=announcement.change,
+                    policy={
+                        "policy_version": policy.policy_version,
+                        "digest": policy.digest,
+                        "approval_ref": policy.approval_ref,
+                        "purpose": policy.purpose,
+                        "record_types": list(policy.record_types),
+                        "fields": list(policy.fields),
+                    },
+                )
+            )  # fmt: skip
+        return out
 
     def decision_known(self, message: Inbound, state: StateStore) -> bool:
         """For the processor's hold-back: a clinical record is worth handling only once its

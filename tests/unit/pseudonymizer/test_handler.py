@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -122,8 +123,25 @@ def notices(out: list[Outbound], dataset: str = "proj-a") -> list[dict[str, Any]
     ]
 
 
-def audits(out: list[Outbound]) -> list[dict[str, Any]]:
+def all_audits(out: list[Outbound]) -> list[dict[str, Any]]:
     return [CODEC.decode(o.value, AUDIT_EVENT) for o in out if o.topic == TOPICS.audit_events]
+
+
+def audits(out: list[Outbound]) -> list[dict[str, Any]]:
+    """The record-level events (the policy announcements of D23c are tested on their own)."""
+    return [a for a in all_audits(out) if a["action"] != "pseudonymizer.policy_in_force"]
+
+
+def announced(out: list[Outbound]) -> list[dict[str, Any]]:
+    return [a for a in all_audits(out) if a["action"] == "pseudonymizer.policy_in_force"]
+
+
+def restored_from(state: StateStore) -> StateStore:
+    """The state another instance restores from the changelog (every key the store holds)."""
+    restored = StateStore()
+    for key in list(state.keys_with_prefix("")):
+        restored.restore(key, state.get(key))
+    return restored
 
 
 # --- the join --------------------------------------------------------------------------------------
@@ -420,3 +438,69 @@ def test_a_dataset_requiring_consent_releases_only_consenting_persons() -> None:
     assert curated(out) == [] and audits(out)[0]["reason_code"] == "NO_CONSENT"
     h(consent("GRANTED", person_id="P1"), state, NOW)
     assert len(curated(h(clinical("H001/M/2"), state, NOW))) == 1
+
+
+# --- the policy in force, in the ledger (D23c) -----------------------------------------------------
+
+
+def test_the_first_message_announces_every_policy_before_anything_is_released_under_it() -> None:
+    h = handler(Keyed(policy(), KEY_A), Keyed(policy("proj-b"), KEY_B))
+    out = h(clinical("H001/M/1"), StateStore(), NOW)  # held: waits for its link decision
+    events = all_audits(out)
+    assert [e["action"] for e in events][:2] == ["pseudonymizer.policy_in_force"] * 2
+    first = events[0]
+    assert first["dataset"] == "proj-a" and first["purpose"] == "proj-a@1"
+    assert first["reason_code"] == "POLICY_LOADED" and first["outcome"] == "ok"
+    assert first["policy"] == {
+        "policy_version": "proj-a@1",
+        "digest": first["policy"]["digest"],
+        "approval_ref": "DRB-1",
+        "purpose": "test",
+        "record_types": ["Condition", "Observation"],
+        "fields": sorted(policy().fields),
+    }
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", first["policy"]["digest"])
+    assert first["inputs"] == [f"policy:proj-a@1/{first['policy']['digest']}"]
+    # Every other event of the pseudonymizer carries no policy.
+    assert [e["action"] for e in events[2:]] == ["pseudonymizer.held"]
+    assert events[2]["policy"] is None
+
+
+def test_a_policy_is_announced_once_in_the_same_transaction_as_the_first_release() -> None:
+    h, state = handler(), StateStore()
+    h(decision("P1"), state, NOW)
+    out = h(clinical("H001/M/1"), state, NOW)
+    assert announced(out) == [] and len(curated(out)) == 1
+    # A restart with the same policy (the state restored from its changelog) announces nothing.
+    again = handler()(clinical("H001/M/2"), restored_from(state), NOW)
+    assert announced(again) == [] and len(curated(again)) == 1
+
+
+def test_a_new_policy_version_or_an_edit_without_one_is_announced_as_a_change() -> None:
+    h, state = handler(), StateStore()
+    h(decision("P1"), state, NOW)
+    v2 = handler(Keyed(policy(version="2", record_types=["Condition"]), KEY_A))
+    state = restored_from(state)
+    out = v2(clinical("H001/M/1"), state, NOW)
+    [change] = announced(out)
+    assert change["reason_code"] == "POLICY_CHANGED" and change["purpose"] == "proj-a@2"
+    assert change["policy"]["record_types"] == ["Condition"]
+    # Releases follow the announcement in the same output, under the version announced.
+    events = all_audits(out)
+    assert events[0] == change
+    assert [e["purpose"] for e in events if e["action"] == "pseudonymizer.released"] == ["proj-a@2"]
+    # Same version, other content (k raised): a new digest, announced.
+    edited = handler(Keyed(policy(version="2", record_types=["Condition"],
+                                  k_anonymity={"min_k": 2}), KEY_A))  # fmt: skip
+    [edit] = announced(edited(consent("GRANTED", person_id="P9"), restored_from(state), NOW))
+    assert edit["reason_code"] == "POLICY_CHANGED" and edit["purpose"] == "proj-a@2"
+    assert edit["policy"]["digest"] != change["policy"]["digest"]
+
+
+def test_the_policy_digest_ignores_layout_and_order_of_the_policy_file() -> None:
+    from pseudonymizer.domain.in_force import policy_digest
+
+    a = policy(record_types=["Condition", "Observation"])
+    b = policy(record_types=["Observation", "Condition"], consent_required=False)
+    assert policy_digest(a) == policy_digest(b)
+    assert policy_digest(a) != policy_digest(policy(purpose="another purpose"))
