@@ -40,6 +40,7 @@ from linkage.domain.profile import Identity, make_profile
 from linkage.domain.weights import default_params
 from linkage.evaluate import link_records
 from linkage.handlers import FREEZE_EVERY, LinkageHandler, LinkageMetrics, freeze_long_lived
+from linkage.state import save_changes
 from prometheus_client import CollectorRegistry
 
 KEY = b"biostream-bench"
@@ -322,7 +323,7 @@ def speed(sizes: list[int], probe: int) -> list[dict[str, Any]]:
             KEY, params, LinkageMetrics.create(CollectorRegistry()),
         )  # fmt: skip
         state = StateStore()
-        handler._persist(index, state)
+        save_changes(index, state)
         row["state_bytes_per_person"] = round(
             sum(len(k) + len(state.get(k) or b"") for k in state.keys_with_prefix("")) / persons
         )
@@ -361,7 +362,7 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
         LinkageMetrics.create(CollectorRegistry()),
     )  # fmt: skip
     state = StateStore()
-    handler._persist(index, state)
+    save_changes(index, state)
     del index
     info = broker.start_broker(run_dir)
     try:
