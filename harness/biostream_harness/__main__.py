@@ -114,7 +114,7 @@ def dead_letters(
 
     from biostream.codec import AvroCodec
     from biostream.contracts import DEAD_LETTER
-    from biostream.kafka import reader, topic_partitions
+    from biostream.restore import ReadStalled, read_from_start
     from biostream.schemas import SchemaRegistry
     from biostream.sealing import Sealer, SealError
     from biostream.settings import ServiceSettings
@@ -126,27 +126,20 @@ def dead_letters(
     topic = Topics(settings.topic_prefix).dead_letters
 
     async def read_all() -> list[dict[str, object]]:
-        consumer = reader(settings.kafka, "biostream-dead-letters")
-        await consumer.start()
-        try:
-            partitions = await topic_partitions(settings.kafka, [topic])
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
-            letters: list[dict[str, object]] = []
-            while True:
-                positions = {tp: await consumer.position(tp) for tp in partitions}
-                if all(positions[tp] >= end[tp] for tp in partitions):
-                    break
-                batch = await consumer.getmany(timeout_ms=1000)
-                if not batch:
-                    break
-                letters += [codec.decode(r.value, DEAD_LETTER) for rs in batch.values() for r in rs]
-            return letters[-limit:]
-        finally:
-            await consumer.stop()
+        # To the end offsets at the start, or ReadStalled (D26): never a partial list.
+        letters: list[dict[str, object]] = []
+        async for batch in read_from_start(
+            settings.kafka, "biostream-dead-letters", [topic], settings.read_timeout_s
+        ):
+            letters += [codec.decode(r.value, DEAD_LETTER) for rs in batch.values() for r in rs]
+        return letters[-limit:]
 
-    for letter in asyncio.run(read_all()):
+    try:
+        letters = asyncio.run(read_all())
+    except ReadStalled as stall:
+        typer.echo(f"error: could not read the dead letters to their end: {stall}", err=True)
+        raise typer.Exit(2) from None
+    for letter in letters:
         line = {k: letter[k] for k in ("dead_letter_id", "service", "reason_code", "message", "hospital",
                                        "source_topic", "source_partition", "source_offset", "seal_key_id")}  # fmt: skip
         line["failed_at"] = str(letter["failed_at"])

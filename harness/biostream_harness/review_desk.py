@@ -153,6 +153,16 @@ async def running_desk(kafka: KafkaSettings, topic_prefix: str) -> AsyncIterator
             for task in done:
                 task.result()
             raise TimeoutError("review desk did not start")
+        # Its pages answer 503 until it has caught up with its topics (D26).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not review.ready:
+            if any(task.done() for task in tasks) or loop.time() > deadline:
+                for task in tasks:
+                    if task.done():
+                        task.result()
+                raise TimeoutError("review desk did not catch up")
+            await asyncio.sleep(0.05)
         yield RunningDesk(kafka, topics, review, password, review_kafka)
     finally:
         stop.set()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -290,7 +290,7 @@ async def read_to_end(
     max_records: int = 5000,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> AsyncIterator[Batch]:
+) -> AsyncGenerator[Batch, None]:
     """D26: the records of ``partitions`` from the consumer's positions up to the end offsets
     taken when this starts (or ``ends``, taken by the caller with :func:`end_offsets` where an
     order between topics matters), batch by batch (offset order within a partition), never a record at or
@@ -424,7 +424,7 @@ async def read_from_start(
     log: Any = None,
     max_records: int = 5000,
     clock: Callable[[], float] = time.monotonic,
-) -> AsyncIterator[Batch]:
+) -> AsyncGenerator[Batch, None]:
     """D26: every committed record of ``topics`` from their beginning up to their end offsets at
     the start (:func:`read_to_end`), through a reader of its own (:func:`open_reader`)."""
     label = what or ", ".join(topics)

@@ -90,7 +90,7 @@ class FakePartitionReader:
     out. A poll hands out at most ``per_poll`` entries per partition and advances the clock by a
     millisecond; a poll with nothing to hand out waits its whole timeout. ``silent_polls`` makes
     the next polls answer nothing whatever the logs hold (a paused broker), ``silent_forever`` all
-    of them; ``end_offset_failures`` exceptions are raised by the next ``end_offsets`` calls.
+    of them, ``answer_polls`` all after that many; ``end_offset_failures`` exceptions are raised by the next ``end_offsets`` calls.
     """
 
     def __init__(
@@ -103,6 +103,8 @@ class FakePartitionReader:
         self.now = 0.0
         self.silent_polls = 0
         self.silent_forever = False
+        self.answer_polls: int | None = None
+        self.stopped = False
         self.end_offset_failures: list[Exception] = []
         self.polls = 0
         self._assigned: list[TopicPartition] = list(self.logs)
@@ -117,6 +119,9 @@ class FakePartitionReader:
 
     def append(self, tp: TopicPartition, entry: tuple[bytes | None, bytes | None] | None) -> None:
         self.logs[tp].append(entry)
+
+    async def stop(self) -> None:
+        self.stopped = True
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)
@@ -146,6 +151,8 @@ class FakePartitionReader:
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[FakeRecord]]:
         self.polls += 1
+        if self.answer_polls is not None and self.polls > self.answer_polls:
+            self.silent_forever = True
         if self.silent_forever or self.silent_polls > 0:
             self.silent_polls = max(0, self.silent_polls - 1)
             self.now += timeout_ms / 1000

@@ -62,7 +62,10 @@ def reidentify(
     pseudonym: str = typer.Option(..., help="The pseudonym to re-identify"),
     approval: str = typer.Option(..., help="Approval reference (DRB/IRB) allowing this request"),
 ) -> None:
-    """Pseudonym -> internal person id. Writes an audit event before answering."""
+    """Pseudonym -> internal person id. Writes an audit event before answering. Exit 1: not
+    found; 2: unusable request; 3: the state could not be read to its end (no answer, D26)."""
+    from biostream.restore import ReadStalled
+
     from pseudonymizer.adapters.keys import KeyStore
     from pseudonymizer.adapters.reidentify import reidentify as run_reidentify
     from pseudonymizer.domain.release import Keyed
@@ -81,12 +84,16 @@ def reidentify(
     versions = KeyStore.load(settings.keys_dir, settings.pseudonym_keys).versions(
         keyed.policy.pseudonym_domain
     )
-    answer = asyncio.run(
-        run_reidentify(
-            settings.kafka, Topics(settings.topic_prefix), settings.principal, keyed,
-            versions, pseudonym, approval.strip(),
-        )
-    )  # fmt: skip
+    try:
+        answer = asyncio.run(
+            run_reidentify(
+                settings.kafka, Topics(settings.topic_prefix), settings.principal, keyed,
+                versions, pseudonym, approval.strip(), limit_s=settings.read_timeout_s,
+            )
+        )  # fmt: skip
+    except ReadStalled as stall:
+        typer.echo(f"pseudonymizer: no answer: {stall}", err=True)
+        raise typer.Exit(3) from None
     if answer.person_id is None:
         typer.echo("not found", err=True)
         raise typer.Exit(1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from biostream.logs import configure_logging
@@ -15,6 +16,20 @@ from review.settings import ReviewSettings
 app = typer.Typer(
     help="Review desk: data stewards resolve linkage's possible matches.", no_args_is_help=True
 )
+
+
+T = TypeVar("T")
+
+
+def _caught_up(command: Coroutine[Any, Any, T]) -> T:
+    """D26: the commands act on the topics read to their end offsets, or stop (exit 3)."""
+    from biostream.restore import ReadStalled
+
+    try:
+        return asyncio.run(command)
+    except ReadStalled as stall:
+        typer.echo(f"error: could not read the desk's topics to their end: {stall}", err=True)
+        raise typer.Exit(3) from None
 
 
 @app.command()
@@ -37,7 +52,7 @@ def tasks(
 
     settings = ReviewSettings()
     configure_logging("review", settings.log_level, settings.instance_id)
-    for line in asyncio.run(open_tasks(settings, hospital)):
+    for line in _caught_up(open_tasks(settings, hospital)):
         typer.echo(json.dumps(line, ensure_ascii=False))
 
 
@@ -57,7 +72,7 @@ def decide(
     settings = ReviewSettings()
     configure_logging("review", settings.log_level, settings.instance_id)
     try:
-        asyncio.run(record_decision(settings, task_id, decision, reason, reviewer, candidate))
+        _caught_up(record_decision(settings, task_id, decision, reason, reviewer, candidate))
     except (LookupError, ValueError) as error:
         typer.echo(f"refused: {error}", err=True)
         raise typer.Exit(2) from error

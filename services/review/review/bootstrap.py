@@ -99,14 +99,21 @@ def build(settings: ReviewSettings, registry: CollectorRegistry | None = None) -
     )
     client = f"{settings.topic_prefix}{SERVICE}-{settings.instance_id}"
     publisher = Publisher(settings.kafka, client)
+    # The desk's view is rebuilt from its topics at every start: a state restore (D22, D26).
+    follower = StreamFollower(settings.kafka, client, handler, limit_s=settings.restore_timeout_s)
     return ReviewService(
         settings=settings,
         registry=registry,
         handler=handler,
-        follower=StreamFollower(settings.kafka, client, handler),
+        follower=follower,
         publisher=publisher,
         desk_app=DeskApp(
-            handler, publisher, load_users(settings), sessions, settings.secure_cookie
+            handler,
+            publisher,
+            load_users(settings),
+            sessions,
+            settings.secure_cookie,
+            ready=lambda: follower.ready,
         ),
     )
 

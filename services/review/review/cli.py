@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from biostream.restore import READ_SETTING
 from prometheus_client import CollectorRegistry
 
 from review.adapters.stream import Publisher, StreamFollower, utc_now
@@ -16,7 +17,10 @@ from review.settings import ReviewSettings
 async def _caught_up(settings: ReviewSettings) -> ReviewHandler:
     handler = build_handler(settings, CollectorRegistry())
     client = f"{settings.topic_prefix}review-cli"
-    await StreamFollower(settings.kafka, client, handler).run(asyncio.Event(), until_caught_up=True)
+    follower = StreamFollower(
+        settings.kafka, client, handler, limit_s=settings.read_timeout_s, setting=READ_SETTING
+    )
+    await follower.run(asyncio.Event(), until_caught_up=True)
     return handler
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from biostream import kafka as kafka_clients
 from biostream.codec import AvroCodec
 from biostream.envelopes import Envelopes
+from biostream.restore import read_from_start
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
@@ -36,27 +37,18 @@ def find_person(person_ids: set[str], target: str, keys_by_version: dict[str, by
     return Answer(None, None)
 
 
-async def read_person_ids(kafka: KafkaSettings, changelog: str) -> set[str]:
-    """Person ids of the newest decision of every patient_ref in the pseudonymizer's state."""
-    partitions = await kafka_clients.topic_partitions(kafka, [changelog])
-    reader = kafka_clients.reader(kafka, "pseudonymizer-reidentify")
+async def read_person_ids(kafka: KafkaSettings, changelog: str, limit_s: float) -> set[str]:
+    """Person ids of the newest decision of every patient_ref in the pseudonymizer's state, read to
+    the changelog's end offsets at the start, or ``ReadStalled`` (D26): an answer from part of the
+    state could be a false "not found"."""
     latest: dict[bytes, bytes | None] = {}
-    await reader.start()
-    try:
-        reader.assign(partitions)
-        await reader.seek_to_beginning(*partitions)
-        end = await reader.end_offsets(partitions)
-        while True:
-            positions = [await reader.position(tp) for tp in partitions]
-            if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                break
-            batch = await reader.getmany(timeout_ms=500, max_records=10_000)
-            for records in batch.values():
-                for record in records:
-                    if record.key is not None and record.key.startswith(DECISION_PREFIX.encode()):
-                        latest[record.key] = record.value
-    finally:
-        await reader.stop()
+    async for batch in read_from_start(
+        kafka, "pseudonymizer-reidentify", [changelog], limit_s, max_records=10_000
+    ):
+        for records in batch.values():
+            for record in records:
+                if record.key is not None and record.key.startswith(DECISION_PREFIX.encode()):
+                    latest[record.key] = record.value
     return {PersonFacts.from_bytes(v).person_id for v in latest.values() if v is not None}
 
 
@@ -69,6 +61,7 @@ async def reidentify(
     target: str,
     approval_ref: str,
     clock: type[dt.datetime] = dt.datetime,
+    limit_s: float = 120.0,
 ) -> Answer:
     codec = AvroCodec(SchemaRegistry())
     envelopes = Envelopes("pseudonymizer", principal, codec, topics)
@@ -84,7 +77,9 @@ async def reidentify(
         )  # fmt: skip
         await producer.send_and_wait(asked.topic, asked.value, key=asked.key)
         answer = find_person(
-            await read_person_ids(kafka, topics.state("pseudonymizer")), target, keys_by_version
+            await read_person_ids(kafka, topics.state("pseudonymizer"), limit_s),
+            target,
+            keys_by_version,
         )
         done = envelopes.audit(
             "pseudonymizer.reidentified", [request],

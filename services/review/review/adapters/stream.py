@@ -1,16 +1,21 @@
 """Kafka edges of the desk: a group-less reader that follows the input topics from the start
-(the desk keeps no state of its own), and a producer for decisions and audit events."""
+(the desk keeps no state of its own; it is ready once it has read them to their end offsets at
+its start, D26), and a producer for decisions and audit events."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
 from biostream.contract import Outbound
 from biostream.logs import get_logger
+from biostream.restore import RESTORE_SETTING, ReadStalled, open_reader, read_to_end
 from biostream.settings import KafkaSettings
 
 from review.handlers import ReviewHandler
@@ -24,47 +29,75 @@ def utc_now() -> dt.datetime:
 
 class StreamFollower:
     """Reads every partition of the handler's input topics from the beginning; ``ready`` once it
-    has caught up with the ends it saw at start."""
+    has read up to the end offsets taken at its start, then follows on (D26).
+
+    The catch-up has no "enough empty polls": it ends at those end offsets, however long that
+    takes, or raises ``ReadStalled`` after ``limit_s`` without progress (the desk stops rather
+    than serve a queue missing tasks, or showing decided ones open)."""
 
     def __init__(
-        self, kafka: KafkaSettings, client_id: str, handler: ReviewHandler, clock: Clock = utc_now
+        self,
+        kafka: KafkaSettings,
+        client_id: str,
+        handler: ReviewHandler,
+        clock: Clock = utc_now,
+        limit_s: float = 300.0,
+        setting: str = RESTORE_SETTING,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kafka = kafka
         self._client_id = client_id
         self._handler = handler
         self._clock = clock
+        self._limit_s = limit_s
+        self._setting = setting
+        self._monotonic = monotonic
         self.ready = False
         self._log = get_logger("review.stream")
 
     async def run(self, stop: asyncio.Event, until_caught_up: bool = False) -> None:
-        topics = self._handler.input_topics
-        partitions = await kafka_clients.topic_partitions(self._kafka, topics)
-        consumer = kafka_clients.reader(self._kafka, self._client_id)
-        await consumer.start()
+        what = "review desk catch-up"
+        consumer, partitions = await open_reader(
+            self._kafka, self._client_id, self._handler.input_topics, self._limit_s, what,
+            setting=self._setting, log=self._log, clock=self._monotonic,
+        )  # fmt: skip
         try:
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
+            try:
+                reading = read_to_end(
+                    consumer, partitions, self._limit_s, what,
+                    setting=self._setting, log=self._log, max_records=1000,
+                    clock=self._monotonic,
+                )  # fmt: skip
+                async with contextlib.aclosing(reading) as catching_up:
+                    async for batch in catching_up:
+                        self._apply(batch)
+                        if stop.is_set():
+                            return
+            except ReadStalled as stall:
+                self._log.error(
+                    "catch-up stalled, exiting",
+                    stalled_s=round(stall.stalled_s, 1),
+                    limit_s=self._limit_s,
+                    offsets={
+                        f"{x.topic}/{x.partition}": [x.position, x.end] for x in stall.lagging
+                    },
+                )
+                raise
+            self._handler.refresh(self._clock())
+            self.ready = True
+            self._log.info("caught up", count=len(self._handler.desk.tasks))
+            if until_caught_up:
+                return
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=1000)
-                for records in batch.values():
-                    for record in records:
-                        self._handler.on_record(record.topic, record.value, self._clock())
-                self._handler.refresh(self._clock())
-                if not self.ready and all(
-                    await asyncio.gather(*(self._caught_up(consumer, p, ends[p]) for p in ends))
-                ):
-                    self.ready = True
-                    self._log.info("caught up", count=len(self._handler.desk.tasks))
-                if self.ready and until_caught_up:
-                    return
+                self._apply(await consumer.getmany(timeout_ms=200, max_records=1000))
         finally:
             await consumer.stop()
 
-    @staticmethod
-    async def _caught_up(consumer: object, partition: object, end: int) -> bool:
-        position = await consumer.position(partition)  # type: ignore[attr-defined]
-        return int(position) >= end
+    def _apply(self, batch: Mapping[Any, Sequence[Any]]) -> None:
+        for records in batch.values():
+            for record in records:
+                self._handler.on_record(record.topic, record.value, self._clock())
+        self._handler.refresh(self._clock())
 
 
 class Publisher:

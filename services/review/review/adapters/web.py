@@ -73,6 +73,28 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# Signing in and out show nothing read from the topics.
+OPEN_WHILE_CATCHING_UP = frozenset({"/login", "/logout"})
+CATCHING_UP = (
+    "The review desk is still reading its topics up to where they ended when it started. Until "
+    "then its queue could miss tasks or show decided ones as open, so it shows nothing and takes "
+    "no decision. Try again in a moment."
+)
+
+
+def catching_up(api: bool) -> web.HTTPServiceUnavailable:
+    """D26: every page, the API and the decision form answer 503 until the desk has read its
+    topics to the end offsets they had at its start."""
+    headers = {"Retry-After": "5"}
+    if api:
+        body = _json({"error": "catching up", "detail": CATCHING_UP})
+        return web.HTTPServiceUnavailable(
+            text=body, content_type="application/json", headers=headers
+        )
+    page = _page("Catching up", f"<h1>Catching up</h1><p id='catching-up'>{CATCHING_UP}</p>")
+    return web.HTTPServiceUnavailable(text=page, content_type="text/html", headers=headers)
+
+
 def _e(value: object) -> str:
     return "" if value is None else html.escape(str(value))
 
@@ -86,8 +108,10 @@ class DeskApp:
         sessions: Sessions,
         secure_cookie: bool,
         clock: Clock = utc_now,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.handler = handler
+        self.ready = ready
         self.publisher = publisher
         self.users = users
         self.sessions = sessions
@@ -116,6 +140,8 @@ class DeskApp:
     @web.middleware
     async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            if request.path not in OPEN_WHILE_CATCHING_UP and not self.ready():
+                raise catching_up(request.path.startswith("/api/"))
             response = await handler(request)
         except web.HTTPException as exc:  # redirects and refusals are raised, not returned
             _secure(exc.headers)
