@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from audit.domain.chain import verify
-from audit.domain.checkpoint import public_key_from_hex
-from audit.domain.export import checkpoint_to_json, entry_to_json
+from audit.domain.checkpoint import key_id_of, public_key_from_hex, public_key_pem
+from audit.domain.export import checkpoint_to_json, entry_to_json, public_key_path
 from biostream.codec import AvroCodec
-from biostream.envelopes import ledger_events
+from biostream.envelopes import audit_event_items, ledger_events
 from biostream.kafka import ensure_topics
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
@@ -181,7 +181,11 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     public_key = pipeline.ledger_public_key_file.read_text()
     summary = summarise(view, published, hospitals, truth_path, elapsed, broker_start_s, public_key)
     summary["reconciliation"] = reconciliation
-    _write_exports(view, options)
+    summary["ledger_key_id"] = key_id_of(public_key_from_hex(public_key))
+    # D23b: the key the export is verified with goes with it (the run directory does not last).
+    summary["ledger_public_key_file"] = str(
+        _write_exports(view, options, public_key) or pipeline.ledger_public_key_file
+    )
     if options.summary:
         options.summary.parent.mkdir(parents=True, exist_ok=True)
         options.summary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -208,11 +212,14 @@ def summarise(
     broker_start_s: float,
     ledger_public_key: str,
 ) -> dict[str, Any]:
-    # The chain, and every signed checkpoint under the run's public key (a cut tail would show).
+    # The chain, every entry's events root, and every signed checkpoint under the run's public
+    # key (a cut tail would show).
+    codec = AvroCodec(SchemaRegistry())
     verification = verify(
         _ledger_entries(view),
         checkpoints=view.checkpoints,  # type: ignore[arg-type]
         public_key=public_key_from_hex(ledger_public_key),
+        events_of=lambda payload: audit_event_items(codec, payload),
     )
     summary: dict[str, Any] = {
         "records_published": published,
@@ -264,7 +271,10 @@ def _ledger_entries(view: PipelineView) -> list[Any]:
     ]
 
 
-def _write_exports(view: PipelineView, options: DemoOptions) -> None:
+def _write_exports(view: PipelineView, options: DemoOptions, public_key: str) -> Path | None:
+    """The curated and ledger exports asked for; the ledger's public key (PEM) beside the
+    ledger export, ``<export>.pub``, where `audit verify --input` finds it (D23b). Returns that
+    key file, if written."""
     if options.curated_export:
         options.curated_export.parent.mkdir(parents=True, exist_ok=True)
         with options.curated_export.open("w", encoding="utf-8") as handle:
@@ -277,6 +287,10 @@ def _write_exports(view: PipelineView, options: DemoOptions) -> None:
                 handle.write(entry_to_json(entry) + "\n")
             for checkpoint in view.checkpoints:
                 handle.write(checkpoint_to_json(checkpoint) + "\n")  # type: ignore[arg-type]
+        published = public_key_path(options.ledger_export)
+        published.write_text(public_key_pem(public_key_from_hex(public_key)), encoding="ascii")
+        return published
+    return None
 
 
 def _json_default(value: object) -> str:
@@ -292,7 +306,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for key in (
         "records_published", "dead_letters", "truth_malformed_messages", "identity_records",
         "clinical_records", "persons", "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_messages", "audit_entries",
-        "audit_checkpoints", "audit_covered", "audit_verified", "broker_start_s", "elapsed_s",
+        "audit_checkpoints", "audit_covered", "audit_verified", "ledger_key_id",
+        "ledger_public_key_file", "broker_start_s", "elapsed_s",
     ):  # fmt: skip
         if key in summary:
             table.add_row(key, str(summary[key]))

@@ -253,12 +253,17 @@ async def test_after_the_default_retention_the_ledger_proofs_and_replays_still_h
     key = public_key_from_hex(public_key.read_text())
     assert verify(after.ledger, checkpoints=after.checkpoints, public_key=key).ok  # type: ignore[arg-type]
 
+    # The proof of one event of the ledger's first entry (a proof names one event, D23a).
+    [(_, first), *_] = ledger_events(AvroCodec(SchemaRegistry()), after.ledger[:1])
     proof = tmp_path / "proof.json"
-    made = audit_cli(kafka, topic_prefix, "prove", "--sequence", "0", "--output", proof)
+    made = audit_cli(
+        kafka, topic_prefix, "prove", "--event-id", first["event_id"], "--output", proof
+    )
     assert made.returncode == 0, made.stderr
     checked = audit_cli(
-        kafka, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key
-    )
+        kafka, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key,
+        "--event-id", first["event_id"],
+    )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
 
     reconciled = audit_cli(kafka, topic_prefix, "reconcile")

@@ -3,15 +3,27 @@ signed checkpoints, export, reconcile every published message, an audited trace,
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit.domain.chain import verify
-from audit.domain.checkpoint import private_key_from_secret, public_key_from_hex, public_key_hex
+from audit.domain.checkpoint import (
+    private_key_from_secret,
+    public_key_from_hex,
+    public_key_from_text,
+    public_key_hex,
+)
+from biostream.codec import AvroCodec
+from biostream.contracts import AUDIT_EVENT
+from biostream.envelopes import audit_event_items, audit_events_in
+from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev.access import kafka_environment
@@ -25,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 
 def audit_cli(
-    kafka: KafkaSettings, prefix: str, *args: str | Path, auditors: str = ""
+    kafka: KafkaSettings, prefix: str, *args: str | Path, auditors: str = "", **extra: str
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
     # The audit commands run as the broker admin here; the auditor principal's own rights
@@ -34,6 +46,7 @@ def audit_cli(
     env.update(
         BIOSTREAM_TOPIC_PREFIX=prefix,
         BIOSTREAM_AUTHORISED_AUDITORS=auditors,
+        **extra,
     )
     return subprocess.run(
         [sys.executable, "-m", "audit", *map(str, args)],
@@ -75,13 +88,31 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         assert verified.returncode == 0, verified.stderr
         assert f"ledger intact: {len(view.ledger)} entries, {len(sizes)} signed" in verified.stdout
 
+        # D23b: an export comes with its public key beside it, which is all `verify` needs.
         exported = tmp_path / "ledger.jsonl"
-        result = audit_cli(kafka, topic_prefix, "export", "--output", exported)
-        assert result.returncode == 0, result.stderr
-        offline = audit_cli(
-            kafka, topic_prefix, "verify", "--input", exported, "--public-key", public_key
+        result = audit_cli(
+            kafka, topic_prefix, "export", "--output", exported, "--public-key", public_key
         )
+        assert result.returncode == 0, result.stderr
+        key_file = tmp_path / "ledger.jsonl.pub"
+        assert public_key_from_text(key_file.read_text()) == public_key_from_hex(
+            public_key.read_text()
+        )
+        offline = audit_cli(kafka, topic_prefix, "verify", "--input", exported)
         assert offline.returncode == 0, offline.stderr
+        assert f"{key_file} (found beside the export)" in offline.stdout
+        # The key to publish can come from the signing key itself; the secret goes nowhere.
+        again = tmp_path / "again" / "ledger.jsonl"
+        again.parent.mkdir()
+        (tmp_path / "signing.key").write_text(keys.ledger_signing)
+        derived = audit_cli(
+            kafka, topic_prefix, "export", "--output", again,
+            BIOSTREAM_LEDGER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
+        )  # fmt: skip
+        assert derived.returncode == 0, derived.stderr
+        assert (again.parent / "ledger.jsonl.pub").read_text() == key_file.read_text()
+        written = [again.read_text(), key_file.read_text(), derived.stdout, derived.stderr]
+        assert not any(keys.ledger_signing in text for text in written)
         lines = exported.read_text().splitlines()
         cut = [line for line in lines if json.loads(line).get("sequence") != len(view.ledger) - 1]
         (tmp_path / "cut.jsonl").write_text("\n".join(cut) + "\n")
@@ -140,17 +171,67 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         assert first["inputs"][0] == curated_id and first["purpose"] == "DRB-2026-7"
         assert traces["auditor:auditor-2"]["inputs"][0] == f"pseudonym:cohort-demo/{pseudonym}"
 
-        # A proof of the first ingest entry, checked with nothing but the proof and the key.
-        sequence = history[0]["sequence"]
+        # D23a: the proof of one event of a batch, checked with nothing but the proof and the
+        # key, holds nothing of the batch's other events (other hospitals' least of all).
+        codec = AvroCodec(SchemaRegistry())
+        batch = max(view.ledger, key=lambda e: len(hospitals_in(codec, e)))
+        events = [
+            codec.decode(item, AUDIT_EVENT)
+            for item in audit_event_items(codec, batch["event_payload"])
+        ]
+        mine = events[0]
         proof = tmp_path / "proof.json"
         made = audit_cli(
-            kafka, topic_prefix, "prove", "--sequence", str(sequence), "--output", proof
+            kafka, topic_prefix, "prove", "--event-id", mine["event_id"], "--output", proof
         )
         assert made.returncode == 0, made.stderr
+        document = json.loads(proof.read_text())
+        assert document["event"]["inputs"] == mine["inputs"]
+        assert document["entry"]["sequence"] == batch["sequence"]
+        found = "\n".join(strings(document))
+        others = [e for e in events if e["event_id"] != mine["event_id"]]
+        assert others, "the entry is a batch"
+        for other in others:
+            assert other["event_id"] not in found
+            if other["hospital"] != mine["hospital"]:
+                assert not any(ref in found for ref in (*other["inputs"], *other["outputs"]))
         checked = audit_cli(
-            kafka, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key
-        )
+            kafka, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key,
+            "--event-id", mine["event_id"],
+        )  # fmt: skip
         assert checked.returncode == 0, checked.stderr
+        assert f"of {len(events)} in entry {batch['sequence']}" in checked.stdout
+        document["event"]["hospital"] = "H999"
+        (tmp_path / "altered.json").write_text(json.dumps(document))
+        altered = audit_cli(
+            kafka, topic_prefix, "check-proof", "--proof", tmp_path / "altered.json",
+            "--public-key", public_key,
+        )  # fmt: skip
+        assert altered.returncode == 1 and "not the event proven" in altered.stderr
 
     key = public_key_from_hex(public_key.read_text())
-    assert verify(view.ledger, checkpoints=view.checkpoints, public_key=key).ok  # type: ignore[arg-type]
+    assert verify(
+        view.ledger,  # type: ignore[arg-type]
+        checkpoints=view.checkpoints,  # type: ignore[arg-type]
+        public_key=key,
+        events_of=lambda payload: audit_event_items(codec, payload),
+    ).ok
+    assert {e["hash_version"] for e in view.ledger} == {2}
+
+
+def hospitals_in(codec: AvroCodec, entry: dict[str, Any]) -> set[str | None]:
+    return {e["hospital"] for e in audit_events_in(codec, entry["event_payload"])}
+
+
+def strings(value: object) -> list[str]:
+    """Every string in a JSON document, and what base64 text among them decodes to."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    if not isinstance(value, str):
+        return []
+    found = [value]
+    with contextlib.suppress(ValueError):
+        found.append(base64.b64decode(value, validate=True).decode("latin-1"))
+    return found

@@ -226,9 +226,11 @@ def test_a_ledger_of_batches_reports_proves_and_exports_every_event(
         )
     assert exported[0] == exported[1] and len(exported[0]) == 13
 
-    # An event inside a batch: its proof is the proof of the entry that holds it.
+    # An event inside a batch: its path inside the batch, then the entry that holds it (D23a).
     event_id = signed_ledger.entries[6]["event_id"]
     made = audit("prove", "--input", batched, "--event-id", event_id,
                  "--output", tmp_path / "p.json")  # fmt: skip
     assert made.returncode == 0, made.stderr
-    assert json.loads((tmp_path / "p.json").read_text())["leaf_index"] == 6 // 4
+    proof = json.loads((tmp_path / "p.json").read_text())
+    assert proof["leaf_index"] == 6 // 4 and proof["event_index"] == 6 % 4
+    assert proof["event_id"] == event_id and "event_payload" not in proof["entry"]
