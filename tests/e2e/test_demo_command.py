@@ -72,6 +72,22 @@ def test_demo_runs_the_pipeline_and_writes_summary_and_exports(tmp_path: Path) -
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stderr
+    # The processing record over the exported ledger, with no policy file (D23c): the ledger
+    # says which policy was in force, so the released record types are listed per dataset.
+    report = subprocess.run(
+        [sys.executable, "-m", "audit", "report", "--input", str(out / "ledger.jsonl")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    [record] = json.loads(report.stdout)
+    policy = json.loads(
+        (Path(__file__).resolve().parents[2] / "policies" / "cohort-demo.json").read_text()
+    )
+    released_types = {json.loads(line)["resource_type"] for line in curated}
+    assert record["dataset"] == "cohort-demo" and record["notes"] == []
+    assert set(record["items_released"]) == set(policy["record_types"]) >= released_types
+    assert [p["source"] for p in record["policies"]] == ["ledger"]
+    assert record["counts"]["released"] == summary["curated_records"]
     assert not any(alive(pid) for pid in started_pids(run_dir))
 
 

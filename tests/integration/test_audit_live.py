@@ -30,7 +30,7 @@ from biostream_dev.access import kafka_environment
 from biostream_dev.observer import PipelineView
 from biostream_dev.synth import generate_feed
 from biostream_harness.demo import feed_messages
-from biostream_harness.inprocess import Keys, running_pipeline
+from biostream_harness.inprocess import POLICY_DIR, Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 
 pytestmark = pytest.mark.integration
@@ -134,6 +134,23 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
             counts["curated"] + counts["withheld"] + counts["held"] + counts["linked_only"]
             + counts["dead_lettered"] + counts["duplicates"]
         ) == published  # fmt: skip
+
+        # The processing record (D23c): the ledger itself says which policy was in force, so the
+        # report lists what was released per dataset without any policy file.
+        reported = audit_cli(kafka, topic_prefix, "report")
+        assert reported.returncode == 0, reported.stderr
+        [record] = json.loads(reported.stdout)
+        policy = json.loads((POLICY_DIR / "cohort-demo.json").read_text())
+        released_types = {c["resource_type"] for c in view.curated}
+        assert record["dataset"] == "cohort-demo" and record["notes"] == []
+        assert set(record["items_released"]) == set(policy["record_types"]) >= released_types
+        [in_force] = record["policies"]
+        assert in_force["source"] == "ledger"
+        assert in_force["policy_version"] == f"cohort-demo@{policy['version']}"
+        assert in_force["approval_ref"] == policy["approval_ref"]
+        assert in_force["items"]["fields"] == sorted(policy["fields"])
+        assert in_force["released"] == record["counts"]["released"] == len(view.curated)
+        assert record["purpose"] == [policy["purpose"]]
 
         # A trace by an authorised auditor: the record's history, and the trace itself audited.
         curated_id = view.curated[0]["curated_id"]

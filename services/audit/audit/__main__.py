@@ -507,11 +507,16 @@ def _event_json(sequence: int, event: AuditEvent) -> dict[str, Any]:
 def report(
     input_file: InputOption = None,
     policies: Annotated[
-        Path | None, typer.Option(help="Folder of release policies (JSON) for purpose and items")
+        Path | None,
+        typer.Option(
+            help="Folder of release policies (JSON): only a fallback for releases the ledger does "
+            "not say the policy of (ledgers written before D23c), used when of the same version"
+        ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="Only this dataset")] = None,
 ) -> None:
-    """The processing record per dataset (purpose, items released, recipients, period, counts)."""
+    """The processing record per dataset (purpose, items released, recipients, period, counts),
+    per policy version in force at release time, as the ledger says it (D23c)."""
     from audit.domain.lineage import dataset_reports
 
     known: dict[str, dict[str, Any]] = {}
@@ -524,6 +529,9 @@ def report(
     reports = dataset_reports(_events(entries), known)
     selected = [r.as_dict() for name, r in sorted(reports.items()) if dataset in (None, name)]
     typer.echo(json.dumps(selected, indent=2, ensure_ascii=False))
+    for record in selected:
+        for note in record["notes"]:
+            typer.echo(f"note: {record['dataset']}: {note}", err=True)
 
 
 @app.command()

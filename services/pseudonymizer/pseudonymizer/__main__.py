@@ -44,6 +44,7 @@ def run() -> None:
 @app.command()
 def check() -> None:
     """Validate the policy directory and the keys without Kafka; exit 2 naming the first problem."""
+    from pseudonymizer.domain.in_force import policy_digest
     from pseudonymizer.domain.release import Keyed
 
     for keyed in _releases(PseudonymizerSettings()):
@@ -52,8 +53,8 @@ def check() -> None:
         typer.echo(
             f"{policy.policy_version}: approval {policy.approval_ref}, topic {policy.topic}, "
             f"key {policy.key_id}, k={policy.k_anonymity.min_k}, "
-            f"consent_required={policy.consent_required}"
-        )
+            f"consent_required={policy.consent_required}, digest {policy_digest(policy)}"
+        )  # the digest the ledger's pseudonymizer.policy_in_force names (D23c)
 
 
 @app.command()

@@ -47,7 +47,7 @@ def pipeline_events() -> list[bytes]:
                 out.append(
                     pseudo.audit(
                         "pseudonymizer.withheld", [record], [], t(n), outcome="withheld",
-                        hospital="H001", dataset=DATASET, purpose="cohort-demo@1",
+                        hospital="H001", dataset=DATASET, purpose="cohort-demo@2",
                         reason_code="RESOURCE_TYPE_NOT_APPROVED",
                     )
                 )  # fmt: skip
@@ -62,7 +62,7 @@ def pipeline_events() -> list[bytes]:
             out.append(
                 pseudo.audit(
                     "pseudonymizer.released", [record], [f"cur-{record}"], t(n + 1),
-                    hospital="H001", dataset=DATASET, purpose="cohort-demo@1",
+                    hospital="H001", dataset=DATASET, purpose="cohort-demo@2",
                 )
             )  # fmt: skip
     out.append(

@@ -146,6 +146,16 @@ def test_report_and_fhir_export(signed_ledger: SignedLedger, tmp_path: Path) -> 
     [record] = json.loads(result.stdout)
     assert record["dataset"] == "cohort-demo" and record["counts"]["released"] == 3
     assert record["recipients"] == ["research project approved under DRB-DEMO-2026-001"]
+    # The conftest ledger predates D23c: the demo's policy file (same version) fills the items,
+    # and the report says so.
+    demo_policy = json.loads((policies / "cohort-demo.json").read_text())
+    assert record["items_released"] == sorted(demo_policy["record_types"]) != []
+    assert record["policies"][0]["source"] == "policy-file"
+    assert "not announced in the ledger (written before D23c)" in result.stderr
+    without = audit("report", "--input", ledger)
+    assert without.returncode == 0, without.stderr
+    [unknown] = json.loads(without.stdout)
+    assert unknown["items_released"] == [] and unknown["policies"][0]["source"] == "unknown"
 
     out = audit("fhir", "--input", ledger, "--hospital", "H001", "--output", tmp_path / "f.ndjson")
     assert out.returncode == 0, out.stderr

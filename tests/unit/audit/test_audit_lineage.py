@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from audit.domain.fhir import structural_problems, to_fhir
-from audit.domain.lineage import dataset_reports, reconcile, trace
+from audit.domain.lineage import Logged, dataset_reports, reconcile, trace
 from biostream.contracts import AuditEvent
+from biostream.envelopes import Envelopes
 
-from .conftest import CODEC, DATASET, FEED, SignedLedger
+from .conftest import CODEC, DATASET, FEED, T0, TOPICS, SignedLedger
 
 
 def logged(ledger: SignedLedger) -> list[tuple[int, AuditEvent]]:
@@ -41,24 +43,147 @@ def test_trace_from_a_source_position_and_of_an_unknown_reference(
     assert trace(events, "nothing-like-this") == []
 
 
-def test_processing_record_per_dataset(signed_ledger: SignedLedger) -> None:
+def test_a_ledger_written_before_d23c_takes_items_from_a_policy_file_of_the_same_version(
+    signed_ledger: SignedLedger,
+) -> None:
+    """The ledger of the conftest has no policy announcement (as before D23c): the policy file,
+    with its real key ``record_types``, fills purpose, items and recipients, flagged as such."""
     policy = {
         "dataset": DATASET,
+        "version": "2",
         "purpose": "Demonstration cohort",
         "approval_ref": "DRB-1",
-        "resource_types": ["Observation", "Condition"],
+        "record_types": ["Observation", "Condition"],
+        "fields": ["code", "hospital"],
     }
     [report] = dataset_reports(logged(signed_ledger), {DATASET: policy}).values()
     record = report.as_dict()
     assert record["dataset"] == DATASET
     assert record["purpose"] == ["Demonstration cohort"]
     assert record["items_released"] == ["Condition", "Observation"]
+    assert record["fields_released"] == ["code", "hospital"]
     assert record["recipients"] == ["research project approved under DRB-1"]
+    [period] = record["policies"]
+    assert period["policy_version"] == "cohort-demo@2" and period["source"] == "policy-file"
+    assert period["released"] == 3 and period["digest"] is None
+    assert record["notes"] == [
+        "cohort-demo@2: not announced in the ledger (written before D23c); purpose, approval "
+        "and items from the policy file given to the report"
+    ]
     assert record["counts"]["released"] == 3
+    assert record["counts"]["released_by_policy_version"] == {"cohort-demo@2": 3}
     assert record["counts"]["withheld_by_reason"] == {"RESOURCE_TYPE_NOT_APPROVED": 1}
     assert record["counts"]["held_awaiting_link"] == 0  # the held one was released later
     assert record["period"]["from"] < record["period"]["to"]
     assert record["processed_by"] == ["User:svc-pseudonymizer"]
+
+    # Today's file of another version says nothing about what was then in force.
+    newer = {**policy, "version": "3"}
+    [unknown] = dataset_reports(logged(signed_ledger), {DATASET: newer}).values()
+    assert unknown.as_dict()["policies"][0]["source"] == "unknown"
+    assert unknown.items == [] and unknown.recipients == []
+    assert "no policy file of this version" in unknown.notes[0]
+
+
+PSEUDO = Envelopes("pseudonymizer", "User:svc-pseudonymizer", CODEC, TOPICS)
+
+
+def in_force(version: str, minute: int, record_types: list[str], approval: str,
+             digest: str = "a") -> Logged:  # fmt: skip
+    policy_version = f"{DATASET}@{version}"
+    digest = "sha256:" + digest * 64
+    out = PSEUDO.audit(
+        "pseudonymizer.policy_in_force", [f"policy:{policy_version}/{digest}"], [],
+        T0 + dt.timedelta(minutes=minute), dataset=DATASET, purpose=policy_version,
+        reason_code="POLICY_LOADED",
+        policy={
+            "policy_version": policy_version, "digest": digest, "approval_ref": approval,
+            "purpose": f"purpose of {version}", "record_types": record_types,
+            "fields": ["code", "hospital"],
+        },
+    )  # fmt: skip
+    return (minute, CODEC.decode(out.value or b"", "AuditEvent"))  # type: ignore[return-value]
+
+
+def released(version: str, minute: int, record: str) -> Logged:
+    out = PSEUDO.audit(
+        "pseudonymizer.released", [record], [f"cur-{record}"], T0 + dt.timedelta(minutes=minute),
+        hospital="H001", dataset=DATASET, purpose=f"{DATASET}@{version}",
+    )  # fmt: skip
+    return (minute, CODEC.decode(out.value or b"", "AuditEvent"))  # type: ignore[return-value]
+
+
+def test_releases_count_under_the_policy_version_in_force_when_the_policy_changes() -> None:
+    """D23c: version 1 (Conditions and Observations) is replaced mid-stream by version 2
+    (Conditions only, another approval); each release counts under the policy then in force,
+    as the ledger says it, whatever the policy files of today say."""
+    events = [
+        in_force("1", 0, ["Condition", "Observation"], "DRB-1"),
+        released("1", 1, "r1"),
+        released("1", 2, "r2"),
+        in_force("2", 3, ["Condition"], "DRB-2", digest="b"),
+        released("2", 4, "r3"),
+        released("2", 5, "r4"),
+        released("2", 6, "r5"),
+    ]
+    todays_file = {"dataset": DATASET, "version": "2", "purpose": "today",
+                   "approval_ref": "DRB-9", "record_types": ["Specimen"], "fields": []}  # fmt: skip
+    [report] = dataset_reports(events, {DATASET: todays_file}).values()
+    record = report.as_dict()
+    one, two = record["policies"]
+    assert (one["policy_version"], one["released"], one["source"]) == ("cohort-demo@1", 2, "ledger")
+    assert (two["policy_version"], two["released"], two["source"]) == ("cohort-demo@2", 3, "ledger")
+    assert one["items"] == {
+        "record_types": ["Condition", "Observation"],
+        "fields": ["code", "hospital"],
+    }
+    assert two["items"]["record_types"] == ["Condition"]
+    assert one["approval_ref"] == "DRB-1" and two["approval_ref"] == "DRB-2"
+    assert one["digest"] == "sha256:" + "a" * 64 and two["digest"] == "sha256:" + "b" * 64
+    assert (
+        one["in_force"]["until"]
+        == two["in_force"]["from"]
+        == (T0 + dt.timedelta(minutes=3)).isoformat()
+    )
+    assert two["in_force"]["until"] is None
+    assert one["period"]["to"] < two["period"]["from"]
+    assert record["counts"]["released_by_policy_version"] == {
+        "cohort-demo@1": 2,
+        "cohort-demo@2": 3,
+    }
+    assert record["policy_versions"] == ["cohort-demo@1", "cohort-demo@2"]
+    assert record["purpose"] == ["purpose of 1", "purpose of 2"]
+    assert record["items_released"] == ["Condition", "Observation"]
+    assert record["recipients"] == [
+        "research project approved under DRB-1", "research project approved under DRB-2"
+    ]  # fmt: skip
+    assert record["notes"] == []
+
+
+def test_a_repeated_announcement_is_one_period_and_a_new_digest_is_another() -> None:
+    events = [
+        in_force("1", 0, ["Condition"], "DRB-1"),
+        released("1", 1, "r1"),
+        in_force("1", 2, ["Condition"], "DRB-1"),  # announced again: the same policy
+        released("1", 3, "r2"),
+        in_force("1", 4, ["Condition", "Observation"], "DRB-1", digest="c"),  # edited, same version
+        released("1", 5, "r3"),
+    ]
+    [report] = dataset_reports(events).values()
+    periods = report.as_dict()["policies"]
+    assert [(p["digest"][-1], p["released"]) for p in periods] == [("a", 2), ("c", 1)]
+    assert report.as_dict()["counts"]["released_by_policy_version"] == {"cohort-demo@1": 3}
+
+
+def test_a_policy_announcement_is_neither_unaccounted_nor_part_of_a_record_trace(
+    signed_ledger: SignedLedger,
+) -> None:
+    events = [in_force("2", 0, ["Condition"], "DRB-1"), *logged(signed_ledger)]
+    result = reconcile([f"{FEED}{n}" for n in range(5)], events)
+    assert result.complete and result.counts()["published"] == 5
+    assert "pseudonymizer.policy_in_force" not in [
+        e["action"] for _, e in trace(events, f"{FEED}0")
+    ]
 
 
 def test_reconciliation_accounts_for_every_published_message(signed_ledger: SignedLedger) -> None:
@@ -95,7 +220,7 @@ def test_fhir_audit_events_are_structurally_valid_r4(signed_ledger: SignedLedger
     released = next(r for r in resources if r["subtype"][0]["code"] == "pseudonymizer.released")
     assert released["type"]["code"] == "110106"
     assert released["outcome"] == "0"
-    assert released["purposeOfEvent"] == [{"text": "cohort-demo@1"}]
+    assert released["purposeOfEvent"] == [{"text": "cohort-demo@2"}]
     rejected = next(r for r in resources if r["subtype"][0]["code"] == "ingest.rejected")
     assert rejected["outcome"] == "4" and rejected["outcomeDesc"] == "FHIR_INVALID_JSON"
     ledger_ref = rejected["entity"][-1]["what"]["identifier"]

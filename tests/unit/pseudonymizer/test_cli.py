@@ -4,6 +4,7 @@ without an approval reference, before touching Kafka."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ def test_check_lists_the_policies(env: Path) -> None:
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 0, result.output
     assert "cohort-demo@2: approval DRB-DEMO-2026-001" in result.output
+    assert re.search(r"digest sha256:[0-9a-f]{64}$", result.output.strip())
     assert "x" * 16 not in result.output
 
 

@@ -56,13 +56,92 @@ def trace(events: Sequence[Logged], reference: str, max_rounds: int = 10) -> lis
     return [events[i] for i in sorted(hits)]
 
 
+POLICY_IN_FORCE = "pseudonymizer.policy_in_force"
+FROM_LEDGER = "ledger"
+FROM_POLICY_FILE = "policy-file"
+UNKNOWN = "unknown"
+
+
+@dataclass
+class PolicyPeriod:
+    """One release policy for the time it was in force, and what was released under it.
+
+    ``source`` says where its purpose, approval and items come from: ``ledger`` (the
+    pseudonymizer's ``pseudonymizer.policy_in_force`` event, D23c), ``policy-file`` (a ledger
+    written before D23c: the policy file of the same version, given to ``audit report``), or
+    ``unknown`` (neither says).
+    """
+
+    policy_version: str
+    source: str
+    digest: str | None = None
+    approval_ref: str | None = None
+    purpose: str | None = None
+    record_types: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    in_force_from: dt.datetime | None = None
+    superseded_at: dt.datetime | None = None
+    released: int = 0
+    first_release: dt.datetime | None = None
+    last_release: dt.datetime | None = None
+
+    @classmethod
+    def announced(cls, event: AuditEvent) -> PolicyPeriod:
+        policy = event["policy"]
+        assert policy is not None
+        return cls(
+            policy["policy_version"], FROM_LEDGER, policy["digest"], policy["approval_ref"],
+            policy["purpose"], sorted(policy["record_types"]), sorted(policy["fields"]),
+            in_force_from=event["occurred_at"],
+        )  # fmt: skip
+
+    @classmethod
+    def not_announced(cls, policy_version: str, policy: dict[str, Any] | None) -> PolicyPeriod:
+        """A version the ledger never announced: the policy file's content only when the file is
+        of that very version (today's file may say something else than the one then in force)."""
+        if policy is None or _file_version(policy) != policy_version:
+            return cls(policy_version, UNKNOWN)
+        return cls(
+            policy_version, FROM_POLICY_FILE, None,
+            str(policy.get("approval_ref", "")) or None, str(policy.get("purpose", "")) or None,
+            sorted(str(t) for t in policy.get("record_types", [])),
+            sorted(str(f) for f in policy.get("fields", [])),
+        )  # fmt: skip
+
+    def release(self, at: dt.datetime) -> None:
+        self.released += 1
+        self.first_release = min(self.first_release or at, at)
+        self.last_release = max(self.last_release or at, at)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "policy_version": self.policy_version,
+            "source": self.source,
+            "digest": self.digest,
+            "approval_ref": self.approval_ref,
+            "purpose": self.purpose,
+            "items": {"record_types": self.record_types, "fields": self.fields},
+            "in_force": {"from": _iso(self.in_force_from), "until": _iso(self.superseded_at)},
+            "released": self.released,
+            "period": {"from": _iso(self.first_release), "to": _iso(self.last_release)},
+        }
+
+
+def _file_version(policy: dict[str, Any]) -> str:
+    return f"{policy.get('dataset')}@{policy.get('version')}"
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
 @dataclass
 class DatasetReport:
     """The processing record Korean law asks for (PIPA pseudonymization: purpose, items, history
-    of use, recipients, period), for one dataset."""
+    of use, recipients, period), for one dataset, per policy version in force (D23c)."""
 
     dataset: str
-    purposes: set[str] = field(default_factory=set)
+    policies: list[PolicyPeriod] = field(default_factory=list)
     policy_versions: set[str] = field(default_factory=set)
     released: int = 0
     withheld: Counter[str] = field(default_factory=Counter)
@@ -71,38 +150,86 @@ class DatasetReport:
     principals: set[str] = field(default_factory=set)
     first_release: dt.datetime | None = None
     last_release: dt.datetime | None = None
-    items: list[str] = field(default_factory=list)
-    recipients: list[str] = field(default_factory=list)
+
+    @property
+    def purposes(self) -> list[str]:
+        return sorted({p.purpose for p in self.policies if p.purpose})
+
+    @property
+    def items(self) -> list[str]:
+        """Record types released: of every policy under which something was released."""
+        return sorted({t for p in self.policies if p.released for t in p.record_types})
+
+    @property
+    def fields_released(self) -> list[str]:
+        return sorted({f for p in self.policies if p.released for f in p.fields})
+
+    @property
+    def recipients(self) -> list[str]:
+        approvals = sorted({p.approval_ref for p in self.policies if p.approval_ref})
+        return [f"research project approved under {approval}" for approval in approvals]
+
+    @property
+    def notes(self) -> list[str]:
+        """What the report could not take from the ledger itself."""
+        notes = []
+        for period in self.policies:
+            if period.source == FROM_POLICY_FILE:
+                notes.append(
+                    f"{period.policy_version}: not announced in the ledger (written before "
+                    "D23c); purpose, approval and items from the policy file given to the report"
+                )
+            elif period.source == UNKNOWN:
+                notes.append(
+                    f"{period.policy_version}: not announced in the ledger and no policy file of "
+                    "this version given: purpose, approval and items unknown"
+                )
+        return notes
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
-            "purpose": sorted(self.purposes),
+            "purpose": self.purposes,
             "policy_versions": sorted(self.policy_versions),
             "items_released": self.items,
+            "fields_released": self.fields_released,
             "recipients": self.recipients,
-            "period": {
-                "from": self.first_release.isoformat() if self.first_release else None,
-                "to": self.last_release.isoformat() if self.last_release else None,
-            },
+            "policies": [p.as_dict() for p in self.policies],
+            "period": {"from": _iso(self.first_release), "to": _iso(self.last_release)},
             "counts": {
                 "released": self.released,
+                "released_by_policy_version": _released_by_version(self.policies),
                 "withheld": sum(self.withheld.values()),
                 "withheld_by_reason": dict(sorted(self.withheld.items())),
                 "held_awaiting_link": self.held_pending,
                 "released_by_hospital": dict(sorted(self.released_by_hospital.items())),
             },
             "processed_by": sorted(self.principals),
+            "notes": self.notes,
         }
+
+
+def _released_by_version(policies: Iterable[PolicyPeriod]) -> dict[str, int]:
+    """Per version, over all its periods in force (zero included: in force, nothing released)."""
+    counts: dict[str, int] = {}
+    for period in policies:
+        counts[period.policy_version] = counts.get(period.policy_version, 0) + period.released
+    return dict(sorted(counts.items()))
 
 
 def dataset_reports(
     events: Iterable[Logged], policies: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, DatasetReport]:
-    """Per dataset, from pseudonymizer events; ``policies`` (dataset -> release policy JSON) adds
-    the approved purpose, items and recipient project the events do not carry."""
+    """D23c: per dataset, from the pseudonymizer's events in ledger order; each release counts
+    under the policy in force when it happened: the dataset's latest ``policy_in_force``
+    announcement, when its version is the one the release names (``purpose``). A release under a
+    version the ledger never announced (a ledger written before D23c) takes purpose, approval and
+    items from ``policies`` (dataset -> release policy JSON) only if that file is of the same
+    version, and is flagged so; otherwise they are reported unknown."""
     reports: dict[str, DatasetReport] = {}
     held: dict[str, set[str]] = defaultdict(set)
+    current: dict[str, PolicyPeriod] = {}
+    unannounced: dict[tuple[str, str], PolicyPeriod] = {}
     for _, event in events:
         dataset = event["dataset"]
         if not dataset or not event["action"].startswith("pseudonymizer."):
@@ -113,7 +240,19 @@ def dataset_reports(
             report.policy_versions.add(event["purpose"])
         action = event["action"]
         records = set(event["inputs"])
-        if action == "pseudonymizer.held":
+        if action == POLICY_IN_FORCE and event["policy"] is not None:
+            period = PolicyPeriod.announced(event)
+            previous = current.get(dataset)
+            if previous is not None and (previous.policy_version, previous.digest) == (
+                period.policy_version,
+                period.digest,
+            ):
+                continue  # the same policy announced again: still the same period
+            if previous is not None:
+                previous.superseded_at = event["occurred_at"]
+            current[dataset] = period
+            report.policies.append(period)
+        elif action == "pseudonymizer.held":
             held[dataset] |= records
         elif action == "pseudonymizer.released":
             held[dataset] -= records
@@ -122,17 +261,20 @@ def dataset_reports(
             at = event["occurred_at"]
             report.first_release = min(report.first_release or at, at)
             report.last_release = max(report.last_release or at, at)
+            version = event["purpose"] or "?"
+            in_force = current.get(dataset)
+            if in_force is None or in_force.policy_version != version:
+                in_force = unannounced.get((dataset, version))
+                if in_force is None:
+                    in_force = PolicyPeriod.not_announced(version, (policies or {}).get(dataset))
+                    unannounced[(dataset, version)] = in_force
+                    report.policies.append(in_force)
+            in_force.release(at)
         elif action == "pseudonymizer.withheld":
             held[dataset] -= records
             report.withheld[event["reason_code"] or "?"] += 1
     for dataset, report in reports.items():
         report.held_pending = len(held[dataset])
-        policy = (policies or {}).get(dataset)
-        if policy:
-            report.purposes.add(str(policy.get("purpose", "")))
-            report.items = sorted(str(t) for t in policy.get("resource_types", []))
-            approval = policy.get("approval_ref")
-            report.recipients = [f"research project approved under {approval}"]
     return reports
 
 
