@@ -27,7 +27,8 @@ from audit.domain.checkpoint import Signer, private_key_from_secret, public_key_
 from audit.domain.ledger import LedgerState
 from biostream import kafka as kafka_clients
 from biostream.codec import AvroCodec
-from biostream.contracts import CURATED_RECORD, LEDGER_CHECKPOINT, LEDGER_ENTRY
+from biostream.contracts import AUDIT_EVENT, CURATED_RECORD, LEDGER_CHECKPOINT, LEDGER_ENTRY
+from biostream.envelopes import Envelopes
 from biostream.kafka import ensure_topics
 from biostream.restore import ReadStalled
 from biostream.schemas import SchemaRegistry
@@ -149,8 +150,12 @@ async def write_ledger(kafka: KafkaSettings, prefix: str) -> None:
     state = LedgerState()
     signer = Signer(private_key_from_secret(SIGNING_SECRET))
     entries, checkpoints = [], []
+    envelopes = Envelopes("ingest", "ingest", CODEC, topics)
     for n in range(ENTRIES):
-        entry = state.append(f"event-{n}", f"payload {n} ".encode() * 20, NOW)
+        # A real audit event per entry: verify checks each entry's events root (D23a).
+        event = envelopes.audit("ingest.accepted", [f"feed.H001/0/{n}"], [f"record-{n}"], NOW)
+        assert event.value is not None
+        entry = state.append(CODEC.decode(event.value, AUDIT_EVENT)["event_id"], event.value, NOW)
         entries.append((str(n).encode(), CODEC.encode(LEDGER_ENTRY, entry)))
         if n == 999:
             checkpoint = state.checkpoint(signer, NOW)
