@@ -306,12 +306,19 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for key in (
         "records_published", "dead_letters", "truth_malformed_messages", "identity_records",
         "clinical_records", "persons", "true_persons", "curated_records", "withheld_by_policy", "audit_events", "audit_messages", "audit_entries",
-        "audit_checkpoints", "audit_covered", "audit_verified", "ledger_key_id",
-        "ledger_public_key_file", "broker_start_s", "elapsed_s",
+        "audit_checkpoints", "audit_covered", "audit_verified", "broker_start_s", "elapsed_s",
     ):  # fmt: skip
         if key in summary:
             table.add_row(key, str(summary[key]))
     console.print(table)
+    if "ledger_key_id" in summary:
+        # One unwrapped line, so the path can be copied (D23b).
+        console.print(
+            f"ledger public key: {summary['ledger_public_key_file']} "
+            f"(key id {summary['ledger_key_id']})",
+            soft_wrap=True,
+            highlight=False,
+        )
     if summary["dead_letters_by_reason"]:
         reasons = ", ".join(
             f"{k}: {v}" for k, v in sorted(summary["dead_letters_by_reason"].items())

@@ -65,13 +65,24 @@ def test_demo_runs_the_pipeline_and_writes_summary_and_exports(tmp_path: Path) -
     assert summary["reconciliation"]["unaccounted"] == 0
     assert summary["reconciliation"]["published"] == summary["records_published"]
     assert summary["reconciliation"]["dead_lettered"] == summary["dead_letters"]
-    public_key = run_dir / "secrets" / "ledger_public.key"
+    # D23b: the export's public key lies beside it and is in the summary; verify needs nothing
+    # else (the run directory, where the key was made, goes with the next run).
+    key_file = out / "ledger.jsonl.pub"
+    assert summary["ledger_public_key_file"] == str(key_file)
+    assert key_file.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert f"ledger public key: {key_file} (key id {summary['ledger_key_id']})" in result.stdout
+    seed = (run_dir / "secrets" / "ledger_signing.key").read_text().strip()
+    written = [(out / "ledger.jsonl").read_text(), key_file.read_text(), result.stdout]
+    assert not any(seed in text for text in written)
     verify = subprocess.run(
-        [sys.executable, "-m", "audit", "verify", "--input", str(out / "ledger.jsonl"),
-         "--public-key", str(public_key)],
+        [sys.executable, "-m", "audit", "verify", "--input", str(out / "ledger.jsonl")],
         capture_output=True, text=True, timeout=120, check=False,
+        env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert verify.returncode == 0, verify.stderr
+    assert (
+        f"{key_file} (found beside the export), key id {summary['ledger_key_id']}" in verify.stdout
+    )
     # The processing record over the exported ledger, with no policy file (D23c): the ledger
     # says which policy was in force, so the released record types are listed per dataset.
     report = subprocess.run(

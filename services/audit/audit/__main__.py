@@ -21,7 +21,7 @@ from biostream.logs import configure_logging, mask_identifiers
 from biostream.service import run_until_stopped
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.domain.chain import verify
+from audit.domain.chain import EventsOf, verify
 from audit.domain.checkpoint import (
     key_id_of,
     private_key_from_secret,
@@ -37,6 +37,7 @@ from audit.domain.export import (
     read_export,
 )
 from audit.domain.lineage import Logged
+from audit.domain.proof import EventView
 from audit.settings import AuditSettings
 
 app = typer.Typer(
@@ -155,14 +156,14 @@ def _events(entries: list[LedgerEntry]) -> list[Logged]:
     return ledger_events(_codec(), entries)
 
 
-def _events_of(codec: Any) -> Any:
+def _events_of(codec: Any) -> EventsOf:
     """How to split an entry's payload into its events' bytes (D23a)."""
     from biostream.envelopes import audit_event_items
 
     return lambda payload: audit_event_items(codec, payload)
 
 
-def _event_view(codec: Any) -> Any:
+def _event_view(codec: Any) -> EventView:
     """The JSON view of exactly one encoded AuditEvent; ValueError (DecodeError) otherwise."""
     from biostream.contracts import AUDIT_EVENT
 
@@ -328,7 +329,9 @@ def _items(codec: Any, entry: LedgerEntry) -> list[bytes]:
     try:
         return audit_event_items(codec, entry["event_payload"])
     except DecodeError:
-        typer.echo(f"error: entry {entry['sequence']} holds no audit event: run `audit verify`")
+        typer.echo(
+            f"error: entry {entry['sequence']} holds no audit event: run `audit verify`", err=True
+        )
         raise typer.Exit(1) from None
 
 

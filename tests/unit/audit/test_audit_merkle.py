@@ -12,6 +12,7 @@ from audit.domain.merkle import (
     leaf_hash,
     node_hash,
     root_of,
+    root_of_leaves,
     verify_consistency,
     verify_inclusion,
 )
@@ -84,3 +85,8 @@ def test_consistency_proofs_between_sizes(n: int, data: st.DataObject) -> None:
     if m < n:
         other = [*hashes[: m - 1], leaf_hash(b"changed"), *hashes[m:]]
         assert not verify_consistency(m, n, root_of(other[:m]), root_of(hashes), proof)
+
+
+@given(st.integers(min_value=0, max_value=300))
+def test_the_level_by_level_root_is_the_rfc_6962_root(n: int) -> None:
+    assert root_of_leaves(leaves(n)) == reference_root(leaves(n))

@@ -27,7 +27,7 @@ from biostream.contracts import LedgerCheckpoint, LedgerEntry
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.domain.checkpoint import check_signature
-from audit.domain.merkle import Frontier, leaf_hash, root_of
+from audit.domain.merkle import Frontier, root_of_leaves
 
 DOMAIN = b"biostream-ledger-v1"
 DOMAIN_V2 = b"biostream-ledger-v2"
@@ -61,7 +61,7 @@ def to_millis(moment: dt.datetime) -> dt.datetime:
 
 def events_root(events: Sequence[bytes]) -> bytes:
     """D23a: RFC 6962 root over an entry's audit events, each event's encoded bytes a leaf."""
-    return root_of([leaf_hash(event) for event in events])
+    return root_of_leaves(events)
 
 
 def entry_hash_v2(
@@ -130,7 +130,7 @@ def append(
     if not items:
         raise ValueError("a ledger entry holds at least one audit event")
     root = events_root(items)
-    at = to_millis(now)
+    at = to_millis(now)  # what a reader gets back; the hash covers exactly that
     new_hash = entry_hash_v2(
         tip.next_sequence,
         tip.last_hash,
