@@ -209,17 +209,39 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Stall:
+    """D26: how one read reports giving up: its name, its limit and the setting that sets it."""
+
+    what: str
+    limit_s: float
+    setting: str
+
+    def error(self, stalled_s: float, lagging: Sequence[Lag] = ()) -> ReadStalled:
+        return ReadStalled(self.what, stalled_s, self.limit_s, self.setting, lagging)
+
+
+async def _within(awaitable: Awaitable[T], left_s: float, stalled: Callable[[], ReadStalled]) -> T:
+    """``awaitable``'s answer, waited for no longer than ``left_s`` (the time left before the read
+    gives up); past it, the read's :class:`ReadStalled` (``stalled()``) instead of a timeout."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout=max(left_s, 0.001))
+    except TimeoutError:
+        raise stalled() from None
+
+
 async def _retrying(
     call: Callable[[], Awaitable[T]],
-    stalled: Callable[[float], ReadStalled],
-    limit_s: float,
-    what: str,
+    stall: _Stall,
     log: Any,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
-    """``call`` until it answers, retried with back-off on transient errors, never past the limit
-    (for what has no position to watch yet: connecting, the end offsets)."""
+    """D26: ``call`` until it answers, retried with back-off on transient errors, never past the
+    limit (for what has no position to watch yet: connecting, the end offsets). The one retry
+    loop of this module: :func:`end_offsets` and :func:`open_reader` go through it, and
+    :func:`read_to_end` watches positions instead (:class:`RestoreWatch`)."""
+    limit_s = stall.limit_s
     started = clock()
     backoff_s = FIRST_POLL_MS / 1000
     attempt = 0
@@ -227,18 +249,16 @@ async def _retrying(
         attempt += 1
         left = limit_s - (clock() - started)
         try:
-            return await asyncio.wait_for(call(), timeout=max(left, 0.001))
-        except TimeoutError:
-            raise stalled(clock() - started) from None
+            return await _within(call(), left, lambda: stall.error(clock() - started))
         except Exception as exc:
             if not _transient(exc):
                 raise
             if clock() - started + backoff_s >= limit_s:
-                raise stalled(clock() - started) from exc
+                raise stall.error(clock() - started) from exc
             if log is not None:
                 log.warning(
                     "read to the end waiting for the broker",
-                    topics=what,
+                    topics=stall.what,
                     attempt=attempt,
                     error_type=type(exc).__name__,
                     stalled_s=round(clock() - started, 1),
@@ -262,12 +282,9 @@ async def end_offsets(
     """The end offsets (last stable offsets, read_committed) of ``partitions``, retried with
     back-off while the broker is unreachable; :class:`ReadStalled` past ``limit_s``."""
 
-    def stalled(stalled_s: float) -> ReadStalled:
-        return ReadStalled(what, stalled_s, limit_s, setting)
-
     wanted = list(partitions)
     answer = await _retrying(
-        lambda: consumer.end_offsets(wanted), stalled, limit_s, what, log, clock, sleep
+        lambda: consumer.end_offsets(wanted), _Stall(what, limit_s, setting), log, clock, sleep
     )
     return {tp: int(answer[tp]) for tp in wanted}
 
@@ -300,9 +317,7 @@ async def read_to_end(
     Other partitions assigned to the consumer are paused meanwhile, and resumed at the end; a
     partition that reaches its end is paused until then (the fetcher reads nothing past it)."""
 
-    def stalled(stalled_s: float, watch: RestoreWatch | None = None) -> ReadStalled:
-        return ReadStalled(what, stalled_s, limit_s, setting, watch.lags() if watch else ())
-
+    stall = _Stall(what, limit_s, setting)
     wanted = list(dict.fromkeys(partitions))
     if not wanted:
         return
@@ -321,21 +336,19 @@ async def read_to_end(
     read = 0
     try:
         while True:
-            try:
-                # position() waits (without a bound of its own) while an offset reset is
-                # unanswered; no longer than the time left before giving up.
-                left = limit_s - watch.stalled_s(clock())
-                positions = await asyncio.wait_for(
-                    _positions(consumer, wanted), timeout=max(left, 0.001)
-                )
-            except TimeoutError:
-                raise stalled(watch.stalled_s(clock()), watch) from None
+            # position() waits (without a bound of its own) while an offset reset is
+            # unanswered; no longer than the time left before giving up.
+            positions = await _within(
+                _positions(consumer, wanted),
+                limit_s - watch.stalled_s(clock()),
+                lambda: stall.error(watch.stalled_s(clock()), watch.lags()),
+            )
             now = clock()
             step = watch.observe(positions, now)
             if step is Step.DONE:
                 return
             if step is Step.GIVE_UP:
-                raise stalled(watch.stalled_s(now), watch)
+                raise stall.error(watch.stalled_s(now), watch.lags())
             open_ = watch.open_partitions()
             done = [tp for tp in wanted if tp not in open_ and tp not in consumer.paused()]
             consumer.pause(*done)
@@ -395,9 +408,6 @@ async def open_reader(
     ``topics`` at their beginning; connecting is retried with back-off while the broker is
     unreachable, and raises :class:`ReadStalled` past ``limit_s``."""
 
-    def unreachable(stalled_s: float) -> ReadStalled:
-        return ReadStalled(what, stalled_s, limit_s, setting)
-
     async def open_() -> tuple[Any, list[TopicPartition]]:
         partitions = await kafka_clients.topic_partitions(kafka, list(topics))
         reader = kafka_clients.reader(kafka, client_id)
@@ -410,7 +420,7 @@ async def open_reader(
             raise
         return reader, partitions
 
-    return await _retrying(open_, unreachable, limit_s, what, log, clock)
+    return await _retrying(open_, _Stall(what, limit_s, setting), log, clock)
 
 
 async def read_from_start(
