@@ -5,19 +5,16 @@ reads the whole dataset or raises, never reports itself caught up on part of it 
 The old readers stopped after 10 (audit) or 20 (toolkit) empty polls of 500 ms and carried on with
 what they had read; the pauses here are longer than that and shorter than the limit (read to the
 end), or longer than a short limit (fail). Each reader is paused right after its first batch, so
-most of the topic is still on the broker. The broker is this module's own, as in
-test_restore_pause.py: pausing the session's shared broker would disturb other tests.
+most of the topic is still on the broker. The broker is this module's own (``pausable``, in
+conftest.py): pausing the session's shared broker would disturb other tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,8 @@ from biostream_consumer.adapters.store import LocalCopy
 from biostream_dev import broker
 from typer.testing import CliRunner
 
+from .conftest import Broker
+
 pytestmark = pytest.mark.integration
 
 CODEC = AvroCodec(SchemaRegistry())
@@ -52,27 +51,6 @@ SIGNING_SECRET = b"11" * 32
 AUDIT_PAUSE_S = 7.0
 SYNC_PAUSE_S = 12.0
 SHORT_LIMIT_S = 3.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Broker:
-    run_dir: Path
-    kafka: KafkaSettings
-
-
-@pytest.fixture(scope="module")
-def pausable() -> Iterator[Broker]:
-    root = Path(__file__).resolve().parents[2] / ".run"
-    root.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="kafka-pause-", dir=root) as tmp:
-        run_dir = Path(tmp)
-        info = broker.start_broker(run_dir)
-        try:
-            yield Broker(run_dir, KafkaSettings(bootstrap_servers=info.bootstrap))
-        finally:
-            with contextlib.suppress(broker.BrokerError):
-                broker.resume_broker(run_dir)
-            broker.stop_broker(run_dir)
 
 
 class Pauser:

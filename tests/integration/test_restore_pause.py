@@ -1,21 +1,18 @@
 """A state restore with the broker paused (SIGSTOP) halfway: the service restores every key before it
 is ready or handles an input, or it stops with an error; it never runs on part of its state (D22).
 
-The broker is this module's own (no authentication): pausing the session's shared broker could
-disturb the tests after this one.
+The broker is this module's own (``pausable``, in conftest.py; no authentication): pausing the
+session's shared broker could disturb the tests after this one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,39 +30,14 @@ from biostream.topics import COMPACTED, FOREVER, TopicSpec
 from biostream_dev import broker
 from prometheus_client import CollectorRegistry
 
+from .conftest import Broker
+
 pytestmark = pytest.mark.integration
 
 CHANGELOG = "restore-test.state-changelog"
 PARTITIONS = 2
 KEYS = 400_000  # a restore of a few seconds on a two-core machine
 PER_TRANSACTION = 50_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Broker:
-    run_dir: Path
-    kafka: KafkaSettings
-
-
-@pytest.fixture(scope="module")
-def pausable() -> Iterator[Broker]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="kafka-pause-", dir=_run_root()) as tmp:
-        run_dir = Path(tmp)
-        info = broker.start_broker(run_dir)
-        try:
-            yield Broker(run_dir, KafkaSettings(bootstrap_servers=info.bootstrap))
-        finally:
-            with contextlib.suppress(broker.BrokerError):
-                broker.resume_broker(run_dir)
-            broker.stop_broker(run_dir)
-
-
-def _run_root() -> Path:
-    root = Path(__file__).resolve().parents[2] / ".run"
-    root.mkdir(exist_ok=True)
-    return root
 
 
 def expected_state() -> dict[str, bytes | None]:
