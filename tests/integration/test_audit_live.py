@@ -3,8 +3,6 @@ signed checkpoints, export, reconcile every published message, an audited trace,
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
 import os
 import subprocess
@@ -32,6 +30,8 @@ from biostream_dev.synth import generate_feed
 from biostream_harness.demo import feed_messages
 from biostream_harness.inprocess import POLICY_DIR, Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
+
+from ..support import strings
 
 pytestmark = pytest.mark.integration
 
@@ -238,17 +238,3 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
 
 def hospitals_in(codec: AvroCodec, entry: dict[str, Any]) -> set[str | None]:
     return {e["hospital"] for e in audit_events_in(codec, entry["event_payload"])}
-
-
-def strings(value: object) -> list[str]:
-    """Every string in a JSON document, and what base64 text among them decodes to."""
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (k, *strings(v))]
-    if isinstance(value, list):
-        return [s for v in value for s in strings(v)]
-    if not isinstance(value, str):
-        return []
-    found = [value]
-    with contextlib.suppress(ValueError):
-        found.append(base64.b64decode(value, validate=True).decode("latin-1"))
-    return found

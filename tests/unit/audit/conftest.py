@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,17 @@ CODEC = AvroCodec(SchemaRegistry())
 TOPICS = Topics("u.")
 DATASET = "cohort-demo"
 FEED = "u.feed.H001/0/"
+
+
+def audit(
+    *args: str | Path, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The ``audit`` command as a user runs it, with nothing of this environment but a PATH."""
+    return subprocess.run(
+        [sys.executable, "-m", "audit", *map(str, args)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )  # fmt: skip
 
 
 def _env(service: str) -> Envelopes:

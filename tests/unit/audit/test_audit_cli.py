@@ -14,15 +14,7 @@ from audit.domain.fhir import structural_problems
 from biostream.contracts import LedgerEntry
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import T0, SignedLedger
-
-
-def audit(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audit", *map(str, args)],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+from .conftest import T0, SignedLedger, audit
 
 
 def flip(entry: LedgerEntry) -> LedgerEntry:

@@ -4,11 +4,8 @@ header and the entry's place under a signed checkpoint; never the other events o
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,8 @@ from biostream.envelopes import audit_event_items
 from biostream.state import StateStore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import CODEC, T0, TOPICS, SignedLedger, _env
+from ...support import strings
+from .conftest import CODEC, T0, TOPICS, SignedLedger, _env, audit
 from .test_audit_handler import make, split
 
 SIGNER = Signer(Ed25519PrivateKey.generate())
@@ -70,20 +68,6 @@ def prove(entries: list[LedgerEntry], checkpoints: list[LedgerCheckpoint], seque
     return json.loads(
         json.dumps(build_event_proof(entries, checkpoints, sequence, items, index, view))
     )
-
-
-def strings(value: object) -> list[str]:
-    """Every string in a JSON document, and what base64 text among them decodes to."""
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (k, *strings(v))]
-    if isinstance(value, list):
-        return [s for v in value for s in strings(v)]
-    if not isinstance(value, str):
-        return []
-    found = [value]
-    with contextlib.suppress(ValueError):
-        found.append(base64.b64decode(value, validate=True).decode("latin-1"))
-    return found
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 13])
@@ -269,14 +253,6 @@ def test_verify_catches_an_events_root_that_is_not_the_payloads() -> None:
     assert verify([entry]).ok  # the hash alone holds ...
     result = verify([entry], events_of=lambda p: audit_event_items(CODEC, p))
     assert not result.ok and "events_root does not match" in (result.problem or "")
-
-
-def audit(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audit", *map(str, args)],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
 
 
 def test_check_proof_refuses_a_whole_batch_proof_and_names_the_event_it_proves(

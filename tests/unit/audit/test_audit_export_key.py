@@ -12,20 +12,10 @@ from audit.domain.checkpoint import Signer, public_key_hex, public_key_pem
 from biostream.envelopes import audit_events_in
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import CODEC, SignedLedger
+from .conftest import CODEC, SignedLedger, audit
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 VENV_BIN = Path(sys.executable).parent
-
-
-def audit(
-    *args: str | Path, cwd: Path | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audit", *map(str, args)],
-        capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", **env},
-    )  # fmt: skip
 
 
 def documented_commands() -> list[str]:
