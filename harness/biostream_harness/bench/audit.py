@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import time
 
 from audit.domain.chain import verify
 from audit.domain.checkpoint import Signer
@@ -38,6 +37,8 @@ from biostream.state import StateStore
 from biostream.topics import Topics
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
+
+from biostream_harness.bench.measure import Clock
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -70,13 +71,13 @@ def bench_handler(n: int) -> tuple[float, float]:
     )
     payloads = _events(codec, topics, min(n, 10_000))
     state = StateStore()
-    started, cpu = time.perf_counter(), time.process_time()
-    for i in range(n):
-        payload = payloads[i % len(payloads)]
-        handler(Inbound(topics.audit_events, 0, i, None, payload, (), 0), state, T0)
-        if i % 500 == 499:
-            state.drain_changes()  # what the processor does once per batch
-    return n / (time.perf_counter() - started), n / (time.process_time() - cpu)
+    with Clock() as clock:
+        for i in range(n):
+            payload = payloads[i % len(payloads)]
+            handler(Inbound(topics.audit_events, 0, i, None, payload, (), 0), state, T0)
+            if i % 500 == 499:
+                state.drain_changes()  # what the processor does once per batch
+    return clock.rates(n)
 
 
 def bench_batches(n_events: int, batch_size: int) -> tuple[float, float]:
@@ -99,15 +100,16 @@ def bench_batches(n_events: int, batch_size: int) -> tuple[float, float]:
     ]
     state = StateStore()
     count = max(1, n_events // batch_size)
-    started, cpu = time.perf_counter(), time.process_time()
-    for i in range(count):
-        handler(
-            Inbound(topics.audit_events, 0, i, None, batches[i % len(batches)], (), 0), state, T0
-        )
-        if i % 50 == 49:
-            state.drain_changes()
-    events = count * batch_size
-    return events / (time.perf_counter() - started), events / (time.process_time() - cpu)
+    with Clock() as clock:
+        for i in range(count):
+            handler(
+                Inbound(topics.audit_events, 0, i, None, batches[i % len(batches)], (), 0),
+                state,
+                T0,
+            )
+            if i % 50 == 49:
+                state.drain_changes()
+    return clock.rates(count * batch_size)
 
 
 def bench_events_root(n_events: int, batch_size: int) -> float:
@@ -115,10 +117,10 @@ def bench_events_root(n_events: int, batch_size: int) -> float:
     from audit.domain.chain import events_root
 
     payloads = _events(AvroCodec(SchemaRegistry()), Topics("bench."), batch_size)
-    cpu = time.process_time()
-    for _ in range(max(1, n_events // batch_size)):
-        events_root(payloads)
-    return max(1, n_events // batch_size) * batch_size / (time.process_time() - cpu)
+    with Clock() as clock:
+        for _ in range(max(1, n_events // batch_size)):
+            events_root(payloads)
+    return max(1, n_events // batch_size) * batch_size / clock.cpu_s
 
 
 def build_ledger(
@@ -129,13 +131,12 @@ def build_ledger(
     ledger = LedgerState()
     entries: list[LedgerEntry] = []
     checkpoints: list[LedgerCheckpoint] = []
-    started, cpu = time.perf_counter(), time.process_time()
-    for i in range(n):
-        entries.append(ledger.append(f"ev{i}", payloads[i % 1000], T0))
-        if (i + 1) % 1000 == 0:
-            checkpoints.append(ledger.checkpoint(signer, T0))
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return entries, checkpoints, n / wall, n / cpu
+    with Clock() as clock:
+        for i in range(n):
+            entries.append(ledger.append(f"ev{i}", payloads[i % 1000], T0))
+            if (i + 1) % 1000 == 0:
+                checkpoints.append(ledger.checkpoint(signer, T0))
+    return entries, checkpoints, *clock.rates(n)
 
 
 def main() -> None:
@@ -172,9 +173,9 @@ def main() -> None:
         "(chain + Merkle + checkpoints)"
     )
 
-    started, cpu = time.perf_counter(), time.process_time()
-    result = verify(entries, checkpoints=checkpoints, public_key=signer.public_key)
-    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    with Clock() as clock:
+        result = verify(entries, checkpoints=checkpoints, public_key=signer.public_key)
+    elapsed, cpu_s = clock.wall_s, clock.cpu_s
     assert result.ok, result.problem
     print(
         f"verify {result.entries:,} entries with {result.checkpoints_checked:,} signed "

@@ -1,4 +1,5 @@
-"""Measuring an end-to-end benchmark side: CPU seconds per process, machine load, latency
+"""Measuring a benchmark: the wall and CPU time of a loop (:class:`Clock`, used by ``audit.py`` and
+``pseudonymizer.py``); for an end-to-end side, CPU seconds per process, machine load, latency
 percentiles, phases of publication and arrival (used by ``e2e.py``)."""
 
 from __future__ import annotations
@@ -14,6 +15,26 @@ from pathlib import Path
 from biostream.kafka import plain_producer, reader, topic_partitions
 from biostream.settings import KafkaSettings
 from ingest.domain.files import FeedMessage
+
+
+class Clock:
+    """The wall time (``time.perf_counter``) and this process's CPU time (``time.process_time``)
+    of a ``with`` block: ``wall_s`` and ``cpu_s``, set when the block ends."""
+
+    wall_s: float
+    cpu_s: float
+
+    def __enter__(self) -> Clock:
+        self._cpu0, self._wall0 = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.cpu_s = time.process_time() - self._cpu0
+        self.wall_s = time.perf_counter() - self._wall0
+
+    def rates(self, count: int) -> tuple[float, float]:
+        """``count`` per wall second and per CPU-second (per core, for a single-threaded loop)."""
+        return count / self.wall_s, count / self.cpu_s
 
 
 def cpu_seconds(pid: int) -> float:

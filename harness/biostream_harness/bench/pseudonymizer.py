@@ -29,7 +29,6 @@ import asyncio
 import datetime as dt
 import secrets
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,8 @@ from pseudonymizer.handlers import PseudonymizerHandler, PseudonymizerMetrics
 from pseudonymizer.settings import PseudonymizerSettings
 from pydantic import SecretStr
 
+from biostream_harness.bench.measure import Clock
+
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parents[3]
 POLICY = REPO / "policies" / "cohort-demo.json"
@@ -70,16 +71,6 @@ class Rate:
             f"{self.name:<10} {self.records:>8} records  {per_core:>10,.0f} rec/s per core"
             f"  {wall:>10,.0f} rec/s wall  ({self.cpu_s:.2f} cpu-s, {self.wall_s:.2f} s)"
         )
-
-
-class Clock:
-    def __enter__(self) -> Clock:
-        self.cpu, self.wall = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.cpu_s = time.process_time() - self.cpu
-        self.wall_s = time.perf_counter() - self.wall
 
 
 def clinical_records(records: int, persons: int) -> list[dict[str, Any]]:
