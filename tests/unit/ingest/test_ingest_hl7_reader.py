@@ -115,10 +115,10 @@ def assert_same_reading(raw: bytes) -> None:
         reference = REFERENCE._parse(raw)
     except Rejected as rejected:
         with pytest.raises(Rejected) as caught:
-            hl7v2._parse(raw)
+            hl7v2.read_er7(raw)
         assert caught.value.reason_code == rejected.reason_code
     else:
-        message, _ = hl7v2._parse(raw)
+        message, _ = hl7v2.read_er7(raw)
         assert [s.name for s in message.segments] == [python_hl7_name(s) for s in reference]
         assert message.segment("MSH") is message.segments[0]
         for segment, old in zip(message.segments, reference, strict=True):

@@ -322,7 +322,7 @@ def test_record_without_birth_date_and_with_misspelt_surname_is_still_a_candidat
     profile = make_profile(
         ident("b", family_name="Belperi", given_name="Harriet", birth_date=None, phone=None), KEY
     )
-    assert index._candidates(profile, exclude=None)
+    assert index.candidates(profile, exclude=None)
 
 
 def test_upper_bound_is_never_below_the_score() -> None:

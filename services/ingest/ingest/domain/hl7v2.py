@@ -58,7 +58,7 @@ def split_hl7_stream(data: bytes) -> Iterator[bytes]:
 
 
 def parse_hl7v2(raw: bytes, fallback_message_id: str | None, received: dt.date) -> ParsedMessage:
-    message, msh = _parse(raw)
+    message, msh = read_er7(raw)
     message_type = f"{msh.get(9, 1)}^{msh.get(9, 2)}".upper()
     if message_type not in SUPPORTED_TYPES:
         raise Rejected(
@@ -81,7 +81,10 @@ def parse_hl7v2(raw: bytes, fallback_message_id: str | None, received: dt.date) 
     return ParsedMessage(message_id, identity, tuple(events), message_type=message_type)
 
 
-def _parse(raw: bytes) -> tuple[Er7Message, Er7Segment]:
+def read_er7(raw: bytes) -> tuple[Er7Message, Er7Segment]:
+    """D-ingest-8: the message's bytes (UTF-8, else EUC-KR/CP949) read by the ER7 reader, with its
+    MSH segment; ``Rejected`` (HL7_ENCODING, HL7_NO_MSH, HL7_UNPARSEABLE) where python-hl7 could
+    not read it either. Tests hold it to the python-hl7 reference."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -188,7 +188,7 @@ class PersonIndex:
             self._attach(ref, profile, meta, person)
             change = self._decide(ref, person, None, MATCH, 0.0, "rrn-exact")
             return LinkResult(MATCH, person, 0.0, "rrn-exact", (), (change, *merges))
-        ranked = self._candidates(profile, exclude=None)
+        ranked = self.candidates(profile, exclude=None)
         thresholds = self.params.thresholds
         matches = [c for c in ranked if c.score >= thresholds.match]
         if matches:
@@ -228,7 +228,7 @@ class PersonIndex:
         else:
             others = [
                 c.person
-                for c in self._candidates(profile, exclude=person)
+                for c in self.candidates(profile, exclude=person)
                 if c.score >= self.params.thresholds.match
             ]
         others = [p for p in others if self._compatible(person, p)]
@@ -261,7 +261,11 @@ class PersonIndex:
                 found.append(entry.person)
         return found
 
-    def _candidates(self, profile: Profile, exclude: str | None) -> list[Candidate]:
+    def candidates(self, profile: Profile, exclude: str | None) -> list[Candidate]:
+        """D-linkage-6: the persons ``profile`` could be, best score first: the refs sharing one of
+        its blocking keys (no block over ``MAX_BLOCK``), dropped before any comparison when even
+        their upper bound is below the review threshold, then compared and scored with the rules
+        (the best ref per person)."""
         seen: set[str] = set()
         best: dict[str, Candidate] = {}
         params = self.params
