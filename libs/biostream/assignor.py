@@ -19,8 +19,8 @@ class WriterStatus(Protocol):
 
 
 class SingleWriterAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
-    """Every partition of every subscribed topic to one member: the current writer if there is
-    one (sticky), else the smallest member id. The others get nothing and stand by."""
+    """D-linkage-3: every partition of every subscribed topic to one member: the current writer
+    if there is one (sticky), else the smallest member id. The others get nothing and stand by."""
 
     name = "biostream-single-writer"
     version = 0

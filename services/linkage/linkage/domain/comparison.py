@@ -100,7 +100,8 @@ def latin_name_is_evidence(family: int | None, given: int | None) -> bool:
 
 
 def compare(a: Profile, b: Profile) -> Levels:
-    """Field by field, the graded agreement levels of two profiles (``None``: unknown on a side).
+    """D-linkage-1: field by field, the graded agreement levels of two profiles (``None``:
+    unknown on a side), the comparison vector the match weight sums over.
 
     Names entered in each other's field are credited crosswise, the given name one level lower
     (D-linkage-5 (3)); a postal code one digit off is a weak address agreement (D-linkage-5 (4)).

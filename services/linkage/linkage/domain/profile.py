@@ -80,11 +80,14 @@ class Profile:
 
 
 def rrn_hash(key: bytes, rrn: str) -> str:
+    """D-linkage-1: the registration number as a keyed hash (HMAC-SHA256, 96 bits): profiles and
+    the durable state never hold the number itself."""
     return hmac.new(key, b"rrn:" + rrn.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def rrn_checks(rrn: str, birth: str | None, sex: str | None) -> tuple[bool, bool]:
-    """(valid: date part and sex digit agree with the record, check digit holds)."""
+    """D-linkage-1: (valid: date part and sex digit agree with the record, check digit holds);
+    both make a registration number strong, and different strong numbers different people."""
     if len(rrn) != 13 or not rrn.isdigit():
         return False, False
     s = int(rrn[6])
@@ -122,6 +125,10 @@ def _address(value: str | None) -> str | None:
 
 
 def make_profile(identity: Identity, rrn_key: bytes) -> Profile:
+    """D-linkage-1: what the index compares of an identity, normalised (names cleaned, surnames
+    and given names canonicalised, Latin spellings folded; phone, postal code and birth date as
+    digits) and the registration number only as a keyed hash (``rrn_hash``), strong when its
+    date, sex and check digit agree (``rrn_checks``)."""
     family = names.clean(identity.family_name)
     given = names.clean(identity.given_name)
     birth = _digits(identity.birth_date)
