@@ -103,7 +103,8 @@ class IngestMetrics:
 
 
 def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
-    """Keyed, so the small space of patient numbers cannot be enumerated back from the ref."""
+    """D4: the join between identity and clinical data, a keyed HMAC of (hospital, patient number):
+    keyed, so the small space of patient numbers cannot be enumerated back from the ref."""
     mac = hmac.new(key, f"{hospital}\x1f{local_patient_no}".encode(), hashlib.sha256)
     return "pr_" + mac.hexdigest()[:32]
 
@@ -284,6 +285,8 @@ class FeedMessageHandler:
         source_format: SourceFormat,
         now: dt.datetime,
     ) -> Outbound:
+        """The identity record; D13: its registration number sealed at field level
+        (``rrn_sealed``, AES-256-GCM, the record id as associated data), the clear ``rrn`` null."""
         identity_record: IdentityRecord = {
             "record_id": f"{base_id}/0",
             "patient_ref": ref,

@@ -29,6 +29,9 @@ def load_mapping_file(path: Path) -> CsvMapping:
 
 
 class CsvMappingDirectory:
+    """D-ingest-5: the hospital's mapping file ``<HOSPITAL>.json`` of the directory, checked when
+    used and re-read when its modification time changes; the default columns without one."""
+
     def __init__(self, directory: Path | None) -> None:
         self._directory = directory
         self._cache: dict[str, tuple[float, CsvMapping]] = {}
@@ -55,7 +58,7 @@ class CsvMappingDirectory:
 
 
 def quiet_parser_logs() -> None:
-    """python-hl7 logs malformed escape sequences, at WARNING and ERROR, quoting the field's
-    content (personal data): its logger is silenced. Such input still ends as a record (the
-    sequence dropped) or a rejection, which is what operators see."""
+    """D-ingest-1: python-hl7 logs malformed escape sequences, at WARNING and ERROR, quoting the
+    field's content (personal data): its logger is silenced. Such input still ends as a record
+    (the sequence dropped) or a rejection, which is what operators see."""
     logging.getLogger("hl7").setLevel(logging.CRITICAL + 1)

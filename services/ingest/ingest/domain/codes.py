@@ -31,7 +31,8 @@ _KCD_CODE = re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{1,4})?$")
 
 
 def infer_kcd_version(event_date: dt.date | None) -> str:
-    """KCD-8 applied 2021-2025, KCD-9 since 2026-01-01; undated events get the older version."""
+    """D7: the KCD version of a diagnosis sent without one, inferred from its date (and flagged):
+    KCD-8 applied 2021-2025, KCD-9 since 2026-01-01; undated events get the older version."""
     return "9" if event_date is not None and event_date >= KCD9_SINCE else "8"
 
 
@@ -47,7 +48,7 @@ def v2_coding_system(name: str) -> tuple[str | None, str | None]:
 
 
 def kcd_flags(code: str) -> list[str]:
-    """Data-quality flags of a KCD code (the code itself is kept as sent)."""
+    """D-ingest-6: data-quality flags of a KCD code (the code itself is kept as sent)."""
     text = code.strip().upper()
     if not _KCD_CODE.match(text):
         return ["KCD_CODE_INVALID"]
@@ -55,7 +56,8 @@ def kcd_flags(code: str) -> list[str]:
 
 
 def kd_code_valid(code: str) -> bool:
-    """KD drug codes: 13 digits, 880 (Korea's GS1 prefix) + maker + item + EAN-13 check digit."""
+    """D-ingest-6: KD drug codes: 13 digits, 880 (Korea's GS1 prefix) + maker + item + EAN-13
+    check digit (``KD_CODE_INVALID`` when not)."""
     if not re.fullmatch(r"880\d{10}", code):
         return False
     total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(code[:12]))

@@ -68,7 +68,8 @@ DEFAULT_MAPPING = CsvMapping()
 
 
 def mapping_from_document(document: Any, name: str) -> CsvMapping:
-    """Validates a mapping file's JSON document::
+    """D-ingest-5: validates a mapping file's JSON document (unknown keys or fields, a field mapped
+    twice, a bad delimiter or version are ``MappingInvalid``)::
 
     {"columns": {"patient_no": "등록번호", "birth_date": "생년월일", ...},
      "date_format": "%Y%m%d", "delimiter": ";", "sex_values": {"남": "M", "여": "F"},

@@ -29,6 +29,8 @@ _GENDER = {"male": "M", "female": "F"}
 
 
 def parse_fhir(raw: bytes, fallback_message_id: str | None, received: dt.date) -> ParsedMessage:
+    """D-ingest-2: a FHIR R4 Bundle (or a lone Patient) read over ``json.loads`` by this module,
+    not validated by fhir.resources; each failure that matters to the records is a reason code."""
     try:
         document = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -86,6 +88,8 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
 
 
 def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
+    """The Patient's identity. D-ingest-3: the patient number only from an identifier typed ``MR``
+    or with a ``/patient-id`` or ``/mrn`` system; an untyped identifier is not guessed at."""
     mrn = rrn = None
     for identifier in _list(patient.get("identifier")):
         system = _text(identifier.get("system")) or ""
@@ -136,8 +140,9 @@ def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:
 
 
 def _merges(patient: Mapping[str, Any], surviving: str) -> tuple[tuple[str, str], ...]:
-    """``Patient.link`` of type ``replaces`` naming the retired record by identifier: the
-    hospital merged that record into this one (the FHIR counterpart of HL7 ADT^A40)."""
+    """D-ingest-4: ``Patient.link`` of type ``replaces`` naming the retired record by
+    identifier: the hospital merged that record into this one (the FHIR counterpart of HL7
+    ADT^A40)."""
     retired: list[str] = []
     for link in _list(patient.get("link")):
         if link.get("type") != "replaces":

@@ -138,6 +138,8 @@ def _ts_date(value: str) -> dt.date | None:
 
 
 def _raw_identity(pid: Er7Segment) -> RawIdentity:
+    """The PID segment's identity as sent. D-ingest-3: the patient number is PID-3's MR/PI/PT
+    entry, else its first entry that is not a registration number (then PID-2)."""
     mrn = rrn = untyped = None
     for rep in range(1, max(pid.repetitions(3), 1) + 1):
         value = pid.get(3, 1, rep)
@@ -200,7 +202,9 @@ def _raw_identity(pid: Er7Segment) -> RawIdentity:
 def _merge(
     message_id: str, segments: list[tuple[str, Er7Segment]], received: dt.date
 ) -> ParsedMessage:
-    """ADT^A40 carries one or more PID (surviving) + MRG (retired) pairs."""
+    """D-ingest-4: ADT^A40 carries one or more PID (surviving) + MRG (retired) pairs, each one
+    merge (references only); the identity record too when the PID carries enough for one, and
+    ``HL7_MERGE_INVALID`` without a usable MRG-1."""
     merges: list[tuple[str, str]] = []
     surviving: str | None = None
     first: RawIdentity | None = None

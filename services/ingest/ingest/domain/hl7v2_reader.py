@@ -55,7 +55,8 @@ class Er7Unreadable(ValueError):
 
 
 class Er7Message:
-    """One message: ``segments`` in order, each an ``Er7Segment``."""
+    """D-ingest-8: one message read by the hand-written ER7 reader: ``segments`` in order, each an
+    ``Er7Segment``, value for value what python-hl7 reads."""
 
     __slots__ = ("_escapes", "component", "escape", "field", "repetition", "segments", "sub")
 

@@ -46,6 +46,9 @@ def parse_date(raw: str, field: str) -> dt.date:
 
 
 def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
+    """D7: rejected (``Rejected``) without a patient number, without a name or registration
+    number, without a birth date or registration number, or with an impossible birth date;
+    everything about a registration number, phone or postal code is a flag on a kept record."""
     flags: list[str] = []
     if not raw.local_patient_no or not raw.local_patient_no.strip():
         raise Rejected("PATIENT_NUMBER_MISSING", "no hospital patient number (MRN) in the message")

@@ -79,6 +79,8 @@ class RrnInvalid(ValueError):
 
 
 def parse_rrn(raw: str) -> RrnFacts:
+    """D7: a registration number's facts (digits, birth date, sex, foreign or not, checksum); a
+    bad length or date is ``RrnInvalid`` (the number is dropped and flagged, the record kept)."""
     digits = _NON_DIGIT.sub("", raw)
     if len(digits) != 13:
         raise RrnInvalid("RRN_LENGTH")
