@@ -173,7 +173,8 @@ class Topics:
         datasets: list[str],
         windows: RetentionWindows = DEFAULT_WINDOWS,
     ) -> list[TopicSpec]:
-        """Every topic of the pipeline with its partitions, contract and retention (D21).
+        """Every topic of the pipeline with its partitions, contract and retention (D21); the
+        ledger has one partition, so one total order, one chain and one tree (D-audit-2).
 
         Kept forever: what a replay, a newly approved dataset, a late consumer or an audit reads
         from the beginning (the ledger and its checkpoints, identity and clinical records, link

@@ -144,7 +144,7 @@ class LedgerAppendHandler:
         return out
 
     def tick(self, state: StateStore, now: dt.datetime) -> list[Outbound]:
-        """Idle tick: a time-due checkpoint even when no event arrives."""
+        """D-audit-1: idle tick: a time-due checkpoint even when no event arrives."""
         ledger = self._load(state)
         self.metrics.ledger_length.set(ledger.size)
         if not ledger.checkpoint_due(self.policy, now):

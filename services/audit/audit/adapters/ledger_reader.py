@@ -33,6 +33,8 @@ async def _records(
 async def read_ledger(
     kafka: KafkaSettings, topic: str, codec: AvroCodec, limit_s: float
 ) -> AsyncIterator[LedgerEntry]:
+    """D26: every committed ledger entry, oldest first, up to the end offsets at the start of the
+    read, or ``ReadStalled``: never part of the ledger as if it were all of it."""
     async for _, _, value in _records(kafka, "audit-ledger-reader", [topic], limit_s):
         decoded = codec.decode(value, LEDGER_ENTRY)
         yield {
@@ -68,7 +70,7 @@ async def read_checkpoints(
 
 
 async def published_positions(kafka: KafkaSettings, feed_pattern: str, limit_s: float) -> list[str]:
-    """topic/partition/offset of every committed message on the hospital feed topics.
+    """D-audit-6: topic/partition/offset of every committed message on the hospital feed topics.
 
     Only positions are kept: the message bytes (identifying data) are never decoded or stored.
     """

@@ -172,7 +172,7 @@ def verify(
     public_key: Ed25519PublicKey | None = None,
     events_of: EventsOf | None = None,
 ) -> Verification:
-    """Checks the chain and every checkpoint; the first problem found is reported.
+    """D-audit-4: checks the chain and every checkpoint; the first problem found is reported.
 
     Checkpoints are checked first (signature and key), so a forged one is named even when the
     entries are fine; then each entry links to the one before and hashes to its stored hash (by

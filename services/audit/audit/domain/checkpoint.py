@@ -103,6 +103,9 @@ class Signer:
     def checkpoint(
         self, size: int, root_hash: bytes, tip_hash: bytes, now: dt.datetime
     ) -> LedgerCheckpoint:
+        """D-audit-1: the signed checkpoint of the ledger's root and tip at ``size``; its time
+        truncated to milliseconds before signing, so what is signed is what ``timestamp-millis``
+        carries."""
         at = dt.datetime.fromtimestamp(_millis(now) / 1000, dt.UTC)
         key_id = self.key_id
         signature = self.private_key.sign(signed_bytes(size, root_hash, tip_hash, at, key_id))

@@ -27,7 +27,7 @@ from audit.domain.merkle import Frontier
 
 @dataclass(frozen=True)
 class CheckpointPolicy:
-    """Checkpoint after ``every_entries`` new entries, or once ``every_seconds`` have passed since
+    """D-audit-1: checkpoint after ``every_entries`` new entries, or once ``every_seconds`` have passed since
     the last one and at least one entry is not yet covered (checked on each append and on idle
     ticks)."""
 
@@ -37,6 +37,9 @@ class CheckpointPolicy:
 
 @dataclass
 class LedgerState:
+    """D-audit-3: the appender's whole state, one value: the chain tip, the RFC 6962 frontier
+    and the last checkpoint, so that they can never disagree after a crash."""
+
     tip: ChainTip = field(default_factory=ChainTip)
     frontier: Frontier = field(default_factory=Frontier)
     checkpoint_size: int = 0
@@ -55,7 +58,8 @@ class LedgerState:
         now: dt.datetime,
         events: Sequence[bytes] | None = None,
     ) -> LedgerEntry:
-        """``events``: the payload's audit events (a batch's items); None: the payload is one."""
+        """D15: one entry per audit message, a service transaction's batch being one entry;
+        ``events``: the payload's audit events (a batch's items); None: the payload is one."""
         entry, self.tip = append(self.tip, event_id, payload, now, events)
         self.frontier.append(entry["entry_hash"])
         if self.checkpoint_at is None and self.started_at is None:
@@ -63,6 +67,8 @@ class LedgerState:
         return entry
 
     def checkpoint_due(self, policy: CheckpointPolicy, now: dt.datetime) -> bool:
+        """D-audit-1: ``policy``'s entries since the last checkpoint, or its seconds with at least
+        one entry not covered (asked on append and on the idle tick)."""
         uncovered = self.size - self.checkpoint_size
         if uncovered <= 0:
             return False

@@ -309,8 +309,9 @@ class Reconciliation:
 
 
 def reconcile(published: Iterable[str], events: Iterable[Logged]) -> Reconciliation:
-    """Each published message must have an ingest outcome, and each record ingest made of it an
-    outcome downstream (linked, released, withheld, held, or dead-lettered)."""
+    """D-audit-6: each published message (by source position) must have an ingest outcome, and
+    each record ingest made of it an outcome downstream (linked, released, withheld, held, or
+    dead-lettered); held records count as held, not missing."""
     ingest: dict[str, AuditEvent] = {}
     settled: dict[str, str] = {}
     held: set[str] = set()

@@ -31,7 +31,8 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 @dataclass(slots=True)
 class Frontier:
-    """Compact state of an append-only RFC 6962 tree: its size and the perfect-subtree roots."""
+    """D-audit-3: compact state of an append-only RFC 6962 tree: its size and the
+    perfect-subtree roots (at most 64 hashes); proofs are rebuilt from the ledger instead."""
 
     size: int = 0
     # (height, hash) of each perfect subtree, largest (leftmost) first.

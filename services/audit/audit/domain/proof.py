@@ -312,7 +312,8 @@ CONSISTENCY_FORMAT = "biostream-consistency-proof-v1"
 def build_consistency_proof(
     entries: Sequence[LedgerEntry], old: LedgerCheckpoint, new: LedgerCheckpoint
 ) -> dict[str, Any]:
-    """Proves the ledger at ``new`` extends the ledger at ``old`` (nothing before was changed)."""
+    """D-audit-3: proves the ledger at ``new`` extends the ledger at ``old`` (nothing before was
+    changed), the tree's interior nodes rebuilt from the ledger's entry hashes."""
     if not 0 < old["size"] <= new["size"] <= len(entries):
         raise ProofError("need two checkpoints, older first, both within the ledger")
     leaves = [leaf_hash(e["entry_hash"]) for e in entries[: new["size"]]]
