@@ -107,7 +107,8 @@ class ReviewHandler:
         self.metrics.oldest_age.set(self.desk.oldest_age_s(now))
 
     def viewed(self, task_id: str, steward: str, now: dt.datetime) -> Outbound:
-        """Audit of a steward seeing a task's identifying details: who, which task, when."""
+        """D-review-2: audit of a steward seeing a task's identifying details: who, which task,
+        when; never the values."""
         self.metrics.views.inc()
         return self.envelopes.audit(
             "review.viewed",

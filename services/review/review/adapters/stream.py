@@ -28,8 +28,9 @@ def utc_now() -> dt.datetime:
 
 
 class StreamFollower:
-    """Reads every partition of the handler's input topics from the beginning; ``ready`` once it
-    has read up to the end offsets taken at its start, then follows on (D26).
+    """Reads every partition of the handler's input topics from the beginning, group-less (no
+    consumer group, no changelog, no transactions: D-review-1, not Faust); ``ready`` once it has
+    read up to the end offsets taken at its start, then follows on (D26).
 
     The catch-up has no "enough empty polls": it ends at those end offsets, however long that
     takes, or raises ``ReadStalled`` after ``limit_s`` without progress (the desk stops rather

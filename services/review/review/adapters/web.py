@@ -58,7 +58,8 @@ def _page(title: str, body: str, account: str | None = None, csrf: str = "") -> 
 
 
 def _secure(headers: MutableMapping[str, str]) -> None:
-    # Identifying data must not outlive the page in the browser or any proxy.
+    """D-review-2: identifying data must not outlive the page in the browser or any proxy:
+    ``Cache-Control: no-store``, no framing, no referrer, a strict CSP on every response."""
     headers["Cache-Control"] = "no-store"
     headers["Pragma"] = "no-cache"
     headers["X-Frame-Options"] = "DENY"
@@ -100,6 +101,9 @@ def _e(value: object) -> str:
 
 
 class DeskApp:
+    """D-review-1: the desk's pages and JSON API on aiohttp, on the event loop of its aiokafka
+    reader; every value through ``html.escape``, every route but the login behind a session."""
+
     def __init__(
         self,
         handler: ReviewHandler,

@@ -25,6 +25,7 @@ def _unb64(text: str) -> bytes:
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
+    """D-review-2: a steward's password as the users file keeps it (scrypt, random salt)."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.scrypt(
         password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
@@ -33,6 +34,7 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
 
 
 def verify_password(password: str, stored: str) -> bool:
+    """D-review-2: the sign-in check against the users file's scrypt hash (constant time)."""
     try:
         scheme, n, r, p, salt, expected = stored.split("$")
         if scheme != "scrypt":
@@ -67,7 +69,8 @@ class Session:
 
 
 class Sessions:
-    """Signed, expiring session tokens (the cookie value) and per-session CSRF tokens."""
+    """D-review-2: HMAC-signed, expiring session tokens (the cookie value) and CSRF tokens bound
+    to the session."""
 
     def __init__(self, key: bytes, lifetime_s: int) -> None:
         self._key = key

@@ -43,7 +43,8 @@ DECISIONS: tuple[str, ...] = ("SAME_PERSON", "DIFFERENT_PEOPLE", "ESCALATE")
 
 
 def masked_rrn(rrn: str | None) -> str | None:
-    """Birth part and the sex digit: enough to compare, not the whole number."""
+    """D-review-2: a clear registration number (from a v1 producer; sealed ones stay sealed, D13)
+    shown as its birth part and the sex digit: enough to compare, not the whole number."""
     if not rrn:
         return None
     return f"{rrn[:6]}-{rrn[6:7]}******" if len(rrn) == 13 else "*" * len(rrn)
@@ -89,7 +90,8 @@ class Task:
         )
 
     def summary(self, now: dt.datetime) -> dict[str, Any]:
-        """What a queue row or `review tasks` shows: references and codes, no identifying data."""
+        """D-review-3: what a queue row or `review tasks` shows: references, scores and codes, no
+        identifying data."""
         return {
             "task_id": self.task_id,
             "created_at": self.created_at.isoformat(),
@@ -133,6 +135,10 @@ class TaskView:
 
 @dataclass
 class Desk:
+    """D-review-2: the desk's whole view, rebuilt at every start from ``identity.records``,
+    ``linkage.review-tasks``, ``linkage.review-decisions`` and ``linkage.decisions``; nothing of
+    it is stored, so replicas and the CLI agree without coordination."""
+
     tasks: dict[str, Task] = field(default_factory=dict)
     decided: dict[str, Decided] = field(default_factory=dict)
     identities: dict[str, dict[str, Any]] = field(default_factory=dict)  # patient_ref -> record
