@@ -24,12 +24,13 @@ from biostream.schemas import SchemaRegistry
 from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
-from pseudonymizer import handlers as handlers_module
+from pseudonymizer.domain import notices as notices_module
 from pseudonymizer.domain import release as release_module
 from pseudonymizer.domain.policy import ReleasePolicy
 from pseudonymizer.domain.pseudonyms import pseudonym
-from pseudonymizer.domain.release import Keyed, Released
+from pseudonymizer.domain.release import Keyed
 from pseudonymizer.handlers import PseudonymizerHandler, PseudonymizerMetrics
+from pseudonymizer.state import decode_released, encode_released
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 TOPICS = Topics("u.")
@@ -272,7 +273,7 @@ def test_a_long_history_is_kept_in_chunks_and_corrected_in_several_notices(
     """A patient with many released records (vital signs every minute): each release rewrites at
     most a chunk of ids, and a relink moves every record in notices of bounded size."""
     monkeypatch.setattr(release_module, "RELEASED_CHUNK", 50)
-    monkeypatch.setattr(handlers_module, "NOTICE_MAX_IDS", 80)
+    monkeypatch.setattr(notices_module, "NOTICE_MAX_IDS", 80)
     h, state = handler(), StateStore()
     h(decision("P2"), state, NOW)
     released = [
@@ -296,9 +297,9 @@ def test_a_long_history_is_kept_in_chunks_and_corrected_in_several_notices(
 
 def test_a_released_entry_without_chunks_keeps_the_layout_written_before_chunks() -> None:
     old_layout = json.dumps(["ps_x", "k1", 3, ["c_1", "c_2"]]).encode()
-    entry = Released.from_bytes(old_layout)
+    entry = decode_released(old_layout)
     assert (entry.curated_ids, entry.chunks) == (["c_1", "c_2"], 0)
-    assert entry.to_bytes() == old_layout
+    assert encode_released(entry) == old_layout
 
 
 # --- k-anonymity -----------------------------------------------------------------------------------

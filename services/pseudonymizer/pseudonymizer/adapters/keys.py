@@ -26,6 +26,8 @@ class KeyStore:
 
     @classmethod
     def load(cls, keys_dir: Path | None, env_keys: Mapping[str, SecretStr]) -> KeyStore:
+        """D-pseudonymizer-3: one key per pseudonym domain and version, from flat
+        ``<domain>.<version>.key`` files nobody else may read, or from the environment."""
         keys: dict[str, bytes] = {}
         if keys_dir is not None:
             if not keys_dir.is_dir():

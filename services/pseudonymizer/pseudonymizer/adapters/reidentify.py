@@ -20,7 +20,8 @@ from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 
 from pseudonymizer.domain.pseudonyms import pseudonym
-from pseudonymizer.domain.release import DECISION_PREFIX, Keyed, PersonFacts
+from pseudonymizer.domain.release import Keyed
+from pseudonymizer.state import DECISION_PREFIX, decode_facts
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Answer:
 
 
 def find_person(person_ids: set[str], target: str, keys_by_version: dict[str, bytes]) -> Answer:
+    """D-pseudonymizer-7: recompute every known person's pseudonym under every key version of
+    the domain; there is no pseudonym-to-person table to look up."""
     for version, key in sorted(keys_by_version.items()):
         for person_id in person_ids:
             if pseudonym(key, person_id) == target:
@@ -49,7 +52,7 @@ async def read_person_ids(kafka: KafkaSettings, changelog: str, limit_s: float) 
             for record in records:
                 if record.key is not None and record.key.startswith(DECISION_PREFIX.encode()):
                     latest[record.key] = record.value
-    return {PersonFacts.from_bytes(v).person_id for v in latest.values() if v is not None}
+    return {decode_facts(v).person_id for v in latest.values() if v is not None}
 
 
 async def reidentify(

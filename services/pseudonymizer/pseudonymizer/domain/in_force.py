@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from pseudonymizer.domain.policy import ReleasePolicy
 
-ANNOUNCED_PREFIX = "pol:"  # state key prefix: pol:<dataset> -> marker of the policy announced
 Change = Literal["POLICY_LOADED", "POLICY_CHANGED"]
 
 
@@ -70,10 +69,6 @@ class InForce:
             fields=tuple(sorted(policy.fields)),
         )
 
-    @property
-    def state_key(self) -> str:
-        return ANNOUNCED_PREFIX + self.dataset
-
     @cached_property
     def marker(self) -> bytes:
         """Kept in the state once announced: the version and the digest."""
@@ -87,7 +82,8 @@ class InForce:
 
 @dataclass(frozen=True)
 class Announcement:
-    """A ``pseudonymizer.policy_in_force`` event to write; the handler then keeps the marker."""
+    """A ``pseudonymizer.policy_in_force`` event to write; the handler then keeps the marker
+    (state key ``pol:<dataset>``)."""
 
     policy: InForce
     change: Change

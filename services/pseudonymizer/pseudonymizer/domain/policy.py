@@ -124,7 +124,8 @@ class ReleasePolicy(_Strict):
 
 
 def load_policy(path: Path) -> ReleasePolicy:
-    """Refuses, with a message naming the problem, any policy it cannot enforce exactly."""
+    """D-pseudonymizer-1: refuses, with a message naming the problem, any policy it cannot
+    enforce exactly."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -141,7 +142,8 @@ def load_policy(path: Path) -> ReleasePolicy:
 
 
 def load_policies(directory: Path) -> list[ReleasePolicy]:
-    """Every ``*.json`` policy in ``directory``; datasets and target topics must be unique."""
+    """D-pseudonymizer-1: every ``*.json`` policy in ``directory``, all served by one process;
+    datasets and target topics must be unique."""
     if not directory.is_dir():
         raise PolicyError(f"{directory}: policy directory not found")
     policies = [load_policy(path) for path in sorted(directory.glob("*.json"))]

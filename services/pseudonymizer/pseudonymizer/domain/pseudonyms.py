@@ -32,6 +32,7 @@ _PERSON_CACHE = 65_536
 
 @functools.lru_cache(maxsize=_PERSON_CACHE)
 def pseudonym(domain_key: bytes, person_id: str) -> str:
+    """D-pseudonymizer-3: the person's pseudonym in one domain (and key version)."""
     return "ps_" + _mac(domain_key, "person", person_id)
 
 

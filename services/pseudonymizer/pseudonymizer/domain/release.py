@@ -6,13 +6,14 @@ Pure: the person's facts, the policy, the key and the time come in as arguments.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from biostream.contracts import CuratedRecord, SexCode
 
+from pseudonymizer.domain import kanon
+from pseudonymizer.domain.consent import Consent
 from pseudonymizer.domain.policy import ReleasePolicy
 from pseudonymizer.domain.pseudonyms import curated_id, date_offset, pseudonym, specimen_id
 from pseudonymizer.domain.scrub import scrub
@@ -30,25 +31,6 @@ class PersonFacts:
     birth_month: int | None = None
     postal_prefix: str | None = None
     district_code: str | None = None
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            [
-                self.person_id,
-                self.sequence,
-                self.birth_year,
-                self.sex,
-                self.province_code,
-                self.birth_month,
-                self.postal_prefix,
-                self.district_code,
-            ]
-        ).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> PersonFacts:
-        values = json.loads(data)
-        return cls(*values)
 
     @classmethod
     def from_decision(cls, decision: dict[str, Any]) -> PersonFacts:
@@ -104,7 +86,8 @@ def address_codes(facts: PersonFacts, address: str) -> dict[str, str | None]:
 def quasi_identifiers(
     clinical: dict[str, Any], facts: PersonFacts, policy: ReleasePolicy
 ) -> dict[str, Any]:
-    """The generalised quasi-identifiers a released record carries (and its k-anonymity class)."""
+    """D-pseudonymizer-2: the generalised quasi-identifiers a released record carries (and its
+    k-anonymity class), from the coarse facts linkage sends, never finer ones."""
     g = policy.generalisation
     event: dt.date | None = clinical["event_date"]
     prefix = facts.postal_prefix[: g.postal_digits] if facts.postal_prefix else None
@@ -133,6 +116,12 @@ def class_key(quasi: dict[str, Any]) -> str:
     )
 
 
+def placement(keyed: Keyed, person_id: str) -> tuple[str, int]:
+    """Where a person's records sit in a dataset: their pseudonym and date offset in its domain."""
+    shift = keyed.policy.generalisation.shift_days
+    return pseudonym(keyed.key, person_id), date_offset(keyed.key, person_id, shift)
+
+
 def generalise_date(
     event: dt.date | None, facts: PersonFacts, keyed: Keyed
 ) -> tuple[dt.date | None, str]:
@@ -156,7 +145,8 @@ def build(
     quasi: dict[str, Any],
     now: dt.datetime,
 ) -> CuratedRecord:
-    """The curated record: approved fields only, the person only under the domain's pseudonym."""
+    """D-pseudonymizer-1: the curated record: approved fields only, the person only under the
+    domain's pseudonym, free text scrubbed (D24d) or dropped."""
     policy, key = keyed.policy, keyed.key
     fields = policy.fields
     event_date, handling = generalise_date(clinical["event_date"], facts, keyed)
@@ -207,7 +197,7 @@ class Released:
     """What one patient_ref has released into one dataset: the pseudonym, key version and date
     offset its records carry at the consumer, and their curated ids (for correction notices):
     ``curated_ids`` are the newest, ``chunks`` full chunks of older ones are stored apart
-    (``chunk_key``)."""
+    (see ``pseudonymizer.state``)."""
 
     pseudonym: str
     key_version: str
@@ -216,8 +206,8 @@ class Released:
     chunks: int = 0
 
     def add(self, curated_id: str) -> list[str] | None:
-        """Records one more id; returns a full chunk to store under ``chunk_key(..., n)`` (n the
-        number of chunks before this call), or None."""
+        """Records one more id; returns a full chunk to store apart (the ``chunks``-th, counted
+        before this call), or None."""
         self.curated_ids.append(curated_id)
         if len(self.curated_ids) < RELEASED_CHUNK:
             return None
@@ -225,64 +215,64 @@ class Released:
         self.chunks += 1
         return full
 
-    def to_bytes(self) -> bytes:
-        fields: list[object] = [
-            self.pseudonym,
-            self.key_version,
-            self.offset_days,
-            self.curated_ids,
-        ]
-        if self.chunks:  # without chunks, the layout of the entries written before chunks existed
-            fields.append(self.chunks)
-        return json.dumps(fields).encode()
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Released:
-        fields = json.loads(data)
-        p, kv, offset, ids = fields[:4]
-        return cls(p, kv, offset, ids, fields[4] if len(fields) > 4 else 0)
+WithheldReason = Literal["RESOURCE_TYPE_NOT_APPROVED", "CONSENT_WITHDRAWN", "NO_CONSENT"]
 
 
-# State keys (also the changelog's keys, so their format never changes).
-DECISION_PREFIX = "dec:"
+@dataclass(frozen=True, slots=True)
+class Withhold:
+    """The dataset does not receive the record, for a reason the audit ledger gives."""
+
+    reason: WithheldReason
 
 
-def decision_key(patient_ref: str) -> str:
-    """The state key of a patient_ref's latest link decision (``PersonFacts``)."""
-    return f"{DECISION_PREFIX}{patient_ref}"
+@dataclass(frozen=True, slots=True)
+class HoldBelowK:
+    """The record waits: its quasi-identifier class has fewer than k persons (D-pseudonymizer-6)."""
+
+    klass: str
+    k_class: kanon.ClassState | None  # the class's new state, None if unchanged
 
 
-def released_key(dataset: str, patient_ref: str) -> str:
-    """The state key of what a patient_ref has released into a dataset (``Released``)."""
-    return f"rel:{dataset}:{patient_ref}"
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The record goes out with these quasi-identifiers; ``opens_class`` releases what waited."""
+
+    quasi: dict[str, Any]
+    klass: str | None
+    k_class: kanon.ClassState | None  # the class's new state, None if unchanged
+    opens_class: bool
 
 
-def chunk_key(released_key: str, number: int) -> str:
-    """The state key of a patient_ref's ``number``-th full chunk of released curated ids."""
-    return f"relc{released_key.removeprefix('rel')}:{number}"
+ReleaseDecision = Withhold | HoldBelowK | Release
 
 
-def chunk_to_bytes(curated_ids: list[str]) -> bytes:
-    """A full chunk of released curated ids as stored under ``chunk_key``."""
-    return json.dumps(curated_ids).encode()
+def decide_release(
+    clinical: dict[str, Any],
+    facts: PersonFacts,
+    policy: ReleasePolicy,
+    consent: Consent,
+    k_class_of: Callable[[str], kanon.ClassState | None],
+) -> ReleaseDecision:
+    """Whether a dataset receives a clinical record now, waits for it, or never receives it.
 
-
-def chunk_from_bytes(data: bytes | None) -> list[str]:
-    """The curated ids of a stored chunk (none if the key is absent)."""
-    ids: list[str] = json.loads(data or b"[]")
-    return ids
-
-
-def pack(items: list[bytes]) -> bytes:
-    """Length-prefixed list of byte strings (records waiting in the state)."""
-    return b"".join(struct.pack(">I", len(item)) + item for item in items)
-
-
-def unpack(data: bytes) -> list[bytes]:
-    items, position = [], 0
-    while position < len(data):
-        (length,) = struct.unpack_from(">I", data, position)
-        position += 4
-        items.append(data[position : position + length])
-        position += length
-    return items
+    D-pseudonymizer-1: only the record types the policy approves; D-pseudonymizer-5: never after
+    the person withdrew from the dataset, and for a ``consent_required`` dataset only after a
+    grant (earlier records are withheld, not held); D-pseudonymizer-6: below k the record is held
+    in its class (``k_class_of`` reads a class's state)."""
+    if clinical["resource_type"] not in policy.record_types:
+        return Withhold("RESOURCE_TYPE_NOT_APPROVED")
+    if consent.withdrawn_from(policy.dataset):
+        return Withhold("CONSENT_WITHDRAWN")
+    if policy.consent_required and not consent.granted_for(policy.dataset):
+        return Withhold("NO_CONSENT")
+    quasi = quasi_identifiers(clinical, facts, policy)
+    if policy.k_anonymity.min_k <= 1:
+        return Release(quasi, None, None, False)
+    klass = class_key(quasi)
+    before = k_class_of(klass)
+    admission = kanon.admit(before, facts.person_id, policy.k_anonymity.min_k)
+    changed = admission.state if admission.state != before else None
+    if not admission.releasable:
+        return HoldBelowK(klass, changed)
+    return Release(quasi, klass, changed, admission.opened)

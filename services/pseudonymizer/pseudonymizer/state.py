@@ -1,0 +1,293 @@
+"""The pseudonymizer's state: every key family of its changelog and the encoding of each value.
+
+The handler reads and writes its state only through ``PseudonymizerState``; no other module spells
+a key. Keys and value layouts are the changelog's, restored by every restart and by
+``pseudonymizer reidentify``: they never change.
+
+=================================  ===========================================================
+key                                value
+=================================  ===========================================================
+``dec:<patient_ref>``              ``PersonFacts`` of the newest link decision (JSON array)
+``wait:<patient_ref>``             clinical records waiting for that decision (packed Avro)
+``refs:<person_id>``               the person's patient_refs (JSON list)
+``rel:<dataset>:<patient_ref>``    ``Released``: pseudonym, key version, offset, newest ids
+``relc:<dataset>:<ref>:<n>``       the n-th full chunk of older released curated ids (JSON)
+``kc:<dataset>:<class>``           a k-anonymity class: its persons (JSON list) or ``open``
+``kh:<dataset>:<class>``           records held below k (packed: 8-byte time, Avro record)
+``wd:<person_id>``                 consent withdrawn for these datasets (JSON; empty = all)
+``wdref:<patient_ref>``            a withdrawal waiting for the patient's link decision
+``cg:<person_id>``                 consent granted for these datasets (JSON; empty = all)
+``pol:<dataset>``                  version and digest of the policy last announced (D23c)
+=================================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from biostream.state import StateStore
+
+from pseudonymizer.domain.consent import Consent
+from pseudonymizer.domain.kanon import ClassState, HeldRecord
+from pseudonymizer.domain.release import PersonFacts, Released
+
+DECISION_PREFIX = "dec:"
+_OPEN_CLASS = b"open"
+
+
+class PseudonymizerState:
+    """Typed access to the service's state store (see the module's table of keys)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    # --- link decisions and the records waiting for them ---------------------------------------
+
+    def has_decision(self, patient_ref: str) -> bool:
+        return self.store.get(decision_key(patient_ref)) is not None
+
+    def facts(self, patient_ref: str) -> PersonFacts | None:
+        stored = self.store.get(decision_key(patient_ref))
+        return None if stored is None else decode_facts(stored)
+
+    def put_facts(self, patient_ref: str, facts: PersonFacts) -> None:
+        self.store.put(decision_key(patient_ref), encode_facts(facts))
+
+    def park(self, patient_ref: str, raw: bytes) -> bool:
+        """Keeps a clinical record until its decision arrives; True if it is the patient's first."""
+        key = f"wait:{patient_ref}"
+        waiting = self.store.get(key)
+        self.store.put(key, (waiting or b"") + pack([raw]))
+        return waiting is None
+
+    def take_waiting(self, patient_ref: str) -> list[bytes] | None:
+        """The patient's waiting records (oldest first), removed from the state; None if none."""
+        key = f"wait:{patient_ref}"
+        waiting = self.store.get(key)
+        if waiting is None:
+            return None
+        self.store.delete(key)
+        return unpack(waiting)
+
+    def waiting_patients(self) -> int:
+        return sum(1 for _ in self.store.keys_with_prefix("wait:"))
+
+    # --- persons and their patient_refs ------------------------------------------------------------
+
+    def refs(self, person_id: str) -> list[str]:
+        refs: list[str] = json.loads(self.store.get(f"refs:{person_id}") or b"[]")
+        return refs
+
+    def move_ref(self, patient_ref: str, person_id: str, previous_person_id: str | None) -> None:
+        """Files a patient_ref under its (new) person, out of its previous person's list."""
+        if previous_person_id is not None:
+            old_key = f"refs:{previous_person_id}"
+            old = [r for r in self.refs(previous_person_id) if r != patient_ref]
+            if old:
+                self.store.put(old_key, json.dumps(old).encode())
+            else:
+                self.store.delete(old_key)
+        refs = self.refs(person_id)
+        if patient_ref not in refs:
+            self.store.put(f"refs:{person_id}", json.dumps([*refs, patient_ref]).encode())
+
+    # --- what each dataset has received ------------------------------------------------------------
+
+    def released(self, dataset: str, patient_ref: str) -> Released | None:
+        stored = self.store.get(released_key(dataset, patient_ref))
+        return decode_released(stored) if stored else None
+
+    def put_released(self, dataset: str, patient_ref: str, released: Released) -> None:
+        self.store.put(released_key(dataset, patient_ref), encode_released(released))
+
+    def add_released(
+        self, dataset: str, patient_ref: str, released: Released, curated_id: str
+    ) -> None:
+        """Records one more released curated id; a chunk that fills up is stored apart, once."""
+        full = released.add(curated_id)
+        key = released_key(dataset, patient_ref)
+        if full is not None:
+            self.store.put(chunk_key(key, released.chunks - 1), json.dumps(full).encode())
+        self.store.put(key, encode_released(released))
+
+    def pseudonyms(self, dataset: str, patient_refs: list[str]) -> list[str]:
+        """The pseudonyms (sorted) the dataset received these patient_refs' records under."""
+        found = (self.released(dataset, ref) for ref in patient_refs)
+        return sorted({released.pseudonym for released in found if released is not None})
+
+    def released_ids(self, dataset: str, patient_ref: str, released: Released) -> list[str]:
+        """Every curated id the patient_ref released into the dataset, oldest first."""
+        key = released_key(dataset, patient_ref)
+        ids: list[str] = []
+        for number in range(released.chunks):
+            ids += json.loads(self.store.get(chunk_key(key, number)) or b"[]")
+        return ids + released.curated_ids
+
+    # --- k-anonymity classes and the records held below k ---------------------------------------
+
+    def k_class(self, dataset: str, klass: str) -> ClassState | None:
+        stored = self.store.get(f"kc:{dataset}:{klass}")
+        if stored is None:
+            return None
+        if stored == _OPEN_CLASS:
+            return ClassState(open=True)
+        return ClassState(open=False, members=tuple(json.loads(stored)))
+
+    def put_k_class(self, dataset: str, klass: str, k_class: ClassState) -> None:
+        value = _OPEN_CLASS if k_class.open else json.dumps(list(k_class.members)).encode()
+        self.store.put(f"kc:{dataset}:{klass}", value)
+
+    def hold(self, dataset: str, klass: str, record: HeldRecord) -> None:
+        key = f"kh:{dataset}:{klass}"
+        self.store.put(key, (self.store.get(key) or b"") + pack([_held_entry(record)]))
+
+    def take_held(self, dataset: str, klass: str) -> list[HeldRecord]:
+        """The records a class held (oldest first), removed from the state."""
+        key = f"kh:{dataset}:{klass}"
+        held = self.store.get(key)
+        if held is None:
+            return []
+        self.store.delete(key)
+        return [_read_held(entry) for entry in unpack(held)]
+
+    def held_classes(self, dataset: str) -> list[tuple[str, list[HeldRecord]]]:
+        """Every class of the dataset holding records, with them (a list: callers rewrite keys)."""
+        prefix = f"kh:{dataset}:"
+        return [
+            (key[len(prefix) :], [_read_held(e) for e in unpack(self.store.get(key) or b"")])
+            for key in list(self.store.keys_with_prefix(prefix))
+        ]
+
+    def keep_held(self, dataset: str, klass: str, kept: list[HeldRecord]) -> None:
+        key = f"kh:{dataset}:{klass}"
+        if kept:
+            self.store.put(key, pack([_held_entry(record) for record in kept]))
+        else:
+            self.store.delete(key)
+
+    def held_count(self, dataset: str) -> int:
+        return sum(
+            len(unpack(self.store.get(key) or b""))
+            for key in self.store.keys_with_prefix(f"kh:{dataset}:")
+        )
+
+    # --- consent --------------------------------------------------------------------------------
+
+    def consent(self, person_id: str) -> Consent:
+        return Consent(
+            withdrawn=_datasets(self.store.get(f"wd:{person_id}")),
+            granted=_datasets(self.store.get(f"cg:{person_id}")),
+        )
+
+    def withdraw(self, person_id: str, datasets: list[str]) -> None:
+        self.store.put(f"wd:{person_id}", json.dumps(datasets).encode())
+
+    def revoke_grant(self, person_id: str) -> None:
+        self.store.delete(f"cg:{person_id}")
+
+    def grant(self, person_id: str, datasets: list[str]) -> None:
+        self.store.put(f"cg:{person_id}", json.dumps(datasets).encode())
+        self.store.delete(f"wd:{person_id}")
+
+    def pend_withdrawal(self, patient_ref: str, datasets: list[str]) -> None:
+        self.store.put(f"wdref:{patient_ref}", json.dumps(datasets).encode())
+
+    def clear_pending_withdrawal(self, patient_ref: str) -> None:
+        self.store.delete(f"wdref:{patient_ref}")
+
+    def take_pending_withdrawal(self, patient_ref: str) -> list[str] | None:
+        pending = _datasets(self.store.get(f"wdref:{patient_ref}"))
+        if pending is not None:
+            self.store.delete(f"wdref:{patient_ref}")
+        return pending
+
+    # --- policies announced in the ledger (D23c) -----------------------------------------------------
+
+    def announced(self, dataset: str) -> bytes | None:
+        return self.store.get(f"pol:{dataset}")
+
+    def mark_announced(self, dataset: str, marker: bytes) -> None:
+        self.store.put(f"pol:{dataset}", marker)
+
+
+def decision_key(patient_ref: str) -> str:
+    return f"{DECISION_PREFIX}{patient_ref}"
+
+
+def released_key(dataset: str, patient_ref: str) -> str:
+    return f"rel:{dataset}:{patient_ref}"
+
+
+def chunk_key(released_key: str, number: int) -> str:
+    return f"relc{released_key.removeprefix('rel')}:{number}"
+
+
+def encode_facts(facts: PersonFacts) -> bytes:
+    return json.dumps(
+        [
+            facts.person_id,
+            facts.sequence,
+            facts.birth_year,
+            facts.sex,
+            facts.province_code,
+            facts.birth_month,
+            facts.postal_prefix,
+            facts.district_code,
+        ]
+    ).encode()
+
+
+def decode_facts(data: bytes) -> PersonFacts:
+    return PersonFacts(*json.loads(data))
+
+
+def encode_released(released: Released) -> bytes:
+    fields: list[object] = [
+        released.pseudonym,
+        released.key_version,
+        released.offset_days,
+        released.curated_ids,
+    ]
+    if released.chunks:  # without chunks, the layout of the entries written before chunks existed
+        fields.append(released.chunks)
+    return json.dumps(fields).encode()
+
+
+def decode_released(data: bytes) -> Released:
+    fields = json.loads(data)
+    p, kv, offset, ids = fields[:4]
+    return Released(p, kv, offset, ids, fields[4] if len(fields) > 4 else 0)
+
+
+def pack(items: list[bytes]) -> bytes:
+    """Length-prefixed list of byte strings (records waiting in the state)."""
+    return b"".join(struct.pack(">I", len(item)) + item for item in items)
+
+
+def unpack(data: bytes) -> list[bytes]:
+    items, position = [], 0
+    while position < len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        position += 4
+        items.append(data[position : position + length])
+        position += length
+    return items
+
+
+def _held_entry(record: HeldRecord) -> bytes:
+    return struct.pack(">d", record.held_since) + record.raw
+
+
+def _read_held(entry: bytes) -> HeldRecord:
+    (held_since,) = struct.unpack_from(">d", entry)
+    return HeldRecord(held_since, entry[8:])
+
+
+def _datasets(stored: bytes | None) -> list[str] | None:
+    if stored is None:
+        return None
+    datasets: list[str] = json.loads(stored)
+    return datasets
