@@ -21,7 +21,7 @@ from biostream_dev import access
 from linkage.bootstrap import build as build_linkage
 from linkage.settings import LinkageSettings
 from pydantic import SecretStr
-from review.bootstrap import ReviewService
+from review.adapters.service import ReviewService
 from review.bootstrap import build as build_review
 from review.domain.auth import hash_password
 from review.settings import ReviewSettings
