@@ -11,10 +11,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from biostream.codec import AvroCodec
+from biostream.codec import default_codec
 from biostream.contracts import IDENTITY_RECORD
 from biostream.kafka import ensure_topics
-from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import access
@@ -28,7 +27,7 @@ from review.settings import ReviewSettings
 
 from biostream_harness.linkage_stream import RECEIVED, publish
 
-CODEC = AvroCodec(SchemaRegistry())
+CODEC = default_codec()
 STEWARD = "steward-kim"
 
 
