@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from biostream.codec import AvroCodec
-from biostream.schemas import SchemaRegistry
+from biostream.codec import default_codec
 from biostream.topics import Topics
 
 from biostream_consumer.adapters.source import DatasetSource, DatasetTopics
@@ -28,7 +27,7 @@ def build(settings: ConsumerSettings) -> Consumer:
     source = DatasetSource(
         settings.kafka_settings(),
         DatasetTopics(topics.curated(settings.dataset), topics.notices(settings.dataset)),
-        AvroCodec(SchemaRegistry()),
+        default_codec(),
         store,
         client_id=settings.client_id,
         max_records=settings.max_records,

@@ -112,17 +112,16 @@ def dead_letters(
     import base64
     import json
 
-    from biostream.codec import AvroCodec
+    from biostream.codec import default_codec
     from biostream.contracts import DEAD_LETTER
     from biostream.restore import ReadStalled, read_from_start
-    from biostream.schemas import SchemaRegistry
     from biostream.sealing import Sealer, SealError
     from biostream.settings import ServiceSettings
     from biostream.topics import Topics
 
     settings = ServiceSettings()
     sealer = Sealer(key_file.read_bytes()) if key_file else None
-    codec = AvroCodec(SchemaRegistry())
+    codec = default_codec()
     topic = Topics(settings.topic_prefix).dead_letters
 
     async def read_all() -> list[dict[str, object]]:

@@ -22,10 +22,9 @@ from typing import Any
 from audit.domain.chain import verify
 from audit.domain.checkpoint import key_id_of, public_key_from_hex, public_key_pem
 from audit.domain.export import checkpoint_to_json, entry_to_json, public_key_path
-from biostream.codec import AvroCodec
+from biostream.codec import default_codec
 from biostream.envelopes import audit_event_items, ledger_events
 from biostream.kafka import ensure_topics
-from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import access, broker
@@ -128,7 +127,7 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         admin=admin,
         extra_env={"BIOSTREAM_CHECKPOINT_EVERY_SECONDS": "2"},
     )
-    observer = PipelineObserver(admin, topics, AvroCodec(SchemaRegistry()), datasets)
+    observer = PipelineObserver(admin, topics, default_codec(), datasets)
     try:
         if stop.is_set():
             raise Interrupted("stopped while the broker started")
@@ -198,7 +197,7 @@ async def _reconcile(kafka: KafkaSettings, topics: Topics, view: PipelineView) -
     from audit.adapters.ledger_reader import published_positions
     from audit.domain.lineage import reconcile
 
-    codec = AvroCodec(SchemaRegistry())
+    codec = default_codec()
     positions = await published_positions(kafka, topics.feed_pattern, READ_LIMIT_S)
     return reconcile(positions, ledger_events(codec, view.ledger)).counts()
 
@@ -214,7 +213,7 @@ def summarise(
 ) -> dict[str, Any]:
     # The chain, every entry's events root, and every signed checkpoint under the run's public
     # key (a cut tail would show).
-    codec = AvroCodec(SchemaRegistry())
+    codec = default_codec()
     verification = verify(
         _ledger_entries(view),
         checkpoints=view.checkpoints,  # type: ignore[arg-type]

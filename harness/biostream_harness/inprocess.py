@@ -11,9 +11,8 @@ from pathlib import Path
 
 from audit.bootstrap import build as build_audit
 from audit.settings import AuditSettings
-from biostream.codec import AvroCodec
+from biostream.codec import default_codec
 from biostream.kafka import ensure_topics
-from biostream.schemas import SchemaRegistry
 from biostream.service import RunnableService
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
@@ -129,7 +128,7 @@ async def running_pipeline(
     services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
-    observer = PipelineObserver(kafka, topics, AvroCodec(SchemaRegistry()), datasets)
+    observer = PipelineObserver(kafka, topics, default_codec(), datasets)
     try:
         for _ in range(600):
             failed = [t for t in tasks if t.done()]

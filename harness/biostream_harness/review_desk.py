@@ -11,24 +11,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from biostream.codec import AvroCodec
+from biostream.codec import default_codec
 from biostream.contracts import IDENTITY_RECORD
 from biostream.kafka import ensure_topics
-from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import access
 from linkage.bootstrap import build as build_linkage
 from linkage.settings import LinkageSettings
 from pydantic import SecretStr
-from review.bootstrap import ReviewService
+from review.adapters.service import ReviewService
 from review.bootstrap import build as build_review
 from review.domain.auth import hash_password
 from review.settings import ReviewSettings
 
 from biostream_harness.linkage_stream import RECEIVED, publish
 
-CODEC = AvroCodec(SchemaRegistry())
+CODEC = default_codec()
 STEWARD = "steward-kim"
 
 

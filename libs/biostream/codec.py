@@ -7,6 +7,7 @@ repository's contracts by fingerprint and resolves it against the schema it expe
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -62,6 +63,12 @@ class AvroCodec:
         if not isinstance(result, dict):
             raise DecodeError("AVRO_BODY_INVALID", "Avro body is not a record")
         return result
+
+
+def default_codec(schema_dir: Path | None = None) -> AvroCodec:
+    """The codec over the repository's contracts (``schemas/avro``, or ``BIOSTREAM_SCHEMA_DIR``),
+    which every service, reader and tool speaks (D3): built here, not by hand in each of them."""
+    return AvroCodec(SchemaRegistry(schema_dir))
 
 
 def encode_with(contract: Contract, record: Any) -> bytes:

@@ -6,7 +6,8 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple, TypeVar, overload
 
 from biostream.codec import HEADER_LENGTH, AvroCodec, DecodeError
 from biostream.contract import CORRELATIONS_HEADER, FailureHandler, Inbound, Outbound
@@ -23,6 +24,27 @@ from biostream.processor import AuditBatching
 from biostream.sealing import Sealer
 from biostream.settings import ServiceSettings, read_secret
 from biostream.topics import Topics
+
+T = TypeVar("T")
+
+
+class Unreadable(Enum):
+    """What a service writes about an input it cannot read (``Envelopes.decode_or_reject``)."""
+
+    # A dead letter (the sealed original, D12) and a ``<service>.rejected`` audit event (D7).
+    REJECT = "reject"
+    # A dead letter only: the audit service, whose ledger must not record itself.
+    DEAD_LETTER = "dead-letter"
+    # Nothing: a reader that writes no dead letters (the review desk, D-review-2); the service
+    # that wrote the record dead-letters its own input.
+    SKIP = "skip"
+
+
+class Rejected(NamedTuple):
+    """An input that could not be read: why, and what its service writes about it."""
+
+    error: DecodeError
+    outputs: list[Outbound]
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,63 @@ class Envelopes:
             self.codec.encode(DEAD_LETTER, record),
             key=record["dead_letter_id"].encode(),
         )
+
+    @overload
+    def decode_or_reject(
+        self,
+        message: Inbound,
+        read: str,
+        now: dt.datetime,
+        unreadable: Unreadable = Unreadable.REJECT,
+    ) -> dict[str, Any] | Rejected: ...
+
+    @overload
+    def decode_or_reject(
+        self,
+        message: Inbound,
+        read: Callable[[bytes | None], T],
+        now: dt.datetime,
+        unreadable: Unreadable = Unreadable.REJECT,
+    ) -> T | Rejected: ...
+
+    def decode_or_reject(
+        self,
+        message: Inbound,
+        read: str | Callable[[bytes | None], Any],
+        now: dt.datetime,
+        unreadable: Unreadable = Unreadable.REJECT,
+    ) -> Any:
+        """The message's value decoded as the contract ``read`` names (or by ``read``, a
+        function raising ``DecodeError``), or a ``Rejected`` holding what the service writes
+        instead: by default a dead letter and a ``<service>.rejected`` audit event (D7, D12)."""
+        try:
+            if isinstance(read, str):
+                return self.codec.decode(message.value, read)
+            return read(message.value)
+        except DecodeError as error:
+            return Rejected(error, self.rejection(message, error, now, unreadable))
+
+    def rejection(
+        self,
+        message: Inbound,
+        error: DecodeError,
+        now: dt.datetime,
+        unreadable: Unreadable = Unreadable.REJECT,
+    ) -> list[Outbound]:
+        """D7, D12: an unreadable input is kept as a dead letter, never dropped silently, and
+        the audit trail records its rejection (but for the audit service's own input)."""
+        if unreadable is Unreadable.SKIP:
+            return []
+        dead = self.dead_letter(message, error.reason_code, str(error), now)
+        if unreadable is Unreadable.DEAD_LETTER:
+            return [dead]
+        return [
+            dead,
+            self.audit(
+                f"{self.service}.rejected", [message.source_ref], [], now,
+                outcome="rejected", reason_code=error.reason_code,
+            ),
+        ]  # fmt: skip
 
     def failure_handler(
         self, reason_code: str, hospital_of: Callable[[str], str | None] = lambda _topic: None

@@ -1,4 +1,4 @@
-"""Typed settings, read from the environment exactly once, in each service's ``__main__``.
+"""Typed settings, read from the environment exactly once, by each service's command line.
 
 Names: ``BIOSTREAM_<FIELD>``, nested with ``__`` (``BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS``).
 Secrets are ``SecretStr`` and never have defaults; key material may come from a file instead

@@ -80,6 +80,8 @@ class FakeRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = 0
 
 
 class FakePartitionReader:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer
-from biostream.codec import AvroCodec
+from biostream.codec import AvroCodec, default_codec
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -26,7 +26,6 @@ from biostream.contracts import (
 )
 from biostream.envelopes import audit_events_in, ledger_events
 from biostream.kafka import reader, topic_partitions
-from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 
@@ -51,7 +50,7 @@ class PipelineView:
     def ledger_event_ids(self) -> Counter[str]:
         """The ids of the audit events inside the ledger's entries (an entry holds one event or
         a service transaction's batch of them), each with how often it was chained."""
-        codec = AvroCodec(SchemaRegistry())
+        codec = default_codec()
         return Counter(event["event_id"] for _, event in ledger_events(codec, self.ledger))
 
     def audit_actions(self) -> Counter[str]:

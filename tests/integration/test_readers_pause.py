@@ -175,8 +175,9 @@ def audit_verify(
 ) -> Any:
     """`audit verify` in this process (the pause must come at a known point of its read)."""
     import audit.__main__ as audit_cli
+    import audit.cli as audit_commands
 
-    monkeypatch.setattr(audit_cli, "_codec", lambda: PausingCodec(pauser))
+    monkeypatch.setattr(audit_commands, "_codec", lambda: PausingCodec(pauser))
     env = {
         "BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS": pausable.kafka.bootstrap_servers,
         "BIOSTREAM_TOPIC_PREFIX": ledger.prefix,

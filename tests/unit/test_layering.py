@@ -62,6 +62,8 @@ def add_import(path: Path, line: str) -> None:
          "Service layers"),
         ("services/linkage/linkage/state.py", "import linkage.handlers",
          "Service layers"),
+        ("services/audit/audit/bootstrap.py", "import audit.cli",
+         "Service layers"),
     ],
 )  # fmt: skip
 def test_a_forbidden_import_breaks_its_contract(

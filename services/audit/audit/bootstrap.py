@@ -1,14 +1,10 @@
-"""The one place that builds the audit service's collaborators."""
+"""The one place that builds the audit service's collaborators (through ``biostream.kit``)."""
 
 from __future__ import annotations
 
-from biostream.codec import AvroCodec
-from biostream.envelopes import Envelopes, dead_letter_sealer
-from biostream.observability import ProcessorMetrics
-from biostream.processor import ProcessorConfig, TransactionalProcessor
-from biostream.schemas import SchemaRegistry
+from biostream.contract import FailureHandler
+from biostream.kit import Parts, stream_service
 from biostream.service import RunnableService
-from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
 from audit.domain.checkpoint import Signer, private_key_from_secret
@@ -18,29 +14,31 @@ from audit.settings import AuditSettings
 
 
 def build(settings: AuditSettings, registry: CollectorRegistry | None = None) -> RunnableService:
-    registry = registry or CollectorRegistry()
-    topics = Topics(settings.topic_prefix)
-    codec = AvroCodec(SchemaRegistry())
-    envelopes = Envelopes(SERVICE, settings.principal, codec, topics, dead_letter_sealer(settings))
-    handler = LedgerAppendHandler(
-        codec,
-        topics,
-        envelopes,
-        AuditMetrics.create(registry),
-        Signer(private_key_from_secret(settings.signing_key())),
-        CheckpointPolicy(settings.checkpoint_every_entries, settings.checkpoint_every_seconds),
-    )
+    def handler(kit: Parts) -> LedgerAppendHandler:
+        return LedgerAppendHandler(
+            kit.codec,
+            kit.topics,
+            kit.envelopes,
+            AuditMetrics.create(kit.registry),
+            Signer(private_key_from_secret(settings.signing_key())),
+            CheckpointPolicy(settings.checkpoint_every_entries, settings.checkpoint_every_seconds),
+        )
 
-    processor = TransactionalProcessor(
-        ProcessorConfig.for_service(settings, SERVICE, [topics.audit_events]),
-        handler,
+    def dead_letter_only(kit: Parts) -> FailureHandler:
         # A failure must not write an audit event about itself into the stream it is chaining.
-        lambda message, error, now: [
-            envelopes.dead_letter(
+        return lambda message, error, now: [
+            kit.envelopes.dead_letter(
                 message, "AUDIT_INTERNAL_ERROR", f"unexpected {type(error).__name__}", now
             )
-        ],
-        ProcessorMetrics.create(registry, SERVICE),
-        on_idle=handler.tick,
+        ]
+
+    return stream_service(
+        SERVICE,
+        settings,
+        handler,
+        lambda topics: [topics.audit_events],
+        registry,
+        on_failure=dead_letter_only,
+        on_idle=lambda ledger: ledger.tick,
+        batch_audit=False,  # the ledger appends audit events; it writes none of its own
     )
-    return RunnableService(SERVICE, settings, registry, processor)

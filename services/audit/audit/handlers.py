@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-from biostream.codec import AvroCodec, DecodeError
+from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
@@ -17,7 +17,13 @@ from biostream.contracts import (
     AuditEventBatch,
     LedgerCheckpoint,
 )
-from biostream.envelopes import Envelopes, check_audit_batch, is_audit_batch
+from biostream.envelopes import (
+    Envelopes,
+    Rejected,
+    Unreadable,
+    check_audit_batch,
+    is_audit_batch,
+)
 from biostream.logs import get_logger
 from biostream.observability import LATENCY_BUCKETS
 from biostream.state import StateStore
@@ -112,21 +118,12 @@ class LedgerAppendHandler:
         self.metrics.verification_ok.set(1)
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        # An unreadable event is kept (dead letter), but never enters the chain.
+        read = self.envelopes.decode_or_reject(message, self._entry_of, now, Unreadable.DEAD_LETTER)
+        if isinstance(read, Rejected):
+            return read.outputs
+        entry_id, occurred_at, events = read
         payload = message.value or b""
-        try:
-            # A service's batch (one per transaction) is one entry; its id names the batch.
-            if is_audit_batch(self.codec, payload):
-                batch = self.codec.decode(payload, AUDIT_EVENT_BATCH)
-                check_audit_batch(self.codec, cast(AuditEventBatch, batch))
-                entry_id, occurred_at = batch["batch_id"], batch["packed_at"]
-                events: list[bytes] | None = batch["events"]
-            else:
-                event = self.codec.decode(payload, AUDIT_EVENT)
-                entry_id, occurred_at = event["event_id"], event["occurred_at"]
-                events = None
-        except DecodeError as error:
-            # An unreadable event is kept (dead letter), but never enters the chain.
-            return [self.envelopes.dead_letter(message, error.reason_code, str(error), now)]
         ledger = self._load(state)
         entry = ledger.append(entry_id, payload, now, events)
         out = [
@@ -142,6 +139,17 @@ class LedgerAppendHandler:
         self.metrics.ledger_length.set(ledger.size)
         self.metrics.append_lag_seconds.observe(max(0.0, (now - occurred_at).total_seconds()))
         return out
+
+    def _entry_of(self, value: bytes | None) -> tuple[str, dt.datetime, list[bytes] | None]:
+        """(entry id, when, the batch's events or None) of one audit message: a service's batch
+        (one per transaction) is one entry, its id names the batch (D15). Raises DecodeError."""
+        payload = value or b""
+        if is_audit_batch(self.codec, payload):
+            batch = self.codec.decode(payload, AUDIT_EVENT_BATCH)
+            check_audit_batch(self.codec, cast(AuditEventBatch, batch))
+            return batch["batch_id"], batch["packed_at"], batch["events"]
+        event = self.codec.decode(payload, AUDIT_EVENT)
+        return event["event_id"], event["occurred_at"], None
 
     def tick(self, state: StateStore, now: dt.datetime) -> list[Outbound]:
         """D-audit-1: idle tick: a time-due checkpoint even when no event arrives."""

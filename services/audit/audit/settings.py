@@ -1,4 +1,4 @@
-"""Audit settings (environment, read once in ``__main__``)."""
+"""Audit settings (environment, read once by the command line)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ingest settings (environment, read once in ``__main__``)."""
+"""Ingest settings (environment, read once by the command line)."""
 
 from __future__ import annotations
 

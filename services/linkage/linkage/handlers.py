@@ -14,7 +14,7 @@ import gc
 import time
 from dataclasses import dataclass
 
-from biostream.codec import AvroCodec, DecodeError
+from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
@@ -26,7 +26,7 @@ from biostream.contracts import (
     LinkOutcome,
     ReviewTask,
 )
-from biostream.envelopes import Envelopes
+from biostream.envelopes import Envelopes, Rejected
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
 from biostream.sealing import Sealer
@@ -163,22 +163,12 @@ class LinkageHandler:
 
     # ------------------------------------------------------------------------------ identity
 
-    def _rejected(self, message: Inbound, error: DecodeError, now: dt.datetime) -> list[Outbound]:
-        return [
-            self.envelopes.dead_letter(message, error.reason_code, str(error), now),
-            self.envelopes.audit(
-                "linkage.rejected", [message.source_ref], [], now,
-                outcome="rejected", reason_code=error.reason_code,
-            ),
-        ]  # fmt: skip
-
     def _identity(
         self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
     ) -> list[Outbound]:
-        try:
-            record = self.codec.decode(message.value, IDENTITY_RECORD)
-        except DecodeError as error:
-            return self._rejected(message, error, now)
+        record = self.envelopes.decode_or_reject(message, IDENTITY_RECORD, now)
+        if isinstance(record, Rejected):
+            return record.outputs
         birth = record["birth_date"]
         identity = Identity(
             record_id=record["record_id"],
@@ -263,10 +253,9 @@ class LinkageHandler:
     def _patient_merge(
         self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
     ) -> list[Outbound]:
-        try:
-            merge = self.codec.decode(message.value, PATIENT_MERGE)
-        except DecodeError as error:
-            return self._rejected(message, error, now)
+        merge = self.envelopes.decode_or_reject(message, PATIENT_MERGE, now)
+        if isinstance(merge, Rejected):
+            return merge.outputs
         changes = index.merge_refs(
             merge["surviving_patient_ref"], merge["retired_patient_ref"], "hospital-merge"
         )
@@ -282,10 +271,9 @@ class LinkageHandler:
     def _review_decision(
         self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
     ) -> list[Outbound]:
-        try:
-            decision = self.codec.decode(message.value, REVIEW_DECISION)
-        except DecodeError as error:
-            return self._rejected(message, error, now)
+        decision = self.envelopes.decode_or_reject(message, REVIEW_DECISION, now)
+        if isinstance(decision, Rejected):
+            return decision.outputs
         task_id = decision["task_id"]
         stored = linkage_state.review_task(state, task_id)
         if stored is None:

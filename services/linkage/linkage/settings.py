@@ -1,4 +1,4 @@
-"""Linkage settings (environment, read once in ``__main__``)."""
+"""Linkage settings (environment, read once by the command line)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
-"""The one place that builds the pseudonymizer's collaborators."""
+"""The one place that builds the pseudonymizer's collaborators (through ``biostream.kit``)."""
 
 from __future__ import annotations
 
-from biostream.codec import AvroCodec
-from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.holdback import HoldPolicy
-from biostream.observability import ProcessorMetrics
-from biostream.processor import HoldForReady, ProcessorConfig, TransactionalProcessor
-from biostream.schemas import SchemaRegistry
+from biostream.kit import Parts, stream_service
+from biostream.processor import HoldForReady
 from biostream.service import RunnableService
-from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
 from pseudonymizer.adapters.keys import KeyStore
@@ -28,32 +24,29 @@ def load_releases(settings: PseudonymizerSettings) -> list[Keyed]:
 def build(
     settings: PseudonymizerSettings, registry: CollectorRegistry | None = None
 ) -> RunnableService:
-    registry = registry or CollectorRegistry()
-    topics = Topics(settings.topic_prefix)
-    codec = AvroCodec(SchemaRegistry())
-    envelopes = Envelopes(SERVICE, settings.principal, codec, topics, dead_letter_sealer(settings))
-    handler = PseudonymizerHandler(
-        codec, topics, envelopes, load_releases(settings), PseudonymizerMetrics.create(registry)
-    )
-    processor = TransactionalProcessor(
-        ProcessorConfig.for_service(
-            settings,
-            SERVICE,
-            [topics.clinical_records, topics.link_decisions, topics.consent_events],
-        ),
+    def handler(kit: Parts) -> PseudonymizerHandler:
+        return PseudonymizerHandler(
+            kit.codec,
+            kit.topics,
+            kit.envelopes,
+            load_releases(settings),
+            PseudonymizerMetrics.create(kit.registry),
+        )
+
+    def hold(kit: Parts, handler: PseudonymizerHandler) -> HoldForReady | None:
+        """D18: a clinical record waits in memory for its link decision, up to the setting."""
+        if not settings.hold_for_decision_ms:
+            return None
+        seconds = settings.hold_for_decision_ms / 1000
+        policy = HoldPolicy(frozenset({kit.topics.clinical_records}), seconds)
+        return HoldForReady(policy, handler.decision_known)
+
+    return stream_service(
+        SERVICE,
+        settings,
         handler,
-        envelopes.failure_handler("PSEUDONYMIZER_INTERNAL_ERROR"),
-        ProcessorMetrics.create(registry, SERVICE),
-        audit_batching=envelopes.audit_batching(),
-        hold=(
-            HoldForReady(
-                HoldPolicy(
-                    frozenset({topics.clinical_records}), settings.hold_for_decision_ms / 1000
-                ),
-                handler.decision_known,
-            )
-            if settings.hold_for_decision_ms
-            else None
-        ),
+        lambda topics: [topics.clinical_records, topics.link_decisions, topics.consent_events],
+        registry,
+        on_failure="PSEUDONYMIZER_INTERNAL_ERROR",
+        hold=hold,
     )
-    return RunnableService(SERVICE, settings, registry, processor)

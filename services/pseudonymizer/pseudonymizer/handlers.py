@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from biostream.codec import AvroCodec, DecodeError
+from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import CLINICAL_RECORD, CONSENT_EVENT, LINK_DECISION
-from biostream.envelopes import Envelopes
+from biostream.envelopes import Envelopes, Rejected
 from biostream.state import StateStore
 from biostream.topics import Topics
 
@@ -63,17 +63,9 @@ class PseudonymizerHandler:
     ) -> list[Outbound]:
         contract = self._contracts[message.topic]
         announced = self._announce(state, now)
-        try:
-            record = self.codec.decode(message.value, contract)
-        except DecodeError as error:
-            return [
-                *announced,
-                self.envelopes.dead_letter(message, error.reason_code, str(error), now),
-                self.envelopes.audit(
-                    "pseudonymizer.rejected", [message.source_ref], [], now,
-                    outcome="rejected", reason_code=error.reason_code,
-                ),
-            ]  # fmt: skip
+        record = self.envelopes.decode_or_reject(message, contract, now)
+        if isinstance(record, Rejected):
+            return [*announced, *record.outputs]
         if contract == CLINICAL_RECORD:
             out = self._on_clinical(record, message.value or b"", state, now)
         elif contract == LINK_DECISION:

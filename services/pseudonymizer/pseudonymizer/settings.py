@@ -1,4 +1,4 @@
-"""Pseudonymizer settings (environment, read once in ``__main__``)."""
+"""Pseudonymizer settings (environment, read once by the command line)."""
 
 from __future__ import annotations
 

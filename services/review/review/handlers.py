@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from biostream.codec import AvroCodec, DecodeError
-from biostream.contract import Outbound
+from biostream.codec import AvroCodec
+from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
     LINK_DECISION,
@@ -16,7 +16,7 @@ from biostream.contracts import (
     ReviewDecision,
     ReviewOutcome,
 )
-from biostream.envelopes import Envelopes
+from biostream.envelopes import Envelopes, Rejected, Unreadable
 from biostream.logs import get_logger
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -84,13 +84,15 @@ class ReviewHandler:
     def input_topics(self) -> list[str]:
         return list(self._contracts)
 
-    def on_record(self, topic: str, value: bytes | None, now: dt.datetime) -> None:
+    def on_record(self, message: Inbound, now: dt.datetime) -> None:
         """One record of an input topic. Undecodable records are skipped: the desk only reads,
-        and the service that wrote them dead-letters its own input."""
-        try:
-            record = self.codec.decode(value, self._contracts[topic])
-        except DecodeError as error:
-            self._log.warning("record skipped", topic=topic, reason_code=error.reason_code)
+        and the service that wrote them dead-letters its own input (D-review-2)."""
+        topic = message.topic
+        record = self.envelopes.decode_or_reject(
+            message, self._contracts[topic], now, Unreadable.SKIP
+        )
+        if isinstance(record, Rejected):
+            self._log.warning("record skipped", topic=topic, reason_code=record.error.reason_code)
             return
         if topic == self.topics.identity_records:
             self.desk.on_identity(record)

@@ -1,4 +1,4 @@
-"""Review desk settings (environment, read once in ``__main__``)."""
+"""Review desk settings (environment, read once by the command line)."""
 
 from __future__ import annotations
 

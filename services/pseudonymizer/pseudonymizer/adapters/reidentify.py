@@ -12,10 +12,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from biostream import kafka as kafka_clients
-from biostream.codec import AvroCodec
+from biostream.codec import default_codec
 from biostream.envelopes import Envelopes
 from biostream.restore import read_from_start
-from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 
@@ -66,7 +65,7 @@ async def reidentify(
     clock: type[dt.datetime] = dt.datetime,
     limit_s: float = 120.0,
 ) -> Answer:
-    codec = AvroCodec(SchemaRegistry())
+    codec = default_codec()
     envelopes = Envelopes("pseudonymizer", principal, codec, topics)
     dataset = keyed.policy.dataset
     # The time makes each request its own audit event (ids are deterministic otherwise).

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
-from biostream.contract import Outbound
+from biostream.contract import Inbound, Outbound
 from biostream.logs import get_logger
 from biostream.restore import RESTORE_SETTING, ReadStalled, open_reader, read_to_end
 from biostream.settings import KafkaSettings
@@ -97,7 +97,11 @@ class StreamFollower:
     def _apply(self, batch: Mapping[Any, Sequence[Any]]) -> None:
         for records in batch.values():
             for record in records:
-                self._handler.on_record(record.topic, record.value, self._clock())
+                message = Inbound(
+                    record.topic, record.partition, record.offset, record.key, record.value,
+                    tuple(record.headers or ()), record.timestamp,
+                )  # fmt: skip
+                self._handler.on_record(message, self._clock())
         self._handler.refresh(self._clock())
 
 

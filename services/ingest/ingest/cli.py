@@ -1,0 +1,123 @@
+"""What ``ingest check`` and ``ingest publish`` do: feed files read, split and checked locally,
+then (``publish``) sent to a hospital's feed topic."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import typer
+from biostream.topics import Topics
+from rich.progress import Progress
+
+from ingest.adapters.mappings import load_mapping_file, quiet_parser_logs
+from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
+from ingest.domain.files import FeedMessage, split_feed
+from ingest.domain.messages import FEED_FORMATS, FeedFormat, parse_message
+from ingest.domain.model import Rejected
+from ingest.settings import IngestSettings
+
+
+def check(files: list[Path], fmt: str, mapping: Path | None) -> None:
+    """One JSON line per message; exit 0 all accepted, 1 some rejected, 2 a file unreadable."""
+    feed_format = _feed_format(fmt)
+    csv_mapping = _mapping(mapping)
+    today = dt.datetime.now(dt.UTC).date()
+    rejected = 0
+    for path, message in _read_messages(feed_format, files, csv_mapping):
+        line = _check_line(feed_format, path, message, csv_mapping, today)
+        rejected += not line["accepted"]
+        typer.echo(json.dumps(line, ensure_ascii=False))
+    raise typer.Exit(1 if rejected else 0)
+
+
+def publish(files: list[Path], hospital: str, fmt: str, mapping: Path | None) -> None:
+    """Checked, then published with the rejected ones too (D-ingest-7: ingest dead-letters them,
+    so the platform keeps a record), which are listed on stderr; the totals on stdout."""
+    from ingest.adapters.publisher import publish_messages
+
+    settings = IngestSettings()
+    feed_format = _feed_format(fmt)
+    csv_mapping = _mapping(mapping)
+    try:
+        topic = Topics(settings.topic_prefix).feed(hospital)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    read = _read_messages(feed_format, files, csv_mapping)
+    today = dt.datetime.now(dt.UTC).date()
+    reasons: Counter[str] = Counter()
+    for path, message in read:
+        line = _check_line(feed_format, path, message, csv_mapping, today)
+        if not line["accepted"]:
+            reasons[str(line["reason_code"])] += 1
+            typer.echo(json.dumps(line, ensure_ascii=False), err=True)
+    messages = [message for _, message in read]
+    with Progress(transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"publishing to {topic}", total=len(messages))
+        sent = asyncio.run(
+            publish_messages(settings.kafka, topic, messages, lambda n: progress.advance(task, n))
+        )
+    rejected = sum(reasons.values())
+    summary = {"hospital": hospital, "topic": topic, "published": sent,
+               "accepted": len(messages) - rejected, "rejected": rejected,
+               "rejected_by_reason": dict(sorted(reasons.items()))}  # fmt: skip
+    typer.echo(json.dumps(summary))
+    raise typer.Exit(1 if rejected else 0)
+
+
+def _read_messages(
+    fmt: FeedFormat, files: list[Path], mapping: CsvMapping
+) -> list[tuple[Path, FeedMessage]]:
+    """Every message of every file; exit 2 on the first file that cannot be read."""
+    messages: list[tuple[Path, FeedMessage]] = []
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            typer.echo(f"error: cannot read {path}: {error.strerror}", err=True)
+            raise typer.Exit(2) from None
+        messages.extend((path, message) for message in split_feed(fmt, data, mapping))
+    return messages
+
+
+def _check_line(
+    fmt: FeedFormat, path: Path, message: FeedMessage, mapping: CsvMapping, today: dt.date
+) -> dict[str, object]:
+    key = message.key.decode("utf-8", "replace") if message.key else None
+    try:
+        parsed = parse_message(fmt, message.value, key, today, mapping)
+    except Rejected as error:
+        return {"file": str(path), "message_id": key, "accepted": False,
+                "reason_code": error.reason_code, "message": error.message}  # fmt: skip
+    flags = list(parsed.identity.quality_flags) if parsed.identity is not None else []
+    return {"file": str(path), "message_id": parsed.message_id, "accepted": True,
+            "message_type": parsed.message_type, "clinical_events": len(parsed.events),
+            "patient_merges": len(parsed.merges), "quality_flags": flags,
+            "event_flags": sorted({f for e in parsed.events for f in e.quality_flags})}  # fmt: skip
+
+
+def _feed_format(fmt: str) -> FeedFormat:
+    for candidate in FEED_FORMATS:
+        if fmt == candidate:
+            return candidate
+    typer.echo("error: --format must be hl7, fhir or csv", err=True)
+    raise typer.Exit(2)
+
+
+def _mapping(path: Path | None) -> CsvMapping:
+    quiet_parser_logs()
+    if path is None:
+        return DEFAULT_MAPPING
+    try:
+        return load_mapping_file(path)
+    except OSError as error:
+        typer.echo(f"error: cannot read {path}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    except MappingInvalid as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,78 @@
+"""What ``pseudonymizer check`` and ``pseudonymizer reidentify`` do, and the policy check every
+start makes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from biostream.logs import configure_logging
+from biostream.topics import Topics
+
+from pseudonymizer.domain.release import Keyed
+from pseudonymizer.settings import PseudonymizerSettings
+
+
+def releases(settings: PseudonymizerSettings) -> list[Keyed]:
+    """Policies with their keys, or exit 2 with the message naming the problem
+    (D-pseudonymizer-1: what the service could not enforce exactly stops start-up)."""
+    from pseudonymizer.adapters.keys import KeyMaterialError
+    from pseudonymizer.bootstrap import load_releases
+    from pseudonymizer.domain.policy import PolicyError
+
+    try:
+        return list(load_releases(settings))
+    except (PolicyError, KeyMaterialError) as error:
+        typer.echo(f"pseudonymizer: refused to start: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def check() -> None:
+    """Each policy in one line, with the digest the ledger's ``pseudonymizer.policy_in_force``
+    names (D23c)."""
+    from pseudonymizer.domain.in_force import policy_digest
+
+    for keyed in releases(PseudonymizerSettings()):
+        policy = keyed.policy
+        typer.echo(
+            f"{policy.policy_version}: approval {policy.approval_ref}, topic {policy.topic}, "
+            f"key {policy.key_id}, k={policy.k_anonymity.min_k}, "
+            f"consent_required={policy.consent_required}, digest {policy_digest(policy)}"
+        )
+
+
+def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
+    """D-pseudonymizer-7: the person id recomputed from the service's state, the request audited
+    before the answer is printed. Exit 1 not found, 2 unusable request, 3 partial read (D26)."""
+    from biostream.restore import ReadStalled
+
+    from pseudonymizer.adapters.keys import KeyStore
+    from pseudonymizer.adapters.reidentify import reidentify as run_reidentify
+
+    if not approval.strip():
+        typer.echo("pseudonymizer: an approval reference is required", err=True)
+        raise typer.Exit(2)
+    settings = PseudonymizerSettings()
+    configure_logging("pseudonymizer", settings.log_level, settings.instance_id)
+    matching = [k for k in releases(settings) if k.policy.dataset == dataset]
+    if not matching:
+        typer.echo(f"pseudonymizer: no policy for dataset {dataset!r}", err=True)
+        raise typer.Exit(2)
+    keyed = matching[0]
+    versions = KeyStore.load(settings.keys_dir, settings.pseudonym_keys).versions(
+        keyed.policy.pseudonym_domain
+    )
+    try:
+        answer = asyncio.run(
+            run_reidentify(
+                settings.kafka, Topics(settings.topic_prefix), settings.principal, keyed,
+                versions, pseudonym, approval.strip(), limit_s=settings.read_timeout_s,
+            )
+        )  # fmt: skip
+    except ReadStalled as stall:
+        typer.echo(f"pseudonymizer: no answer: {stall}", err=True)
+        raise typer.Exit(3) from None
+    if answer.person_id is None:
+        typer.echo("not found", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{answer.person_id}\t(key {keyed.policy.pseudonym_domain}/{answer.key_version})")
