@@ -56,9 +56,9 @@ class PseudonymizerHandler:
         self._state: PseudonymizerState | None = None
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
-        return self._handle_typed(message, self._state_of(state), now)
+        return self._dispatch(message, self._state_of(state), now)
 
-    def _handle_typed(
+    def _dispatch(
         self, message: Inbound, state: PseudonymizerState, now: dt.datetime
     ) -> list[Outbound]:
         contract = self._contracts[message.topic]
