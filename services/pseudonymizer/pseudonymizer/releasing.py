@@ -12,6 +12,7 @@ from biostream.contract import Outbound
 from biostream.contracts import CLINICAL_RECORD
 
 from pseudonymizer.domain import kanon, notices
+from pseudonymizer.domain.consent import Consent
 from pseudonymizer.domain.release import (
     HoldBelowK,
     Keyed,
@@ -45,9 +46,10 @@ class DatasetReleases:
         now: dt.datetime,
     ) -> list[Outbound]:
         """A clinical record whose person is known, into every dataset (or why not)."""
+        consent = state.consent(facts.person_id)  # read once: no release changes it
         out: list[Outbound] = []
         for keyed in self.releases:
-            out += self._release(clinical, raw, facts, keyed, state, now)
+            out += self._release(clinical, raw, facts, consent, keyed, state, now)
         return out
 
     def _release(
@@ -55,13 +57,14 @@ class DatasetReleases:
         clinical: dict[str, Any],
         raw: bytes,
         facts: PersonFacts,
+        consent: Consent,
         keyed: Keyed,
         state: PseudonymizerState,
         now: dt.datetime,
     ) -> list[Outbound]:
         dataset = keyed.policy.dataset
         decision = decide_release(
-            clinical, facts, keyed.policy, state.consent(facts.person_id),
+            clinical, facts, keyed.policy, consent,
             lambda klass: state.k_class(dataset, klass),
         )  # fmt: skip
         if isinstance(decision, Withhold):
@@ -78,7 +81,10 @@ class DatasetReleases:
                 held_clinical = self.codec.decode(held.raw, CLINICAL_RECORD)
                 held_facts = state.facts(held_clinical["patient_ref"])
                 assert held_facts is not None  # only records with a decision are held for k
-                out += self._release(held_clinical, held.raw, held_facts, keyed, state, now)
+                held_consent = state.consent(held_facts.person_id)
+                out += self._release(
+                    held_clinical, held.raw, held_facts, held_consent, keyed, state, now
+                )
         return out
 
     def _emit(
