@@ -1,6 +1,6 @@
 """Test infrastructure: one real Kafka broker per test session, started by the project's script.
 
-The broker runs with SASL/SCRAM and ACLs, as in production: the `kafka` fixture is its admin;
+The broker runs with SCRAM over TLS and ACLs, as in production: the `kafka` fixture is its admin;
 services in the harnesses run as their own principals from deploy/acl-matrix.yaml.
 Set BIOSTREAM_TEST_BROKER_DIR=<run dir> to reuse a broker you already run (faster iterations).
 Each test gets its own topic prefix, consumer groups and transactional ids, so tests never see
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from biostream.settings import KafkaSettings
-from pydantic import SecretStr
 
 BROKER_TIMINGS: dict[str, float] = {}
 
@@ -53,19 +52,10 @@ def broker_status_or_fail(run_dir: Path) -> str:
 
 
 def _admin_settings(run_dir: Path, bootstrap: str) -> KafkaSettings:
-    """The broker's admin (super user): tests create topics and read everything with it."""
+    """The broker's admin (super user), over TLS: tests create topics and principals with it."""
     from biostream_dev import broker
 
-    password = broker.admin_password(run_dir)
-    if password is None:
-        return KafkaSettings(bootstrap_servers=bootstrap)
-    return KafkaSettings(
-        bootstrap_servers=bootstrap,
-        security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username=broker.ADMIN_USER,
-        sasl_password=SecretStr(password),
-    )
+    return broker.admin_settings(run_dir, bootstrap)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Settings of the consumer toolkit, read from the environment once, in ``__main__``.
 
 Same names as the services' (``BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS``, ``..._SASL_USERNAME``,
-``..._SASL_PASSWORD``), plus ``BIOSTREAM_KAFKA_PASSWORD_FILE`` for a password mounted as a file
+``..._SASL_PASSWORD``, ``..._SSL_CAFILE``; SCRAM inside TLS by default, D30), plus ``BIOSTREAM_KAFKA_PASSWORD_FILE`` for a password mounted as a file
 (preferred to the variable). The principal is the project's own (``project-<dataset>``).
 """
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from biostream.topics import DEFAULT_WINDOWS, RetentionWindows
+
+if TYPE_CHECKING:
+    from biostream.settings import KafkaSettings
 
 app = typer.Typer(help="Developer tooling for the biostream pipeline.", no_args_is_help=True)
 
@@ -55,6 +58,56 @@ InputDays = Annotated[
         help="Days the hospital feeds and audit.events are kept (D21)",
     ),
 ]
+AdminUser = Annotated[str, typer.Option(help="Admin SCRAM user")]
+AdminPasswordFile = Annotated[
+    Path | None,
+    typer.Option(help="File holding the admin's SCRAM password (none: a broker without SASL)"),
+]
+CaFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="BIOSTREAM_KAFKA__SSL_CAFILE",
+        help="CA certificate the broker's TLS certificate is checked against (default: system CAs)",
+    ),
+]
+Plaintext = Annotated[
+    bool,
+    typer.Option(help="Connect without TLS (development only; a warning is logged, D30)"),
+]
+
+
+def _admin_settings(
+    bootstrap: str, admin_user: str, password_file: Path | None, ca_file: Path | None,
+    plaintext: bool,
+) -> KafkaSettings:  # fmt: skip
+    """D30: SCRAM over TLS by default; in clear only when --plaintext says so."""
+    from biostream.settings import KafkaSettings
+    from pydantic import SecretStr
+
+    if password_file is None:
+        if not plaintext:
+            typer.echo(
+                "error: without --admin-password-file the connection has neither SASL nor TLS; "
+                "pass --plaintext to mean that (development only)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        return KafkaSettings(
+            bootstrap_servers=bootstrap, security_protocol="PLAINTEXT", allow_plaintext=True
+        )
+    if not password_file.is_file():
+        typer.echo(f"error: admin password file {password_file} does not exist", err=True)
+        raise typer.Exit(2)
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_PLAINTEXT" if plaintext else "SASL_SSL",
+        allow_plaintext=plaintext,
+        ssl_cafile=ca_file,
+        sasl_username=admin_user,
+        sasl_password=SecretStr(password_file.read_text().strip()),
+    )
+
+
 DeadLetterDays = Annotated[
     int,
     typer.Option(
@@ -77,20 +130,20 @@ def topics(
         bool,
         typer.Option(help="Also cut an existing topic's longer retention down to the declared one"),
     ] = False,
+    admin_user: AdminUser = "admin",
+    admin_password_file: AdminPasswordFile = None,
+    ca_file: CaFile = None,
+    plaintext: Plaintext = False,
 ) -> None:
     """Create the pipeline's topics and bring existing ones to their declared retention
     (idempotent; a longer retention is kept unless --shorten-retention)."""
     from biostream.kafka import provision_topics
-    from biostream.settings import KafkaSettings
     from biostream.topics import Topics
 
+    admin = _admin_settings(bootstrap, admin_user, admin_password_file, ca_file, plaintext)
     windows = RetentionWindows(input_retention_days, dead_letter_retention_days)
     specs = Topics(prefix).pipeline_specs(hospital, dataset, windows)
-    done = asyncio.run(
-        provision_topics(
-            KafkaSettings(bootstrap_servers=bootstrap), specs, shorten=shorten_retention
-        )
-    )
+    done = asyncio.run(provision_topics(admin, specs, shorten=shorten_retention))
     typer.echo(f"created {len(done.created)} topics, {len(specs) - len(done.created)} existed")
     for name, changes in sorted(done.altered.items()):
         settings = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
@@ -240,20 +293,17 @@ def access_apply(
     credentials_dir: Annotated[
         Path, typer.Option(help="Where to write each principal's password (0600)")
     ],
-    admin_user: Annotated[str, typer.Option(help="Admin SCRAM user")] = "admin",
+    admin_user: AdminUser = "admin",
     prefix: Annotated[str, typer.Option(help="Name prefix of topics, groups, users")] = "",
+    ca_file: CaFile = None,
+    plaintext: Plaintext = False,
 ) -> None:
     """Create the SCRAM users (fresh random passwords) and ACLs of the matrix on a cluster."""
     import os
 
-    from biostream.settings import KafkaSettings
     from biostream_dev import access
-    from pydantic import SecretStr
 
-    admin = KafkaSettings(
-        bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_username=admin_user,
-        sasl_password=SecretStr(admin_password_file.read_text().strip()),
-    )  # fmt: skip
+    admin = _admin_settings(bootstrap, admin_user, admin_password_file, ca_file, plaintext)
     principals = access.render(
         access.load_matrix(), prefix=prefix, hospitals=hospital, datasets=dataset
     )

@@ -32,7 +32,6 @@ from biostream_dev.observer import Interrupted, PipelineObserver, PipelineView
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage, split_feed
 from ingest.domain.messages import FeedFormat
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -108,15 +107,10 @@ async def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     info = broker.start_broker(run_dir / "broker", authentication=True)
     broker_start_s = time.monotonic() - broker_started
     console.print(
-        f"broker ready at {info.bootstrap} in {broker_start_s:.1f}s (SASL/SCRAM, ACLs on)"
+        f"broker ready at {info.bootstrap} in {broker_start_s:.1f}s "
+        "(SCRAM over TLS, certificates generated for this run; ACLs on)"
     )
-    admin = KafkaSettings(
-        bootstrap_servers=info.bootstrap,
-        security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username=broker.ADMIN_USER,
-        sasl_password=SecretStr(broker.admin_password(run_dir / "broker") or ""),
-    )
+    admin = broker.admin_settings(run_dir / "broker", info.bootstrap)
     topics = Topics()
     policy = json.loads(DEFAULT_POLICY.read_text())
     datasets = [policy["dataset"]]

@@ -6,9 +6,13 @@ Only bootstrap modules and tools call these: handlers never see a Kafka client.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -19,7 +23,51 @@ from biostream.topics import TopicSpec, retention_update
 TOPIC_ALREADY_EXISTS = 36
 
 
+class PlaintextRefused(ValueError):
+    """A plaintext connection was configured without the explicit development setting."""
+
+
+def check_transport(kafka: KafkaSettings) -> None:
+    """D30: no connection in clear unless ``allow_plaintext`` says so, and then a warning.
+
+    The warning is logged once per process and bootstrap address, at the first client built.
+    """
+    if kafka.encrypted:
+        return
+    if not kafka.allow_plaintext:
+        raise PlaintextRefused(
+            f"security_protocol {kafka.security_protocol} sends data to {kafka.bootstrap_servers} "
+            "unencrypted; use SASL_SSL or SSL, or set BIOSTREAM_KAFKA__ALLOW_PLAINTEXT=true "
+            "(development only)"
+        )
+    _warn_plaintext(kafka.bootstrap_servers, kafka.security_protocol)
+
+
+@functools.cache
+def _warn_plaintext(bootstrap: str, protocol: str) -> None:
+    structlog.get_logger("biostream.kafka").warning(
+        "kafka connection is not encrypted (development setting allow_plaintext)",
+        bootstrap=bootstrap,
+        security_protocol=protocol,
+    )
+
+
+@functools.cache
+def _ssl_context(
+    cafile: Path | None, certfile: Path | None, keyfile: Path | None
+) -> ssl.SSLContext:
+    """Verifies the broker's certificate and host name; presents a client certificate for
+    mutual TLS when one is configured. Cached: every client of a process shares one context."""
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile is not None:
+        context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    return context
+
+
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """aiokafka keyword arguments: address, transport security and credentials (D30)."""
+    check_transport(kafka)
     options: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers,
         "security_protocol": kafka.security_protocol,
@@ -32,6 +80,23 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
             sasl_plain_username=kafka.sasl_username,
             sasl_plain_password=kafka.sasl_password.get_secret_value(),
         )
+    if kafka.encrypted:
+        if kafka.security_protocol == "SSL" and kafka.ssl_certfile is None:
+            raise ValueError(
+                "SSL (mutual TLS) needs BIOSTREAM_KAFKA__SSL_CERTFILE and __SSL_KEYFILE"
+            )
+        options["ssl_context"] = _ssl_context(
+            kafka.ssl_cafile, kafka.ssl_certfile, kafka.ssl_keyfile
+        )
+    return options
+
+
+def sync_client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """The same as :func:`client_options` for kafka-python clients (admin APIs aiokafka lacks)."""
+    options = client_options(kafka)
+    context = options.pop("ssl_context", None)
+    if context is not None:
+        options |= {"ssl_context": context, "ssl_check_hostname": True}
     return options
 
 
@@ -184,19 +249,7 @@ def sync_admin_client(kafka: KafkaSettings, client_id: str) -> Any:
     """A kafka-python admin client (for the admin APIs aiokafka lacks); the caller closes it."""
     from kafka.admin import KafkaAdminClient
 
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "security_protocol": kafka.security_protocol,
-        "client_id": client_id,
-    }
-    if kafka.security_protocol.startswith("SASL"):
-        assert kafka.sasl_password is not None
-        options |= {
-            "sasl_mechanism": kafka.sasl_mechanism,
-            "sasl_plain_username": kafka.sasl_username,
-            "sasl_plain_password": kafka.sasl_password.get_secret_value(),
-        }
-    return KafkaAdminClient(**options)
+    return KafkaAdminClient(**sync_client_options(kafka), client_id=client_id)
 
 
 def _alter_topic_configs(kafka: KafkaSettings, changes: dict[str, dict[str, str]]) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,19 +102,24 @@ class Credentials:
     bootstrap: str
     passwords: dict[str, str]
     users: dict[str, str]
+    # Transport of the admin connection they were created over (SCRAM over TLS normally, D30).
+    transport: KafkaSettings = field(default_factory=KafkaSettings)
 
     def settings(self, role: str) -> KafkaSettings:
-        return KafkaSettings(
-            bootstrap_servers=self.bootstrap,
-            security_protocol="SASL_PLAINTEXT",
-            sasl_mechanism="SCRAM-SHA-512",
-            sasl_username=self.users[role],
-            sasl_password=SecretStr(self.passwords[role]),
+        return self.transport.model_copy(
+            update={
+                "bootstrap_servers": self.bootstrap,
+                "security_protocol": ("SASL_SSL" if self.transport.encrypted else "SASL_PLAINTEXT"),
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_username": self.users[role],
+                "sasl_password": SecretStr(self.passwords[role]),
+            }
         )
 
 
 def apply(admin: KafkaSettings, principals: Mapping[str, Principal]) -> Credentials:
     """Creates a SCRAM user with a fresh random password and the ACLs of every principal."""
+    from biostream.kafka import sync_client_options
     from kafka.admin import (
         ACL,
         ACLOperation,
@@ -128,14 +133,7 @@ def apply(admin: KafkaSettings, principals: Mapping[str, Principal]) -> Credenti
     )
 
     assert admin.sasl_password is not None
-    client = KafkaAdminClient(
-        bootstrap_servers=admin.bootstrap_servers,
-        security_protocol=admin.security_protocol,
-        sasl_mechanism=admin.sasl_mechanism,
-        sasl_plain_username=admin.sasl_username,
-        sasl_plain_password=admin.sasl_password.get_secret_value(),
-        client_id="biostream-access",
-    )
+    client = KafkaAdminClient(**sync_client_options(admin), client_id="biostream-access")
     resource_types = {
         "topic": ResourceType.TOPIC,
         "group": ResourceType.GROUP,
@@ -175,8 +173,12 @@ def apply(admin: KafkaSettings, principals: Mapping[str, Principal]) -> Credenti
             raise RuntimeError(f"creating {len(result['failed'])} ACLs failed")
     finally:
         client.close()
+    transport = admin.model_copy(update={"sasl_username": None, "sasl_password": None})
     return Credentials(
-        admin.bootstrap_servers, passwords, {role: p.name for role, p in principals.items()}
+        admin.bootstrap_servers,
+        passwords,
+        {role: p.name for role, p in principals.items()},
+        transport,
     )
 
 
@@ -251,6 +253,12 @@ def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
         "BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "BIOSTREAM_KAFKA__SECURITY_PROTOCOL": settings.security_protocol,
     }
+    if settings.allow_plaintext:
+        env["BIOSTREAM_KAFKA__ALLOW_PLAINTEXT"] = "true"
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, name)
+        if path is not None:
+            env[f"BIOSTREAM_KAFKA__{name.upper()}"] = str(path)
     if settings.security_protocol.startswith("SASL"):
         assert settings.sasl_username is not None and settings.sasl_password is not None
         env |= {

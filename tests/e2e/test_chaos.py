@@ -37,7 +37,6 @@ from biostream_harness.demo import feed_messages
 from biostream_harness.pipeline import SERVICES, LocalPipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
-from pydantic import SecretStr
 
 pytestmark = pytest.mark.e2e
 
@@ -96,10 +95,7 @@ async def wait_ingested(
 
 
 def admin_of(run_dir: Path, bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_username=broker.ADMIN_USER,
-        sasl_password=SecretStr(broker.admin_password(run_dir) or ""),
-    )  # fmt: skip
+    return broker.admin_settings(run_dir, bootstrap)
 
 
 async def run_pipeline(

@@ -61,9 +61,11 @@ CODEC = AvroCodec(SchemaRegistry())
 async def short_retention_broker(tmp_path: Path) -> AsyncIterator[KafkaSettings]:
     broker.ensure_jars()
     run_dir = tmp_path / "kafka-short-retention"
-    info = await asyncio.to_thread(broker.start_broker, run_dir, extra_properties=SHORT_RETENTION)
+    info = await asyncio.to_thread(
+        broker.start_broker, run_dir, extra_properties=SHORT_RETENTION, authentication=True
+    )
     try:
-        yield KafkaSettings(bootstrap_servers=info.bootstrap)
+        yield broker.admin_settings(run_dir, info.bootstrap)
     finally:
         await asyncio.to_thread(broker.stop_broker, run_dir)
 

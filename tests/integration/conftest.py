@@ -34,9 +34,9 @@ def pausable() -> Iterator[Broker]:
     the other tests. Resumed (if paused) and stopped when the module's tests are done."""
     with tempfile.TemporaryDirectory(prefix="kafka-pause-", dir=run_root()) as tmp:
         run_dir = Path(tmp)
-        info = broker.start_broker(run_dir)
+        info = broker.start_broker(run_dir, authentication=True)
         try:
-            yield Broker(run_dir, KafkaSettings(bootstrap_servers=info.bootstrap))
+            yield Broker(run_dir, broker.admin_settings(run_dir, info.bootstrap))
         finally:
             with contextlib.suppress(broker.BrokerError):
                 broker.resume_broker(run_dir)

@@ -197,7 +197,11 @@ async def test_a_wrong_password_fails_authentication(
 
 
 async def test_no_anonymous_access(kafka: KafkaSettings) -> None:
-    anonymous = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
+    # Neither SASL nor TLS: the broker's client listener accepts only SCRAM inside TLS (D30).
+    anonymous = KafkaSettings(
+        bootstrap_servers=kafka.bootstrap_servers, security_protocol="PLAINTEXT",
+        allow_plaintext=True,
+    )  # fmt: skip
     producer = AIOKafkaProducer(**client_options(anonymous), request_timeout_ms=3000)
     with pytest.raises(KafkaError):
         await producer.start()

@@ -57,7 +57,6 @@ from biostream.settings import KafkaSettings
 from biostream.topics import FOREVER, Topics, TopicSpec
 from ingest.domain.files import FeedMessage, split_feed
 from pseudonymizer.domain.pseudonyms import curated_id
-from pydantic import SecretStr
 
 from biostream_harness.bench.floor import FLOOR_HOPS
 from biostream_harness.bench.hops import HopProcesses, relay_chain
@@ -365,14 +364,7 @@ async def run(
     info = broker.broker_status(run_dir) if not own else None
     if info is None:
         info = broker.start_broker(run_dir, authentication=True)
-    password = broker.admin_password(run_dir)
-    kafka = KafkaSettings(
-        bootstrap_servers=info.bootstrap,
-        security_protocol="SASL_PLAINTEXT" if password else "PLAINTEXT",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username=broker.ADMIN_USER if password else None,
-        sasl_password=SecretStr(password) if password else None,
-    )
+    kafka = broker.admin_settings(run_dir, info.bootstrap)
     feed = Feed()
     try:
         t0 = time.perf_counter()

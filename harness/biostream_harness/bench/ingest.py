@@ -330,11 +330,14 @@ def main(
 
         broker.ensure_jars()
         run_dir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
-        bootstrap = broker.start_broker(run_dir).bootstrap
-    try:
-        results = asyncio.run(
-            run(KafkaSettings(bootstrap_servers=bootstrap), chosen, records, batch, notes)
+        started = broker.start_broker(run_dir, authentication=True)  # SCRAM over TLS
+        kafka = broker.admin_settings(run_dir, started.bootstrap)
+    else:  # a development broker of your own, without authentication
+        kafka = KafkaSettings(
+            bootstrap_servers=bootstrap, security_protocol="PLAINTEXT", allow_plaintext=True
         )
+    try:
+        results = asyncio.run(run(kafka, chosen, records, batch, notes))
     finally:
         if run_dir is not None:
             from biostream_dev import broker

@@ -345,7 +345,6 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
     from biostream.kafka import ensure_topics
     from biostream.logs import get_logger
     from biostream.restore import restore_changelog
-    from biostream.settings import KafkaSettings
     from biostream.topics import COMPACTED, TopicSpec
     from biostream_dev import broker
 
@@ -364,9 +363,9 @@ async def _restore_from_kafka(persons: int, run_dir: Path) -> dict[str, Any]:
     state = StateStore()
     save_changes(index, state)
     del index
-    info = broker.start_broker(run_dir)
+    info = broker.start_broker(run_dir, authentication=True)
     try:
-        kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
+        kafka = broker.admin_settings(run_dir, info.bootstrap)
         topic = "bench.linkage.state-changelog"
         await ensure_topics(kafka, [TopicSpec(topic, 1, COMPACTED)])
         producer = kafka_clients.plain_producer(kafka, "bench-changelog")

@@ -242,11 +242,16 @@ async def with_broker(args: argparse.Namespace, records: list[dict[str, Any]]) -
     codec = AvroCodec(SchemaRegistry())
     values = [(r["patient_ref"].encode(), codec.encode(CLINICAL_RECORD, r)) for r in records]
     with tempfile.TemporaryDirectory() as tmp:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            print("starting a Kafka broker ...", flush=True)
-            bootstrap = broker.start_broker(Path(tmp) / "kafka").bootstrap
-        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        if args.bootstrap is None:
+            print("starting a Kafka broker (SCRAM over TLS) ...", flush=True)
+            started = broker.start_broker(Path(tmp) / "kafka", authentication=True)
+            kafka = broker.admin_settings(Path(tmp) / "kafka", started.bootstrap)
+        else:  # a development broker of your own, without authentication
+            kafka = KafkaSettings(
+                bootstrap_servers=args.bootstrap,
+                security_protocol="PLAINTEXT",
+                allow_plaintext=True,
+            )
         try:
             relay = await bench_relay(kafka, prefix, values)
             service = await bench_service(kafka, prefix, records, args.persons)

@@ -418,9 +418,9 @@ async def measure_pipeline(args: argparse.Namespace, work: Path) -> dict[str, An
     from biostream_dev import broker
 
     run_dir = work / "kafka"
-    info = await asyncio.to_thread(broker.start_broker, run_dir)
+    info = await asyncio.to_thread(broker.start_broker, run_dir, authentication=True)
     try:
-        kafka = KafkaSettings(bootstrap_servers=info.bootstrap)
+        kafka = broker.admin_settings(run_dir, info.bootstrap)
         prefix, specs, published = await run_pipeline(
             kafka, work, args.persons, args.seed, args.rate
         )

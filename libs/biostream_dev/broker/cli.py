@@ -69,7 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--auth",
         action="store_true",
-        help="SASL/SCRAM and ACLs, as the tests' broker (admin password in DIR/admin.password)",
+        help="SASL/SCRAM and ACLs, as the tests' broker (admin password in DIR/admin.password); "
+        "over TLS with a CA generated in DIR/tls unless --no-tls",
+    )
+    start.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="with --auth: SASL_PLAINTEXT instead of SASL_SSL (development only)",
+    )
+    start.add_argument(
+        "--client-certificates",
+        action="store_true",
+        help="with --auth and TLS: a second listener authenticating clients by certificate",
     )
     stop = commands.add_parser("stop", help="graceful stop (SIGTERM, then SIGKILL)")
     stop.add_argument("--dir", type=Path, required=True)
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
                 extra_properties=extra,
                 authentication=args.auth,
+                tls=not args.no_tls,
+                client_certificates=args.client_certificates,
             )
             print(info.bootstrap)
         elif args.command == "stop":

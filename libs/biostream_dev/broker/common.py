@@ -19,6 +19,7 @@ JARS_MARKER = ".biostream-jars-complete"
 NODE_ID = 1
 CLIENT_LISTENER = "CLIENT"
 CONTROLLER_LISTENER = "CONTROLLER"
+CERT_LISTENER = "CERT"  # mutual TLS: the client certificate is the identity
 PROBE_TOPIC = "_biostream_ready_probe"
 
 DEFAULT_HEAP_MB = 512
@@ -31,6 +32,7 @@ PROPERTIES_FILE = "server.properties"
 LOG_FILE = "broker.log"
 DATA_DIR = "data"
 LOCK_FILE = ".lock"
+TLS_DIR = "tls"  # CA, broker key store (generated at first start, D30)
 
 # Popen objects of brokers started by this process, so they can be reaped (no zombies, no
 # "subprocess is still running" ResourceWarning when the Popen is garbage-collected).
@@ -54,3 +56,5 @@ class BrokerInfo:
     cluster_id: str
     kafka_version: str
     heap_mb: int
+    # The mutual-TLS listener (certificate authentication), when the broker has one.
+    cert_bootstrap: str | None = None

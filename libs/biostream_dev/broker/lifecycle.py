@@ -22,14 +22,17 @@ from biostream_dev.broker.common import (
     PROPERTIES_FILE,
     RECORD_FILE,
     STARTED_HERE,
+    TLS_DIR,
     BrokerError,
     BrokerInfo,
 )
 from biostream_dev.broker.config import (
     ADMIN_PASSWORD_FILE,
     ADMIN_USER,
+    BROKER_KEY_STORE,
     admin_password,
     broker_properties,
+    ensure_broker_certificates,
     new_cluster_id,
     render_properties,
     sasl_properties,
@@ -89,6 +92,8 @@ def _start_locked(
     heap_mb: int | None,
     timeout: float,
     extra_properties: Mapping[str, str] | None,
+    cert_port: int | None = None,
+    client_certificates: bool = False,
 ) -> BrokerInfo:
     existing = broker_status(run_dir)
     if existing is not None:
@@ -103,6 +108,8 @@ def _start_locked(
         cluster_id = str(previous["cluster_id"])
         controller_port = controller_port or int(previous["controller_port"])
         port = port or int(previous["port"])
+        cert_port = cert_port or previous.get("cert_port")
+        client_certificates = cert_port is not None
         if heap_mb is None:
             heap_mb = int(previous.get("heap_mb", DEFAULT_HEAP_MB))
         if extra_properties is None:
@@ -116,21 +123,31 @@ def _start_locked(
     heap_mb = heap_mb or DEFAULT_HEAP_MB
     extra = dict(extra_properties or {})
 
-    if port is None or controller_port is None:
-        free = iter(free_ports(2))
+    tls_dir = run_dir / TLS_DIR
+    tls_on = (tls_dir / BROKER_KEY_STORE).is_file()
+    if not tls_on:
+        client_certificates = False
+    if port is None or controller_port is None or (client_certificates and cert_port is None):
+        free = iter(free_ports(3))
         port = port or next(free)
         controller_port = controller_port or next(free)
-    if port == controller_port:
-        raise BrokerError(f"client and controller port are both {port}")
-    busy = wait_ports_free((port, controller_port), PORT_RELEASE_TIMEOUT)
+        cert_port = (cert_port or next(free)) if client_certificates else None
+    if len({port, controller_port, cert_port}) < 3 - (cert_port is None):
+        raise BrokerError(f"ports {port}, {controller_port}, {cert_port} overlap")
+    ports = (port, controller_port) + ((cert_port,) if cert_port is not None else ())
+    busy = wait_ports_free(ports, PORT_RELEASE_TIMEOUT)
     if busy:
         raise BrokerError(f"port(s) {busy} on 127.0.0.1 still in use")
 
     lib = ensure_jars()
     version = kafka_version()
     password = admin_password(run_dir)
-    security = sasl_properties(password) if password is not None else {}
-    props = broker_properties(run_dir, port, controller_port, {**security, **extra})
+    security = (
+        sasl_properties(password, tls_dir if tls_on else None, cert_port)
+        if password is not None
+        else {}
+    )
+    props = broker_properties(run_dir, port, controller_port, {**security, **extra}, cert_port)
     properties_path = run_dir / PROPERTIES_FILE
     properties_path.touch(mode=0o600)
     properties_path.chmod(0o600)  # holds the admin credential when SASL is on
@@ -158,6 +175,8 @@ def _start_locked(
         "bootstrap": bootstrap,
         "port": port,
         "controller_port": controller_port,
+        "cert_port": cert_port,
+        "tls": tls_on,
         "cluster_id": cluster_id,
         "kafka_version": version,
         "heap_mb": heap_mb,
@@ -187,13 +206,23 @@ def start_broker(
     timeout: float = DEFAULT_READY_TIMEOUT,
     extra_properties: Mapping[str, str] | None = None,
     authentication: bool = False,
+    tls: bool = True,
+    client_certificates: bool = False,
+    cert_port: int | None = None,
 ) -> BrokerInfo:
     """Start the broker of ``run_dir`` (created if needed) and wait until it really serves.
 
     * ``authentication``: SASL/SCRAM-SHA-512 and ACLs (see :func:`sasl_properties`), with a fresh
       random admin password kept in ``run_dir/admin.password`` (mode 0600) for this broker's
       lifetime; :func:`client_security` gives the admin's client settings.
-    * Free loopback ports are picked when ``port``/``controller_port`` are None.
+    * ``tls`` (with ``authentication``; default on, as in production): SCRAM over TLS, with a CA
+      and a broker certificate for 127.0.0.1/localhost generated into ``run_dir/tls`` at the
+      first start (:func:`ca_file` is the CA clients verify with). ``tls=False`` gives
+      SASL_PLAINTEXT, for tests that must see the wire in clear.
+    * ``client_certificates`` (with TLS): a second listener that authenticates clients by
+      certificate (mutual TLS; ``BrokerInfo.cert_bootstrap``); issue certificates with
+      :func:`biostream_dev.tls.issue_client` from the CA in ``run_dir/tls``.
+    * Free loopback ports are picked when ``port``/``controller_port``/``cert_port`` are None.
     * If the broker of ``run_dir`` is already running, it is returned (after a readiness check).
     * If ``run_dir`` holds data of a stopped broker, that data is reused (no re-format) on the
       recorded ports, like :func:`restart_broker`.
@@ -208,6 +237,8 @@ def start_broker(
             fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(24))
+            if tls:
+                ensure_broker_certificates(run_dir / TLS_DIR)
         return _start_locked(
             run_dir,
             port=port,
@@ -215,6 +246,8 @@ def start_broker(
             heap_mb=heap_mb,
             timeout=timeout,
             extra_properties=extra_properties,
+            client_certificates=client_certificates,
+            cert_port=cert_port,
         )
 
 
@@ -303,6 +336,7 @@ def restart_broker(
             run_dir,
             port=int(record["port"]),
             controller_port=int(record["controller_port"]),
+            cert_port=record.get("cert_port"),
             heap_mb=int(record.get("heap_mb", DEFAULT_HEAP_MB)),
             timeout=timeout,
             extra_properties=dict(record.get("extra_properties") or {}),

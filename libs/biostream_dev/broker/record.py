@@ -36,6 +36,7 @@ def info_from_record(run_dir: Path, record: Mapping[str, Any]) -> BrokerInfo:
         cluster_id=str(record["cluster_id"]),
         kafka_version=str(record["kafka_version"]),
         heap_mb=int(record["heap_mb"]),
+        cert_bootstrap=f"127.0.0.1:{record['cert_port']}" if record.get("cert_port") else None,
     )
 
 

@@ -28,6 +28,9 @@ from review.domain.auth import Sessions, hash_password
 from review.handlers import ReviewHandler
 from review.settings import ReviewSettings
 
+# Clients built but never started: no broker, so no credentials either.
+NEVER_CONNECTED = KafkaSettings(security_protocol="PLAINTEXT", allow_plaintext=True)
+
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 CODEC = AvroCodec(SchemaRegistry())
 TASKS = 9
@@ -80,7 +83,7 @@ async def test_ready_only_with_every_task_read_however_long_the_broker_is_silent
     reader = fake_topics(desk)
     reader.silent_polls = 30  # 50 s without an answer before the first records: inside 300 s
     fake_open.append(reader)
-    follower = StreamFollower(KafkaSettings(), "c", desk, monotonic=reader.clock)
+    follower = StreamFollower(NEVER_CONNECTED, "c", desk, monotonic=reader.clock)
     await follower.run(asyncio.Event(), until_caught_up=True)
     assert follower.ready
     assert len(desk.desk.tasks) == TASKS
@@ -94,7 +97,7 @@ async def test_no_progress_for_the_limit_stops_the_desk_unready(
     reader = fake_topics(desk)
     reader.answer_polls = 1  # one batch, then the broker stops answering
     fake_open.append(reader)
-    follower = StreamFollower(KafkaSettings(), "c", desk, limit_s=20.0, monotonic=reader.clock)
+    follower = StreamFollower(NEVER_CONNECTED, "c", desk, limit_s=20.0, monotonic=reader.clock)
     with pytest.raises(ReadStalled, match=r"t\.linkage\.review-tasks/0 at 2 of 9"):
         await follower.run(asyncio.Event())
     assert not follower.ready
@@ -107,7 +110,7 @@ async def desk_client(
     password = secrets.token_urlsafe(8)
     app = DeskApp(
         handler(),
-        Publisher(KafkaSettings(), "c"),
+        Publisher(NEVER_CONNECTED, "c"),
         {"steward": hash_password(password)},
         Sessions(secrets.token_bytes(32), 3600),
         secure_cookie=False,
