@@ -70,6 +70,11 @@ CaFile = Annotated[
         help="CA certificate the broker's TLS certificate is checked against (default: system CAs)",
     ),
 ]
+AdminCertFile = Annotated[
+    Path | None,
+    typer.Option(help="Admin client certificate (mutual TLS; instead of a SCRAM password)"),
+]
+AdminKeyFile = Annotated[Path | None, typer.Option(help="Private key of --admin-cert-file")]
 Plaintext = Annotated[
     bool,
     typer.Option(help="Connect without TLS (development only; a warning is logged, D30)"),
@@ -78,12 +83,25 @@ Plaintext = Annotated[
 
 def _admin_settings(
     bootstrap: str, admin_user: str, password_file: Path | None, ca_file: Path | None,
-    plaintext: bool,
+    plaintext: bool, cert_file: Path | None = None, key_file: Path | None = None,
 ) -> KafkaSettings:  # fmt: skip
-    """D30: SCRAM over TLS by default; in clear only when --plaintext says so."""
+    """D30: SCRAM over TLS (or a client certificate) by default; in clear only with --plaintext."""
     from biostream.settings import KafkaSettings
     from pydantic import SecretStr
 
+    if cert_file is not None:
+        for path in (cert_file, key_file, ca_file):
+            if path is None or not path.is_file():
+                typer.echo(
+                    "error: mutual TLS needs --admin-cert-file, --admin-key-file and --ca-file "
+                    f"(missing: {path})",
+                    err=True,
+                )
+                raise typer.Exit(2)
+        return KafkaSettings(
+            bootstrap_servers=bootstrap, security_protocol="SSL", ssl_cafile=ca_file,
+            ssl_certfile=cert_file, ssl_keyfile=key_file,
+        )  # fmt: skip
     if password_file is None:
         if not plaintext:
             typer.echo(
@@ -134,13 +152,18 @@ def topics(
     admin_password_file: AdminPasswordFile = None,
     ca_file: CaFile = None,
     plaintext: Plaintext = False,
+    admin_cert_file: AdminCertFile = None,
+    admin_key_file: AdminKeyFile = None,
 ) -> None:
     """Create the pipeline's topics and bring existing ones to their declared retention
     (idempotent; a longer retention is kept unless --shorten-retention)."""
     from biostream.kafka import provision_topics
     from biostream.topics import Topics
 
-    admin = _admin_settings(bootstrap, admin_user, admin_password_file, ca_file, plaintext)
+    admin = _admin_settings(
+        bootstrap, admin_user, admin_password_file, ca_file, plaintext, admin_cert_file,
+        admin_key_file,
+    )  # fmt: skip
     windows = RetentionWindows(input_retention_days, dead_letter_retention_days)
     specs = Topics(prefix).pipeline_specs(hospital, dataset, windows)
     done = asyncio.run(provision_topics(admin, specs, shorten=shorten_retention))
@@ -285,37 +308,99 @@ def k8s_prometheus_rule(
 @access_app.command("apply")
 def access_apply(
     bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers")],
-    admin_password_file: Annotated[
-        Path, typer.Option(help="File holding the admin's SCRAM password")
-    ],
     hospital: Annotated[list[str], typer.Option(help="Hospital codes (repeat)")],
     dataset: Annotated[list[str], typer.Option(help="Dataset names (repeat)")],
     credentials_dir: Annotated[
         Path, typer.Option(help="Where to write each principal's password (0600)")
     ],
+    admin_password_file: AdminPasswordFile = None,
     admin_user: AdminUser = "admin",
     prefix: Annotated[str, typer.Option(help="Name prefix of topics, groups, users")] = "",
     ca_file: CaFile = None,
     plaintext: Plaintext = False,
+    admin_cert_file: AdminCertFile = None,
+    admin_key_file: AdminKeyFile = None,
+    owner: Annotated[
+        int | None, typer.Option(help="Numeric user id to own the password files (compose)")
+    ] = None,
 ) -> None:
     """Create the SCRAM users (fresh random passwords) and ACLs of the matrix on a cluster."""
     import os
 
     from biostream_dev import access
 
-    admin = _admin_settings(bootstrap, admin_user, admin_password_file, ca_file, plaintext)
+    admin = _admin_settings(
+        bootstrap, admin_user, admin_password_file, ca_file, plaintext, admin_cert_file,
+        admin_key_file,
+    )  # fmt: skip
     principals = access.render(
         access.load_matrix(), prefix=prefix, hospitals=hospital, datasets=dataset
     )
     credentials = access.apply(admin, principals)
     credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if owner is not None:
+        os.chown(credentials_dir, owner, -1)
     for role, password in credentials.passwords.items():
         fd = os.open(
             credentials_dir / f"{role}.password", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
         )
         with os.fdopen(fd, "w") as handle:
             handle.write(password)
+        if owner is not None:
+            os.chown(credentials_dir / f"{role}.password", owner, -1)
     typer.echo(f"applied {len(principals)} principals; passwords in {credentials_dir}")
+
+
+tls_app = typer.Typer(
+    help="Certificates for a compose or local deployment (D30); nothing here is committed.",
+    no_args_is_help=True,
+)
+app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("broker")
+def tls_broker(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the CA and certificates go")],
+    host: Annotated[list[str], typer.Option(help="Host name or address clients dial (repeat)")],
+    owner: Annotated[int | None, typer.Option(help="Numeric user id to own the key store")] = None,
+) -> None:
+    """The CA (kept if present) and a broker certificate for HOSTs, as Kafka's PEM key store
+    ``broker.pem`` beside ``ca.crt``."""
+    import os
+
+    from biostream_dev import tls
+
+    ca = tls.ensure_ca(directory)
+    issued = tls.issue_server(ca, directory, "broker", host)
+    store = directory / "broker.pem"
+    store.unlink(missing_ok=True)
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(issued.combined())
+    if owner is not None:
+        os.chown(store, owner, -1)
+    typer.echo(f"CA {ca.cert}; broker certificate for {', '.join(host)} in {store}")
+
+
+@tls_app.command("client")
+def tls_client(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the CA is")],
+    principal: Annotated[str, typer.Option(help="The principal: the certificate's CN")],
+    owner: Annotated[int | None, typer.Option(help="Numeric user id to own the key")] = None,
+) -> None:
+    """A client certificate for mutual TLS, CN=PRINCIPAL, signed by the CA of --dir."""
+    import os
+
+    from biostream_dev import tls
+
+    if not (directory / tls.CA_CERT).is_file():
+        typer.echo(f"error: no CA in {directory}; run `biostream-dev tls broker` first", err=True)
+        raise typer.Exit(2)
+    issued = tls.issue_client(tls.ensure_ca(directory), directory, principal)
+    if owner is not None:
+        os.chown(issued.key, owner, -1)
+        os.chown(issued.cert, owner, -1)
+    typer.echo(f"client certificate for {principal} in {issued.cert}")
 
 
 def main() -> None:

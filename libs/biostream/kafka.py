@@ -65,6 +65,19 @@ def _ssl_context(
     return context
 
 
+def _sasl_password(kafka: KafkaSettings) -> str | None:
+    if kafka.sasl_password is not None:
+        return kafka.sasl_password.get_secret_value()
+    if kafka.sasl_password_file is None:
+        return None
+    try:
+        return kafka.sasl_password_file.read_text().strip()
+    except OSError as exc:
+        raise ValueError(
+            f"cannot read the Kafka password file {kafka.sasl_password_file}: {exc.strerror}"
+        ) from None
+
+
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka keyword arguments: address, transport security and credentials (D30)."""
     check_transport(kafka)
@@ -73,12 +86,15 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
         "security_protocol": kafka.security_protocol,
     }
     if kafka.security_protocol.startswith("SASL"):
-        if kafka.sasl_username is None or kafka.sasl_password is None:
-            raise ValueError("SASL needs BIOSTREAM_KAFKA__SASL_USERNAME and __SASL_PASSWORD")
+        password = _sasl_password(kafka)
+        if kafka.sasl_username is None or password is None:
+            raise ValueError(
+                "SASL needs BIOSTREAM_KAFKA__SASL_USERNAME and __SASL_PASSWORD (or __SASL_PASSWORD_FILE)"
+            )
         options.update(
             sasl_mechanism=kafka.sasl_mechanism,
             sasl_plain_username=kafka.sasl_username,
-            sasl_plain_password=kafka.sasl_password.get_secret_value(),
+            sasl_plain_password=password,
         )
     if kafka.encrypted:
         if kafka.security_protocol == "SSL" and kafka.ssl_certfile is None:

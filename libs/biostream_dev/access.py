@@ -132,7 +132,6 @@ def apply(admin: KafkaSettings, principals: Mapping[str, Principal]) -> Credenti
         UserScramCredentialUpsertion,
     )
 
-    assert admin.sasl_password is not None
     client = KafkaAdminClient(**sync_client_options(admin), client_id="biostream-access")
     resource_types = {
         "topic": ResourceType.TOPIC,
@@ -173,7 +172,16 @@ def apply(admin: KafkaSettings, principals: Mapping[str, Principal]) -> Credenti
             raise RuntimeError(f"creating {len(result['failed'])} ACLs failed")
     finally:
         client.close()
-    transport = admin.model_copy(update={"sasl_username": None, "sasl_password": None})
+    # How the principals reach the broker: the admin's address and CA, none of its credentials.
+    transport = admin.model_copy(
+        update={
+            "sasl_username": None,
+            "sasl_password": None,
+            "sasl_password_file": None,
+            "ssl_certfile": None,
+            "ssl_keyfile": None,
+        }
+    )
     return Credentials(
         admin.bootstrap_servers,
         passwords,

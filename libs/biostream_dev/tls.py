@@ -78,7 +78,8 @@ def ensure_ca(directory: Path, name: str = "biostream local CA") -> Issued:
 
 def issue_server(ca: Issued, directory: Path, name: str, hosts: list[str]) -> Issued:
     """A server certificate for ``hosts`` (DNS names or IP addresses, all in subjectAltName:
-    clients verify the host they dial against it)."""
+    clients verify the host they dial against it). It may also authenticate as a client: a
+    broker presents it to its peers on a listener that requires client certificates."""
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -90,7 +91,7 @@ def issue_server(ca: Issued, directory: Path, name: str, hosts: list[str]) -> Is
         directory,
         name,
         name,
-        ExtendedKeyUsageOID.SERVER_AUTH,
+        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
         x509.SubjectAlternativeName(names),
     )
 
@@ -98,7 +99,9 @@ def issue_server(ca: Issued, directory: Path, name: str, hosts: list[str]) -> Is
 def issue_client(ca: Issued, directory: Path, principal: str) -> Issued:
     """A client certificate whose subject is ``CN=<principal>``: the broker maps it to
     ``User:<principal>`` (``ssl.principal.mapping.rules``), so ACLs apply as for SCRAM."""
-    return _issue(ca, directory, f"client-{principal}", principal, ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _issue(
+        ca, directory, f"client-{principal}", principal, [ExtendedKeyUsageOID.CLIENT_AUTH]
+    )
 
 
 def _issue(
@@ -106,7 +109,7 @@ def _issue(
     directory: Path,
     file_stem: str,
     common_name: str,
-    usage: x509.ObjectIdentifier,
+    usages: list[x509.ObjectIdentifier],
     alt_names: x509.SubjectAlternativeName | None = None,
 ) -> Issued:
     directory.mkdir(parents=True, exist_ok=True)
@@ -125,7 +128,7 @@ def _issue(
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )

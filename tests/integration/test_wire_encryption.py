@@ -10,6 +10,7 @@ proxy, not the broker.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -26,9 +27,11 @@ from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import access, broker, tls
 from biostream_dev.broker.processes import free_ports
+from biostream_harness.__main__ import app
 from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
 
@@ -248,3 +251,51 @@ async def test_a_client_certificate_is_a_principal_under_the_acls(
             hospital.model_copy(update={"ssl_certfile": forged.cert, "ssl_keyfile": forged.key}),
             topics.feed("H001"),
         )
+
+
+def test_access_and_topics_jobs_run_as_a_certificate_admin(
+    tls_broker: ProxiedBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Compose's set-up jobs: the admin has a client certificate and no password; `access apply`
+    and `topics` run over mutual TLS and the principals they create log in with SCRAM over TLS."""
+    tls_dir = tls_broker.run_dir / "tls"
+    admin = tls.issue_client(
+        tls.Issued(tls_dir / tls.CA_CERT, tls_dir / tls.CA_KEY), tmp_path, "admin"
+    )
+    assert tls_broker.cert_bootstrap is not None
+    common = ["--bootstrap", tls_broker.cert_bootstrap, "--ca-file", str(tls_dir / tls.CA_CERT),
+              "--admin-cert-file", str(admin.cert), "--admin-key-file", str(admin.key),
+              "--hospital", "H001", "--dataset", "cohort-demo"]  # fmt: skip
+    runner = CliRunner()
+    topics = runner.invoke(app, ["topics", *common, "--prefix", topic_prefix])
+    assert topics.exit_code == 0, topics.output
+    credentials = tmp_path / "credentials"
+    applied = runner.invoke(
+        app,
+        [
+            "access",
+            "apply",
+            *common,
+            "--prefix",
+            topic_prefix,
+            "--credentials-dir",
+            str(credentials),
+        ],
+    )
+    assert applied.exit_code == 0, applied.output
+    password_file = credentials / "hospital-h001.password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+
+    hospital = KafkaSettings(
+        bootstrap_servers=tls_broker.admin.bootstrap_servers, ssl_cafile=tls_dir / tls.CA_CERT,
+        sasl_username=f"{topic_prefix}hospital-h001", sasl_password_file=password_file,
+    )  # fmt: skip
+    asyncio.run(_produce(hospital, Topics(topic_prefix).feed("H001")))
+
+
+def test_set_up_jobs_refuse_to_connect_in_clear_unless_told(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["topics", "--bootstrap", "127.0.0.1:1", "--hospital", "H001", "--dataset", "d"]
+    )
+    assert result.exit_code == 2
+    assert "--plaintext" in result.output

@@ -96,6 +96,8 @@ def test_every_writable_named_volume_is_owned_by_the_user_that_writes_it() -> No
         if service.get("image") != "biostream:dev" and "build" not in service:
             continue  # third-party images: their own defaults (Kafka below)
         user = str(service.get("user", IMAGE_USER))
+        if user == "0":
+            continue  # one-shot set-up jobs run as root and hand each file to its reader
         for mount in service.get("volumes", []):
             volume, _, rest = str(mount).partition(":")
             target, _, mode = rest.partition(":")
@@ -118,3 +120,65 @@ def test_kafka_keeps_its_data_on_its_volume() -> None:
     assert log_dirs in mounts, (
         f"log.dirs {log_dirs} is not on a volume: topics die with the container"
     )
+
+
+def _kafka_properties() -> dict[str, str]:
+    """The broker's properties as the apache/kafka image derives them from KAFKA_* variables
+    (``_`` is ``.``, ``__`` is ``_``, ``___`` is ``-``); ``$$`` is compose's escaped ``$``."""
+    environment = compose()["services"]["kafka"]["environment"]
+    properties = {}
+    for name, value in environment.items():
+        if not name.startswith("KAFKA_"):
+            continue
+        key = name[len("KAFKA_") :].lower()
+        key = key.replace("___", "\0").replace("__", "\1").replace("_", ".")
+        key = key.replace("\0", "-").replace("\1", "_")
+        properties[key] = str(value).replace("$$", "$")
+    return properties
+
+
+def test_compose_kafka_speaks_only_tls_outside_its_own_loopback() -> None:
+    """D30: every listener other containers can reach is TLS; the plaintext controller listener
+    (whose ANONYMOUS principal is a super user) is bound to the container's loopback."""
+    props = _kafka_properties()
+    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
+    for listener in props["listeners"].split(","):
+        name, _, address = listener.partition("://")
+        if protocols[name] in {"PLAINTEXT", "SASL_PLAINTEXT"}:
+            assert address.startswith("127.0.0.1:"), f"{name} in clear on {address}"
+        else:
+            assert protocols[name] in {"SSL", "SASL_SSL"}
+    for listener in props["advertised.listeners"].split(","):
+        assert protocols[listener.partition("://")[0]] in {"SSL", "SASL_SSL"}
+    inter_broker = props["inter.broker.listener.name"]
+    assert protocols[inter_broker] == "SSL"
+    assert props[f"listener.name.{inter_broker.lower()}.ssl.client.auth"] == "required"
+    assert props["ssl.endpoint.identification.algorithm"] == "https"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    # The CN of the certificates the tls job issues are the super users besides the controller.
+    assert set(props["super.users"].split(";")) == {"User:admin", "User:broker", "User:ANONYMOUS"}
+    assert re.fullmatch(
+        r"RULE:\^CN=\(\[\^,\]\+\)\$/\$1/,DEFAULT", props["ssl.principal.mapping.rules"]
+    )
+
+
+def test_compose_services_log_in_as_themselves_over_tls() -> None:
+    spec = compose()["services"]
+    client_port = next(
+        item.rpartition(":")[2]
+        for item in _kafka_properties()["advertised.listeners"].split(",")
+        if item.startswith("CLIENT://")
+    )
+    for name in ("ingest", "linkage", "pseudonymizer", "audit", "review"):
+        env = spec[name]["environment"]
+        user = env["BIOSTREAM_PRINCIPAL"].removeprefix("User:")
+        assert env["BIOSTREAM_KAFKA__SASL_USERNAME"] == user
+        assert env["BIOSTREAM_KAFKA__SASL_PASSWORD_FILE"] == f"/run/biostream-kafka/{user}.password"
+        assert env["BIOSTREAM_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS"] == f"kafka:{client_port}"
+        assert "access" in spec[name]["depends_on"]
+    # The access job creates a principal for every hospital the feeder publishes as.
+    access_args = spec["access"]["command"]
+    hospitals = [access_args[i + 1] for i, arg in enumerate(access_args) if arg == "--hospital"]
+    feeder = " ".join(spec["feeder"]["command"])
+    assert f"for h in {' '.join(hospitals)};" in feeder

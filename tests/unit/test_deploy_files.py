@@ -94,3 +94,55 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         "curated.b": ["svc-pseudonymizer"],
         "identity.records": ["svc-ingest"],
     }
+
+
+SERVICES = ["ingest", "linkage", "pseudonymizer", "audit", "review"]
+
+
+def _deployment(service: str) -> dict[str, Any]:
+    docs = yaml.safe_load_all((BASE / f"{service}.yaml").read_text())
+    return next(d for d in docs if d and d["kind"] == "Deployment")
+
+
+def test_every_kafka_listener_is_tls_and_authenticated() -> None:
+    """D30: no plaintext listener; SCRAM and client-certificate listeners both inside TLS."""
+    (cluster,) = [d for d in strimzi_documents() if d["kind"] == "Kafka"]
+    listeners = cluster["spec"]["kafka"]["listeners"]
+    assert all(listener["tls"] is True for listener in listeners)
+    assert {listener["authentication"]["type"] for listener in listeners} == {
+        "scram-sha-512",
+        "tls",
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_logs_in_as_itself_over_tls(service: str) -> None:
+    """D30: the service's own SCRAM user, its password from that user's Secret, and the cluster
+    CA mounted where the common settings say it is."""
+    common = yaml.safe_load((BASE / "configmap.yaml").read_text())["data"]
+    assert common["BIOSTREAM_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
+    (cluster,) = [d for d in strimzi_documents() if d["kind"] == "Kafka"]
+    scram_port = next(
+        lst["port"]
+        for lst in cluster["spec"]["kafka"]["listeners"]
+        if lst["authentication"]["type"] == "scram-sha-512"
+    )
+    assert common["BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS"].endswith(f":{scram_port}")
+
+    pod = _deployment(service)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    user = env["BIOSTREAM_KAFKA__SASL_USERNAME"]["value"]
+    assert env["BIOSTREAM_PRINCIPAL"]["value"] == f"User:{user}"
+    assert env["BIOSTREAM_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": user,
+        "key": "password",
+    }
+    users = {d["metadata"]["name"] for d in strimzi_documents() if d["kind"] == "KafkaUser"}
+    assert user in users
+
+    ca_path = Path(common["BIOSTREAM_KAFKA__SSL_CAFILE"])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = next(v for v in pod["volumes"] if v["name"] == mounts[str(ca_path.parent)])
+    assert volume["secret"]["secretName"] == "biostream-cluster-ca-cert"
+    assert {"key": "ca.crt", "path": ca_path.name} in volume["secret"]["items"]
