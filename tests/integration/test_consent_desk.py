@@ -32,23 +32,28 @@ MRN = "73000042"
 CODEC = default_codec()
 
 
-def bundle(message_id: str, day: str) -> FeedMessage:
-    """One FHIR Bundle of H001: the patient and one diagnosis on ``day``."""
+def bundle(message_id: str, day: str, consent: dict[str, Any] | None = None) -> FeedMessage:
+    """One FHIR Bundle of H001: the patient and one diagnosis on ``day``, or a Consent."""
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"type": {"coding": [{"code": "MR"}]},
+                        "system": "http://h001.example.kr/patient-id", "value": MRN}],
+        "name": [{"text": "박지우", "family": "박", "given": ["지우"]}],
+        "gender": "female", "birthDate": "1979-05-02",
+        "address": [{"text": "대구광역시 중구 동덕로 130", "postalCode": "41944"}],
+    }  # fmt: skip
+    condition = {
+        "resourceType": "Condition", "subject": {"reference": "urn:uuid:p"},
+        "code": {"coding": [{"system": "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-9",
+                             "code": "E11.9"}]},
+        "recordedDate": day,
+    }  # fmt: skip
+    other = condition if consent is None else {
+        "resourceType": "Consent", "patient": {"reference": "urn:uuid:p"}, **consent
+    }  # fmt: skip
     value = json.dumps(
-        {"resourceType": "Bundle", "id": message_id, "type": "collection", "entry": [
-            {"fullUrl": "urn:uuid:p", "resource": {
-                "resourceType": "Patient",
-                "identifier": [{"type": {"coding": [{"code": "MR"}]},
-                                "system": "http://h001.example.kr/patient-id", "value": MRN}],
-                "name": [{"text": "박지우", "family": "박", "given": ["지우"]}],
-                "gender": "female", "birthDate": "1979-05-02",
-                "address": [{"text": "대구광역시 중구 동덕로 130", "postalCode": "41944"}]}},
-            {"resource": {
-                "resourceType": "Condition", "subject": {"reference": "urn:uuid:p"},
-                "code": {"coding": [{"system": "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-9",
-                                     "code": "E11.9"}]},
-                "recordedDate": day}},
-        ]},
+        {"resourceType": "Bundle", "id": message_id, "type": "collection",
+         "entry": [{"fullUrl": "urn:uuid:p", "resource": patient}, {"resource": other}]},
         ensure_ascii=False,
     ).encode()  # fmt: skip
     return FeedMessage(message_id.encode(), value, "application/fhir+json")
@@ -180,3 +185,38 @@ def released_record_id(view: Any) -> str:
     first = [e["inputs"][0] for e in view.audit_events if e["action"] == "pseudonymizer.released"]
     assert len(first) == 1
     return str(first[0])
+
+
+async def test_a_fhir_consent_in_a_hospitals_feed_withdraws_the_patient(
+    kafka: KafkaSettings, topic_prefix: str
+) -> None:
+    """D32: ingest (svc-ingest, which the matrix lets write consent.events) turns an inactive
+    FHIR Consent of the feed into a withdrawal of the Bundle's patient."""
+    topics = Topics(topic_prefix)
+    keys = Keys.fresh()
+    async with running_pipeline(kafka, topic_prefix, ["H001"], keys) as observer:
+        await publish_messages(kafka, topics.feed("H001"), [bundle("F-1", "2026-02-01")])
+        view = await observer.wait_until_settled(1, timeout_s=120)
+        [released] = view.curated
+        withdrawal = {"status": "inactive", "dateTime": "2026-02-10T09:00:00+09:00"}
+        await publish_messages(kafka, topics.feed("H001"), [bundle("C-1", "", withdrawal)])
+        await poll_until(
+            observer,
+            lambda v: any(
+                n["kind"] == "WITHDRAWAL" and n["pseudonym"] == released["pseudonym"]
+                for n in v.notices
+            ),
+        )
+        await publish_messages(kafka, topics.feed("H001"), [bundle("F-2", "2026-02-20")])
+        view = await observer.wait_until_settled(3, timeout_s=120)
+        assert [r["pseudonym"] for r in view.curated] == [released["pseudonym"]]
+        consent_actions = [
+            e["outcome"] for e in view.audit_events
+            if e["action"] == "pseudonymizer.consent" and e["inputs"] == ["H001/C-1/c0"]
+        ]  # fmt: skip
+        assert len(consent_actions) == 1
+        withheld = {
+            e["inputs"][0] for e in view.audit_events if e["action"] == "pseudonymizer.withheld"
+        }
+        assert {c["record_id"] for c in view.clinical if c["message_id"] == "F-2"} <= withheld
+        assert withheld

@@ -95,7 +95,8 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         )
     }
     assert writers == {
-        "consent.events": ["consent"],  # the consent desk only (D32); no hospital, no service
+        # the consent desk and ingest (FHIR Consent in feeds), no hospital principal (D32)
+        "consent.events": ["consent", "svc-ingest"],
         "feed.H001": ["hospital-h001"],
         "audit.ledger": ["svc-audit"],
         "curated.b": ["svc-pseudonymizer"],

@@ -97,7 +97,8 @@ def _check_line(
     flags = list(parsed.identity.quality_flags) if parsed.identity is not None else []
     return {"file": str(path), "message_id": parsed.message_id, "accepted": True,
             "message_type": parsed.message_type, "clinical_events": len(parsed.events),
-            "patient_merges": len(parsed.merges), "quality_flags": flags,
+            "patient_merges": len(parsed.merges), "consents": len(parsed.consents),
+            "quality_flags": flags,
             "event_flags": sorted({f for e in parsed.events for f in e.quality_flags})}  # fmt: skip
 
 

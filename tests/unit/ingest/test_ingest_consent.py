@@ -213,3 +213,108 @@ def test_a_refusal_by_the_broker_exits_1(monkeypatch: pytest.MonkeyPatch) -> Non
     assert code == 1 and out == ""
     assert "TopicAuthorizationFailedError" in err and "User:hospital-h001" in err
     assert MRN not in err
+
+
+# --- FHIR Consent in a hospital's feed -----------------------------------------------------------
+
+
+def consent_bundle(*consents: dict[str, Any]) -> bytes:
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": MRN}],
+        "name": [{"text": "박지우"}],
+        "gender": "female",
+        "birthDate": "1979-05-02",
+    }
+    entries = [
+        {"resource": patient},
+        *({"resource": {"resourceType": "Consent", **c}} for c in consents),
+    ]
+    return json.dumps({"resourceType": "Bundle", "id": "C-1", "entry": entries}).encode()
+
+
+@pytest.mark.parametrize(
+    ("consent", "kind"),
+    [
+        ({"status": "active"}, "GRANTED"),
+        ({"status": "active", "provision": {"type": "permit"}}, "GRANTED"),
+        ({"status": "active", "provision": {"type": "deny"}}, "WITHDRAWN"),
+        ({"status": "inactive"}, "WITHDRAWN"),
+        ({"status": "rejected"}, "WITHDRAWN"),
+    ],
+)
+def test_fhir_consent_status_and_provision_give_the_change(
+    consent: dict[str, Any], kind: str
+) -> None:
+    from ingest.domain.fhir import parse_fhir
+
+    [change] = parse_fhir(consent_bundle(consent), None, NOW.date()).consents
+    assert (change.kind, change.datasets, change.recorded_at) == (kind, (), None)
+
+
+def test_fhir_consent_datasets_and_time() -> None:
+    from ingest.domain.fhir import parse_fhir
+
+    consent = {
+        "status": "inactive",
+        "dateTime": "2026-02-27T10:15:00+09:00",
+        "provision": {"purpose": [
+            {"system": "urn:biostream:dataset", "code": "cohort-demo"},
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"},
+        ]},
+    }  # fmt: skip
+    [change] = parse_fhir(consent_bundle(consent), None, NOW.date()).consents
+    assert change.datasets == ("cohort-demo",)
+    assert change.recorded_at == dt.datetime(2026, 2, 27, 1, 15, tzinfo=dt.UTC)
+
+
+def test_undecided_fhir_consents_give_nothing_and_unknown_ones_reject_the_message() -> None:
+    from ingest.domain.fhir import parse_fhir
+    from ingest.domain.model import Rejected
+
+    undecided = [{"status": s} for s in ("draft", "proposed", "entered-in-error")]
+    assert parse_fhir(consent_bundle(*undecided), None, NOW.date()).consents == ()
+    for bad in ({}, {"status": "revoked"}, {"status": "active", "provision": {"type": "maybe"}}):
+        with pytest.raises(Rejected) as rejected:
+            parse_fhir(consent_bundle(bad), None, NOW.date())
+        assert rejected.value.reason_code == "FHIR_CONSENT_INVALID"
+    with pytest.raises(Rejected) as rejected:
+        parse_fhir(
+            consent_bundle({"status": "inactive", "dateTime": "yesterday"}), None, NOW.date()
+        )
+    assert rejected.value.reason_code == "FHIR_DATE_INVALID"
+
+
+def test_the_handler_writes_a_feeds_consent_for_the_messages_patient() -> None:
+    from biostream.contract import Inbound
+    from biostream.contracts import AUDIT_EVENT, IDENTITY_RECORD
+    from biostream.envelopes import Envelopes
+    from biostream.state import StateStore
+    from biostream.topics import Topics
+    from ingest.handlers import FeedMessageHandler, IngestMetrics
+    from prometheus_client import CollectorRegistry
+
+    codec, topics = default_codec(), Topics("u.")
+    handler = FeedMessageHandler(
+        codec, topics, Envelopes("ingest", "User:svc-ingest", codec, topics), KEY.encode(),
+        IngestMetrics.create(CollectorRegistry()),
+    )  # fmt: skip
+    value = consent_bundle({"status": "inactive"})
+    headers = (("content-type", b"application/fhir+json"),)
+    out = handler(Inbound(topics.feed("H001"), 0, 7, None, value, headers, 0), StateStore(), NOW)
+    [event] = [
+        codec.decode(o.value, CONSENT_EVENT) for o in out if o.topic == topics.consent_events
+    ]
+    ref = patient_ref(KEY.encode(), "H001", MRN)
+    assert event == {
+        "event_id": "H001/C-1/c0", "kind": "WITHDRAWN", "patient_ref": ref, "person_id": None,
+        "datasets": [], "recorded_at": NOW, "source": "H001",
+    }  # fmt: skip
+    assert [o.key for o in out if o.topic == topics.consent_events] == [ref.encode()]
+    [identity] = [
+        codec.decode(o.value, IDENTITY_RECORD) for o in out if o.topic == topics.identity_records
+    ]
+    assert identity["patient_ref"] == ref
+    [accepted] = [codec.decode(o.value, AUDIT_EVENT) for o in out if o.topic == topics.audit_events]
+    assert accepted["outputs"] == ["H001/C-1/0", "H001/C-1/c0"]
+    assert MRN not in json.dumps(event, default=str)

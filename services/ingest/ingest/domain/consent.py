@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from biostream.contracts import ConsentEvent, ConsentKind
 from biostream.topics import HOSPITAL_CODE
 
+from ingest.domain.model import ConsentChange
+
 # Linkage's person ids are "P" + hex (linkage.domain.index); a registry that pastes anything
 # else (a registration number, a name) is refused before it can reach a topic.
 PERSON_ID = re.compile(r"^P[0-9a-f]{1,40}$")
@@ -102,4 +104,21 @@ def consent_event(
         "datasets": names,
         "recorded_at": recorded_at,
         "source": source,
+    }
+
+
+def consent_from_feed(
+    event_id: str, patient_ref: str, hospital: str, change: ConsentChange, now: dt.datetime
+) -> ConsentEvent:
+    """D32: a FHIR ``Consent`` of a hospital's feed as a ``ConsentEvent`` of the message's
+    patient: id from the record ids (``<hospital>/<message>/c<n>``, so a redelivered message
+    gives the same event), source the hospital, recorded at the resource's time or on receipt."""
+    return {
+        "event_id": event_id,
+        "kind": "GRANTED" if change.kind == "GRANTED" else "WITHDRAWN",
+        "patient_ref": patient_ref,
+        "person_id": None,
+        "datasets": list(change.datasets),
+        "recorded_at": (change.recorded_at or now).astimezone(dt.UTC),
+        "source": hospital,
     }
