@@ -43,7 +43,8 @@ async def record_consent(
         [event["event_id"]],
         now,
         hospital=subject.hospital,
-        dataset=",".join(event["datasets"]) or None,
+        # The audit field holds one dataset; a change for several names them in its event.
+        dataset=event["datasets"][0] if len(event["datasets"]) == 1 else None,
     )
     producer = transactional_producer(kafka, f"{topics.prefix}consent-{uuid.uuid4().hex[:16]}")
     await producer.start()
