@@ -270,7 +270,7 @@ def prove(
             raise typer.Exit(1)
         try:
             document = build_consistency_proof(
-                entries, by_size[consistency[0]], by_size[consistency[1]]
+                entries, by_size[consistency[0]], by_size[consistency[1]], checkpoints
             )
         except ProofError as error:
             typer.echo(f"error: {error}", err=True)

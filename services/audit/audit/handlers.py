@@ -134,14 +134,16 @@ class LedgerAppendHandler:
         entry_id, occurred_at, events = read
         payload = message.value or b""
         ledger = self._load(state)
+        # D34: after a key change the hand-over comes before anything the new key would cover.
+        out = self._checkpoint_if_due(ledger, state, now, handover_only=True)
         entry = ledger.append(entry_id, payload, now, events)
-        out = [
+        out.append(
             Outbound(
                 self.topics.audit_ledger,
                 self.codec.encode(LEDGER_ENTRY, entry),
                 key=entry["sequence"].to_bytes(8, "big"),
             )
-        ]
+        )
         out.extend(self._checkpoint_if_due(ledger, state, now))
         self._save(state, ledger)
         self.metrics.ledger_length.set(ledger.size)
@@ -169,10 +171,11 @@ class LedgerAppendHandler:
         return out
 
     def _checkpoint_if_due(
-        self, ledger: LedgerState, state: StateStore, now: dt.datetime
+        self, ledger: LedgerState, state: StateStore, now: dt.datetime, handover_only: bool = False
     ) -> list[Outbound]:
         """D-audit-1 and D34: a checkpoint when one is due, and at once when the active signing
-        key has changed (the hand-over checkpoint, signed by the old key, comes first)."""
+        key has changed (the hand-over checkpoint, signed by the old key, comes first);
+        ``handover_only``: only that hand-over, if one is pending."""
         recorded = state.get(SIGNER_KEY)
         previous = previous_signer_id(
             None if recorded is None else recorded.decode("ascii"),
@@ -190,7 +193,7 @@ class LedgerAppendHandler:
                 new_key_id=self.keyring.active.key_id,
             )
             return []
-        if plan is None and not ledger.checkpoint_due(self.policy, now):
+        if plan is None and (handover_only or not ledger.checkpoint_due(self.policy, now)):
             return []
         out = self._checkpoint(ledger, now, plan)
         active = self.keyring.active.key_id

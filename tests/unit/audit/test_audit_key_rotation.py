@@ -331,3 +331,31 @@ def test_keys_load_from_a_directory_of_versioned_files(tmp_path: Path) -> None:
     shown = audit("public-key", BIOSTREAM_LEDGER_SIGNING_KEYS_DIR=str(keys))
     assert shown.returncode == 0, shown.stderr
     assert _seed(K2) not in shown.stdout and _seed(K1) not in shown.stdout
+
+
+def _view(payload: bytes) -> dict[str, Any]:
+    decoded = CODEC.decode(payload, "AuditEvent")
+    return {**decoded, "occurred_at": decoded["occurred_at"].isoformat()}
+
+
+def test_proofs_under_a_later_key_carry_the_hand_overs_from_the_first_key() -> None:
+    from audit.domain.proof import build_consistency_proof, build_event_proof, check_proof
+
+    entries, checkpoints = rotated_ledger()
+    payload = entries[9]["event_payload"]
+    proof = build_event_proof(entries, checkpoints, 9, [payload], 0, _view)
+    assert proof["checkpoint"]["key_id"] == K3.key_id
+    assert [h["size"] for h in proof["key_handovers"]] == [5, 8]
+    assert check_proof(proof, K1.public_key, _view) is None
+    # Without the hand-overs, or from a key that is not the first, the proof does not hold.
+    stripped = {k: v for k, v in proof.items() if k != "key_handovers"}
+    assert "unknown key" in (check_proof(stripped, K1.public_key, _view) or "")
+    assert "forged hand-over at size 5" in (check_proof(proof, K2.public_key, _view) or "")
+    # An entry under k1's first checkpoint needs no hand-over: the proof is as before D34.
+    early = build_event_proof(entries, checkpoints, 0, [entries[0]["event_payload"]], 0, _view)
+    assert "key_handovers" not in early and check_proof(early, K1.public_key, _view) is None
+    # A consistency proof across both rotations.
+    across = build_consistency_proof(entries, checkpoints[0], checkpoints[-1], checkpoints)
+    assert check_proof(across, K1.public_key, _view) is None
+    forged = {**across, "key_handovers": []}
+    assert "unknown key" in (check_proof(forged, K1.public_key, _view) or "")
