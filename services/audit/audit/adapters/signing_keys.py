@@ -20,7 +20,8 @@ PREFIX = "ledger."
 
 
 def load_keyring(settings: AuditSettings) -> Keyring:
-    """The signing keys the settings name: the keys directory, else the single key as ``k1``."""
+    """D34: the signing keys the settings name: the keys directory, else the single key of
+    before as ``k1``; both at once are refused."""
     single = settings.ledger_signing_key is not None or settings.ledger_signing_key_file is not None
     if settings.ledger_signing_keys_dir is None:
         return Keyring({"k1": Signer(private_key_from_secret(settings.signing_key()))})
