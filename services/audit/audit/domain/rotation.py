@@ -272,7 +272,7 @@ def walk_keys(checkpoints: Sequence[LedgerCheckpoint], first_key: Ed25519PublicK
     is invalid."""
     periods = [KeyPeriod(key_id_of(first_key), first_key)]
     retired: dict[str, int] = {}
-    for checkpoint in sorted(checkpoints, key=lambda c: c["size"]):
+    for position, checkpoint in enumerate(sorted(checkpoints, key=lambda c: c["size"])):
         trusted = periods[-1]
         size = checkpoint["size"]
         signer_id = checkpoint["key_id"]
@@ -292,6 +292,8 @@ def walk_keys(checkpoints: Sequence[LedgerCheckpoint], first_key: Ed25519PublicK
                     f"checkpoint at size {size} is signed by unknown key {signer_id}, not the "
                     f"trusted key {trusted.key_id}: no hand-over leads to it"
                 )
+                if position == 0:
+                    problem += " (verification starts from the ledger's first signing key)"
             return KeyWalk(tuple(periods), problem, size)
         invalid = check_signature(checkpoint, trusted.public_key)
         if invalid is None and checkpoint["handover"] is not None:
