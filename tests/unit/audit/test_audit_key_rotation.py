@@ -156,6 +156,11 @@ def test_a_hand_over_needs_the_new_keys_countersignature_and_its_own_id() -> Non
     )
     changed = {**checkpoints[1], "handover": {**handover, "new_key_id": K3.key_id}}
     assert "forged hand-over" in (check_handover(changed, K1.public_key) or "")  # type: ignore[arg-type]
+    # Re-signed by k1 and k2 with another activation time: well signed, but not this checkpoint's.
+    later = hand_over({**checkpoints[1], "checkpoint_at": at(99), "handover": None},
+                      HandoverPlan(K1, K2, "k2"))  # fmt: skip
+    moved = {**checkpoints[1], "handover": later["handover"]}
+    assert "activated at another time" in (check_handover(moved, K1.public_key) or "")  # type: ignore[arg-type]
     walk = walk_keys([checkpoints[0], bad_counter], K1.public_key)  # type: ignore[list-item]
     assert not walk.ok and walk.bad_checkpoint_size == 5
 

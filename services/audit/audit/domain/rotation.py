@@ -227,6 +227,8 @@ def check_handover(checkpoint: LedgerCheckpoint, trusted: Ed25519PublicKey) -> s
         return f"hand-over at size {size}: the new key id is not the new public key's"
     if handover["new_key_id"] == trusted_id:
         return f"hand-over at size {size}: hands the key over to itself"
+    if handover["activated_at"] != checkpoint["checkpoint_at"]:
+        return f"hand-over at size {size}: activated at another time than its checkpoint's"
     try:
         new_key.verify(handover["new_key_signature"], message)
     except InvalidSignature:
