@@ -124,6 +124,7 @@ class LedgerAppendHandler:
         # Parsed form of the state value last written; reused while the store still holds exactly
         # that bytes object (a rolled-back message restores the old object, so the cache misses).
         self._cached: tuple[bytes, LedgerState] | None = None
+        self._handover_blocked_logged = False
         self.metrics.verification_ok.set(1)
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
@@ -184,8 +185,12 @@ class LedgerAppendHandler:
         )
         plan = handover_plan(previous, self.keyring)
         if isinstance(plan, str):
-            # Entries still chain; only signing waits until the old key is back (D34).
+            # Entries still chain; only signing waits until the old key is back (D34). Said once
+            # per process, not at every message and idle tick; the gauge stays 0 meanwhile.
             self.metrics.verification_ok.set(0)
+            if self._handover_blocked_logged:
+                return []
+            self._handover_blocked_logged = True
             self._log.error(
                 "ledger checkpoint not signed: no hand-over possible",
                 reason_code="LEDGER_HANDOVER_KEY_MISSING",
