@@ -27,7 +27,7 @@ from biostream.observability import ProcessorMetrics
 from biostream.processor import HoldForReady, ProcessorConfig, TransactionalProcessor
 from biostream.service import Runnable, RunnableService, run_until_stopped
 from biostream.settings import ServiceSettings
-from biostream.topics import Topics
+from biostream.topics import AUDIT_WRITERS, Topics
 
 S = TypeVar("S", bound=ServiceSettings)
 H = TypeVar("H", bound=Handler)
@@ -45,6 +45,28 @@ class Parts:
     envelopes: Envelopes
 
 
+def service_principal(service: str, settings: ServiceSettings, topics: Topics) -> str:
+    """D31: the principal a service's audit events name is the one Kafka authenticates it as
+    (its SCRAM user or certificate); a different ``BIOSTREAM_PRINCIPAL`` is a configuration
+    error, as is a principal with no audit topic of its own. Without credentials:
+    ``BIOSTREAM_PRINCIPAL``, else ``User:<prefix>svc-<service>``."""
+    authenticated = settings.kafka.authenticated_principal()
+    if authenticated is not None:
+        if settings.principal is not None and settings.principal != authenticated:
+            raise ValueError(
+                f"BIOSTREAM_PRINCIPAL {settings.principal} is not {authenticated}, the principal "
+                "the Kafka credentials authenticate"
+            )
+        principal = authenticated
+    else:
+        principal = settings.principal or f"User:{topics.prefix}svc-{service}"
+    if topics.audit_writer(principal) not in AUDIT_WRITERS:
+        raise ValueError(
+            f"principal {principal} has no audit topic (one of {', '.join(AUDIT_WRITERS)})"
+        )
+    return principal
+
+
 def parts(
     service: str,
     settings: ServiceSettings,
@@ -58,7 +80,7 @@ def parts(
     topics = Topics(settings.topic_prefix)
     codec = default_codec()
     sealer = dead_letter_sealer(settings) if dead_letters else None
-    envelopes = Envelopes(service, settings.principal, codec, topics, sealer)
+    envelopes = Envelopes(service, service_principal(service, settings, topics), codec, topics, sealer)
     return Parts(service, settings, registry or CollectorRegistry(), topics, codec, envelopes)
 
 
