@@ -197,6 +197,15 @@ class LedgerEntry(TypedDict):
     events_root: bytes | None
 
 
+class KeyHandover(TypedDict):
+    new_key_id: str
+    new_key_version: str
+    new_public_key: bytes
+    activated_at: dt.datetime
+    signature: bytes
+    new_key_signature: bytes
+
+
 class LedgerCheckpoint(TypedDict):
     size: int
     root_hash: bytes
@@ -204,6 +213,8 @@ class LedgerCheckpoint(TypedDict):
     checkpoint_at: dt.datetime
     key_id: str
     signature: bytes
+    # D34: only on a hand-over checkpoint (the signing key changes after it); else None.
+    handover: KeyHandover | None
 
 
 class PatientMerge(TypedDict):

@@ -34,6 +34,7 @@ from biostream.topics import FOREVER, Topics, TopicSpec
 from biostream_consumer.adapters.source import DatasetSource, DatasetTopics
 from biostream_consumer.adapters.store import LocalCopy
 from biostream_dev import broker
+from biostream_dev.access import kafka_environment
 from typer.testing import CliRunner
 
 from .conftest import Broker
@@ -179,7 +180,7 @@ def audit_verify(
 
     monkeypatch.setattr(audit_commands, "_codec", lambda: PausingCodec(pauser))
     env = {
-        "BIOSTREAM_KAFKA__BOOTSTRAP_SERVERS": pausable.kafka.bootstrap_servers,
+        **kafka_environment(pausable.kafka),  # the admin, over TLS
         "BIOSTREAM_TOPIC_PREFIX": ledger.prefix,
         "BIOSTREAM_READ_TIMEOUT_S": str(limit_s),
     }

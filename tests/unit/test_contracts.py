@@ -192,6 +192,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "checkpoint_at": T0,
         "key_id": "3f9a1c0b2d4e5f60",
         "signature": bytes(range(64)),
+        "handover": None,
     },
     "ReviewDecision": {
         "task_id": "review/pr_3f9a1c/0",

@@ -86,9 +86,17 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
     }
     writers = {
         topic: sorted(role for role, p in principals.items() if p.allows("topic", topic, "Write"))
-        for topic in ("feed.H001", "audit.ledger", "curated.b", "identity.records")
+        for topic in (
+            "feed.H001",
+            "audit.ledger",
+            "curated.b",
+            "identity.records",
+            "consent.events",
+        )
     }
     assert writers == {
+        # the consent desk and ingest (FHIR Consent in feeds), no hospital principal (D32)
+        "consent.events": ["consent", "svc-ingest"],
         "feed.H001": ["hospital-h001"],
         "audit.ledger": ["svc-audit"],
         "curated.b": ["svc-pseudonymizer"],
@@ -146,3 +154,16 @@ def test_each_service_logs_in_as_itself_over_tls(service: str) -> None:
     volume = next(v for v in pod["volumes"] if v["name"] == mounts[str(ca_path.parent)])
     assert volume["secret"]["secretName"] == "biostream-cluster-ca-cert"
     assert {"key": "ca.crt", "path": ca_path.name} in volume["secret"]["items"]
+
+
+def test_the_consent_desk_writes_consent_and_its_audit_events_only() -> None:
+    """D32: the consent principal reads nothing and writes two topics."""
+    consent = render(load_matrix(), hospitals=HOSPITALS, datasets=DATASETS)["consent"]
+    topics = {(g.name, g.operations) for g in consent.grants if g.resource == "topic"}
+    assert topics == {
+        ("consent.events", ("Write", "Describe")),
+        ("audit.events", ("Write", "Describe")),
+    }
+    assert [(g.resource, g.name, g.prefixed) for g in consent.grants if g.resource != "topic"] == [
+        ("transactionalId", "consent-", True)
+    ]

@@ -27,6 +27,7 @@ import platform
 from audit.domain.chain import verify
 from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy, LedgerState
+from audit.domain.rotation import Keyring
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
 from biostream.contract import Inbound
@@ -66,7 +67,7 @@ def bench_handler(n: int) -> tuple[float, float]:
         topics,
         Envelopes("audit", "User:svc-audit", codec, topics),
         AuditMetrics.create(CollectorRegistry()),
-        Signer(Ed25519PrivateKey.generate()),
+        Keyring({"k1": Signer(Ed25519PrivateKey.generate())}),
         CheckpointPolicy(every_entries=1000, every_seconds=1e9),
     )
     payloads = _events(codec, topics, min(n, 10_000))
@@ -89,7 +90,7 @@ def bench_batches(n_events: int, batch_size: int) -> tuple[float, float]:
         topics,
         Envelopes("audit", "User:svc-audit", codec, topics),
         AuditMetrics.create(CollectorRegistry()),
-        Signer(Ed25519PrivateKey.generate()),
+        Keyring({"k1": Signer(Ed25519PrivateKey.generate())}),
         CheckpointPolicy(every_entries=1000, every_seconds=1e9),
     )
     packer = Envelopes("pseudonymizer", "User:svc-pseudonymizer", codec, topics)

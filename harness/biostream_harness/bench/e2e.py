@@ -379,6 +379,71 @@ async def run(
             broker.stop_broker(run_dir)
 
 
+async def run_tls_cost(
+    records: int, half_s: float, work: Path, warmup: int, rounds: int
+) -> list[Side]:
+    """The pipeline on two brokers started in this run, one with TLS (SCRAM inside TLS, as
+    deployed) and one with plaintext forced (SCRAM in clear), in alternating order: what
+    encryption in transit costs in records/s and CPU per record (D30)."""
+    from biostream_dev import broker
+
+    brokers = {}
+    try:
+        for mode in ("tls", "plaintext"):
+            run_dir = work / f"kafka-{mode}"
+            info = broker.start_broker(run_dir, authentication=True, tls=mode == "tls")
+            brokers[mode] = (run_dir, info, broker.admin_settings(run_dir, info.bootstrap))
+        feed = Feed()
+        t0 = time.perf_counter()
+        sides = []
+        for round_no in range(rounds):
+            order = ("tls", "plaintext") if round_no % 2 == 0 else ("plaintext", "tls")
+            for mode in order:
+                _, info, kafka = brokers[mode]
+                side = await bench_pipeline(
+                    kafka, work / f"{mode}-{round_no}", feed, records, half_s, info.pid, t0, 0,
+                    warmup,
+                )  # fmt: skip
+                side.name = f"{mode}-{round_no}"
+                sides.append(side)
+        return sides
+    finally:
+        for run_dir, _, _ in brokers.values():
+            broker.stop_broker(run_dir)
+
+
+def tls_cost_report(sides: list[Side]) -> str:
+    """Per mode: the median over rounds of the max rate and of CPU ms per record (all measured
+    processes: the services, the broker and the driver), and TLS's cost relative to plaintext."""
+    import statistics
+
+    def stats(mode: str) -> tuple[float, float]:
+        runs = [s.max for s in sides if s.name.startswith(f"{mode}-")]
+        rate = statistics.median(p.records_per_s for p in runs)
+        cpu = statistics.median(sum(p.cpu_per_record_ms().values()) for p in runs)
+        return rate, cpu
+
+    lines = []
+    for side in sides:
+        cpu = sum(side.max.cpu_per_record_ms().values())
+        lines.append(
+            f"{side.name:12} max: {side.max.records_per_s:,.0f} rec/s, CPU {cpu:.2f} ms/record, "
+            f"p50 {side.max.p50_s * 1000:,.0f} ms; half: {side.half.records_per_s:,.0f} rec/s, "
+            f"p99 {side.half.p99_s * 1000:,.0f} ms; machine busy {side.max.machine_busy:.0%}"
+        )
+    tls_rate, tls_cpu = stats("tls")
+    plain_rate, plain_cpu = stats("plaintext")
+    lines.append(
+        f"median max rate: TLS {tls_rate:,.0f} rec/s, plaintext {plain_rate:,.0f} rec/s; "
+        f"TLS costs {1 - tls_rate / plain_rate:.1%} of throughput (goal: at most 10 %)"
+    )
+    lines.append(
+        f"median CPU per record: TLS {tls_cpu:.2f} ms, plaintext {plain_cpu:.2f} ms "
+        f"(TLS/plaintext {tls_cpu / plain_cpu:.2f})"
+    )
+    return "\n".join(lines)
+
+
 class Feed:
     """Synthetic HL7 messages; message n is the same whatever the count (one seeded sequence)."""
 
@@ -428,7 +493,22 @@ def main(
             "services' first allocations are start-up costs, not sustained ones"
         ),
     ] = 5000,
+    tls_cost: Annotated[
+        int,
+        typer.Option(
+            help="instead: this many rounds of the pipeline on a TLS and a plaintext broker, "
+            "alternating, and the cost of TLS (D30)"
+        ),
+    ] = 0,
 ) -> None:
+    if tls_cost > 0:
+        with tempfile.TemporaryDirectory(prefix="biostream-e2e-tls-") as tmp:
+            sides = asyncio.run(run_tls_cost(records, half_seconds, Path(tmp), warmup, tls_cost))
+        print(tls_cost_report(sides))
+        if json_path is not None:
+            summary = {s.name: {p.name: p.summary() for p in s.phases()} for s in sides}
+            json_path.write_text(json.dumps(summary, indent=2))
+        return
     with tempfile.TemporaryDirectory(prefix="biostream-e2e-") as tmp:
         sides = asyncio.run(run(records, half_seconds, broker_dir, Path(tmp), goal_rate, warmup))
     print(report(sides))

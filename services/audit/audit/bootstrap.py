@@ -7,7 +7,7 @@ from biostream.kit import Parts, stream_service
 from biostream.service import RunnableService
 from prometheus_client import CollectorRegistry
 
-from audit.domain.checkpoint import Signer, private_key_from_secret
+from audit.adapters.signing_keys import load_keyring
 from audit.domain.ledger import CheckpointPolicy
 from audit.handlers import SERVICE, AuditMetrics, LedgerAppendHandler
 from audit.settings import AuditSettings
@@ -20,7 +20,7 @@ def build(settings: AuditSettings, registry: CollectorRegistry | None = None) ->
             kit.topics,
             kit.envelopes,
             AuditMetrics.create(kit.registry),
-            Signer(private_key_from_secret(settings.signing_key())),
+            load_keyring(settings),
             CheckpointPolicy(settings.checkpoint_every_entries, settings.checkpoint_every_seconds),
         )
 

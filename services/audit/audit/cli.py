@@ -22,11 +22,11 @@ from biostream.contracts import AuditEvent, LedgerCheckpoint, LedgerEntry
 from biostream.logs import mask_identifiers
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.adapters.signing_keys import load_keyring
 from audit.domain.chain import EventsOf
 from audit.domain.chain import verify as verify_chain
 from audit.domain.checkpoint import (
     key_id_of,
-    private_key_from_secret,
     public_key_from_text,
     public_key_hex,
     public_key_pem,
@@ -40,6 +40,7 @@ from audit.domain.export import (
 )
 from audit.domain.lineage import Logged
 from audit.domain.proof import EventView
+from audit.domain.rotation import KeyPeriod, walk_keys
 from audit.settings import AuditSettings
 
 CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
@@ -160,6 +161,7 @@ def verify(
     if key is not None:
         typer.echo(f"public key: {source}, key id {key_id_of(key)}")
     result = verify_chain(entries, expected_length, checkpoints, key, _events_of(_codec()))
+    _echo_key_history(result.keys)
     if result.ok:
         typer.echo(
             f"ledger intact: {result.entries} entries, {result.checkpoints_checked} signed "
@@ -177,16 +179,29 @@ def verify(
     raise typer.Exit(1)
 
 
+def _echo_key_history(keys: tuple[KeyPeriod, ...]) -> None:
+    """D34: the signing keys the verification walked, from the trusted first key."""
+    for period in keys[1:]:
+        typer.echo(
+            f"signing key {period.key_id} ({period.version}) trusted through the hand-over "
+            f"signed by key {keys[keys.index(period) - 1].key_id} at size {period.handover_size}"
+        )
+
+
 def export(output: Path, public_key_file: Path | None) -> None:
     """``audit export``: the live ledger as JSON lines, its public key beside it (D23b)."""
     settings = AuditSettings()
-    key = _export_key(settings, public_key_file)
+    candidates = _export_keys(settings, public_key_file)
     entries, checkpoints = _read_live(_live(settings))
-    foreign = sorted({c["key_id"] for c in checkpoints} - {key_id_of(key)})
-    if foreign:
+    # D34: the key published is the ledger's first signing key; every later one is reached from
+    # it through the signed hand-overs, which the export carries.
+    first = min(checkpoints, key=lambda c: c["size"])["key_id"] if checkpoints else None
+    key = next((k for k in candidates if key_id_of(k) == first), candidates[0])
+    walk = walk_keys(checkpoints, key)
+    if not walk.ok:
         typer.echo(
-            f"error: checkpoints are signed by key {', '.join(foreign)}, not by the key to "
-            f"publish ({key_id_of(key)}): give the ledger's own --public-key",
+            f"error: the checkpoints do not verify from the key to publish ({key_id_of(key)}): "
+            f"{walk.problem}: give the ledger's own first --public-key",
             err=True,
         )
         raise typer.Exit(2)
@@ -201,20 +216,26 @@ def export(output: Path, public_key_file: Path | None) -> None:
     typer.echo(f"public key: {published} (key id {key_id_of(key)})")
 
 
-def _export_key(settings: AuditSettings, given: Path | None) -> Ed25519PublicKey:
-    """D23b: the key to publish with an export: the one given, else the public half of the
-    configured signing key (the private key itself is never written anywhere)."""
+def _export_keys(settings: AuditSettings, given: Path | None) -> list[Ed25519PublicKey]:
+    """D23b, D34: the keys that may be published with an export: the one given, else the public
+    halves of the configured signing keys, oldest version first (the private keys themselves are
+    never written anywhere)."""
     key = _public_key(given)
     if key is not None:
-        return key
-    if settings.ledger_signing_key is not None or settings.ledger_signing_key_file is not None:
+        return [key]
+    if (
+        settings.ledger_signing_key is not None
+        or settings.ledger_signing_key_file is not None
+        or settings.ledger_signing_keys_dir is not None
+    ):
         try:
-            return private_key_from_secret(settings.signing_key()).public_key()
+            keyring = load_keyring(settings)
         except (OSError, ValueError) as error:
             typer.echo(
                 f"error: the ledger signing key is unusable ({type(error).__name__})", err=True
             )
             raise typer.Exit(2) from None
+        return [keyring.signers[v].public_key for v in keyring.versions]
     typer.echo(
         "error: an export is published with its public key: give --public-key (the file "
         "`audit public-key` writes) or configure BIOSTREAM_LEDGER_SIGNING_KEY_FILE",
@@ -226,7 +247,7 @@ def _export_key(settings: AuditSettings, given: Path | None) -> Ed25519PublicKey
 def public_key(pem: bool) -> None:
     """``audit public-key``: the public half of the configured signing key."""
     settings = AuditSettings()
-    key = private_key_from_secret(settings.signing_key()).public_key()
+    key = load_keyring(settings).active.public_key
     typer.echo(public_key_pem(key).rstrip("\n") if pem else public_key_hex(key))
 
 
@@ -249,7 +270,7 @@ def prove(
             raise typer.Exit(1)
         try:
             document = build_consistency_proof(
-                entries, by_size[consistency[0]], by_size[consistency[1]]
+                entries, by_size[consistency[0]], by_size[consistency[1]], checkpoints
             )
         except ProofError as error:
             typer.echo(f"error: {error}", err=True)

@@ -30,12 +30,21 @@ from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from audit.domain.checkpoint import Signer, check_signature
+from audit.domain.checkpoint import check_signature
 from audit.domain.ledger import CheckpointPolicy, LedgerState
 from audit.domain.principals import principal_refusal
+from audit.domain.rotation import (
+    HandoverPlan,
+    Keyring,
+    check_handover,
+    handover_plan,
+    previous_signer_id,
+)
 
 SERVICE = "audit"
 LEDGER_KEY = "ledger"
+# D34: the key id that signed the last checkpoint (absent in states written before D34).
+SIGNER_KEY = "signer"
 
 
 @dataclass(frozen=True)
@@ -110,19 +119,20 @@ class LedgerAppendHandler:
         topics: Topics,
         envelopes: Envelopes,
         metrics: AuditMetrics,
-        signer: Signer,
+        keyring: Keyring,
         policy: CheckpointPolicy,
     ) -> None:
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
         self.metrics = metrics
-        self.signer = signer
+        self.keyring = keyring
         self.policy = policy
         self._log = get_logger("audit.handlers")
         # Parsed form of the state value last written; reused while the store still holds exactly
         # that bytes object (a rolled-back message restores the old object, so the cache misses).
         self._cached: tuple[bytes, LedgerState] | None = None
+        self._handover_blocked_logged = False
         self.metrics.verification_ok.set(1)
 
     def __call__(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
@@ -139,16 +149,17 @@ class LedgerAppendHandler:
             ]
         payload = message.value or b""
         ledger = self._load(state)
+        # D34: after a key change the hand-over comes before anything the new key would cover.
+        out = self._checkpoint_if_due(ledger, state, now, handover_only=True)
         entry = ledger.append(entry_id, payload, now, events)
-        out = [
+        out.append(
             Outbound(
                 self.topics.audit_ledger,
                 self.codec.encode(LEDGER_ENTRY, entry),
                 key=entry["sequence"].to_bytes(8, "big"),
             )
-        ]
-        if ledger.checkpoint_due(self.policy, now):
-            out.append(self._checkpoint(ledger, now))
+        )
+        out.extend(self._checkpoint_if_due(ledger, state, now))
         self._save(state, ledger)
         self.metrics.ledger_length.set(ledger.size)
         self.metrics.append_lag_seconds.observe(max(0.0, (now - occurred_at).total_seconds()))
@@ -175,15 +186,59 @@ class LedgerAppendHandler:
         """D-audit-1: idle tick: a time-due checkpoint even when no event arrives."""
         ledger = self._load(state)
         self.metrics.ledger_length.set(ledger.size)
-        if not ledger.checkpoint_due(self.policy, now):
-            return []
-        out = [self._checkpoint(ledger, now)]
-        self._save(state, ledger)
+        out = self._checkpoint_if_due(ledger, state, now)
+        if out:
+            self._save(state, ledger)
         return out
 
-    def _checkpoint(self, ledger: LedgerState, now: dt.datetime) -> Outbound:
-        checkpoint = ledger.checkpoint(self.signer, now)
-        self._self_check(ledger, checkpoint)
+    def _checkpoint_if_due(
+        self, ledger: LedgerState, state: StateStore, now: dt.datetime, handover_only: bool = False
+    ) -> list[Outbound]:
+        """D-audit-1 and D34: a checkpoint when one is due, and at once when the active signing
+        key has changed (the hand-over checkpoint, signed by the old key, comes first);
+        ``handover_only``: only that hand-over, if one is pending."""
+        recorded = state.get(SIGNER_KEY)
+        previous = previous_signer_id(
+            None if recorded is None else recorded.decode("ascii"),
+            self.keyring,
+            ledger.checkpoint_at is not None,
+        )
+        plan = handover_plan(previous, self.keyring)
+        if isinstance(plan, str):
+            # Entries still chain; only signing waits until the old key is back (D34). Said once
+            # per process, not at every message and idle tick; the gauge stays 0 meanwhile.
+            self.metrics.verification_ok.set(0)
+            if self._handover_blocked_logged:
+                return []
+            self._handover_blocked_logged = True
+            self._log.error(
+                "ledger checkpoint not signed: no hand-over possible",
+                reason_code="LEDGER_HANDOVER_KEY_MISSING",
+                old_key_id=previous,
+                new_key_id=self.keyring.active.key_id,
+            )
+            return []
+        if plan is None and (handover_only or not ledger.checkpoint_due(self.policy, now)):
+            return []
+        out = self._checkpoint(ledger, now, plan)
+        active = self.keyring.active.key_id
+        if recorded != active.encode("ascii"):
+            state.put(SIGNER_KEY, active.encode("ascii"))
+        if plan is not None:
+            self._log.info(
+                "ledger signing key handed over",
+                old_key_id=plan.old.key_id,
+                new_key_id=plan.new.key_id,
+                key_version=plan.new_version,
+                sequence=ledger.size,
+            )
+        return [out]
+
+    def _checkpoint(
+        self, ledger: LedgerState, now: dt.datetime, plan: HandoverPlan | None
+    ) -> Outbound:
+        checkpoint = ledger.checkpoint(self.keyring.active, now, plan)
+        self._self_check(ledger, checkpoint, plan)
         self.metrics.checkpoints.inc()
         self.metrics.last_checkpoint_timestamp.set(checkpoint["checkpoint_at"].timestamp())
         self.metrics.last_checkpoint_size.set(checkpoint["size"])
@@ -193,10 +248,16 @@ class LedgerAppendHandler:
             key=checkpoint["size"].to_bytes(8, "big"),
         )
 
-    def _self_check(self, ledger: LedgerState, checkpoint: LedgerCheckpoint) -> None:
+    def _self_check(
+        self, ledger: LedgerState, checkpoint: LedgerCheckpoint, plan: HandoverPlan | None
+    ) -> None:
         """What the service can check of its own work without re-reading the ledger: the state's
-        tip and Merkle frontier agree, and the new checkpoint verifies under the public key."""
-        problem = check_signature(checkpoint, self.signer.public_key)
+        tip and Merkle frontier agree, and the new checkpoint (and its hand-over, D34) verifies
+        under the public key of the key that signed it."""
+        signer = self.keyring.active if plan is None else plan.old
+        problem = check_signature(checkpoint, signer.public_key)
+        if problem is None and plan is not None:
+            problem = check_handover(checkpoint, signer.public_key)
         if problem is None and not ledger.consistent():
             problem = "ledger state: Merkle frontier and chain tip disagree"
         self.metrics.verification_ok.set(0 if problem else 1)

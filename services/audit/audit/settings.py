@@ -12,6 +12,9 @@ class AuditSettings(ServiceSettings):
     # Ed25519 seed (64 hex digits) that signs checkpoints: a secret, from a file in deployments.
     ledger_signing_key: SecretStr | None = None
     ledger_signing_key_file: Path | None = None
+    # D34: versioned signing keys, ``ledger.k<N>.key`` (the highest N signs; the older ones are
+    # kept until the hand-over to it is written). Exclusive with the single key above.
+    ledger_signing_keys_dir: Path | None = None
     # Public key (64 hex digits) the commands check checkpoints and proofs with.
     ledger_public_key_file: Path | None = None
     checkpoint_every_entries: int = 1000

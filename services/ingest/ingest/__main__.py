@@ -1,4 +1,4 @@
-"""``ingest run | check | publish``.
+"""``ingest run | check | publish | consent grant | consent withdraw``.
 
 Arguments only; what each command does is ``ingest.cli``.
 """
@@ -57,6 +57,59 @@ def publish(
     Exit 0 when all were accepted, 1 when some were rejected, 2 when a file cannot be read.
     """
     cli.publish(files, hospital, fmt, mapping)
+
+
+consent_app = typer.Typer(
+    help="Record a participant's consent change on consent.events, with its audit event (D32).",
+    no_args_is_help=True,
+)
+app.add_typer(consent_app, name="consent")
+
+PersonOption = Annotated[
+    str | None, typer.Option("--person-id", help="The programme's person id (linkage's P...)")
+]
+HospitalOption = Annotated[
+    str | None, typer.Option("--hospital", help="Hospital code, e.g. H001 (with --mrn)")
+]
+MrnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mrn",
+        help="The hospital's patient number; '-' reads it from stdin (keeps it out of the "
+        "process list and the shell history). Turned into the patient_ref as ingest does.",
+    ),
+]
+DatasetOption = Annotated[
+    list[str] | None,
+    typer.Option("--dataset", help="Dataset the change applies to (repeat); none: every dataset"),
+]
+SourceOption = Annotated[str, typer.Option("--source", help="Who recorded it")]
+
+
+@consent_app.command("grant")
+def consent_grant(
+    person_id: PersonOption = None,
+    hospital: HospitalOption = None,
+    mrn: MrnOption = None,
+    dataset: DatasetOption = None,
+    source: SourceOption = "consent-registry",
+) -> None:
+    """Record a grant. Exit 0 recorded, 1 the broker refused or failed (nothing recorded),
+    2 an unusable request (nothing sent)."""
+    cli.consent("grant", person_id, hospital, mrn, dataset or [], source)
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    person_id: PersonOption = None,
+    hospital: HospitalOption = None,
+    mrn: MrnOption = None,
+    dataset: DatasetOption = None,
+    source: SourceOption = "consent-registry",
+) -> None:
+    """Record a withdrawal: the pseudonymizer releases nothing more of the person to the
+    datasets named (all by default) and tells them. Exit codes as for grant."""
+    cli.consent("withdraw", person_id, hospital, mrn, dataset or [], source)
 
 
 def main() -> None:

@@ -97,7 +97,8 @@ def _check_line(
     flags = list(parsed.identity.quality_flags) if parsed.identity is not None else []
     return {"file": str(path), "message_id": parsed.message_id, "accepted": True,
             "message_type": parsed.message_type, "clinical_events": len(parsed.events),
-            "patient_merges": len(parsed.merges), "quality_flags": flags,
+            "patient_merges": len(parsed.merges), "consents": len(parsed.consents),
+            "quality_flags": flags,
             "event_flags": sorted({f for e in parsed.events for f in e.quality_flags})}  # fmt: skip
 
 
@@ -121,3 +122,75 @@ def _mapping(path: Path | None) -> CsvMapping:
     except MappingInvalid as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+def consent(
+    command: str,
+    person_id: str | None,
+    hospital: str | None,
+    mrn: str | None,
+    datasets: list[str],
+    source: str,
+) -> None:
+    """``ingest consent grant|withdraw`` (D32): one consent event and its audit event, committed
+    together, as the principal the environment names. Exit 2: the request is unusable (nothing
+    written); 1: the broker refused or failed (nothing written); the patient number is never
+    printed or logged."""
+    from aiokafka.errors import KafkaError
+    from biostream.kafka import PlaintextRefused
+    from biostream.logs import configure_logging
+    from biostream.settings import read_secret
+
+    from ingest.adapters.consent import record_consent
+    from ingest.domain.consent import (
+        ConsentRefused,
+        Subject,
+        check_patient_number,
+        consent_event,
+        person_subject,
+    )
+    from ingest.handlers import patient_ref
+
+    settings = IngestSettings()
+    configure_logging("ingest", settings.log_level, settings.instance_id)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if (person_id is None) == (hospital is None and mrn is None):
+            raise ConsentRefused(
+                "name the participant by --person-id, or by --hospital and --mrn, not both"
+            )
+        if person_id is not None:
+            subject = person_subject(person_id)
+        else:
+            if hospital is None or mrn is None:
+                raise ConsentRefused("--hospital and --mrn go together")
+            number = sys.stdin.readline() if mrn == "-" else mrn
+            code, number = check_patient_number(hospital, number)
+            try:
+                key = read_secret(
+                    settings.patient_ref_key, settings.patient_ref_key_file, "patient_ref_key"
+                )
+            except (OSError, ValueError) as error:
+                raise ConsentRefused(f"the patient_ref key cannot be read: {error}") from None
+            subject = Subject(patient_ref=patient_ref(key, code, number), hospital=code)
+        event = consent_event(command, subject, datasets, now, source)
+    except ConsentRefused as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    topics = Topics(settings.topic_prefix)
+    try:
+        asyncio.run(record_consent(settings.kafka, topics, settings.principal, event, subject, now))
+    except KafkaError as error:
+        typer.echo(
+            f"error: nothing recorded, the broker refused or failed: {type(error).__name__}"
+            f" (may principal {settings.principal} write {topics.consent_events}?)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    except PlaintextRefused as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    line = {"event_id": event["event_id"], "kind": event["kind"], "datasets": event["datasets"],
+            "person_id": event["person_id"], "patient_ref": event["patient_ref"],
+            "hospital": subject.hospital, "topic": topics.consent_events}  # fmt: skip
+    typer.echo(json.dumps(line))

@@ -12,6 +12,7 @@ from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     CLINICAL_RECORD,
+    CONSENT_EVENT,
     IDENTITY_RECORD,
     PATIENT_MERGE,
     ClinicalRecord,
@@ -28,6 +29,7 @@ from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
 
+from ingest.domain.consent import consent_from_feed
 from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
 from ingest.domain.messages import detect_format, parse_message
 from ingest.domain.model import ParsedMessage, PatientIdentity, Rejected
@@ -268,6 +270,16 @@ class FeedMessageHandler:
                 )
             )
             record_ids.append(clinical["record_id"])
+        for index, change in enumerate(parsed.consents):
+            consent = consent_from_feed(f"{base_id}/c{index}", ref, hospital, change, now)
+            out.append(
+                Outbound(
+                    self.topics.consent_events,
+                    self.codec.encode(CONSENT_EVENT, consent),
+                    key=key,
+                )
+            )
+            record_ids.append(consent["event_id"])
         out.append(
             self.envelopes.audit(
                 "ingest.accepted", [message.source_ref], record_ids, now, hospital=hospital

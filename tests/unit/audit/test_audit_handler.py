@@ -10,6 +10,7 @@ import pytest
 from audit.domain.chain import verify
 from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy
+from audit.domain.rotation import Keyring
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound
@@ -28,7 +29,7 @@ def make(
 ) -> LedgerAppendHandler:
     return LedgerAppendHandler(
         codec, TOPICS, _env("audit"), AuditMetrics.create(registry or CollectorRegistry()),
-        SIGNER, CheckpointPolicy(every_entries=4, every_seconds=60),
+        Keyring({"k1": SIGNER}), CheckpointPolicy(every_entries=4, every_seconds=60),
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ import pytest
 from audit.domain.chain import verify
 from audit.domain.checkpoint import Signer
 from audit.domain.ledger import CheckpointPolicy
+from audit.domain.rotation import Keyring
 from audit.handlers import AuditMetrics, LedgerAppendHandler
 from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound
@@ -169,7 +170,7 @@ def audit_handler() -> LedgerAppendHandler:
         TOPICS,
         envelopes("audit"),
         AuditMetrics.create(CollectorRegistry()),
-        Signer(Ed25519PrivateKey.generate()),
+        Keyring({"k1": Signer(Ed25519PrivateKey.generate())}),
         CheckpointPolicy(every_entries=1000, every_seconds=3600),
     )
 

@@ -64,6 +64,7 @@ async def read_checkpoints(
                 "checkpoint_at": decoded["checkpoint_at"],
                 "key_id": decoded["key_id"],
                 "signature": decoded["signature"],
+                "handover": decoded.get("handover"),
             }
         )
     return checkpoints

@@ -17,6 +17,7 @@ of the ledger.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from biostream.contracts import LedgerCheckpoint, LedgerEntry
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.domain.checkpoint import check_signature
 from audit.domain.merkle import Frontier, root_of_leaves
+from audit.domain.rotation import KeyPeriod, walk_keys
 
 DOMAIN = b"biostream-ledger-v1"
 DOMAIN_V2 = b"biostream-ledger-v2"
@@ -163,6 +164,8 @@ class Verification:
     checkpoints_checked: int = 0
     covered: int = 0  # entries covered by the latest valid signed checkpoint
     bad_checkpoint_size: int | None = None
+    # D34: the signing keys walked from the trusted first key, through each hand-over.
+    keys: tuple[KeyPeriod, ...] = ()
 
 
 def verify(
@@ -175,7 +178,8 @@ def verify(
     """D-audit-4: checks the chain and every checkpoint; the first problem found is reported.
 
     Checkpoints are checked first (signature and key), so a forged one is named even when the
-    entries are fine; then each entry links to the one before and hashes to its stored hash (by
+    entries are fine; their keys are walked from ``public_key``, the trusted first key, through
+    the signed hand-overs (D34); then each entry links to the one before and hashes to its stored hash (by
     its hash_version); with ``events_of`` (how to split a payload into its events), a version 2
     entry's events root and count must also be those of its payload's events (D23a); at
     each checkpoint's size the recomputed Merkle root and tip must equal the signed ones; the
@@ -184,11 +188,25 @@ def verify(
     if checkpoints and public_key is None:
         raise ValueError("checkpoints can only be checked with the public key")
     ordered = sorted(checkpoints, key=lambda c: c["size"])
-    for checkpoint in ordered:
-        assert public_key is not None
-        problem = check_signature(checkpoint, public_key)
-        if problem is not None:
-            return Verification(False, 0, None, problem, bad_checkpoint_size=checkpoint["size"])
+    if public_key is None:
+        return _verify_chain(entries, expected_length, ordered, events_of)
+    walk = walk_keys(ordered, public_key)
+    if walk.problem is not None:
+        return Verification(
+            False, 0, None, walk.problem, bad_checkpoint_size=walk.bad_checkpoint_size,
+            keys=walk.keys,
+        )  # fmt: skip
+    result = _verify_chain(entries, expected_length, ordered, events_of)
+    return dataclasses.replace(result, keys=walk.keys)
+
+
+def _verify_chain(
+    entries: Iterable[LedgerEntry],
+    expected_length: int | None,
+    ordered: Sequence[LedgerCheckpoint],
+    events_of: EventsOf | None,
+) -> Verification:
+    """The chain and the checkpoints' roots and tips (their signatures already checked)."""
     pending = [c for c in ordered if c["size"] > 0]
     frontier = Frontier()
     tip = ChainTip()

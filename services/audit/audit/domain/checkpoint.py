@@ -116,6 +116,7 @@ class Signer:
             "checkpoint_at": at,
             "key_id": key_id,
             "signature": signature,
+            "handover": None,
         }
 
 

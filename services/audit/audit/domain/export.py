@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from biostream.contracts import LedgerCheckpoint, LedgerEntry
+from biostream.contracts import KeyHandover, LedgerCheckpoint, LedgerEntry
 
 PUBLIC_KEY_SUFFIX = ".pub"
 
@@ -56,6 +56,34 @@ def checkpoint_to_dict(checkpoint: LedgerCheckpoint) -> dict[str, Any]:
         "checkpoint_at": checkpoint["checkpoint_at"].isoformat(),
         "key_id": checkpoint["key_id"],
         "signature": checkpoint["signature"].hex(),
+        "handover": _handover_to_dict(checkpoint["handover"]),
+    }
+
+
+def _handover_to_dict(handover: KeyHandover | None) -> dict[str, Any] | None:
+    if handover is None:
+        return None
+    return {
+        "new_key_id": handover["new_key_id"],
+        "new_key_version": handover["new_key_version"],
+        "new_public_key": handover["new_public_key"].hex(),
+        "activated_at": handover["activated_at"].isoformat(),
+        "signature": handover["signature"].hex(),
+        "new_key_signature": handover["new_key_signature"].hex(),
+    }
+
+
+def _handover_from_dict(raw: Any) -> KeyHandover | None:
+    # Exports written before D34 have no hand-over field.
+    if raw is None:
+        return None
+    return {
+        "new_key_id": str(raw["new_key_id"]),
+        "new_key_version": str(raw["new_key_version"]),
+        "new_public_key": bytes.fromhex(raw["new_public_key"]),
+        "activated_at": dt.datetime.fromisoformat(raw["activated_at"]),
+        "signature": bytes.fromhex(raw["signature"]),
+        "new_key_signature": bytes.fromhex(raw["new_key_signature"]),
     }
 
 
@@ -81,6 +109,7 @@ def checkpoint_from_dict(raw: dict[str, Any]) -> LedgerCheckpoint:
         "checkpoint_at": dt.datetime.fromisoformat(raw["checkpoint_at"]),
         "key_id": str(raw["key_id"]),
         "signature": bytes.fromhex(raw["signature"]),
+        "handover": _handover_from_dict(raw.get("handover")),
     }
 
 

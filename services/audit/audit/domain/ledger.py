@@ -23,6 +23,7 @@ from audit.domain.chain import GENESIS, append
 from audit.domain.chain import ChainTip as ChainTip
 from audit.domain.checkpoint import Signer
 from audit.domain.merkle import Frontier
+from audit.domain.rotation import HandoverPlan, hand_over
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,16 @@ class LedgerState:
         since = self.checkpoint_at or self.started_at or now
         return (now - since).total_seconds() >= policy.every_seconds
 
-    def checkpoint(self, signer: Signer, now: dt.datetime) -> LedgerCheckpoint:
+    def checkpoint(
+        self, signer: Signer, now: dt.datetime, handover: HandoverPlan | None = None
+    ) -> LedgerCheckpoint:
+        """D-audit-1, D34: the next signed checkpoint; with ``handover``, signed by the old key
+        and handing the ledger over to the new one."""
+        if handover is not None:
+            signer = handover.old
         checkpoint = signer.checkpoint(self.size, self.frontier.root(), self.tip.last_hash, now)
+        if handover is not None:
+            checkpoint = hand_over(checkpoint, handover)
         self.checkpoint_size = self.size
         self.checkpoint_at = checkpoint["checkpoint_at"]
         return checkpoint

@@ -35,6 +35,7 @@ from audit.domain.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from audit.domain.rotation import walk_keys
 
 EVENT_PROOF_FORMAT = "biostream-event-proof-v1"
 # Whole-entry proofs written before D23a: checked, never written any more.
@@ -47,7 +48,7 @@ EventView = Callable[[bytes], dict[str, Any]]
 _PROOF_KEYS = frozenset(
     {
         "format", "event_id", "event", "event_payload", "event_index", "event_path", "entry",
-        "leaf_index", "tree_size", "audit_path", "checkpoint",
+        "leaf_index", "tree_size", "audit_path", "checkpoint", "key_handovers",
     }
 )  # fmt: skip
 _HEADER_KEYS = {
@@ -64,6 +65,37 @@ _HEADER_KEYS = {
 
 class ProofError(ValueError):
     pass
+
+
+def _handovers_before(
+    checkpoints: Sequence[LedgerCheckpoint], checkpoint: LedgerCheckpoint
+) -> dict[str, Any]:
+    """D34: the hand-over checkpoints that lead from the ledger's first key to the key that
+    signed ``checkpoint`` (``{"key_handovers": [...]}``; nothing when there is none, so a proof
+    of a ledger never rotated is as before)."""
+    handovers = [
+        checkpoint_to_dict(c)
+        for c in sorted(checkpoints, key=lambda c: c["size"])
+        if c["handover"] is not None and c["size"] < checkpoint["size"]
+    ]
+    return {"key_handovers": handovers} if handovers else {}
+
+
+def _signature_problem(
+    proof: dict[str, Any], checkpoints: Sequence[LedgerCheckpoint], public_key: Ed25519PublicKey
+) -> str | None:
+    """D34: the checkpoints are signed by the key trusted at their place: the walk from the
+    trusted first key through the proof's hand-overs."""
+    try:
+        handovers = [checkpoint_from_dict(raw) for raw in proof.get("key_handovers", [])]
+    except (KeyError, TypeError, ValueError) as error:
+        return f"malformed proof ({type(error).__name__})"
+    if any(h["handover"] is None for h in handovers):
+        return "the proof's key hand-overs include a checkpoint that is not a hand-over"
+    latest = max(c["size"] for c in checkpoints)
+    if any(h["size"] >= latest for h in handovers):
+        return "the proof's key hand-overs do not come before its checkpoint"
+    return walk_keys([*handovers, *checkpoints], public_key).problem
 
 
 def _covering(
@@ -145,6 +177,7 @@ def build_event_proof(
         "tree_size": checkpoint["size"],
         "audit_path": [h.hex() for h in inclusion_proof(sequence, leaves)],
         "checkpoint": checkpoint_to_dict(checkpoint),
+        **_handovers_before(checkpoints, checkpoint),
     }
 
 
@@ -205,7 +238,7 @@ def check_event_proof(
         index, size = int(proof["leaf_index"]), int(proof["tree_size"])
     except (KeyError, TypeError, ValueError) as error:
         return f"malformed proof ({type(error).__name__})"
-    problem = check_signature(checkpoint, public_key)
+    problem = _signature_problem(proof, [checkpoint], public_key)
     if problem is not None:
         return problem
     problem = _event_problem(payload, shown, named, wanted_event, view_of)
@@ -310,7 +343,10 @@ CONSISTENCY_FORMAT = "biostream-consistency-proof-v1"
 
 
 def build_consistency_proof(
-    entries: Sequence[LedgerEntry], old: LedgerCheckpoint, new: LedgerCheckpoint
+    entries: Sequence[LedgerEntry],
+    old: LedgerCheckpoint,
+    new: LedgerCheckpoint,
+    checkpoints: Sequence[LedgerCheckpoint] = (),
 ) -> dict[str, Any]:
     """D-audit-3: proves the ledger at ``new`` extends the ledger at ``old`` (nothing before was
     changed), the tree's interior nodes rebuilt from the ledger's entry hashes."""
@@ -322,6 +358,7 @@ def build_consistency_proof(
         "old": checkpoint_to_dict(old),
         "new": checkpoint_to_dict(new),
         "proof": [h.hex() for h in consistency_proof(old["size"], leaves)],
+        **_handovers_before(checkpoints, new),
     }
 
 
@@ -332,8 +369,17 @@ def check_consistency_proof(proof: dict[str, Any], public_key: Ed25519PublicKey)
         path = [bytes.fromhex(h) for h in proof["proof"]]
     except (KeyError, TypeError, ValueError) as error:
         return f"malformed proof ({type(error).__name__})"
+    raw_handovers = proof.get("key_handovers", [])
+    if not isinstance(raw_handovers, list) or not all(isinstance(h, dict) for h in raw_handovers):
+        return "malformed proof (key_handovers)"
+    # A hand-over at the old checkpoint's own size comes after it (it retires the key that
+    # signed it): each checkpoint is checked on its own path from the trusted key (D34).
     for checkpoint in (old, new):
-        problem = check_signature(checkpoint, public_key)
+        before = [
+            h for h in raw_handovers
+            if isinstance(h.get("size"), int) and h["size"] < checkpoint["size"]
+        ]  # fmt: skip
+        problem = _signature_problem({"key_handovers": before}, [checkpoint], public_key)
         if problem is not None:
             return problem
     if not verify_consistency(old["size"], new["size"], old["root_hash"], new["root_hash"], path):

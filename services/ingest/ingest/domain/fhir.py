@@ -20,12 +20,24 @@ from ingest.domain.codes import (
     kd_code_valid,
 )
 from ingest.domain.identity import parse_date, validate_identity
-from ingest.domain.model import ClinicalEvent, ParsedMessage, PatientIdentity, RawIdentity, Rejected
+from ingest.domain.model import (
+    ClinicalEvent,
+    ConsentChange,
+    ParsedMessage,
+    PatientIdentity,
+    RawIdentity,
+    Rejected,
+)
 
 CLINICAL_TYPES = frozenset(
     {"Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Specimen"}
 )
 _GENDER = {"male": "M", "female": "F"}
+# Consent.status values that are not a decision of the patient's (yet, or any more): read, and
+# nothing follows from them (D32).
+CONSENT_NOT_DECIDED = frozenset({"draft", "proposed", "entered-in-error"})
+# provision.purpose codings of this system name the datasets a Consent is about.
+DATASET_SYSTEM = "urn:biostream:dataset"
 
 
 def parse_fhir(raw: bytes, fallback_message_id: str | None, received: dt.date) -> ParsedMessage:
@@ -69,10 +81,16 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
         )
     identity = _patient(patients[0], received)
     events: list[ClinicalEvent] = []
+    consents: list[ConsentChange] = []
     for index, resource in enumerate(resources):
         if not isinstance(resource, dict) or resource is patients[0]:
             continue
         kind = resource.get("resourceType")
+        if kind == "Consent":
+            change = _consent(resource, index)
+            if change is not None:
+                consents.append(change)
+            continue
         if kind not in CLINICAL_TYPES:
             raise Rejected(
                 "FHIR_UNSUPPORTED_RESOURCE", f"entry {index} has an unsupported resourceType"
@@ -84,7 +102,50 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
         tuple(events),
         message_type="Bundle",
         merges=_merges(patients[0], identity.local_patient_no),
+        consents=tuple(consents),
     )
+
+
+def _consent(resource: Mapping[str, Any], index: int) -> ConsentChange | None:
+    """D32: a FHIR R4 ``Consent`` in a Bundle is the consent of the Bundle's Patient. ``active``
+    with ``provision.type`` ``permit`` (or none) grants; ``active`` with ``deny``, ``inactive``
+    and ``rejected`` withdraw; ``draft``, ``proposed`` and ``entered-in-error`` decide nothing
+    and give no event; any other status rejects the message (FHIR_CONSENT_INVALID), since a
+    misread withdrawal would release a person's data. Datasets: ``provision.purpose`` codings of
+    the system ``urn:biostream:dataset``; none named means every dataset. ``dateTime`` is when it
+    was recorded."""
+    status = _text(resource.get("status"))
+    if status in CONSENT_NOT_DECIDED:
+        return None
+    provision = _dict(resource.get("provision"))
+    provision_type = _text(provision.get("type"))
+    if status not in ("active", "inactive", "rejected") or provision_type not in (
+        None, "permit", "deny"
+    ):  # fmt: skip
+        raise Rejected(
+            "FHIR_CONSENT_INVALID",
+            f"entry {index}: Consent.status or provision.type is not one ingest reads",
+        )
+    granted = status == "active" and provision_type != "deny"
+    datasets = tuple(
+        dict.fromkeys(
+            code
+            for coding in _list(provision.get("purpose"))
+            if _text(coding.get("system")) == DATASET_SYSTEM and (code := _text(coding.get("code")))
+        )
+    )
+    recorded_at = None
+    when = _text(resource.get("dateTime"))
+    if when:
+        try:
+            recorded_at = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            raise Rejected(
+                "FHIR_DATE_INVALID", f"entry {index}: Consent.dateTime is not a date-time"
+            ) from None
+        if recorded_at.tzinfo is None:
+            recorded_at = recorded_at.replace(tzinfo=dt.UTC)
+    return ConsentChange("GRANTED" if granted else "WITHDRAWN", datasets, recorded_at)
 
 
 def _patient(patient: Mapping[str, Any], received: dt.date) -> PatientIdentity:

@@ -67,6 +67,16 @@ class ClinicalEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A FHIR ``Consent`` of the message's patient (D32): granted or withdrawn, for every
+    dataset (empty) or the ones named, recorded at the resource's time if it gives one."""
+
+    kind: str  # "GRANTED" or "WITHDRAWN"
+    datasets: tuple[str, ...] = ()
+    recorded_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedMessage:
     """One hospital message. ``identity`` is None only for a merge notice (HL7 ADT^A40) whose PID
     carries too little to make an identity record. ``merges`` are the hospital's own record
@@ -77,3 +87,4 @@ class ParsedMessage:
     events: tuple[ClinicalEvent, ...] = field(default_factory=tuple)
     message_type: str = "unknown"
     merges: tuple[tuple[str, str], ...] = ()
+    consents: tuple[ConsentChange, ...] = ()
