@@ -144,9 +144,7 @@ class LedgerAppendHandler:
         refusal = principal_refusal(self.topics.authenticated_principal(message.topic), claimed)
         if refusal is not None:
             self.metrics.refused_principal.inc()
-            return [
-                self.envelopes.dead_letter(message, "AUDIT_PRINCIPAL_MISMATCH", refusal, now)
-            ]
+            return [self.envelopes.dead_letter(message, "AUDIT_PRINCIPAL_MISMATCH", refusal, now)]
         payload = message.value or b""
         ledger = self._load(state)
         # D34: after a key change the hand-over comes before anything the new key would cover.

@@ -23,7 +23,7 @@ from biostream.state import StateStore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ...support import strings
-from .conftest import CODEC, T0, TOPICS, SignedLedger, _env, audit
+from .conftest import CODEC, T0, SignedLedger, _env, audit
 from .test_audit_handler import make, split
 
 SIGNER = Signer(Ed25519PrivateKey.generate())

@@ -107,7 +107,10 @@ def test_redelivered_hl7_message_yields_nothing_the_second_time() -> None:
     second = ingest(inbound("H009", A01, HL7, 1), state, NOW)
     assert len(on(first, TOPICS.identity_records, IDENTITY_RECORD)) == 1
     assert [o.topic for o in second] == [TOPICS.audit_events_of("svc-ingest")]
-    assert on(second, TOPICS.audit_events_of("svc-ingest"), AUDIT_EVENT)[0]["action"] == "ingest.duplicate"
+    assert (
+        on(second, TOPICS.audit_events_of("svc-ingest"), AUDIT_EVENT)[0]["action"]
+        == "ingest.duplicate"
+    )
 
 
 def mapped_csv() -> bytes:
