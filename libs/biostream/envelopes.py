@@ -59,6 +59,11 @@ class Envelopes:
     # dead-letter). Services get theirs from `dead_letter_sealer(settings)`.
     sealer: Sealer | None = None
 
+    @property
+    def audit_topic(self) -> str:
+        """D31: this principal's own audit topic (only it may write there, by ACL)."""
+        return self.topics.audit_events_of(self.topics.audit_writer(self.principal))
+
     def dead_letter(
         self,
         message: Inbound,
@@ -201,14 +206,14 @@ class Envelopes:
             "policy": policy,
         }
         return Outbound(
-            self.topics.audit_events,
+            self.audit_topic,
             self.codec.encode(AUDIT_EVENT, event),
             key=event["event_id"].encode(),
         )
 
     def audit_batching(self) -> AuditBatching:
         """For the processor: this service's audit events, one batch message per transaction."""
-        return AuditBatching(self.topics.audit_events, self.pack_audit)
+        return AuditBatching(self.audit_topic, self.pack_audit)
 
     def pack_audit(
         self,
@@ -255,7 +260,7 @@ class Envelopes:
         # about this batch can be found from any of them.
         headers = ((CORRELATIONS_HEADER, ",".join(correlations).encode()),) if correlations else ()
         return Outbound(
-            self.topics.audit_events,
+            self.audit_topic,
             self.codec.encode(AUDIT_EVENT_BATCH, batch),
             key=batch["batch_id"].encode(),
             headers=headers,

@@ -27,7 +27,7 @@ from biostream.observability import ProcessorMetrics
 from biostream.processor import HoldForReady, ProcessorConfig, TransactionalProcessor
 from biostream.service import Runnable, RunnableService, run_until_stopped
 from biostream.settings import ServiceSettings
-from biostream.topics import Topics
+from biostream.topics import AUDIT_WRITERS, Topics
 
 S = TypeVar("S", bound=ServiceSettings)
 H = TypeVar("H", bound=Handler)
@@ -45,12 +45,52 @@ class Parts:
     envelopes: Envelopes
 
 
+def service_principal(
+    service: str, settings: ServiceSettings, topics: Topics, audits: bool = True
+) -> str:
+    """D31: the principal a service's audit events name is the one Kafka authenticates it as
+    (its SCRAM user or certificate); a different ``BIOSTREAM_PRINCIPAL`` is a configuration
+    error, as is a principal with no audit topic of its own.
+
+    Credentials of a principal outside the matrix (the super user, in tests' set-up) or none at
+    all: ``BIOSTREAM_PRINCIPAL``, else ``User:<prefix>svc-<service>``. Only the super user can
+    write to another principal's audit topic, by ACL, so this claims nothing it could not do."""
+    authenticated = settings.kafka.authenticated_principal()
+    if authenticated is not None and (
+        not audits or topics.audit_writer(authenticated) in AUDIT_WRITERS
+    ):
+        if settings.principal is not None and settings.principal != authenticated:
+            raise ValueError(
+                f"BIOSTREAM_PRINCIPAL {settings.principal} is not {authenticated}, the principal "
+                "the Kafka credentials authenticate"
+            )
+        return authenticated
+    principal = settings.principal or f"User:{topics.prefix}svc-{service}"
+    if audits and topics.audit_writer(principal) not in AUDIT_WRITERS:
+        raise ValueError(
+            f"principal {principal} has no audit topic (one of {', '.join(AUDIT_WRITERS)})"
+        )
+    return principal
+
+
+def tool_principal(settings: ServiceSettings, role: str) -> str:
+    """D31: the principal a command's audit events name: the one its Kafka credentials
+    authenticate (``--reviewer``-style flags are not identities); without credentials
+    ``BIOSTREAM_PRINCIPAL``, else ``User:<prefix><role>``, ``role`` being the matrix's."""
+    topics = Topics(settings.topic_prefix)
+    authenticated = settings.kafka.authenticated_principal()
+    if authenticated is not None and topics.audit_writer(authenticated) in AUDIT_WRITERS:
+        return authenticated
+    return settings.principal or f"User:{topics.prefix}{role}"
+
+
 def parts(
     service: str,
     settings: ServiceSettings,
     registry: CollectorRegistry | None = None,
     *,
     dead_letters: bool = True,
+    audits: bool = True,
 ) -> Parts:
     """A service's registry (a new one if None), topics, codec and envelopes. Its dead letters
     are sealed (D12: no key, no start, unless clear text was asked for); a service that never
@@ -58,7 +98,8 @@ def parts(
     topics = Topics(settings.topic_prefix)
     codec = default_codec()
     sealer = dead_letter_sealer(settings) if dead_letters else None
-    envelopes = Envelopes(service, settings.principal, codec, topics, sealer)
+    principal = service_principal(service, settings, topics, audits)
+    envelopes = Envelopes(service, principal, codec, topics, sealer)
     return Parts(service, settings, registry or CollectorRegistry(), topics, codec, envelopes)
 
 
@@ -85,7 +126,7 @@ def stream_service(
     of the handler. ``hold``: inputs held back until the handler can deal with them (D18).
     ``batch_audit``: the service's audit events leave as one batch per transaction (D15).
     """
-    kit = parts(service, settings, registry)
+    kit = parts(service, settings, registry, audits=batch_audit)
     built = handler(kit)
     failure = (
         kit.envelopes.failure_handler(on_failure)

@@ -47,6 +47,21 @@ class KafkaSettings(BaseModel):
     def encrypted(self) -> bool:
         return self.security_protocol not in PLAINTEXT_PROTOCOLS
 
+    def authenticated_principal(self) -> str | None:
+        """D31: the principal the broker authenticates these settings as: ``User:<SCRAM user>``,
+        or ``User:<CN>`` of the client certificate (mutual TLS); None without either."""
+        if self.security_protocol.startswith("SASL") and self.sasl_username:
+            return f"User:{self.sasl_username}"
+        if self.security_protocol == "SSL" and self.ssl_certfile is not None:
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID
+
+            cert = x509.load_pem_x509_certificate(self.ssl_certfile.read_bytes())
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if names:
+                return f"User:{names[0].value!s}"
+        return None
+
 
 class ServiceSettings(BaseSettings):
     """What every service needs. Each service subclasses it with its own fields."""
@@ -61,7 +76,9 @@ class ServiceSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    principal: str = "anonymous"
+    # Without Kafka credentials (unit tests, a broker without SASL) the principal the service's
+    # audit events name; with credentials it is the authenticated one, and this must match (D31).
+    principal: str | None = None
     # Key sealing the original bytes of dead letters (AES-256-GCM): operators can read the
     # dead-letter topic; only holders of this key (data stewards) can read what was sent.
     dead_letter_key: SecretStr | None = None

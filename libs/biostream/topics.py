@@ -94,6 +94,20 @@ class TopicSpec:
         return self.retention.cleanup_policy == "compact"
 
 
+# D31: the principals that write audit events, each to its own topic
+# (``audit.events.<role>``) that only it may write by ACL (deploy/acl-matrix.yaml), so the audit
+# service knows who wrote an event from where it was read, not from what the event claims.
+AUDIT_WRITERS = (
+    "svc-ingest",
+    "svc-linkage",
+    "svc-pseudonymizer",
+    "svc-review",
+    "auditor",
+    "steward",
+    "consent",
+)
+
+
 @dataclass(frozen=True)
 class Topics:
     prefix: str = ""
@@ -150,9 +164,28 @@ class Topics:
     def consent_events(self) -> str:
         return f"{self.prefix}consent.events"
 
+    def audit_events_of(self, writer: str) -> str:
+        """D31: the audit topic only ``writer`` (a role of the ACL matrix) may write to."""
+        return f"{self.prefix}audit.events.{writer}"
+
     @property
-    def audit_events(self) -> str:
-        return f"{self.prefix}audit.events"
+    def audit_event_topics(self) -> list[str]:
+        """Every principal's audit topic: what the audit service reads (D31)."""
+        return [self.audit_events_of(writer) for writer in AUDIT_WRITERS]
+
+    def audit_writer(self, principal: str) -> str:
+        """The role of an authenticated principal (``User:<prefix><role>``), as in the ACL
+        matrix: the part of its audit topic's name after ``audit.events.``."""
+        return principal.removeprefix("User:").removeprefix(self.prefix)
+
+    def authenticated_principal(self, audit_topic: str) -> str | None:
+        """D31: the principal Kafka authenticated for every message of ``audit_topic`` (only it
+        may write there, by ACL), or None for a topic that is no principal's audit topic."""
+        head = f"{self.prefix}audit.events."
+        writer = audit_topic.removeprefix(head)
+        if not audit_topic.startswith(head) or writer not in AUDIT_WRITERS:
+            return None
+        return f"User:{self.prefix}{writer}"
 
     @property
     def audit_ledger(self) -> str:
@@ -182,7 +215,7 @@ class Topics:
         of them is compacted: their keys (patient_ref, task_id, pseudonym) are shared by many
         records that all count, so compaction would delete history. Compacted: the services'
         state changelogs, whose key is the state key and whose latest value is the state.
-        Time-bounded (:class:`RetentionWindows`): the feeds, audit.events and the dead letters.
+        Time-bounded (:class:`RetentionWindows`): the feeds, the audit topics and the dead letters.
         """
         inputs = for_days(windows.input_days)
         specs = [TopicSpec(self.feed(h), 1, inputs) for h in hospitals]
@@ -197,7 +230,7 @@ class Topics:
             TopicSpec(self.review_tasks, 1, FOREVER, contract="ReviewTask"),
             TopicSpec(self.consent_events, 1, FOREVER, contract="ConsentEvent"),
             TopicSpec(self.review_decisions, 1, FOREVER, contract="ReviewDecision"),
-            TopicSpec(self.audit_events, 1, inputs, contract="AuditEvent"),
+            *(TopicSpec(t, 1, inputs, contract="AuditEvent") for t in self.audit_event_topics),
             TopicSpec(self.audit_ledger, 1, FOREVER, contract="LedgerEntry"),
             TopicSpec(self.audit_checkpoints, 1, FOREVER, contract="LedgerCheckpoint"),
         ]

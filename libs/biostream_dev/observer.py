@@ -123,7 +123,7 @@ class PipelineObserver:
     ) -> None:
         self.codec = codec
         self.view = PipelineView()
-        self._audit_topic = topics.audit_events
+        self._audit_topics = set(topics.audit_event_topics)
         self._kafka = kafka
         self._consumer: AIOKafkaConsumer = reader(kafka, "biostream-observer")
         self._routes: dict[str, tuple[str, list[dict[str, Any]]]] = {
@@ -131,7 +131,7 @@ class PipelineObserver:
             topics.clinical_records: (CLINICAL_RECORD, self.view.clinical),
             topics.dead_letters: (DEAD_LETTER, self.view.dead_letters),
             topics.link_decisions: (LINK_DECISION, self.view.decisions),
-            topics.audit_events: (AUDIT_EVENT, self.view.audit_events),
+            **{t: (AUDIT_EVENT, self.view.audit_events) for t in topics.audit_event_topics},
             topics.audit_ledger: (LEDGER_ENTRY, self.view.ledger),
             topics.audit_checkpoints: (LEDGER_CHECKPOINT, self.view.checkpoints),
         }
@@ -157,7 +157,7 @@ class PipelineObserver:
         count = 0
         for tp, records in batch.items():
             contract, sink = self._routes[tp.topic]
-            if tp.topic == self._audit_topic:
+            if tp.topic in self._audit_topics:
                 for record in records:
                     sink.extend(
                         cast(list[dict[str, Any]], audit_events_in(self.codec, record.value or b""))

@@ -143,7 +143,7 @@ async def test_planted_identifiers_leak_nowhere(
     # auditors may read.
     readable = [
         topics.curated(DATASET), topics.notices(DATASET), topics.clinical_records, topics.link_decisions,
-        topics.dead_letters, topics.audit_events, topics.audit_ledger, topics.audit_checkpoints,
+        topics.dead_letters, *topics.audit_event_topics, topics.audit_ledger, topics.audit_checkpoints,
     ]  # fmt: skip
     for topic in readable:
         places[f"topic:{topic}"] = (await raw_topic(kafka, topic)).decode("utf-8", "replace")

@@ -36,7 +36,7 @@ def uninterrupted(
 ) -> list[dict[str, Any]]:
     """The same records, same order, same key, through the same handler without Kafka or kills."""
     handler = LinkageHandler(
-        CODEC, topics, Envelopes("linkage", "User:test", CODEC, topics), key, default_params(),
+        CODEC, topics, Envelopes("linkage", "User:svc-linkage", CODEC, topics), key, default_params(),
         LinkageMetrics.create(CollectorRegistry()),
     )  # fmt: skip
     state = StateStore()
@@ -89,7 +89,7 @@ async def test_linkage_killed_mid_stream_assigns_like_an_uninterrupted_run(
                       key=lambda r: r["patient_ref"])  # fmt: skip
         # Kill as soon as linkage has committed some of the first half.
         seen = await read_all(
-            kafka, CODEC, topics.audit_events, AUDIT_EVENT,
+            kafka, CODEC, topics.audit_events_of("svc-linkage"), AUDIT_EVENT,
             lambda out: len(linkage_audits_for_records(out)) > 0, timeout_s=120,
         )  # fmt: skip
         at_kill = len(linkage_audits_for_records(seen))
@@ -97,7 +97,7 @@ async def test_linkage_killed_mid_stream_assigns_like_an_uninterrupted_run(
                       key=lambda r: r["patient_ref"])  # fmt: skip
         await asyncio.to_thread(pipeline.restart, "linkage")
         await read_all(
-            kafka, CODEC, topics.audit_events, AUDIT_EVENT,
+            kafka, CODEC, topics.audit_events_of("svc-linkage"), AUDIT_EVENT,
             lambda out: linkage_audits_for_records(out) >= ids, timeout_s=240,
         )  # fmt: skip
         key = (tmp_path / "run" / "secrets" / "person.key").read_text().strip().encode()

@@ -104,7 +104,7 @@ async def test_steward_merges_a_possible_match_in_the_browser(
 
         # The view and the decision are in the audit trail, without identifying values.
         events = await read_all(
-            kafka, CODEC, desk.topics.audit_events, AUDIT_EVENT,
+            kafka, CODEC, desk.topics.audit_events_of("svc-review"), AUDIT_EVENT,
             lambda out: {"review.viewed", "review.decided"} <= {e["action"] for e in out},
         )  # fmt: skip
         desk_events = [e for e in events if e["service"] == "review"]

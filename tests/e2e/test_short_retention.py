@@ -182,7 +182,7 @@ async def replay_linkage(
     task = asyncio.create_task(service.processor.run(stop))
     try:
         handled = await read_all(
-            kafka, CODEC, topics.audit_events, "AuditEvent",
+            kafka, CODEC, topics.audit_events_of("svc-linkage"), "AuditEvent",
             lambda events: sum(e["action"] in LINKAGE_ACTIONS for e in events) >= len(order),
             timeout_s=180,
         )  # fmt: skip

@@ -182,7 +182,10 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
             await observer.poll(timeout_ms=200)
             if view.audit_actions()["audit.traced"] == 2:
                 break
-        traces = {e["principal"]: e for e in view.audit_events if e["action"] == "audit.traced"}
+        traced_events = [e for e in view.audit_events if e["action"] == "audit.traced"]
+        # D31: the principal is the one the command connected as; the account is an input.
+        assert {e["principal"] for e in traced_events} == {f"User:{topic_prefix}auditor"}
+        traces = {e["inputs"][1]: e for e in traced_events}
         assert set(traces) == {"auditor:auditor-1", "auditor:auditor-2"}
         first = traces["auditor:auditor-1"]
         assert first["inputs"][0] == curated_id and first["purpose"] == "DRB-2026-7"

@@ -75,7 +75,7 @@ async def test_one_writer_at_a_time_and_a_standby_takes_over(
             await asyncio.sleep(0.1)
         await publish(kafka, CODEC, topics.identity_records, IDENTITY_RECORD, records[:half],
                       key=lambda r: r["patient_ref"])  # fmt: skip
-        await read_all(kafka, CODEC, topics.audit_events, AUDIT_EVENT,
+        await read_all(kafka, CODEC, topics.audit_events_of("svc-linkage"), AUDIT_EVENT,
                        lambda out: linked_records(out) >= set(ids[:half]))  # fmt: skip
         writers = [n for n, s in workers.items() if handler_of(s).index is not None]
         assert len(writers) == 1, f"more than one worker wrote: {writers}"
@@ -85,7 +85,7 @@ async def test_one_writer_at_a_time_and_a_standby_takes_over(
         await tasks[first_writer]
         await publish(kafka, CODEC, topics.identity_records, IDENTITY_RECORD, records[half:],
                       key=lambda r: r["patient_ref"])  # fmt: skip
-        await read_all(kafka, CODEC, topics.audit_events, AUDIT_EVENT,
+        await read_all(kafka, CODEC, topics.audit_events_of("svc-linkage"), AUDIT_EVENT,
                        lambda out: linked_records(out) >= set(ids), timeout_s=180)  # fmt: skip
         remaining = [n for n in workers if n != first_writer]
         takers = [n for n in remaining if handler_of(workers[n]).index is not None]
@@ -100,7 +100,7 @@ async def test_one_writer_at_a_time_and_a_standby_takes_over(
 
     # The same records through one handler, no Kafka: what a single uninterrupted writer decides.
     reference = LinkageHandler(
-        CODEC, topics, Envelopes("linkage", "User:t", CODEC, topics), key.encode(),
+        CODEC, topics, Envelopes("linkage", "User:svc-linkage", CODEC, topics), key.encode(),
         default_params(), LinkageMetrics.create(CollectorRegistry()),
     )  # fmt: skip
     state = StateStore()

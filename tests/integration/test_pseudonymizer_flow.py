@@ -348,7 +348,7 @@ async def test_late_decisions_merges_restarts_replays_withdrawal_and_reidentific
     curated = Topic(kafka, topics.curated("cohort-demo"), CURATED_RECORD)
     notices = Topic(kafka, topics.notices("cohort-demo"), DATASET_NOTICE)
     notices_b = Topic(kafka, topics.notices("genome-b"), DATASET_NOTICE)
-    audit = Topic(kafka, topics.audit_events, AUDIT_EVENT)
+    audit = Topic(kafka, topics.audit_events_of("svc-pseudonymizer"), AUDIT_EVENT)
     for topic in (curated, notices, notices_b, audit):
         await topic.start()
     try:
@@ -465,7 +465,7 @@ async def test_a_record_ahead_of_its_decision_waits_in_memory_and_is_released_on
         await producer.send_and_wait(topic, value, key=record["patient_ref"].encode())
 
     curated = Topic(kafka, topics.curated("cohort-demo"), CURATED_RECORD)
-    audit = Topic(kafka, topics.audit_events, AUDIT_EVENT)
+    audit = Topic(kafka, topics.audit_events_of("svc-pseudonymizer"), AUDIT_EVENT)
     for topic in (curated, audit):
         await topic.start()
     registry = CollectorRegistry()

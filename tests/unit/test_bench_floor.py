@@ -51,8 +51,8 @@ def on(topic: str, outputs: list[Outbound]) -> list[Outbound]:
 def pack(outputs: list[Outbound], hop: str) -> list[Outbound]:
     """What the processor does with a transaction's audit events, with the hop's own batching."""
     _, _, batching = floor_hop(hop, TOPICS, HOSPITAL, DATASET, KEY)
-    assert batching is not None and batching.topic == TOPICS.audit_events
-    events = [out.value for out in on(TOPICS.audit_events, outputs) if out.value]
+    assert batching is not None and batching.topic == TOPICS.audit_events_of(f"svc-{hop}")
+    events = [out.value for out in on(batching.topic, outputs) if out.value]
     return batching.pack(events, [None] * len(events), NOW)
 
 
@@ -67,7 +67,7 @@ def test_each_hop_writes_the_pipelines_records_for_the_same_feed() -> None:
     clinical = on(TOPICS.clinical_records, ingested)
     assert len(identities) == len(feed)
     assert len(clinical) == len(feed) + oru  # ADT^A01: one event, ORU^R01: two
-    assert len(on(TOPICS.audit_events, ingested)) == len(feed)
+    assert len(on(TOPICS.audit_events_of("svc-ingest"), ingested)) == len(feed)
     records = [CODEC.decode(out.value, IDENTITY_RECORD) for out in identities]
     assert [r["record_id"] for r in records] == [
         f"{HOSPITAL}/{m.value.split(b'|')[9].decode()}/0" for m in feed
@@ -80,12 +80,12 @@ def test_each_hop_writes_the_pipelines_records_for_the_same_feed() -> None:
     assert [CODEC.decode(d.value, LINK_DECISION)["record_id"] for d in decisions] == [
         r["record_id"] for r in records
     ]
-    assert len(on(TOPICS.audit_events, linked)) == len(feed)
+    assert len(on(TOPICS.audit_events_of("svc-linkage"), linked)) == len(feed)
 
     released = run_hop("pseudonymizer", decisions + clinical)
     curated = on(TOPICS.curated(DATASET), released)
     assert len(curated) == len(clinical)
-    assert len(on(TOPICS.audit_events, released)) == len(clinical)
+    assert len(on(TOPICS.audit_events_of("svc-pseudonymizer"), released)) == len(clinical)
 
     matcher = CuratedMatcher(KEY)
     matcher.expect(feed, first_seq=0)

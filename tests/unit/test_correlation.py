@@ -154,18 +154,21 @@ def test_a_batch_of_audit_events_names_every_records_id_in_the_audit_services_lo
     messages = feed(4)
     ingest = services["ingest"].processor
     audit_outputs = [
-        out for m in messages for out in step(ingest, m) if out.topic == topics.audit_events
+        out
+        for m in messages
+        for out in step(ingest, m)
+        if out.topic == topics.audit_events_of("svc-ingest")
     ]
     batching = ingest.audit_batching
     assert batching is not None
-    hostile = Outbound(topics.audit_events, audit_outputs[0].value,
+    hostile = Outbound(topics.audit_events_of("svc-ingest"), audit_outputs[0].value,
                        headers=((CORRELATION_HEADER, "홍길동".encode()),))  # fmt: skip
     [batch] = batching.pack(
         [o.value or b"" for o in [*audit_outputs, hostile]],
         [correlation_of(o) for o in [*audit_outputs, hostile]],
         NOW,
     )
-    inbound = Inbound(topics.audit_events, 0, 0, batch.key, batch.value, batch.headers, 0)
+    inbound = Inbound(batch.topic, 0, 0, batch.key, batch.value, batch.headers, 0)
     assert correlation_ids(inbound) == [m.source_ref for m in messages]
     capsys.readouterr()
     step(services["audit"].processor, inbound)

@@ -162,8 +162,24 @@ def test_the_consent_desk_writes_consent_and_its_audit_events_only() -> None:
     topics = {(g.name, g.operations) for g in consent.grants if g.resource == "topic"}
     assert topics == {
         ("consent.events", ("Write", "Describe")),
-        ("audit.events", ("Write", "Describe")),
+        ("audit.events.consent", ("Write", "Describe")),
     }
     assert [(g.resource, g.name, g.prefixed) for g in consent.grants if g.resource != "topic"] == [
         ("transactionalId", "consent-", True)
     ]
+
+
+def test_each_principal_writes_only_its_own_audit_topic() -> None:
+    """D31: the audit service names an event's principal from the topic it was read from, so
+    no principal may write another's audit topic, and every writer has one."""
+    from biostream.topics import AUDIT_WRITERS, Topics
+
+    principals = render(load_matrix(), hospitals=HOSPITALS, datasets=DATASETS)
+    topics = Topics()
+    for role, principal in principals.items():
+        writable = [t for t in topics.audit_event_topics if principal.allows("topic", t, "Write")]
+        assert writable == ([topics.audit_events_of(role)] if role in AUDIT_WRITERS else []), role
+    assert set(AUDIT_WRITERS) <= set(principals)
+    assert all(
+        principals["svc-audit"].allows("topic", t, "Read") for t in topics.audit_event_topics
+    )

@@ -9,7 +9,7 @@ from biostream.codec import DecodeError, default_codec
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import AUDIT_EVENT, DEAD_LETTER, IDENTITY_RECORD
 from biostream.envelopes import Envelopes, Rejected, Unreadable
-from biostream.kit import Parts, stream_service
+from biostream.kit import Parts, service_principal, stream_service
 from biostream.settings import ServiceSettings
 from biostream.state import StateStore
 from biostream.testing import inbound
@@ -27,7 +27,7 @@ def test_a_readable_input_is_decoded() -> None:
     event = Envelopes("ingest", "User:svc-ingest", CODEC, TOPICS).audit(
         "ingest.accepted", ["a"], [], NOW
     )
-    message = inbound(TOPICS.audit_events, event.value)
+    message = inbound(TOPICS.audit_events_of("svc-ingest"), event.value)
     record = ENVELOPES.decode_or_reject(message, AUDIT_EVENT, NOW)
     assert not isinstance(record, Rejected)
     assert record["action"] == "ingest.accepted"
@@ -74,7 +74,9 @@ class Echo:
 
 
 def test_one_call_builds_a_stream_service() -> None:
-    settings = ServiceSettings(topic_prefix="k.", dead_letter_key=SecretStr("ab" * 32))
+    settings = ServiceSettings(
+        topic_prefix="k.", dead_letter_key=SecretStr("ab" * 32), principal="User:k.svc-linkage"
+    )
     seen: list[Parts] = []
 
     def handler(kit: Parts) -> Echo:
@@ -92,6 +94,7 @@ def test_one_call_builds_a_stream_service() -> None:
     assert processor.config.input_topics == ["k.identity.records"]
     assert processor.config.changelog_topic == TOPICS.state("kitted")
     assert processor.audit_batching is not None and processor.hold is None
+    assert processor.audit_batching.topic == TOPICS.audit_events_of("svc-linkage")
     failed = processor.on_failure(GARBAGE, RuntimeError("boom"), NOW)
     assert CODEC.decode(failed[0].value, DEAD_LETTER)["reason_code"] == "KITTED_INTERNAL_ERROR"
 
@@ -101,3 +104,19 @@ def test_a_service_without_a_dead_letter_key_is_refused() -> None:
         stream_service(
             "kitted", ServiceSettings(), lambda kit: Echo(), lambda topics: [], on_failure="X"
         )
+
+
+def test_a_service_names_the_principal_its_credentials_authenticate() -> None:
+    """D31: with SCRAM credentials the principal is the user's; a different claim is refused."""
+    kafka = {"sasl_username": "k.svc-ingest", "sasl_password": SecretStr("x")}
+    own = ServiceSettings.model_validate({"topic_prefix": "k.", "kafka": kafka})
+    assert service_principal("ingest", own, TOPICS) == "User:k.svc-ingest"
+    claiming = own.model_copy(update={"principal": "User:k.svc-linkage"})
+    with pytest.raises(ValueError, match=r"not User:k\.svc-ingest"):
+        service_principal("ingest", claiming, TOPICS)
+    stranger = ServiceSettings.model_validate({"topic_prefix": "k.", "principal": "User:bob"})
+    with pytest.raises(ValueError, match="no audit topic"):
+        service_principal("ingest", stranger, TOPICS)
+    assert service_principal("ingest", ServiceSettings(topic_prefix="k."), TOPICS) == (
+        "User:k.svc-ingest"
+    )

@@ -55,10 +55,14 @@ def test_state_changelogs_are_compacted_and_never_deleted_by_time() -> None:
 
 def test_feeds_audit_events_and_dead_letters_keep_the_configured_windows() -> None:
     default = specs()
-    assert default["feed.H001"] == default["audit.events"] == for_days(365)
+    assert default["feed.H001"] == default["audit.events.svc-ingest"] == for_days(365)
     assert default["ops.dead-letters"] == for_days(365)
     chosen = specs(RetentionWindows(input_days=90, dead_letter_days=400))
-    assert chosen["feed.H002"].retention_ms == chosen["audit.events"].retention_ms == 90 * DAY_MS
+    assert (
+        chosen["feed.H002"].retention_ms
+        == chosen["audit.events.consent"].retention_ms
+        == 90 * DAY_MS
+    )
     assert chosen["ops.dead-letters"].retention_ms == 400 * DAY_MS
     with pytest.raises(ValueError):
         RetentionWindows(input_days=0)
@@ -69,13 +73,14 @@ def test_every_topic_name_the_project_knows_is_in_the_table() -> None:
     named = {
         getattr(topics, attr)
         for attr, value in vars(Topics).items()
-        if isinstance(value, property) and attr != "feed_pattern"
+        if isinstance(value, property) and attr not in {"feed_pattern", "audit_event_topics"}
     }
+    named |= set(topics.audit_event_topics)
     named |= {topics.feed("H001"), topics.curated("cohort-demo"), topics.notices("cohort-demo")}
     named |= {topics.state(app) for app in ("ingest", "linkage", "pseudonymizer", "audit")}
     assert named <= set(specs()), named - set(specs())
     assert set(specs()) == KEPT_FOREVER | CHANGELOGS | {
-        "feed.H001", "feed.H002", "audit.events", "ops.dead-letters",
+        "feed.H001", "feed.H002", *topics.audit_event_topics, "ops.dead-letters",
     }  # fmt: skip
 
 

@@ -75,7 +75,9 @@ def bench_handler(n: int) -> tuple[float, float]:
     with Clock() as clock:
         for i in range(n):
             payload = payloads[i % len(payloads)]
-            handler(Inbound(topics.audit_events, 0, i, None, payload, (), 0), state, T0)
+            handler(
+                Inbound(topics.audit_events_of("svc-ingest"), 0, i, None, payload, (), 0), state, T0
+            )
             if i % 500 == 499:
                 state.drain_changes()  # what the processor does once per batch
     return clock.rates(n)
@@ -104,7 +106,7 @@ def bench_batches(n_events: int, batch_size: int) -> tuple[float, float]:
     with Clock() as clock:
         for i in range(count):
             handler(
-                Inbound(topics.audit_events, 0, i, None, batches[i % len(batches)], (), 0),
+                Inbound(packer.audit_topic, 0, i, None, batches[i % len(batches)], (), 0),
                 state,
                 T0,
             )

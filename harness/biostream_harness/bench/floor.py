@@ -247,7 +247,7 @@ def floor_hop(
     """One floor hop: its input topics, its handler, and how its audit events are packed (as the
     service's are: one batch per transaction; the audit hop writes none)."""
     codec = AvroCodec(SchemaRegistry())
-    envelopes = Envelopes(hop, f"User:floor-{hop}", codec, topics)
+    envelopes = Envelopes(hop, f"User:{topics.prefix}svc-{hop}", codec, topics)
     batching = envelopes.audit_batching()
     if hop == "ingest":
         return [topics.feed(hospital)], FloorIngest(codec, topics, envelopes, hospital), batching
@@ -257,7 +257,7 @@ def floor_hop(
         handler = FloorPseudonymizer(codec, topics, envelopes, dataset, domain_key)
         return [topics.clinical_records, topics.link_decisions], handler, batching
     if hop == "audit":
-        return [topics.audit_events], FloorAudit(codec, topics), None
+        return topics.audit_event_topics, FloorAudit(codec, topics), None
     raise ValueError(f"no floor hop {hop!r}; one of {', '.join(FLOOR_HOPS)}")
 
 

@@ -36,9 +36,11 @@ def build(settings: AuditSettings, registry: CollectorRegistry | None = None) ->
         SERVICE,
         settings,
         handler,
-        lambda topics: [topics.audit_events],
+        lambda topics: topics.audit_event_topics,
         registry,
         on_failure=dead_letter_only,
+        # One ledger, one writer: every principal's audit topic goes to the same member (D31).
+        single_writer=True,
         on_idle=lambda ledger: ledger.tick,
         batch_audit=False,  # the ledger appends audit events; it writes none of its own
     )

@@ -433,8 +433,17 @@ def trace(
     codec = _codec()
     now = dt.datetime.now(dt.UTC)
     # Recorded before anything is shown: no trace without its own audit event.
-    event = Envelopes("audit", f"auditor:{auditor}", codec, topics).audit(
-        "audit.traced", [subject, f"requested-at:{now.isoformat()}"], [], now, purpose=case
+    # D31: the event names the principal the credentials authenticate; the auditor's own
+    # account name (checked against the authorised list above) is one of its inputs.
+    from biostream.kit import tool_principal
+
+    principal = tool_principal(settings, "auditor")
+    event = Envelopes("audit", principal, codec, topics).audit(
+        "audit.traced",
+        [subject, f"auditor:{auditor}", f"requested-at:{now.isoformat()}"],
+        [],
+        now,
+        purpose=case,
     )
     assert event.key is not None and event.value is not None
     asyncio.run(publish(settings.kafka, event.topic, event.key, event.value))

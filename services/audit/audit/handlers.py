@@ -28,10 +28,11 @@ from biostream.logs import get_logger
 from biostream.observability import LATENCY_BUCKETS
 from biostream.state import StateStore
 from biostream.topics import Topics
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from audit.domain.checkpoint import check_signature
 from audit.domain.ledger import CheckpointPolicy, LedgerState
+from audit.domain.principals import principal_refusal
 from audit.domain.rotation import (
     HandoverPlan,
     Keyring,
@@ -55,6 +56,7 @@ class AuditMetrics:
     last_checkpoint_age_seconds: Gauge
     last_checkpoint_size: Gauge
     verification_ok: Gauge
+    refused_principal: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AuditMetrics:
@@ -101,6 +103,12 @@ class AuditMetrics:
                 "1 while the self-check of the ledger state and the last checkpoint passes, 0 when it failed",
                 registry=registry,
             ),
+            refused_principal=Counter(
+                "biostream_audit_refused_principal",
+                "Audit messages dead-lettered because their events claim another principal than "
+                "the one that wrote them (D31)",
+                registry=registry,
+            ),
         )
 
 
@@ -132,7 +140,11 @@ class LedgerAppendHandler:
         read = self.envelopes.decode_or_reject(message, self._entry_of, now, Unreadable.DEAD_LETTER)
         if isinstance(read, Rejected):
             return read.outputs
-        entry_id, occurred_at, events = read
+        entry_id, occurred_at, events, claimed = read
+        refusal = principal_refusal(self.topics.authenticated_principal(message.topic), claimed)
+        if refusal is not None:
+            self.metrics.refused_principal.inc()
+            return [self.envelopes.dead_letter(message, "AUDIT_PRINCIPAL_MISMATCH", refusal, now)]
         payload = message.value or b""
         ledger = self._load(state)
         # D34: after a key change the hand-over comes before anything the new key would cover.
@@ -151,16 +163,22 @@ class LedgerAppendHandler:
         self.metrics.append_lag_seconds.observe(max(0.0, (now - occurred_at).total_seconds()))
         return out
 
-    def _entry_of(self, value: bytes | None) -> tuple[str, dt.datetime, list[bytes] | None]:
-        """(entry id, when, the batch's events or None) of one audit message: a service's batch
-        (one per transaction) is one entry, its id names the batch (D15). Raises DecodeError."""
+    def _entry_of(
+        self, value: bytes | None
+    ) -> tuple[str, dt.datetime, list[bytes] | None, list[str]]:
+        """(entry id, when, the batch's events or None, the principals the events claim) of one
+        audit message: a service's batch (one per transaction) is one entry, its id names the
+        batch (D15). Raises DecodeError."""
         payload = value or b""
         if is_audit_batch(self.codec, payload):
             batch = self.codec.decode(payload, AUDIT_EVENT_BATCH)
             check_audit_batch(self.codec, cast(AuditEventBatch, batch))
-            return batch["batch_id"], batch["packed_at"], batch["events"]
+            claimed = [
+                self.codec.decode(item, AUDIT_EVENT)["principal"] for item in batch["events"]
+            ]
+            return batch["batch_id"], batch["packed_at"], batch["events"], claimed
         event = self.codec.decode(payload, AUDIT_EVENT)
-        return event["event_id"], event["occurred_at"], None
+        return event["event_id"], event["occurred_at"], None, [event["principal"]]
 
     def tick(self, state: StateStore, now: dt.datetime) -> list[Outbound]:
         """D-audit-1: idle tick: a time-due checkpoint even when no event arrives."""

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import typer
+from biostream.kit import tool_principal
 from biostream.topics import Topics
 from rich.progress import Progress
 
@@ -178,12 +179,13 @@ def consent(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     topics = Topics(settings.topic_prefix)
+    principal = tool_principal(settings, "consent")
     try:
-        asyncio.run(record_consent(settings.kafka, topics, settings.principal, event, subject, now))
+        asyncio.run(record_consent(settings.kafka, topics, principal, event, subject, now))
     except KafkaError as error:
         typer.echo(
             f"error: nothing recorded, the broker refused or failed: {type(error).__name__}"
-            f" (may principal {settings.principal} write {topics.consent_events}?)",
+            f" (may principal {principal} write {topics.consent_events}?)",
             err=True,
         )
         raise typer.Exit(1) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from biostream.kit import tool_principal
 from biostream.logs import configure_logging
 from biostream.topics import Topics
 
@@ -65,7 +66,7 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
     try:
         answer = asyncio.run(
             run_reidentify(
-                settings.kafka, Topics(settings.topic_prefix), settings.principal, keyed,
+                settings.kafka, Topics(settings.topic_prefix), tool_principal(settings, "steward"), keyed,
                 versions, pseudonym, approval.strip(), limit_s=settings.read_timeout_s,
             )
         )  # fmt: skip

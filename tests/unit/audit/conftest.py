@@ -38,7 +38,7 @@ def audit(
 
 
 def _env(service: str) -> Envelopes:
-    return Envelopes(service, f"User:svc-{service}", CODEC, TOPICS)
+    return Envelopes(service, f"User:{TOPICS.prefix}svc-{service}", CODEC, TOPICS)
 
 
 def pipeline_events() -> list[bytes]:

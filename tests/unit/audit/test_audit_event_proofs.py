@@ -23,7 +23,7 @@ from biostream.state import StateStore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ...support import strings
-from .conftest import CODEC, T0, TOPICS, SignedLedger, _env, audit
+from .conftest import CODEC, T0, SignedLedger, _env, audit
 from .test_audit_handler import make, split
 
 SIGNER = Signer(Ed25519PrivateKey.generate())
@@ -90,7 +90,7 @@ def test_the_audit_service_writes_version_2_entries_whose_root_covers_the_batch(
     [batch] = _env("pseudonymizer").pack_audit(items, now=T0)
     entries: list[Any] = []
     state = StateStore()
-    split(make()(Inbound(TOPICS.audit_events, 0, 0, None, batch.value, (), 0), state, T0),
+    split(make()(Inbound(batch.topic, 0, 0, None, batch.value, (), 0), state, T0),
           entries, [])  # fmt: skip
     [entry] = entries
     assert (entry["hash_version"], entry["event_count"]) == (2, 4)

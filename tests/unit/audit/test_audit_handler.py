@@ -35,7 +35,7 @@ def make(
 
 def event(n: int) -> Inbound:
     value = _env("ingest").audit("ingest.accepted", [f"in/{n}"], [f"out/{n}"], T0).value
-    return Inbound(TOPICS.audit_events, 0, n, None, value, (), 0)
+    return Inbound(TOPICS.audit_events_of("svc-ingest"), 0, n, None, value, (), 0)
 
 
 def split(out: list[Outbound], entries: list[Any], checkpoints: list[Any]) -> None:
@@ -145,7 +145,9 @@ def packed(numbers: range) -> Inbound:
     env = _env("ingest")
     events = [event(n).value or b"" for n in numbers]
     [batch] = env.pack_audit(events, now=T0)
-    return Inbound(TOPICS.audit_events, 0, 100 + numbers[0], batch.key, batch.value, (), 0)
+    return Inbound(
+        TOPICS.audit_events_of("svc-ingest"), 0, 100 + numbers[0], batch.key, batch.value, (), 0
+    )
 
 
 def test_a_services_batch_of_events_is_one_entry_and_keeps_every_event() -> None:
@@ -167,7 +169,9 @@ def test_a_batch_holding_something_else_than_audit_events_is_dead_lettered() -> 
                          "received_at": T0, "surviving_patient_ref": "pr_a",
                          "retired_patient_ref": "pr_b"})], now=T0)[0]  # fmt: skip
     state = StateStore()
-    [out] = make()(Inbound(TOPICS.audit_events, 0, 7, None, batch.value, (), 0), state, T0)
+    [out] = make()(
+        Inbound(TOPICS.audit_events_of("svc-ingest"), 0, 7, None, batch.value, (), 0), state, T0
+    )
     assert out.topic == TOPICS.dead_letters
     assert CODEC.decode(out.value, "DeadLetter")["reason_code"] == "AUDIT_BATCH_ITEM_INVALID"
     assert state.get("ledger") is None

@@ -75,7 +75,7 @@ def test_a_ledger_written_before_d23c_takes_items_from_a_policy_file_of_the_same
     assert record["counts"]["withheld_by_reason"] == {"RESOURCE_TYPE_NOT_APPROVED": 1}
     assert record["counts"]["held_awaiting_link"] == 0  # the held one was released later
     assert record["period"]["from"] < record["period"]["to"]
-    assert record["processed_by"] == ["User:svc-pseudonymizer"]
+    assert record["processed_by"] == ["User:u.svc-pseudonymizer"]
 
     # Today's file of another version says nothing about what was then in force.
     newer = {**policy, "version": "3"}

@@ -48,7 +48,9 @@ def handler(window_days: int, chunk: int = 5000) -> FeedMessageHandler:
 
 def action(outputs: list[object]) -> str:
     [event] = [
-        CODEC.decode(o.value, AUDIT_EVENT) for o in outputs if o.topic == TOPICS.audit_events
+        CODEC.decode(o.value, AUDIT_EVENT)
+        for o in outputs
+        if o.topic == TOPICS.audit_events_of("svc-ingest")
     ]  # type: ignore[attr-defined]
     return str(event["action"])
 

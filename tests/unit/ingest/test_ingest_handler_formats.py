@@ -93,7 +93,7 @@ def test_a40_is_forwarded_as_a_patient_merge_with_references_only() -> None:
     assert wire.key == str(merge["retired_patient_ref"]).encode()
     assert b"00099999" not in (wire.value or b"") and "홍".encode() not in (wire.value or b"")
     assert on(out, TOPICS.identity_records, IDENTITY_RECORD) == []  # name only: no identity
-    [audit] = on(out, TOPICS.audit_events, AUDIT_EVENT)
+    [audit] = on(out, TOPICS.audit_events_of("svc-ingest"), AUDIT_EVENT)
     assert audit["action"] == "ingest.accepted" and audit["outputs"] == ["H009/A40-1/m0"]
     assert (
         registry.get_sample_value("biostream_ingest_patient_merges_total", {"hospital": "H009"})
@@ -106,8 +106,11 @@ def test_redelivered_hl7_message_yields_nothing_the_second_time() -> None:
     first = ingest(inbound("H009", A01, HL7, 0), state, NOW)
     second = ingest(inbound("H009", A01, HL7, 1), state, NOW)
     assert len(on(first, TOPICS.identity_records, IDENTITY_RECORD)) == 1
-    assert [o.topic for o in second] == [TOPICS.audit_events]
-    assert on(second, TOPICS.audit_events, AUDIT_EVENT)[0]["action"] == "ingest.duplicate"
+    assert [o.topic for o in second] == [TOPICS.audit_events_of("svc-ingest")]
+    assert (
+        on(second, TOPICS.audit_events_of("svc-ingest"), AUDIT_EVENT)[0]["action"]
+        == "ingest.duplicate"
+    )
 
 
 def mapped_csv() -> bytes:

@@ -273,10 +273,12 @@ def test_handler_turns_any_message_into_records_or_a_dead_letter(
     headers = (("content-type", content_type),) if content_type is not None else ()
     message = Inbound(TOPICS.feed("H001"), 0, 7, key, raw, headers, 0)
     out = handler(message, StateStore(), dt.datetime(2026, 3, 4, tzinfo=dt.UTC))
-    audits = [CODEC.decode(o.value, AUDIT_EVENT) for o in out if o.topic == TOPICS.audit_events]
+    audits = [
+        CODEC.decode(o.value, AUDIT_EVENT) for o in out if o.topic == TOPICS.audit_events_of("t")
+    ]
     assert len(audits) == 1
     if audits[0]["action"] == "ingest.rejected":
-        assert [o.topic for o in out] == [TOPICS.dead_letters, TOPICS.audit_events]
+        assert [o.topic for o in out] == [TOPICS.dead_letters, TOPICS.audit_events_of("t")]
     else:
         assert audits[0]["action"] == "ingest.accepted"
         assert len(out) >= 2

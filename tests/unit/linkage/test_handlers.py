@@ -186,7 +186,7 @@ def test_a_merge_alias_re_pointed_before_either_patient_is_seen_survives_a_resta
 def test_undecodable_input_is_dead_lettered() -> None:
     link, state = handler(), StateStore()
     out = link(inbound(TOPICS.patient_merges, b"junk", 0), state, NOW)
-    assert [o.topic for o in out] == [TOPICS.dead_letters, TOPICS.audit_events]
+    assert [o.topic for o in out] == [TOPICS.dead_letters, TOPICS.audit_events_of("linkage")]
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,11 @@ def notices(out: list[Outbound], dataset: str = "proj-a") -> list[dict[str, Any]
 
 
 def all_audits(out: list[Outbound]) -> list[dict[str, Any]]:
-    return [CODEC.decode(o.value, AUDIT_EVENT) for o in out if o.topic == TOPICS.audit_events]
+    return [
+        CODEC.decode(o.value, AUDIT_EVENT)
+        for o in out
+        if o.topic == TOPICS.audit_events_of("svc-pseudonymizer")
+    ]
 
 
 def audits(out: list[Outbound]) -> list[dict[str, Any]]:

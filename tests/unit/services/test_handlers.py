@@ -36,7 +36,7 @@ RRN = "9710131019901"
 
 
 def envelopes(service: str) -> Envelopes:
-    return Envelopes(service, f"User:svc-{service}", CODEC, TOPICS)
+    return Envelopes(service, f"User:{TOPICS.prefix}svc-{service}", CODEC, TOPICS)
 
 
 def inbound(
@@ -134,7 +134,7 @@ def test_ingest_splits_identity_from_clinical_content(ingest: FeedMessageHandler
     assert all(o.key == identity_out.key for o in clinical_out), (
         "identity and clinical share the patient_ref key"
     )
-    [audit] = on_topic(out, TOPICS.audit_events)
+    [audit] = on_topic(out, TOPICS.audit_events_of("svc-ingest"))
     event = CODEC.decode(audit.value, AUDIT_EVENT)
     assert event["action"] == "ingest.accepted"
     assert event["outputs"] == ["H001/M1/0", "H001/M1/1", "H001/M1/2"]
@@ -187,7 +187,9 @@ def test_audit_chains_events_and_survives_a_state_restore() -> None:
             for key, value in state.drain_changes().items():
                 restored.restore(key, value)
             state = restored
-        [out] = handler(inbound(TOPICS.audit_events, event.value or b"", n), state, NOW)
+        [out] = handler(
+            inbound(TOPICS.audit_events_of("svc-ingest"), event.value or b"", n), state, NOW
+        )
         entries.append(CODEC.decode(out.value, LEDGER_ENTRY))
     assert [e["sequence"] for e in entries] == [0, 1, 2, 3, 4]
     assert verify(entries).ok
@@ -196,6 +198,6 @@ def test_audit_chains_events_and_survives_a_state_restore() -> None:
 def test_audit_dead_letters_an_unreadable_event_and_keeps_the_chain() -> None:
     handler = audit_handler()
     state = StateStore()
-    [out] = handler(inbound(TOPICS.audit_events, b"garbage"), state, NOW)
+    [out] = handler(inbound(TOPICS.audit_events_of("svc-ingest"), b"garbage"), state, NOW)
     assert out.topic == TOPICS.dead_letters
     assert state.get("ledger") is None
