@@ -234,6 +234,9 @@ def summarise(
         "link_outcomes": dict(Counter(d["outcome"] for d in view.decisions)),
         "withheld_by_policy": view.audit_actions()["pseudonymizer.withheld"],
         "duplicates_ignored": view.audit_actions()["ingest.duplicate"],
+        # D31: who the ledger's events name; each is the principal Kafka authenticated for the
+        # audit topic the event was read from (an event claiming another is dead-lettered).
+        "audit_principals": _ledger_principals(view),
     }
     if truth_path is not None and truth_path.exists():
         truth = [json.loads(line) for line in truth_path.read_text().splitlines() if line.strip()]
@@ -294,6 +297,12 @@ def _json_default(value: object) -> str:
     raise TypeError(type(value).__name__)
 
 
+def _ledger_principals(view: PipelineView) -> dict[str, int]:
+    by_id = {event["event_id"]: event["principal"] for event in view.audit_events}
+    chained = view.ledger_event_ids()
+    return dict(sorted(Counter(by_id[i] for i in chained.elements() if i in by_id).items()))
+
+
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     table = Table(title="biostream demo summary", show_header=False)
     for key in (
@@ -312,6 +321,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             soft_wrap=True,
             highlight=False,
         )
+    if summary.get("audit_principals"):
+        named = ", ".join(f"{k} {v}" for k, v in summary["audit_principals"].items())
+        console.print(f"audit events by authenticated principal: {named}", highlight=False)
     if summary["dead_letters_by_reason"]:
         reasons = ", ".join(
             f"{k}: {v}" for k, v in sorted(summary["dead_letters_by_reason"].items())

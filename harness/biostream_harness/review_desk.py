@@ -132,7 +132,7 @@ async def running_desk(kafka: KafkaSettings, topic_prefix: str) -> AsyncIterator
                 "users": SecretStr(f"{STEWARD}:{hash_password(password)}\n"),
                 "session_key": SecretStr(secrets.token_hex(32)),
                 "secure_cookie": False,
-                "principal": "User:svc-review",
+                "principal": f"User:{topic_prefix}svc-review",
             }
         )
     )

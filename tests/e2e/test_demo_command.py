@@ -55,6 +55,13 @@ def test_demo_runs_the_pipeline_and_writes_summary_and_exports(tmp_path: Path) -
     # One ledger entry per audit message; services pack a transaction's events into one.
     assert summary["audit_entries"] == summary["audit_messages"]
     assert summary["audit_events"] > summary["audit_messages"] > 0
+    # D31: every chained event names a service principal the broker authenticated.
+    assert set(summary["audit_principals"]) == {
+        "User:svc-ingest",
+        "User:svc-linkage",
+        "User:svc-pseudonymizer",
+    }
+    assert sum(summary["audit_principals"].values()) == summary["audit_events"]
     assert summary["dead_letters"] == summary["truth_malformed_messages"] > 0
     curated = (out / "curated.jsonl").read_text().splitlines()
     assert len(curated) == summary["curated_records"] > 0

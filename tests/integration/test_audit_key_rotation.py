@@ -123,7 +123,7 @@ async def test_the_signing_key_rotates_mid_stream_and_the_whole_ledger_verifies(
     k1 = private_key_from_secret(add_key(keys_dir, "k1").encode())
     first_key = tmp_path / "ledger-k1.pub"  # what the programme published before the rotation
     first_key.write_text(public_key_pem(k1.public_key()))
-    envelopes = Envelopes("ingest", "User:svc-ingest", CODEC, topics)
+    envelopes = Envelopes("ingest", f"User:{topic_prefix}svc-ingest", CODEC, topics)
     producer = plain_producer(kafka, "test-rotation-producer")
     await producer.start()
     ledger = Ledger(kafka, topics)

@@ -349,7 +349,9 @@ async def test_late_decisions_merges_restarts_replays_withdrawal_and_reidentific
     notices = Topic(kafka, topics.notices("cohort-demo"), DATASET_NOTICE)
     notices_b = Topic(kafka, topics.notices("genome-b"), DATASET_NOTICE)
     audit = Topic(kafka, topics.audit_events_of("svc-pseudonymizer"), AUDIT_EVENT)
-    for topic in (curated, notices, notices_b, audit):
+    # Re-identification is a steward's act: its events are on the steward's audit topic (D31).
+    steward_audit = Topic(kafka, topics.audit_events_of("steward"), AUDIT_EVENT)
+    for topic in (curated, notices, notices_b, audit, steward_audit):
         await topic.start()
     try:
         async with pseudonymizer(kafka, topic_prefix, policies, keys):
@@ -391,10 +393,16 @@ async def test_late_decisions_merges_restarts_replays_withdrawal_and_reidentific
             [keyed] = [k for k in load_releases(settings) if k.policy.dataset == "cohort-demo"]
             versions = KeyStore.load(None, settings.pseudonym_keys).versions("cohort-demo")
             answer = await reidentify(
-                kafka, topics, "User:drb-officer", keyed, versions, third["pseudonym"], "DRB-R-7"
+                kafka,
+                topics,
+                f"User:{topic_prefix}steward",
+                keyed,
+                versions,
+                third["pseudonym"],
+                "DRB-R-7",
             )
             assert (answer.person_id, answer.key_version) == ("P1", "k1")
-            events = await audit.until(
+            events = await steward_audit.until(
                 lambda es: any(e["action"] == "pseudonymizer.reidentified" for e in es)
             )
             asked = [e for e in events if e["action"] == "pseudonymizer.reidentification_requested"]
@@ -420,7 +428,7 @@ async def test_late_decisions_merges_restarts_replays_withdrawal_and_reidentific
             )
         assert len(curated.records) == 3
     finally:
-        for topic in (curated, notices, notices_b, audit):
+        for topic in (curated, notices, notices_b, audit, steward_audit):
             await topic.stop()
 
     # Replay: the inputs up to the merge, into a fresh pseudonymizer (its own topics, state and

@@ -10,7 +10,7 @@ from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from biostream.kafka import admin_client, ensure_topics, provision_topics
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics
+from biostream.topics import AUDIT_WRITERS, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def expected(name: str) -> dict[str, str]:
     """The retention of each pipeline topic, spelled out here rather than read from the table."""
     if name.endswith(".state-changelog"):
         return COMPACT
-    if ".feed." in name or name.endswith((".audit.events", ".ops.dead-letters")):
+    if ".feed." in name or ".audit.events." in name or name.endswith(".ops.dead-letters"):
         return YEAR
     return FOREVER
 
@@ -56,7 +56,8 @@ async def test_every_pipeline_topic_has_its_declared_retention_on_the_broker(
     created = await ensure_topics(kafka, specs)
     assert sorted(created) == sorted(s.name for s in specs)
     configs = await broker_configs(kafka, [s.name for s in specs])
-    assert len(configs) == len(specs) == 4 + 13 + 4
+    # 4 feeds and curated topics, 12 shared, one audit topic per writer (D31), 4 changelogs
+    assert len(configs) == len(specs) == 4 + 12 + len(AUDIT_WRITERS) + 4
     for name, config in configs.items():
         assert {k: config[k] for k in KEYS} == expected(name), name
     ledger = configs[f"{topic_prefix}audit.ledger"]

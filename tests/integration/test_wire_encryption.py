@@ -15,6 +15,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,7 +291,15 @@ def test_access_and_topics_jobs_run_as_a_certificate_admin(
         bootstrap_servers=tls_broker.admin.bootstrap_servers, ssl_cafile=tls_dir / tls.CA_CERT,
         sasl_username=f"{topic_prefix}hospital-h001", sasl_password_file=password_file,
     )  # fmt: skip
-    asyncio.run(_produce(hospital, Topics(topic_prefix).feed("H001")))
+    # SCRAM credentials reach the broker's authenticator a moment after they are created.
+    for attempt in range(60):
+        try:
+            asyncio.run(_produce(hospital, Topics(topic_prefix).feed("H001")))
+            break
+        except KafkaError:
+            if attempt == 59:
+                raise
+            time.sleep(0.5)
 
 
 def test_set_up_jobs_refuse_to_connect_in_clear_unless_told(tmp_path: Path) -> None:
