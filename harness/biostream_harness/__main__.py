@@ -371,12 +371,7 @@ def tls_broker(
     from biostream_dev import tls
 
     ca = tls.ensure_ca(directory)
-    issued = tls.issue_server(ca, directory, "broker", host)
-    store = directory / "broker.pem"
-    store.unlink(missing_ok=True)
-    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(issued.combined())
+    store = tls.issue_broker(ca, directory, host)
     if owner is not None:
         os.chown(store, owner, -1)
     typer.echo(f"CA {ca.cert}; broker certificate for {', '.join(host)} in {store}")

@@ -36,6 +36,18 @@ class Issued:
         return self.key.read_bytes() + self.cert.read_bytes()
 
 
+BROKER_KEY_STORE = "broker.pem"
+
+
+def issue_broker(ca: Issued, directory: Path, hosts: list[str]) -> Path:
+    """A broker certificate for ``hosts`` written as Kafka's PEM key store (key, then chain),
+    ``broker.pem`` in ``directory``, mode 0600; returns its path."""
+    issued = issue_server(ca, directory, "broker", hosts)
+    store = directory / BROKER_KEY_STORE
+    _write_private(store, issued.combined())
+    return store
+
+
 def ensure_ca(directory: Path, name: str = "biostream local CA") -> Issued:
     """The CA of ``directory``, created on first use (kept across restarts)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -148,6 +160,11 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    _write_private(path, data)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replaces ``path`` with ``data``, created 0600 (never readable by others, even briefly)."""
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:

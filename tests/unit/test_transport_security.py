@@ -20,6 +20,9 @@ from biostream import kafka as kafka_clients
 from biostream.kafka import PlaintextRefused, check_transport, client_options
 from biostream.settings import KafkaSettings
 from biostream_dev import tls
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
 PASSWORD = "canary-scram-password-7Q"
@@ -135,18 +138,17 @@ def test_a_certificate_for_the_dialled_address_is_accepted(tmp_path: Path) -> No
         assert _dial(port, context) == b"ok"
 
 
-def test_a_certificate_from_another_ca_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("issuer", "hosts"),
+    [("another CA", ["127.0.0.1"]), ("the CA", ["kafka.elsewhere.example"])],
+    ids=["certificate-from-another-ca", "certificate-for-another-host"],
+)
+def test_a_certificate_the_client_must_not_trust_is_refused(
+    tmp_path: Path, issuer: str, hosts: list[str]
+) -> None:
     ca = tls.ensure_ca(tmp_path / "ca")
-    other = tls.ensure_ca(tmp_path / "other", name="someone else")
-    server = tls.issue_server(other, tmp_path, "broker", ["127.0.0.1"])
-    context = kafka_clients._ssl_context(ca.cert, None, None)
-    with _tls_server(server) as (port, _), pytest.raises(ssl.SSLCertVerificationError):
-        _dial(port, context)
-
-
-def test_a_certificate_for_another_host_is_refused(tmp_path: Path) -> None:
-    ca = tls.ensure_ca(tmp_path / "ca")
-    server = tls.issue_server(ca, tmp_path, "broker", ["kafka.elsewhere.example"])
+    signer = ca if issuer == "the CA" else tls.ensure_ca(tmp_path / "other", name="someone else")
+    server = tls.issue_server(signer, tmp_path, "broker", hosts)
     context = kafka_clients._ssl_context(ca.cert, None, None)
     with _tls_server(server) as (port, _), pytest.raises(ssl.SSLCertVerificationError):
         _dial(port, context)
@@ -160,4 +162,8 @@ def test_a_client_certificate_names_its_principal(tmp_path: Path) -> None:
     with _tls_server(server, client_ca=ca.cert) as (port, subjects):
         assert _dial(port, context) == b"ok"
     assert subjects == ["hospital-h001"]
-    assert client.combined().startswith(b"-----BEGIN PRIVATE KEY-----")
+    # Kafka's PEM key store layout: the private key first, then the certificate.
+    store = client.combined()
+    key = serialization.load_pem_private_key(store, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert x509.load_pem_x509_certificate(store[len(client.key.read_bytes()) :]).subject

@@ -82,8 +82,7 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD_FILE = "admin.password"  # noqa: S105 - a file name, not a password
 
 
-BROKER_CERT = "broker"
-BROKER_KEY_STORE = "broker.pem"
+BROKER_KEY_STORE = tls.BROKER_KEY_STORE
 # Who a client certificate names: its CN, so ``CN=svc-ingest`` authenticates as User:svc-ingest.
 PRINCIPAL_FROM_CERTIFICATE = "RULE:^CN=([^,]+)$/$1/,DEFAULT"
 
@@ -151,12 +150,8 @@ def listener_properties(port: int, controller_port: int, cert_port: int | None) 
 def ensure_broker_certificates(tls_dir: Path) -> None:
     """The broker's CA and server certificate (kept across restarts of the same run dir)."""
     ca = tls.ensure_ca(tls_dir)
-    store = tls_dir / BROKER_KEY_STORE
-    if store.is_file():
-        return
-    issued = tls.issue_server(ca, tls_dir, BROKER_CERT, ["127.0.0.1", "localhost"])
-    store.touch(mode=0o600)
-    store.write_bytes(issued.combined())
+    if not (tls_dir / BROKER_KEY_STORE).is_file():
+        tls.issue_broker(ca, tls_dir, ["127.0.0.1", "localhost"])
 
 
 def admin_password(run_dir: Path) -> str | None:
