@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from biostream.keyring import RRN_KEY, load_key_ring
 from biostream.kit import Parts, stream_service
-from biostream.sealing import Sealer
+from biostream.sealing import SealingKeys
 from biostream.service import RunnableService
 from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
@@ -21,7 +22,9 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
             if settings.params_file
             else default_params()
         )
-        rrn_sealer = Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key"))
+        rrn_sealer = SealingKeys(
+            load_key_ring(RRN_KEY, settings.rrn_keys_dir, settings.rrn_key, settings.rrn_key_file)
+        )
         metrics = LinkageMetrics.create(kit.registry)
         return LinkageHandler(
             kit.codec, kit.topics, kit.envelopes, key, params, metrics, rrn_sealer

@@ -29,7 +29,7 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes, Rejected
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.sealing import Sealer
+from biostream.sealing import SealingKeys
 from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge
@@ -103,7 +103,7 @@ class LinkageHandler:
         person_key: bytes,
         params: Params,
         metrics: LinkageMetrics,
-        rrn_sealer: Sealer | None = None,
+        rrn_sealer: SealingKeys | None = None,
     ) -> None:
         self.rrn_sealer = rrn_sealer
         self.codec = codec
@@ -310,14 +310,18 @@ class LinkageHandler:
         return out
 
     def _rrn(self, record: dict[str, object]) -> str | None:
-        """The registration number: sealed by ingest (v2), or in clear from a v1 producer."""
+        """The registration number: sealed by ingest (v2) under the key its ``rrn_key_id`` names
+        (D33: any version held), or in clear from a v1 producer."""
         sealed = record.get("rrn_sealed")
         if isinstance(sealed, bytes):
             if self.rrn_sealer is None:
                 raise ValueError(
                     "a sealed registration number arrived but no RRN key is configured"
                 )
-            return self.rrn_sealer.unseal(sealed, str(record["record_id"])).decode()
+            key_id = record.get("rrn_key_id")
+            return self.rrn_sealer.unseal(
+                sealed, str(record["record_id"]), key_id if isinstance(key_id, str) else None
+            ).decode()
         clear = record.get("rrn")
         return clear if isinstance(clear, str) else None
 
