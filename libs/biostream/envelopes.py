@@ -20,7 +20,8 @@ from biostream.contracts import (
     DeadLetter,
     PolicyInForce,
 )
-from biostream.keyring import DEAD_LETTER_KEY, load_key_ring
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import DEAD_LETTER_KEY
 from biostream.processor import AuditBatching
 from biostream.sealing import SealingKeys
 from biostream.settings import ServiceSettings

@@ -11,7 +11,8 @@ from biostream.codec import default_codec
 from biostream.contract import Inbound
 from biostream.contracts import DEAD_LETTER
 from biostream.envelopes import Envelopes, dead_letter_sealer
-from biostream.keyring import KeyRing, KeyRingError, KeyVersion, load_key_ring
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import KeyRing, KeyRingError, KeyVersion
 from biostream.sealing import Sealer, SealError, SealingKeys
 from biostream.settings import ServiceSettings
 from biostream.topics import Topics

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from biostream.keyring import RRN_KEY, load_key_ring
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import RRN_KEY
 from biostream.kit import Parts, stream_service
 from biostream.sealing import SealingKeys
 from biostream.service import RunnableService

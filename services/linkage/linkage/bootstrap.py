@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from biostream.keyring import RRN_KEY, load_key_ring
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import PERSON_KEY, RRN_KEY
 from biostream.kit import Parts, stream_service
 from biostream.sealing import SealingKeys
 from biostream.service import RunnableService
-from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
 
 from linkage.domain.weights import Params, default_params
@@ -16,7 +16,9 @@ from linkage.settings import LinkageSettings
 
 def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) -> RunnableService:
     def handler(kit: Parts) -> LinkageHandler:
-        key = read_secret(settings.person_key, settings.person_key_file, "person_key")
+        key = load_key_ring(
+            PERSON_KEY, settings.person_keys_dir, settings.person_key, settings.person_key_file
+        )
         params = (
             Params.from_json(settings.params_file.read_text(encoding="utf-8"))
             if settings.params_file

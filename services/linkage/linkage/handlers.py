@@ -27,6 +27,7 @@ from biostream.contracts import (
     ReviewTask,
 )
 from biostream.envelopes import Envelopes, Rejected
+from biostream.keyring import PERSON_KEY, KeyRing, KeyVersion
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
 from biostream.sealing import SealingKeys
@@ -44,7 +45,7 @@ from linkage.domain.index import (
     RefEntry,
     comparisons,
 )
-from linkage.domain.profile import Identity, make_profile
+from linkage.domain.profile import Identity, make_profile, rrn_hash_keys
 from linkage.domain.weights import Params
 
 SERVICE = "linkage"
@@ -100,7 +101,7 @@ class LinkageHandler:
         codec: AvroCodec,
         topics: Topics,
         envelopes: Envelopes,
-        person_key: bytes,
+        person_key: bytes | KeyRing,
         params: Params,
         metrics: LinkageMetrics,
         rrn_sealer: SealingKeys | None = None,
@@ -109,7 +110,12 @@ class LinkageHandler:
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
-        self.person_key = person_key
+        # D33: every person-key version held; one key alone is version k1.
+        self.person_keys = (
+            person_key
+            if isinstance(person_key, KeyRing)
+            else KeyRing(PERSON_KEY, [KeyVersion("k1", person_key)])
+        )
         self.params = params
         self.metrics = metrics
         self.index: PersonIndex | None = None
@@ -123,6 +129,7 @@ class LinkageHandler:
         # A new store object means the processor restored the state afresh (a new writer).
         fresh = self.index is None or state is not self._state
         index = self.rebuild(state) if fresh or self.index is None else self.index
+        index.id_key = self.person_keys.active_at(message.timestamp_ms).material
         try:
             if message.topic == self.topics.patient_merges:
                 out = self._patient_merge(index, message, state, now)
@@ -149,7 +156,7 @@ class LinkageHandler:
         cyclic GC's sight; on the first message after a start or after a failed message, and by
         the linkage benchmark's restore figures."""
         started = time.monotonic()
-        index = linkage_state.load_index(state, self.params, self.person_key)
+        index = linkage_state.load_index(state, self.params, self.person_keys.newest.material)
         elapsed = time.monotonic() - started
         self.metrics.restore_seconds.set(elapsed)
         self._log.info(
@@ -182,7 +189,7 @@ class LinkageHandler:
             postal_code=record["postal_code"],
             address=record["address"],
         )
-        profile = make_profile(identity, self.person_key)
+        profile = make_profile(identity, rrn_hash_keys(self.person_keys, message.timestamp_ms))
         district = district_of(record["address"], record["province_code"])
         self.metrics.districts.inc(district.outcome)
         meta = [
