@@ -23,6 +23,11 @@ class SealError(ValueError):
     pass
 
 
+class SealKeyNotHeld(SealError):
+    """The value names a key id none of the held versions has (retired too early, or a reader
+    that has not received a new version yet: D33's "readers first")."""
+
+
 class Sealer:
     def __init__(self, key: bytes) -> None:
         material = _key_bytes(key)
@@ -68,7 +73,7 @@ class SealingKeys:
         if key_id is not None:
             sealer = self._by_id.get(key_id)
             if sealer is None:
-                raise SealError(
+                raise SealKeyNotHeld(
                     f"sealed under {self.ring.name} key id {key_id}, which is not held "
                     "(retired too early, or a key of another deployment)"
                 )

@@ -14,7 +14,7 @@ import gc
 import time
 from dataclasses import dataclass
 
-from biostream.codec import AvroCodec
+from biostream.codec import AvroCodec, DecodeError
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
@@ -30,7 +30,7 @@ from biostream.envelopes import Envelopes, Rejected
 from biostream.keyring import PERSON_KEY, KeyRing, KeyVersion
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.sealing import SealingKeys
+from biostream.sealing import SealError, SealingKeys, SealKeyNotHeld
 from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge
@@ -176,6 +176,12 @@ class LinkageHandler:
         record = self.envelopes.decode_or_reject(message, IDENTITY_RECORD, now)
         if isinstance(record, Rejected):
             return record.outputs
+        try:
+            rrn = self._rrn(record)
+        except SealError as error:
+            # D33: kept as a dead letter (replayable once the key is there), never dropped.
+            code = "RRN_KEY_NOT_HELD" if isinstance(error, SealKeyNotHeld) else "RRN_SEAL_INVALID"
+            return self.envelopes.rejection(message, DecodeError(code, str(error)), now)
         birth = record["birth_date"]
         identity = Identity(
             record_id=record["record_id"],
@@ -184,7 +190,7 @@ class LinkageHandler:
             name_latin=record["name_latin"],
             birth_date=birth.isoformat() if birth is not None else None,
             sex=record["sex"],
-            rrn=self._rrn(record),
+            rrn=rrn,
             phone=record["phone"],
             postal_code=record["postal_code"],
             address=record["address"],

@@ -139,3 +139,23 @@ def test_a_profile_stored_before_versioned_keys_is_read_as_version_k1() -> None:
     assert loaded.rrn is not None
     fresh = make_profile(identity, [("k2", PERSON_NEW), ("k1", PERSON_OLD)])
     assert fresh.rrn is not None and same_rrn(fresh.rrn, loaded.rrn) is True
+
+
+def test_a_number_sealed_under_a_key_linkage_does_not_hold_is_dead_lettered_not_lost() -> None:
+    """Why the runbook says readers first: linkage without k2 cannot open what ingest sealed
+    under it; the record goes to the dead-letter topic with its reason, replayable later."""
+    from biostream.contracts import DEAD_LETTER
+    from biostream.step import handle_message
+
+    after = ingest("H001", 0, T + 1, patient("M9", "009", TWIN_RRN, "길동"))
+    behind = LinkageHandler(
+        CODEC, TOPICS, Envelopes("linkage", "User:svc-linkage", CODEC, TOPICS),
+        ring("person", PERSON_OLD, None), default_params(),
+        LinkageMetrics.create(CollectorRegistry()), SealingKeys(ring("rrn", RRN_OLD, None)),
+    )  # fmt: skip
+    out = handle_message(behind, behind.envelopes.failure_handler("LINKAGE_INTERNAL_ERROR"),
+                         StateStore(), after, NOW)  # fmt: skip
+    [letter] = [CODEC.decode(o.value, DEAD_LETTER) for o in out if o.topic == TOPICS.dead_letters]
+    assert letter["reason_code"] == "RRN_KEY_NOT_HELD"
+    assert Sealer(RRN_NEW).key_id in letter["message"]
+    assert TWIN_RRN.replace("-", "") not in letter["message"]
