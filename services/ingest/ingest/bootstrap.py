@@ -11,8 +11,9 @@ from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
 
 from ingest.adapters.mappings import CsvMappingDirectory, quiet_parser_logs
+from ingest.adapters.mllp_listener import MllpListener
 from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, MllpSettings
 from ingest.state import SeenMessages
 
 
@@ -49,3 +50,8 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         ),
         on_idle=lambda feeds: feeds.on_idle,
     )
+
+
+def build_mllp(settings: MllpSettings, registry: CollectorRegistry | None = None) -> MllpListener:
+    """``ingest mllp``: one hospital's MLLP listener (D37)."""
+    return MllpListener(settings, registry or CollectorRegistry())

@@ -28,3 +28,25 @@ class IngestSettings(ServiceSettings):
     # A resent hospital message is recognised for this many days after it was accepted (D25);
     # the de-duplication state holds about this many days of feed.
     dedup_window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1)
+
+
+class MllpSettings(ServiceSettings):
+    """``ingest mllp``: one hospital's HL7 v2 listener (D37). Kafka credentials are that
+    hospital's principal, which may write only its own feed topic."""
+
+    mllp_hospital: str = Field(pattern=r"^[A-Z0-9][A-Z0-9_-]*$")
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = Field(default=2575, ge=0, le=65535)  # 2575: the port IANA lists for HL7
+    # TLS (required unless plaintext is asked for explicitly): the listener's certificate and
+    # key; with a client CA, client certificates are required and must name the hospital (CN).
+    mllp_certfile: Path | None = None
+    mllp_keyfile: Path | None = None
+    mllp_client_cafile: Path | None = None
+    mllp_allow_plaintext: bool = False
+    # Larger frames are answered AR and not stored: the broker's message.max.bytes (1 MB by
+    # default) would refuse them anyway.
+    mllp_max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    # Control ids of the newest stored messages, to acknowledge a resend without storing it twice.
+    mllp_duplicate_window: int = Field(default=100_000, ge=1)
+    # How long a message may wait for the broker before it is answered AE (resend).
+    mllp_store_timeout_s: float = Field(default=30.0, gt=0)
