@@ -82,7 +82,8 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         "linkage.decisions": ["svc-pseudonymizer", "svc-review"],
         "curated.a": ["project-a"],
         "audit.ledger": ["auditor"],
-        "ops.dead-letters": ["operator"],  # originals inside are sealed
+        # originals inside are sealed; a steward unseals one with the key, audited first (D35)
+        "ops.dead-letters": ["operator", "steward"],
     }
     writers = {
         topic: sorted(role for role, p in principals.items() if p.allows("topic", topic, "Write"))
