@@ -5,6 +5,7 @@ shape, and an unsealing's audit event names the letter, the case and the steward
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from biostream.codec import default_codec
@@ -97,3 +98,63 @@ def test_a_sealed_original_opens_only_with_its_key_and_its_letter() -> None:
     with pytest.raises(SealError, match="no dead-letter key"):
         opened(letter, None)
     assert opened({**letter, "sealed_original": None, "original": b"clear"}, None) == b"clear"
+
+
+LETTER_ID = "ingest/t1.feed.H001/0/7"
+SECRET = "PID|1||8801234^^^H001||황보^지현"
+
+
+@pytest.fixture
+def unsealing(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The command with the topic and the broker replaced: the letter is found, and every write
+    and every line printed is recorded in order."""
+    import review.cli as commands
+
+    key = b"k" * 32
+    letter = {
+        "dead_letter_id": LETTER_ID, "hospital": "H001", "original": b"",
+        "sealed_original": Sealer(key).seal(SECRET.encode(), LETTER_ID),
+    }  # fmt: skip
+    monkeypatch.setenv("BIOSTREAM_DEAD_LETTER_KEY", key.decode())
+    monkeypatch.setenv("BIOSTREAM_TOPIC_PREFIX", "t1.")
+    monkeypatch.setenv("BIOSTREAM_PRINCIPAL", "User:t1.steward")
+    happened: list[tuple[str, str]] = []
+
+    async def found(*_: object) -> dict[str, object]:
+        return letter
+
+    monkeypatch.setattr(commands, "find_dead_letter", found)
+    monkeypatch.setattr(commands.typer, "echo", lambda text, **_: happened.append(("echo", text)))
+    return happened
+
+
+def test_the_original_is_shown_only_after_its_audit_event_is_written(
+    unsealing: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import review.cli as commands
+
+    async def published(_: object, messages: list[Any]) -> None:
+        [event] = messages
+        unsealing.append(("audit", event.topic))
+
+    monkeypatch.setattr(commands, "_publish", published)
+    result = CliRunner().invoke(app, ["unseal-dead-letter", LETTER_ID, "--case", "INC-7"])
+    assert result.exit_code == 0, result.output
+    assert [kind for kind, _ in unsealing] == ["audit", "echo"]
+    assert unsealing[0][1] == "t1.audit.events.steward"
+    assert SECRET in unsealing[1][1]
+
+
+def test_nothing_is_shown_when_the_audit_event_cannot_be_written(
+    unsealing: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import review.cli as commands
+
+    async def refused(*_: object) -> None:
+        raise RuntimeError("TopicAuthorizationFailedError")
+
+    monkeypatch.setattr(commands, "_publish", refused)
+    result = CliRunner().invoke(app, ["unseal-dead-letter", LETTER_ID, "--case", "INC-7"])
+    assert result.exit_code == 4
+    assert all(SECRET not in text and "황보" not in text for _, text in unsealing)
+    assert any("nothing is shown" in text for _, text in unsealing)
