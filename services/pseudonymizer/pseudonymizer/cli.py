@@ -74,6 +74,14 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
     keyed = matching[0]
     topics = Topics(settings.topic_prefix)
     principal = tool_principal(settings, "steward")
+    if topics.audit_writer(principal) != "steward":
+        # D35: a steward's act, named by the steward's credentials; the service's own principal
+        # (which could read its state) does not re-identify.
+        typer.echo(
+            f"pseudonymizer: re-identification runs as the steward principal, not {principal}",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         approval_on_record(keyed.policy, ref, dt.datetime.now(dt.UTC).date())
     except ApprovalRefused as refusal:
