@@ -52,26 +52,34 @@ def build_services(
     pseudonym_keys: dict[str, str] | None = None,
     credentials: Credentials | None = None,
     audit: dict[str, object] | None = None,
+    keys_dirs: dict[str, Path] | None = None,
 ) -> dict[str, RunnableService]:
     """``pseudonym_keys`` maps ``<domain>/<version>`` to a key; by default the demo policy's
-    domain gets ``keys.pseudonym``. Each service connects as its own principal when
-    ``credentials`` are given."""
+    domain gets ``keys.pseudonym``. ``keys_dirs`` gives keys as directories of versions (D33)
+    instead: setting stem (``patient_ref``, ``person``, ``rrn``, ``dead_letter``) -> directory.
+    Each service connects as its own principal when ``credentials`` are given."""
     domain_keys = pseudonym_keys or {f"{DATASET}/k1": keys.pseudonym}
+    dirs = keys_dirs or {}
+
+    def key(stem: str, value: str) -> dict[str, object]:
+        if stem in dirs:
+            return {f"{stem}_keys_dir": dirs[stem]}
+        return {f"{stem}_key": SecretStr(value)}
 
     # model_validate, not the constructors: explicit values must win over any BIOSTREAM_* in env.
     def common(service: str) -> dict[str, object]:
         own = credentials.settings(SERVICE_ROLES[service]) if credentials else kafka
         return {"kafka": own, "topic_prefix": prefix, "poll_timeout_ms": 100,
                 "principal": f"User:{prefix}svc-{service}",
-                "dead_letter_key": SecretStr(keys.dead_letter)}  # fmt: skip
+                **key("dead_letter", keys.dead_letter)}  # fmt: skip
 
     return {
         "ingest": build_ingest(
             IngestSettings.model_validate(
                 {
                     **common("ingest"),
-                    "patient_ref_key": SecretStr(keys.patient_ref),
-                    "rrn_key": SecretStr(keys.rrn),
+                    **key("patient_ref", keys.patient_ref),
+                    **key("rrn", keys.rrn),
                 }
             )
         ),
@@ -79,8 +87,8 @@ def build_services(
             LinkageSettings.model_validate(
                 {
                     **common("linkage"),
-                    "person_key": SecretStr(keys.person),
-                    "rrn_key": SecretStr(keys.rrn),
+                    **key("person", keys.person),
+                    **key("rrn", keys.rrn),
                 }
             )
         ),
@@ -116,6 +124,7 @@ async def running_pipeline(
     datasets: list[str] | None = None,
     pseudonym_keys: dict[str, str] | None = None,
     audit: dict[str, object] | None = None,
+    keys_dirs: dict[str, Path] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
     """``audit``: extra audit settings (e.g. checkpoint intervals) for the test at hand."""
     datasets = datasets or [DATASET]
@@ -125,7 +134,9 @@ async def running_pipeline(
     credentials = await asyncio.to_thread(provision_services, kafka, prefix)
     if credentials is not None:
         await wait_until_usable(credentials)
-    services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit)
+    services = build_services(
+        kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit, keys_dirs
+    )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
     observer = PipelineObserver(kafka, topics, default_codec(), datasets)

@@ -100,6 +100,9 @@ class LocalPipeline:
         return kafka_environment(self._credentials.settings(SERVICE_ROLES[service]))
 
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Keys given as a directory of versions (D33) instead of one file: setting stem
+    # (patient_ref, person, dead_letter, rrn) -> directory of <name>.k<N>.key files.
+    keys_dirs: dict[str, Path] = field(default_factory=dict)
 
     def environment(self, service: str, metrics_port: int) -> dict[str, str]:
         keys = write_secrets(self.run_dir / "secrets")
@@ -120,6 +123,9 @@ class LocalPipeline:
             BIOSTREAM_LEDGER_PUBLIC_KEY_FILE=str(keys["ledger_public"]),
             PYTHONUNBUFFERED="1",
         )
+        for stem, directory in self.keys_dirs.items():
+            del env[f"BIOSTREAM_{stem.upper()}_KEY_FILE"]
+            env[f"BIOSTREAM_{stem.upper()}_KEYS_DIR"] = str(directory)
         env.update(self.extra_env)
         return env
 

@@ -20,9 +20,11 @@ from biostream.contracts import (
     DeadLetter,
     PolicyInForce,
 )
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import DEAD_LETTER_KEY
 from biostream.processor import AuditBatching
-from biostream.sealing import Sealer
-from biostream.settings import ServiceSettings, read_secret
+from biostream.sealing import SealingKeys
+from biostream.settings import ServiceSettings
 from biostream.topics import Topics
 
 T = TypeVar("T")
@@ -55,9 +57,10 @@ class Envelopes:
     principal: str
     codec: AvroCodec
     topics: Topics
-    # Seals dead letters' original bytes; None keeps them in clear (tests, tools that never
-    # dead-letter). Services get theirs from `dead_letter_sealer(settings)`.
-    sealer: Sealer | None = None
+    # Seal dead letters' original bytes (D12; the version active at the input's time, D33); None
+    # keeps them in clear (tests, tools that never dead-letter). Services get theirs from
+    # `dead_letter_sealer(settings)`.
+    sealer: SealingKeys | None = None
 
     @property
     def audit_topic(self) -> str:
@@ -74,7 +77,8 @@ class Envelopes:
     ) -> Outbound:
         dead_letter_id = f"{self.service}/{message.source_ref}"
         original = message.value or b""
-        sealed = self.sealer.seal(original, dead_letter_id) if self.sealer else None
+        sealer = self.sealer.for_input(message.timestamp_ms) if self.sealer else None
+        sealed = sealer.seal(original, dead_letter_id) if sealer else None
         record: DeadLetter = {
             "dead_letter_id": dead_letter_id,
             "service": self.service,
@@ -88,7 +92,7 @@ class Envelopes:
             "original": b"" if sealed is not None else original,
             "failed_at": now,
             "sealed_original": sealed,
-            "seal_key_id": self.sealer.key_id if self.sealer else None,
+            "seal_key_id": sealer.key_id if sealer else None,
         }
         return Outbound(
             self.topics.dead_letters,
@@ -331,16 +335,26 @@ def audit_event_id(service: str, action: str, inputs: Sequence[str], outputs: Se
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def dead_letter_sealer(settings: ServiceSettings) -> Sealer | None:
-    """The service's dead-letter sealer. Refuses to start without a key unless clear-text dead
-    letters were asked for explicitly: personal data must not reach operators by omission."""
-    if settings.dead_letter_key is None and settings.dead_letter_key_file is None:
+def dead_letter_sealer(settings: ServiceSettings) -> SealingKeys | None:
+    """The service's dead-letter keys (D12, versioned since D33). Refuses to start without a key
+    unless clear-text dead letters were asked for explicitly: personal data must not reach
+    operators by omission."""
+    if (
+        settings.dead_letter_key is None
+        and settings.dead_letter_key_file is None
+        and settings.dead_letter_keys_dir is None
+    ):
         if settings.dead_letter_cleartext:
             return None
         raise ValueError(
-            "dead_letter_key: set BIOSTREAM_DEAD_LETTER_KEY_FILE (or _KEY), or "
+            "dead_letter_key: set BIOSTREAM_DEAD_LETTER_KEYS_DIR (or _KEY_FILE, _KEY), or "
             "BIOSTREAM_DEAD_LETTER_CLEARTEXT=true to keep dead letters' original bytes unsealed"
         )
-    return Sealer(
-        read_secret(settings.dead_letter_key, settings.dead_letter_key_file, "dead_letter_key")
+    return SealingKeys(
+        load_key_ring(
+            DEAD_LETTER_KEY,
+            settings.dead_letter_keys_dir,
+            settings.dead_letter_key,
+            settings.dead_letter_key_file,
+        )
     )

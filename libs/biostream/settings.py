@@ -83,6 +83,8 @@ class ServiceSettings(BaseSettings):
     # dead-letter topic; only holders of this key (data stewards) can read what was sent.
     dead_letter_key: SecretStr | None = None
     dead_letter_key_file: Path | None = None
+    # Or every version of it, dead-letter.k<N>.key (+ .activates) files: D33, biostream.keyring.
+    dead_letter_keys_dir: Path | None = None
     dead_letter_cleartext: bool = False
     batch_max_records: int = 500
     poll_timeout_ms: int = 200

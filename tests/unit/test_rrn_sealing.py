@@ -12,7 +12,7 @@ from biostream.contract import Inbound
 from biostream.contracts import IDENTITY_RECORD, LINK_DECISION
 from biostream.envelopes import Envelopes
 from biostream.schemas import SchemaRegistry
-from biostream.sealing import Sealer
+from biostream.sealing import Sealer, SealingKeys
 from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.handlers import FeedMessageHandler, IngestMetrics
@@ -40,7 +40,7 @@ def bundle(message_id: str, mrn: str) -> bytes:
 def ingest_identity(message_id: str, mrn: str, hospital: str) -> bytes:
     handler = FeedMessageHandler(
         CODEC, TOPICS, Envelopes("ingest", "User:svc-ingest", CODEC, TOPICS), b"k" * 32,
-        IngestMetrics.create(CollectorRegistry()), rrn_sealer=Sealer(RRN_KEY),
+        IngestMetrics.create(CollectorRegistry()), rrn_sealer=SealingKeys.single(RRN_KEY),
     )  # fmt: skip
     out = handler(
         Inbound(TOPICS.feed(hospital), 0, 0, None, bundle(message_id, mrn), (), 0),
@@ -64,7 +64,7 @@ def test_the_identity_topic_carries_the_number_sealed_not_in_clear() -> None:
 def test_linkage_opens_the_number_and_links_on_it() -> None:
     linkage = LinkageHandler(
         CODEC, TOPICS, Envelopes("linkage", "User:svc-linkage", CODEC, TOPICS), b"p" * 32,
-        default_params(), LinkageMetrics.create(CollectorRegistry()), Sealer(RRN_KEY),
+        default_params(), LinkageMetrics.create(CollectorRegistry()), SealingKeys.single(RRN_KEY),
     )  # fmt: skip
     state = StateStore()
     decisions = []

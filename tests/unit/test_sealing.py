@@ -11,7 +11,7 @@ from biostream.contract import Inbound
 from biostream.contracts import DEAD_LETTER
 from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.schemas import SchemaRegistry
-from biostream.sealing import Sealer, SealError
+from biostream.sealing import Sealer, SealError, SealingKeys
 from biostream.settings import ServiceSettings
 from biostream.topics import Topics
 
@@ -46,7 +46,7 @@ def test_malformed_keys_are_refused(key: bytes) -> None:
 
 def test_a_sealed_dead_letter_carries_no_original_in_clear() -> None:
     codec = AvroCodec(SchemaRegistry())
-    envelopes = Envelopes("ingest", "User:svc-ingest", codec, Topics(), Sealer(KEY))
+    envelopes = Envelopes("ingest", "User:svc-ingest", codec, Topics(), SealingKeys.single(KEY))
     message = Inbound("feed.H001", 0, 7, b"M-1", ORIGINAL, (), 0)
     out = envelopes.dead_letter(
         message, "HL7_INVALID", "PID-7 is not a date", dt.datetime.now(dt.UTC), "H001"
@@ -66,4 +66,4 @@ def test_a_service_without_a_dead_letter_key_refuses_to_start_unless_told_to_kee
         dead_letter_sealer(ServiceSettings.model_validate({"dead_letter_cleartext": True})) is None
     )
     sealer = dead_letter_sealer(ServiceSettings.model_validate({"dead_letter_key": KEY.decode()}))
-    assert sealer is not None and sealer.key_id == Sealer(KEY).key_id
+    assert sealer is not None and sealer.for_input(0).key_id == Sealer(KEY).key_id

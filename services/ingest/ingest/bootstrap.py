@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import RRN_KEY
 from biostream.kit import Parts, stream_service
-from biostream.sealing import Sealer
+from biostream.sealing import SealingKeys
 from biostream.service import RunnableService
 from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
@@ -27,7 +29,11 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
             key,
             IngestMetrics.create(kit.registry),
             CsvMappingDirectory(settings.csv_mapping_dir),
-            Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key")),
+            SealingKeys(
+                load_key_ring(
+                    RRN_KEY, settings.rrn_keys_dir, settings.rrn_key, settings.rrn_key_file
+                )
+            ),
             SeenMessages(settings.dedup_window_days),
         )
 

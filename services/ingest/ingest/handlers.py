@@ -24,7 +24,7 @@ from biostream.contracts import (
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.sealing import Sealer
+from biostream.sealing import Sealer, SealingKeys
 from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry
@@ -120,7 +120,7 @@ class FeedMessageHandler:
         patient_ref_key: bytes,
         metrics: IngestMetrics,
         csv_mapping_for: Callable[[str], CsvMapping] = lambda _hospital: DEFAULT_MAPPING,
-        rrn_sealer: Sealer | None = None,
+        rrn_sealer: SealingKeys | None = None,
         seen_messages: SeenMessages | None = None,
     ) -> None:
         self.seen_messages = seen_messages or SeenMessages()
@@ -223,7 +223,10 @@ class FeedMessageHandler:
         ref = patient_ref(self.patient_ref_key, hospital, patient_no)
         key = ref.encode()
         if identity is not None:
-            out.append(self._identity(identity, ref, base_id, parsed, hospital, source_format, now))
+            sealer = self.rrn_sealer.for_input(message.timestamp_ms) if self.rrn_sealer else None
+            out.append(
+                self._identity(identity, ref, base_id, parsed, hospital, source_format, now, sealer)
+            )
             record_ids.append(f"{base_id}/0")
         for index, (surviving_no, retired_no) in enumerate(parsed.merges):
             merge: PatientMerge = {
@@ -296,9 +299,11 @@ class FeedMessageHandler:
         hospital: str,
         source_format: SourceFormat,
         now: dt.datetime,
+        rrn_sealer: Sealer | None,
     ) -> Outbound:
         """The identity record; D13: its registration number sealed at field level
-        (``rrn_sealed``, AES-256-GCM, the record id as associated data), the clear ``rrn`` null."""
+        (``rrn_sealed``, AES-256-GCM, the record id as associated data), the clear ``rrn`` null;
+        D33: under the RRN key version active at the feed message's time."""
         identity_record: IdentityRecord = {
             "record_id": f"{base_id}/0",
             "patient_ref": ref,
@@ -311,7 +316,7 @@ class FeedMessageHandler:
             "name_latin": identity.name_latin,
             "birth_date": identity.birth_date,
             "sex": _sex(identity.sex),
-            "rrn": identity.rrn if self.rrn_sealer is None else None,
+            "rrn": identity.rrn if rrn_sealer is None else None,
             "local_patient_no": identity.local_patient_no,
             "phone": identity.phone,
             "address": identity.address,
@@ -319,11 +324,11 @@ class FeedMessageHandler:
             "province_code": identity.province_code,
             "quality_flags": list(identity.quality_flags),
             "rrn_sealed": (
-                self.rrn_sealer.seal(identity.rrn.encode(), f"{base_id}/0")
-                if self.rrn_sealer is not None and identity.rrn is not None
+                rrn_sealer.seal(identity.rrn.encode(), f"{base_id}/0")
+                if rrn_sealer is not None and identity.rrn is not None
                 else None
             ),
-            "rrn_key_id": self.rrn_sealer.key_id if self.rrn_sealer is not None else None,
+            "rrn_key_id": rrn_sealer.key_id if rrn_sealer is not None else None,
         }
         return Outbound(
             self.topics.identity_records,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from biostream.keyfiles import load_key_ring
+from biostream.keyring import PERSON_KEY, RRN_KEY
 from biostream.kit import Parts, stream_service
-from biostream.sealing import Sealer
+from biostream.sealing import SealingKeys
 from biostream.service import RunnableService
-from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
 
 from linkage.domain.weights import Params, default_params
@@ -15,13 +16,17 @@ from linkage.settings import LinkageSettings
 
 def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) -> RunnableService:
     def handler(kit: Parts) -> LinkageHandler:
-        key = read_secret(settings.person_key, settings.person_key_file, "person_key")
+        key = load_key_ring(
+            PERSON_KEY, settings.person_keys_dir, settings.person_key, settings.person_key_file
+        )
         params = (
             Params.from_json(settings.params_file.read_text(encoding="utf-8"))
             if settings.params_file
             else default_params()
         )
-        rrn_sealer = Sealer(read_secret(settings.rrn_key, settings.rrn_key_file, "rrn_key"))
+        rrn_sealer = SealingKeys(
+            load_key_ring(RRN_KEY, settings.rrn_keys_dir, settings.rrn_key, settings.rrn_key_file)
+        )
         metrics = LinkageMetrics.create(kit.registry)
         return LinkageHandler(
             kit.codec, kit.topics, kit.envelopes, key, params, metrics, rrn_sealer

@@ -14,7 +14,7 @@ import gc
 import time
 from dataclasses import dataclass
 
-from biostream.codec import AvroCodec
+from biostream.codec import AvroCodec, DecodeError
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
@@ -27,9 +27,10 @@ from biostream.contracts import (
     ReviewTask,
 )
 from biostream.envelopes import Envelopes, Rejected
+from biostream.keyring import PERSON_KEY, KeyRing, KeyVersion
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
-from biostream.sealing import Sealer
+from biostream.sealing import SealError, SealingKeys, SealKeyNotHeld
 from biostream.state import StateStore
 from biostream.topics import Topics
 from prometheus_client import CollectorRegistry, Gauge
@@ -44,7 +45,7 @@ from linkage.domain.index import (
     RefEntry,
     comparisons,
 )
-from linkage.domain.profile import Identity, make_profile
+from linkage.domain.profile import Identity, make_profile, rrn_hash_keys
 from linkage.domain.weights import Params
 
 SERVICE = "linkage"
@@ -100,16 +101,21 @@ class LinkageHandler:
         codec: AvroCodec,
         topics: Topics,
         envelopes: Envelopes,
-        person_key: bytes,
+        person_key: bytes | KeyRing,
         params: Params,
         metrics: LinkageMetrics,
-        rrn_sealer: Sealer | None = None,
+        rrn_sealer: SealingKeys | None = None,
     ) -> None:
         self.rrn_sealer = rrn_sealer
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
-        self.person_key = person_key
+        # D33: every person-key version held; one key alone is version k1.
+        self.person_keys = (
+            person_key
+            if isinstance(person_key, KeyRing)
+            else KeyRing(PERSON_KEY, [KeyVersion("k1", person_key)])
+        )
         self.params = params
         self.metrics = metrics
         self.index: PersonIndex | None = None
@@ -123,6 +129,7 @@ class LinkageHandler:
         # A new store object means the processor restored the state afresh (a new writer).
         fresh = self.index is None or state is not self._state
         index = self.rebuild(state) if fresh or self.index is None else self.index
+        index.id_key = self.person_keys.active_at(message.timestamp_ms).material
         try:
             if message.topic == self.topics.patient_merges:
                 out = self._patient_merge(index, message, state, now)
@@ -149,7 +156,7 @@ class LinkageHandler:
         cyclic GC's sight; on the first message after a start or after a failed message, and by
         the linkage benchmark's restore figures."""
         started = time.monotonic()
-        index = linkage_state.load_index(state, self.params, self.person_key)
+        index = linkage_state.load_index(state, self.params, self.person_keys.newest.material)
         elapsed = time.monotonic() - started
         self.metrics.restore_seconds.set(elapsed)
         self._log.info(
@@ -169,6 +176,12 @@ class LinkageHandler:
         record = self.envelopes.decode_or_reject(message, IDENTITY_RECORD, now)
         if isinstance(record, Rejected):
             return record.outputs
+        try:
+            rrn = self._rrn(record)
+        except SealError as error:
+            # D33: kept as a dead letter (replayable once the key is there), never dropped.
+            code = "RRN_KEY_NOT_HELD" if isinstance(error, SealKeyNotHeld) else "RRN_SEAL_INVALID"
+            return self.envelopes.rejection(message, DecodeError(code, str(error)), now)
         birth = record["birth_date"]
         identity = Identity(
             record_id=record["record_id"],
@@ -177,12 +190,12 @@ class LinkageHandler:
             name_latin=record["name_latin"],
             birth_date=birth.isoformat() if birth is not None else None,
             sex=record["sex"],
-            rrn=self._rrn(record),
+            rrn=rrn,
             phone=record["phone"],
             postal_code=record["postal_code"],
             address=record["address"],
         )
-        profile = make_profile(identity, self.person_key)
+        profile = make_profile(identity, rrn_hash_keys(self.person_keys, message.timestamp_ms))
         district = district_of(record["address"], record["province_code"])
         self.metrics.districts.inc(district.outcome)
         meta = [
@@ -310,14 +323,18 @@ class LinkageHandler:
         return out
 
     def _rrn(self, record: dict[str, object]) -> str | None:
-        """The registration number: sealed by ingest (v2), or in clear from a v1 producer."""
+        """The registration number: sealed by ingest (v2) under the key its ``rrn_key_id`` names
+        (D33: any version held), or in clear from a v1 producer."""
         sealed = record.get("rrn_sealed")
         if isinstance(sealed, bytes):
             if self.rrn_sealer is None:
                 raise ValueError(
                     "a sealed registration number arrived but no RRN key is configured"
                 )
-            return self.rrn_sealer.unseal(sealed, str(record["record_id"])).decode()
+            key_id = record.get("rrn_key_id")
+            return self.rrn_sealer.unseal(
+                sealed, str(record["record_id"]), key_id if isinstance(key_id, str) else None
+            ).decode()
         clear = record.get("rrn")
         return clear if isinstance(clear, str) else None
 

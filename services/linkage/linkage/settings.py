@@ -13,10 +13,13 @@ class LinkageSettings(ServiceSettings):
     # can recompute one from a guessed registration number.
     person_key: SecretStr | None = None
     person_key_file: Path | None = None
+    # Or every version of it: person.k<N>.key (+ .activates) files (D33, biostream.keyring).
+    person_keys_dir: Path | None = None
     # Opens the registration numbers ingest sealed on the identity topic (only ingest and
     # linkage hold it).
     rrn_key: SecretStr | None = None
     rrn_key_file: Path | None = None
+    rrn_keys_dir: Path | None = None  # rrn.k<N>.key files (D33)
     # m/u probabilities, prior, thresholds and term frequencies from `linkage train` (JSON);
     # without it the built-in defaults for an index of about a million persons apply.
     params_file: Path | None = None

@@ -18,7 +18,7 @@ from biostream.envelopes import dead_letter_sealer
 from biostream.kit import tool_principal
 from biostream.logs import configure_logging
 from biostream.restore import READ_SETTING, ReadStalled
-from biostream.sealing import Sealer, SealError
+from biostream.sealing import SealError, SealingKeys
 from prometheus_client import CollectorRegistry
 
 from review.adapters.dead_letters import find_dead_letter
@@ -69,7 +69,7 @@ def unseal_dead_letter(dead_letter_id: str, case: str) -> None:
     try:
         case = case_reference(case)
         steward = _steward(settings)
-        sealer = dead_letter_sealer(settings)
+        keys = dead_letter_sealer(settings)
     except (ValueError, NotASteward) as error:
         typer.echo(f"refused: {error}", err=True)
         raise typer.Exit(2) from error
@@ -84,7 +84,7 @@ def unseal_dead_letter(dead_letter_id: str, case: str) -> None:
         typer.echo(f"error: no dead letter {dead_letter_id}", err=True)
         raise typer.Exit(1)
     try:
-        original = opened(letter, sealer)
+        original = opened(letter, keys)
     except SealError as error:
         typer.echo(f"error: the original does not open: {error}", err=True)
         raise typer.Exit(1) from None
@@ -110,15 +110,16 @@ def unseal_dead_letter(dead_letter_id: str, case: str) -> None:
     typer.echo(json.dumps(line, ensure_ascii=False))
 
 
-def opened(letter: dict[str, Any], sealer: Sealer | None) -> bytes:
-    """The original bytes of a dead letter: unsealed with the key (bound to its id), or as kept
-    when the service wrote it in clear (development only, D12)."""
+def opened(letter: dict[str, Any], keys: SealingKeys | None) -> bytes:
+    """The original bytes of a dead letter: unsealed with the key version its ``seal_key_id``
+    names (D33), bound to its id, or as kept when the service wrote it in clear (development
+    only, D12)."""
     sealed = letter.get("sealed_original")
     if sealed is None:
         return bytes(letter["original"])
-    if sealer is None:
+    if keys is None:
         raise SealError("the letter is sealed and no dead-letter key is set")
-    return sealer.unseal(sealed, str(letter["dead_letter_id"]))
+    return keys.unseal(sealed, str(letter["dead_letter_id"]), letter.get("seal_key_id"))
 
 
 def _steward(settings: ReviewSettings) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from biostream.codec import default_codec
 from biostream.contracts import AUDIT_EVENT
-from biostream.sealing import Sealer, SealError
+from biostream.sealing import Sealer, SealError, SealingKeys
 from biostream.settings import KafkaSettings
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
@@ -85,16 +85,20 @@ def test_the_unseal_audit_event_holds_no_original() -> None:
 
 def test_a_sealed_original_opens_only_with_its_key_and_its_letter() -> None:
     key = b"k" * 32
+    keys = SealingKeys.single(key, "dead_letter")
+    sealer = keys.for_input(0)
     letter = {
         "dead_letter_id": "ingest/x/0/1",
         "original": b"",
-        "sealed_original": Sealer(key).seal(b"PID|1|", "ingest/x/0/1"),
+        "sealed_original": sealer.seal(b"PID|1|", "ingest/x/0/1"),
+        "seal_key_id": sealer.key_id,
     }
-    assert opened(letter, Sealer(key)) == b"PID|1|"
+    assert opened(letter, keys) == b"PID|1|"
+    assert opened({**letter, "seal_key_id": None}, keys) == b"PID|1|"  # before D33
     with pytest.raises(SealError):
-        opened(letter, Sealer(b"j" * 32))
+        opened(letter, SealingKeys.single(b"j" * 32, "dead_letter"))
     with pytest.raises(SealError):
-        opened({**letter, "dead_letter_id": "ingest/x/0/2"}, Sealer(key))
+        opened({**letter, "dead_letter_id": "ingest/x/0/2"}, keys)
     with pytest.raises(SealError, match="no dead-letter key"):
         opened(letter, None)
     assert opened({**letter, "sealed_original": None, "original": b"clear"}, None) == b"clear"
@@ -114,6 +118,7 @@ def unsealing(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     letter = {
         "dead_letter_id": LETTER_ID, "hospital": "H001", "original": b"",
         "sealed_original": Sealer(key).seal(SECRET.encode(), LETTER_ID),
+        "seal_key_id": Sealer(key).key_id,
     }  # fmt: skip
     monkeypatch.setenv("BIOSTREAM_DEAD_LETTER_KEY", key.decode())
     monkeypatch.setenv("BIOSTREAM_TOPIC_PREFIX", "t1.")

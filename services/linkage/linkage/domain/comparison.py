@@ -12,7 +12,7 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
 
 from linkage.domain import names
-from linkage.domain.profile import Profile
+from linkage.domain.profile import Profile, same_rrn
 
 FIELDS: Final = ("family", "given", "latin", "birth", "sex", "rrn", "ids", "phone", "address")
 LEVELS: Final[dict[str, int]] = {
@@ -131,7 +131,8 @@ def compare(a: Profile, b: Profile) -> Levels:
             latin = 1 if best >= 0.85 else 0
     birth = None if a.birth is None or b.birth is None else birth_level(a.birth, b.birth)
     sex = None if a.sex is None or b.sex is None else int(a.sex == b.sex)
-    rrn = None if a.rrn is None or b.rrn is None else int(a.rrn == b.rrn)
+    agree = None if a.rrn is None or b.rrn is None else same_rrn(a.rrn, b.rrn)
+    rrn = None if agree is None else int(agree)
     ids = _ids_level(a.ids, b.ids) if a.ids and b.ids else None
     phone = None if a.phone is None or b.phone is None else int(a.phone == b.phone)
     return (family, given, latin, birth, sex, rrn, ids, phone, _address_level(a, b))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from linkage.domain.comparison import FIELDS, LEVELS, Levels, compare
-from linkage.domain.profile import Profile, blocking_keys
+from linkage.domain.profile import Profile, blocking_keys, same_rrn
 from linkage.domain.rules import apply_rules
 from linkage.domain.weights import Params
 
@@ -139,7 +139,9 @@ class PersonIndex:
 
     def __init__(self, params: Params, id_key: bytes) -> None:
         self.params = params
-        self._id_key = id_key
+        # The person-key version persons are minted under: the handler sets the one in force at
+        # each input's time (D33); ids minted before keep theirs.
+        self.id_key = id_key
         self.refs: dict[str, RefEntry] = {}
         self.persons: dict[str, PersonEntry] = {}
         self.counter = 0
@@ -249,16 +251,27 @@ class PersonIndex:
             for r in self.persons[b].refs
             if self.refs[r].profile.rrn_strong
         }
-        return not numbers_a or not numbers_b or bool(numbers_a & numbers_b)
+        # D33: hashes under different key versions are not a disagreement (``same_rrn``).
+        return (
+            not numbers_a
+            or not numbers_b
+            or any(
+                same_rrn(a, b) is not False
+                for a in numbers_a
+                for b in numbers_b
+                if a is not None and b is not None
+            )
+        )
 
     def _rrn_persons(self, profile: Profile) -> list[str]:
         if profile.rrn is None or not profile.rrn_strong:
             return []
         found: list[str] = []
-        for other in self.blocks.get("r" + profile.rrn, ()):
-            entry = self.refs[other]
-            if entry.profile.rrn_strong and entry.person not in found:
-                found.append(entry.person)
+        for hashed in profile.rrn.split(","):
+            for other in self.blocks.get("r" + hashed, ()):
+                entry = self.refs[other]
+                if entry.profile.rrn_strong and entry.person not in found:
+                    found.append(entry.person)
         return found
 
     def candidates(self, profile: Profile, exclude: str | None) -> list[Candidate]:
@@ -375,7 +388,7 @@ class PersonIndex:
     # ---------------------------------------------------------------------------------- helpers
 
     def person_id(self, ref: str, sequence: int) -> str:
-        digest = hmac.new(self._id_key, f"person:{ref}/{sequence}".encode(), hashlib.sha256)
+        digest = hmac.new(self.id_key, f"person:{ref}/{sequence}".encode(), hashlib.sha256)
         return "P" + digest.hexdigest()[:20]
 
     def _new_person(self, ref: str, sequence: int) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from biostream.keyring import KeyRing
+
 from linkage.domain import names
 
 _DIGITS: Final = re.compile(r"\D+")
@@ -48,7 +50,9 @@ class Profile:
     latin: tuple[str, ...]  # folded romanised name in both orders
     birth: str | None  # YYYYMMDD
     sex: str | None
-    rrn: str | None  # keyed hash, never the number
+    # Keyed hashes, never the number: "<key version>:<hash>" under each person-key version held
+    # when the profile was made, newest first, comma-separated (D33; ``same_rrn`` compares).
+    rrn: str | None
     rrn_strong: bool  # number consistent with birth date and sex, and its check digit holds
     ids: tuple[str, ...]  # "system\x1fvalue"
     phone: str | None
@@ -70,13 +74,47 @@ class Profile:
             return tuple(str(x) for x in v) if isinstance(v, list) else ()
 
         return cls(
-            s(raw[0]), s(raw[1]), t(raw[2]), s(raw[3]), s(raw[4]), s(raw[5]), bool(raw[6]),
-            t(raw[7]), s(raw[8]), s(raw[9]), s(raw[10]),
+            s(raw[0]), s(raw[1]), t(raw[2]), s(raw[3]), s(raw[4]), _versioned_rrn(s(raw[5])),
+            bool(raw[6]), t(raw[7]), s(raw[8]), s(raw[9]), s(raw[10]),
         )  # fmt: skip
 
     @property
     def birth_year(self) -> int | None:
         return int(self.birth[:4]) if self.birth else None
+
+
+def _versioned_rrn(stored: str | None) -> str | None:
+    """A profile stored before D33 holds one bare hash, made with the single person key of
+    before, which is version k1."""
+    if stored is None or ":" in stored:
+        return stored
+    return f"k1:{stored}"
+
+
+def _rrn_hashes(value: str) -> dict[str, str]:
+    return dict(entry.split(":", 1) for entry in value.split(","))
+
+
+def _version_number(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else 0
+
+
+def same_rrn(a: str, b: str) -> bool | None:
+    """D33: whether two profiles' registration-number hashes name the same number, compared
+    under the newest person-key version both were hashed with; None (unknown, as if one were
+    missing) when they share no version, which only happens once a version still needed was
+    retired."""
+    if a == b:
+        return True
+    if "," not in a and "," not in b:
+        # One version each (the common case): same version and different hashes, or no common one.
+        return None if a[: a.index(":")] != b[: b.index(":")] else False
+    hashes_a, hashes_b = _rrn_hashes(a), _rrn_hashes(b)
+    common = hashes_a.keys() & hashes_b.keys()
+    if not common:
+        return None
+    newest = max(common, key=_version_number)
+    return hashes_a[newest] == hashes_b[newest]
 
 
 def rrn_hash(key: bytes, rrn: str) -> str:
@@ -124,11 +162,22 @@ def _address(value: str | None) -> str | None:
     return " ".join(tokens) or None
 
 
-def make_profile(identity: Identity, rrn_key: bytes) -> Profile:
+def rrn_hash_keys(keys: KeyRing, timestamp_ms: int) -> list[tuple[str, bytes]]:
+    """D33: the person-key versions a registration number is hashed under for an input of this
+    time: the one in force and every older one held (so it meets profiles made before a
+    rotation), newest first; versions not yet in force are not used."""
+    active = keys.active_at(timestamp_ms)
+    return [(v.version, v.material) for v in reversed(keys.versions) if v.number <= active.number]
+
+
+def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes]]) -> Profile:
     """D-linkage-1: what the index compares of an identity, normalised (names cleaned, surnames
     and given names canonicalised, Latin spellings folded; phone, postal code and birth date as
     digits) and the registration number only as a keyed hash (``rrn_hash``), strong when its
-    date, sex and check digit agree (``rrn_checks``)."""
+    date, sex and check digit agree (``rrn_checks``). D33: hashed under each person-key version
+    given, ``(version, key)`` newest first (the version in force and the older ones held), so
+    that it still meets profiles made before a rotation; one key alone is version k1."""
+    keys = [("k1", rrn_keys)] if isinstance(rrn_keys, bytes) else rrn_keys
     family = names.clean(identity.family_name)
     given = names.clean(identity.given_name)
     birth = _digits(identity.birth_date)
@@ -138,7 +187,8 @@ def make_profile(identity: Identity, rrn_key: bytes) -> Profile:
     rrn_value, strong = None, False
     if rrn_digits is not None and len(rrn_digits) == 13:
         valid, check = rrn_checks(rrn_digits, birth, sex)
-        rrn_value, strong = rrn_hash(rrn_key, rrn_digits), valid and check
+        rrn_value = ",".join(f"{version}:{rrn_hash(key, rrn_digits)}" for version, key in keys)
+        strong = valid and check
     latin = names.clean(identity.name_latin)
     phone = _digits(identity.phone)
     postal = _digits(identity.postal_code)
@@ -175,7 +225,7 @@ def blocking_keys(p: Profile) -> list[str]:
     if p.phone:
         keys.append(f"p{p.phone}")
     if p.rrn:
-        keys.append(f"r{p.rrn}")
+        keys.extend(f"r{entry}" for entry in p.rrn.split(","))
     keys.extend(f"i{i}" for i in p.ids)
     if p.postal and p.family:
         keys.append(f"a{p.postal}|{p.family}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from linkage.domain.comparison import FIELDS, LEVELS, Levels, birth_level
-from linkage.domain.profile import Profile
+from linkage.domain.profile import Profile, same_rrn
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,9 @@ class Params:
         if a.sex is not None and b.sex is not None:
             total += weights["sex"][a.sex == b.sex]
         if a.rrn is not None and b.rrn is not None:
-            total += weights["rrn"][a.rrn == b.rrn]
+            agree = same_rrn(a.rrn, b.rrn)
+            if agree is not None:
+                total += weights["rrn"][agree]
         if a.phone is not None and b.phone is not None:
             total += weights["phone"][a.phone == b.phone]
         if a.ids and b.ids:
