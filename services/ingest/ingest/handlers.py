@@ -224,9 +224,12 @@ class FeedMessageHandler:
         record_ids: list[str] = []
         identity = parsed.identity
         patient_no = identity.local_patient_no if identity is not None else parsed.merges[0][0]
+        # D33: the version in force at the feed message's Kafka time, for all its records.
+        versions = self.patient_ref_keys.versions
+        active_key = self.patient_ref_keys.active_at(message.timestamp_ms)
 
         def refs_of(number: str) -> PatientRefs:
-            return patient_refs(self.patient_ref_keys, message.timestamp_ms, hospital, number)
+            return patient_refs(versions, active_key, hospital, number)
 
         refs = refs_of(patient_no)
         ref, previous = refs.current, refs.previous

@@ -17,7 +17,7 @@ from biostream.schemas import SchemaRegistry
 from biostream.state import StateStore
 from biostream.topics import Topics
 from ingest.__main__ import app
-from ingest.domain.patient_refs import patient_ref, patient_refs
+from ingest.domain.patient_refs import PatientRefs, patient_ref, patient_refs
 from ingest.handlers import FeedMessageHandler, IngestMetrics
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
@@ -40,6 +40,10 @@ A40 = (
 ).encode()
 
 
+def refs_at(keys: KeyRing, timestamp_ms: int, hospital: str, number: str) -> PatientRefs:
+    return patient_refs(keys.versions, keys.active_at(timestamp_ms), hospital, number)
+
+
 def ring(*versions: tuple[bytes, int]) -> KeyRing:
     return KeyRing(
         PATIENT_REF_KEY,
@@ -48,24 +52,24 @@ def ring(*versions: tuple[bytes, int]) -> KeyRing:
 
 
 def test_one_version_gives_the_ref_of_before_and_no_previous_refs() -> None:
-    refs = patient_refs(ring((K1, 0)), ROTATION_MS, "H009", "00012345")
+    refs = refs_at(ring((K1, 0)), ROTATION_MS, "H009", "00012345")
     assert refs.current == patient_ref(K1, "H009", "00012345")
     assert refs.previous == []
 
 
 def test_the_records_time_chooses_the_version_and_older_versions_are_previous_refs() -> None:
     keys = ring((K1, 0), (K2, ROTATION_MS))
-    before = patient_refs(keys, ROTATION_MS - 1, "H009", "7")
-    at = patient_refs(keys, ROTATION_MS, "H009", "7")
+    before = refs_at(keys, ROTATION_MS - 1, "H009", "7")
+    at = refs_at(keys, ROTATION_MS, "H009", "7")
     assert (before.current, before.previous) == (patient_ref(K1, "H009", "7"), [])
     assert (at.current, at.previous) == (patient_ref(K2, "H009", "7"), [before.current])
 
 
 def test_previous_refs_are_newest_first_and_a_staged_version_is_not_used() -> None:
     keys = ring((K1, 0), (K2, ROTATION_MS), (K3, ROTATION_MS * 2))
-    refs = patient_refs(keys, ROTATION_MS * 2, "H009", "7")
+    refs = refs_at(keys, ROTATION_MS * 2, "H009", "7")
     assert refs.previous == [patient_ref(K2, "H009", "7"), patient_ref(K1, "H009", "7")]
-    staged = patient_refs(keys, ROTATION_MS + 5, "H009", "7")
+    staged = refs_at(keys, ROTATION_MS + 5, "H009", "7")
     assert staged.current == patient_ref(K2, "H009", "7")
     assert patient_ref(K3, "H009", "7") not in staged.previous
 

@@ -5,16 +5,27 @@ join key of everything downstream (linkage's source records, the pseudonymizer's
 releases and withdrawals). Rotating the key changes every patient's ref; so each record carries,
 besides the ref under the version in force, the refs under every older version ingest still
 holds, and the services downstream recognise a patient they know under an older ref.
-No clock: the time that chooses the version is the input record's, given as an argument.
+No clock: the version in force (``biostream.keyring``: chosen by the input record's time) comes
+in as an argument.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from biostream.keyring import KeyRing, KeyVersion
+
+class KeyVersion(Protocol):
+    """One version of the patient-ref key (``biostream.keyring.KeyVersion`` is one)."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def material(self) -> bytes: ...
 
 
 def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
@@ -33,16 +44,15 @@ class PatientRefs:
 
 
 def patient_refs(
-    ring: KeyRing, timestamp_ms: int, hospital: str, local_patient_no: str
+    versions: Sequence[KeyVersion], active: KeyVersion, hospital: str, local_patient_no: str
 ) -> PatientRefs:
-    """D33: the ref under the patient-ref key version active at ``timestamp_ms`` (the feed
-    message's Kafka time, or the desk's recording time: never a service's clock, so a replay
+    """D33: the ref under ``active``, the patient-ref key version in force for the input (the
+    feed message's Kafka time, or the desk's recording time: never a service's clock, so a replay
     chooses the same version), and ``previous``: the refs under every held version numbered
     lower than it, newest first, so a patient last seen under any of them is still recognised.
     Versions not active yet are not used: a staged key changes nothing until its time."""
-    active = ring.active_at(timestamp_ms)
-    older: list[KeyVersion] = [v for v in ring.versions if v.number < active.number]
+    older = sorted((v for v in versions if v.number < active.number), key=lambda v: -v.number)
     return PatientRefs(
         patient_ref(active.material, hospital, local_patient_no),
-        [patient_ref(v.material, hospital, local_patient_no) for v in reversed(older)],
+        [patient_ref(v.material, hospital, local_patient_no) for v in older],
     )
