@@ -52,10 +52,12 @@ def build_services(
     pseudonym_keys: dict[str, str] | None = None,
     credentials: Credentials | None = None,
     audit: dict[str, object] | None = None,
+    ingest: dict[str, object] | None = None,
 ) -> dict[str, RunnableService]:
     """``pseudonym_keys`` maps ``<domain>/<version>`` to a key; by default the demo policy's
     domain gets ``keys.pseudonym``. Each service connects as its own principal when
-    ``credentials`` are given."""
+    ``credentials`` are given. ``audit`` and ``ingest``: extra settings of those services (they
+    win over the keys given here, e.g. ``patient_ref_keys_dir`` with ``patient_ref_key`` None)."""
     domain_keys = pseudonym_keys or {f"{DATASET}/k1": keys.pseudonym}
 
     # model_validate, not the constructors: explicit values must win over any BIOSTREAM_* in env.
@@ -72,6 +74,7 @@ def build_services(
                     **common("ingest"),
                     "patient_ref_key": SecretStr(keys.patient_ref),
                     "rrn_key": SecretStr(keys.rrn),
+                    **(ingest or {}),
                 }
             )
         ),
@@ -116,8 +119,10 @@ async def running_pipeline(
     datasets: list[str] | None = None,
     pseudonym_keys: dict[str, str] | None = None,
     audit: dict[str, object] | None = None,
+    ingest: dict[str, object] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
-    """``audit``: extra audit settings (e.g. checkpoint intervals) for the test at hand."""
+    """``audit``, ``ingest``: extra settings of those services (e.g. checkpoint intervals, a
+    patient-ref keys directory) for the test at hand."""
     datasets = datasets or [DATASET]
     topics = Topics(prefix)
     await ensure_topics(kafka, topics.pipeline_specs(hospitals, datasets))
@@ -125,7 +130,9 @@ async def running_pipeline(
     credentials = await asyncio.to_thread(provision_services, kafka, prefix)
     if credentials is not None:
         await wait_until_usable(credentials)
-    services = build_services(kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit)
+    services = build_services(
+        kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit, ingest
+    )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]
     observer = PipelineObserver(kafka, topics, default_codec(), datasets)
