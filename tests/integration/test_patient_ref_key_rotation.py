@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from biostream.codec import default_codec
+from biostream.contract import PREVIOUS_REFS_HEADER
 from biostream.contracts import CLINICAL_RECORD, ClinicalRecord
 from biostream.kafka import plain_producer
 from biostream.settings import KafkaSettings
@@ -171,7 +172,7 @@ async def test_the_patient_ref_key_rotates_mid_stream_with_nothing_lost(
             await (
                 await producer.send(
                     topics.clinical_records, CODEC.encode(CLINICAL_RECORD, lab),
-                    key=new_c.encode(),
+                    key=new_c.encode(), headers=[(PREVIOUS_REFS_HEADER, old_c.encode())],
                 )
             )  # fmt: skip
         finally:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec
-from biostream.contract import Inbound, Outbound
+from biostream.contract import PREVIOUS_REFS_HEADER, Inbound, Outbound
 from biostream.contracts import (
     CLINICAL_RECORD,
     CONSENT_EVENT,
@@ -234,6 +234,8 @@ class FeedMessageHandler:
         refs = refs_of(patient_no)
         ref, previous = refs.current, refs.previous
         key = ref.encode()
+        # D33: the older refs as a header too, for the pseudonymizer's hold-back (no decode).
+        hint = ((PREVIOUS_REFS_HEADER, ",".join(previous).encode()),) if previous else ()
         if identity is not None:
             sealer = self.rrn_sealer.for_input(message.timestamp_ms) if self.rrn_sealer else None
             out.append(
@@ -288,6 +290,7 @@ class FeedMessageHandler:
                     self.topics.clinical_records,
                     self.codec.encode(CLINICAL_RECORD, clinical),
                     key=key,
+                    headers=hint,
                 )
             )
             record_ids.append(clinical["record_id"])

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from biostream.codec import AvroCodec
-from biostream.contract import Inbound, Outbound
+from biostream.contract import Inbound, Outbound, previous_refs_hint
 from biostream.contracts import CLINICAL_RECORD, CONSENT_EVENT, LINK_DECISION
 from biostream.envelopes import Envelopes, Rejected
 from biostream.state import StateStore
@@ -80,18 +80,10 @@ class PseudonymizerHandler:
         handler could only park it in the state. A wrong guess costs time, never correctness."""
         if message.topic != self.topics.clinical_records or message.key is None:
             return True
-        typed = self._state_of(state)
-        if typed.has_decision(message.key.decode("ascii", "replace")):
-            return True
-        # D33: a patient known under an older ref is placed by that ref's decision. Decoded only
-        # when the key has none; a record that does not decode is the handler's to reject.
-        try:
-            record = self.codec.decode(message.value or b"", CLINICAL_RECORD)
-        except Exception:
-            return True
-        return (
-            typed.deciding_ref(record["patient_ref"], record["previous_patient_refs"]) is not None
-        )
+        # D33: a patient known under an older ref is placed by that ref's decision; ingest
+        # repeats the older refs in a header, so this needs no decode (~17 us a record).
+        ref = message.key.decode("ascii", "replace")
+        return self._state_of(state).deciding_ref(ref, previous_refs_hint(message)) is not None
 
     def _state_of(self, store: StateStore) -> PseudonymizerState:
         """The typed view of the store; on the first call, the gauges from the restored state."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from biostream.codec import AvroCodec
-from biostream.contract import Inbound, Outbound
+from biostream.contract import PREVIOUS_REFS_HEADER, Inbound, Outbound
 from biostream.contracts import CLINICAL_RECORD, IDENTITY_RECORD, PATIENT_MERGE
 from biostream.envelopes import Envelopes
 from biostream.keyring import PATIENT_REF_KEY, KeyRing, KeyVersion
@@ -100,6 +100,10 @@ def test_the_feed_messages_kafka_time_decides_every_record_of_the_message() -> N
     assert (clinical["patient_ref"], clinical["previous_patient_refs"]) == (r2, [r1])
     records = (TOPICS.identity_records, TOPICS.clinical_records)
     assert {o.key for o in new if o.topic in records} == {r2.encode()}
+    # The older refs repeated as a header of clinical records, for the pseudonymizer's hold-back.
+    [clinical_out] = [o for o in new if o.topic == TOPICS.clinical_records]
+    assert clinical_out.headers == ((PREVIOUS_REFS_HEADER, r1.encode()),)
+    assert [o.headers for o in old if o.topic == TOPICS.clinical_records] == [()]
 
 
 def test_a_merge_carries_both_sides_previous_refs() -> None:

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 from biostream.codec import AvroCodec
-from biostream.contract import Inbound, Outbound
+from biostream.contract import PREVIOUS_REFS_HEADER, Headers, Inbound, Outbound
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -52,9 +52,9 @@ def handler() -> PseudonymizerHandler:
     )  # fmt: skip
 
 
-def inbound(topic: str, value: bytes, key: str | None = None) -> Inbound:
+def inbound(topic: str, value: bytes, key: str | None = None, headers: Headers = ()) -> Inbound:
     encoded = key.encode() if key else None
-    return Inbound(topic, 0, 0, encoded, value, (), int(NOW.timestamp() * 1000))
+    return Inbound(topic, 0, 0, encoded, value, headers, int(NOW.timestamp() * 1000))
 
 
 def clinical(record_id: str, ref: str, older: list[str]) -> Inbound:
@@ -65,7 +65,9 @@ def clinical(record_id: str, ref: str, older: list[str]) -> Inbound:
         "code_version": "9", "value_number": None, "value_unit": None, "value_text": None,
         "specimen_refs": [], "quality_flags": [], "previous_patient_refs": older,
     }  # fmt: skip
-    return inbound(TOPICS.clinical_records, CODEC.encode(CLINICAL_RECORD, record), ref)
+    # As ingest writes it: the older refs repeated in a header for the hold-back (D33).
+    hint = ((PREVIOUS_REFS_HEADER, ",".join(older).encode()),) if older else ()
+    return inbound(TOPICS.clinical_records, CODEC.encode(CLINICAL_RECORD, record), ref, hint)
 
 
 def decision(person_id: str, ref: str, sequence: int = 0) -> Inbound:
@@ -123,6 +125,9 @@ def test_a_clinical_only_patient_after_the_rotation_keeps_their_pseudonym() -> N
     [before] = curated(pseudo(clinical("H001/M1/1", "pr_old", []), state, NOW))
     message = clinical("H001/M2/1", "pr_new", ["pr_old"])
     assert pseudo.decision_known(message, state)  # the hold-back need not wait
+    # The header is only a hint: without it the record waits in the hold-back (at most its
+    # limit), and the handler still places it by the field.
+    assert not pseudo.decision_known(message._replace(headers=()), state)
     [after] = curated(pseudo(message, state, NOW))
     assert after["pseudonym"] == before["pseudonym"]
     # Kept under the older ref, so the corrections of its later decisions move it too.
