@@ -35,9 +35,10 @@ CODEC = AvroCodec(SchemaRegistry())
 DATASET = "proj-a"
 
 
-def handler() -> PseudonymizerHandler:
+def handler(min_k: int = 1) -> PseudonymizerHandler:
     policy = ReleasePolicy.model_validate(
         {
+            "k_anonymity": {"min_k": min_k, "max_hold_hours": 24},
             "dataset": DATASET, "version": "1", "approval_ref": "DRB-1", "purpose": "test",
             "pseudonym_domain": DATASET, "key_version": "k1",
             "record_types": ["Condition"], "fields": ["hospital", "code_system", "code"],
@@ -167,3 +168,13 @@ def test_a_withdrawal_by_the_new_ref_before_any_decision_applies_with_the_older_
     pseudo(decision("P1", "pr_old"), state, NOW)
     out = pseudo(clinical("H001/M1/1", "pr_old", []), state, NOW)
     assert curated(out) == [] and "CONSENT_WITHDRAWN" in reasons(out)
+
+
+def test_a_record_held_below_k_under_a_new_ref_is_released_under_its_patients_person() -> None:
+    pseudo, state = handler(min_k=2), StateStore()
+    pseudo(decision("P1", "pr_old"), state, NOW)
+    held = pseudo(clinical("H001/M1/1", "pr_new", ["pr_old"]), state, NOW)
+    assert curated(held) == [] and "BELOW_K" in reasons(held)
+    pseudo(decision("P2", "pr_other"), state, NOW)
+    released = curated(pseudo(clinical("H001/M2/1", "pr_other", []), state, NOW))
+    assert {r["pseudonym"] for r in released} == {pseudonym(b"a" * 32, p) for p in ("P1", "P2")}
