@@ -1,4 +1,4 @@
-"""``ingest run | mllp | check | publish | consent grant | consent withdraw``.
+"""``ingest run | mllp | fhir | check | publish | consent grant | consent withdraw``.
 
 Arguments only; what each command does is ``ingest.cli``.
 """
@@ -37,6 +37,19 @@ def mllp() -> None:
     from ingest.settings import MllpSettings
 
     run_service("ingest-mllp", MllpSettings, build_mllp)
+
+
+@app.command()
+def fhir() -> None:
+    """Serve one hospital's FHIR REST intake (HTTPS) until SIGTERM: POST of a resource, a
+    Bundle, or an NDJSON file to /fhir/$import; each usable resource is written to the
+    hospital's feed topic before the answer (an OperationOutcome, D38). Settings:
+    BIOSTREAM_FHIR_HOSPITAL, BIOSTREAM_FHIR_PORT, BIOSTREAM_FHIR_CERTFILE/KEYFILE,
+    BIOSTREAM_FHIR_TOKEN_FILE or BIOSTREAM_FHIR_CLIENT_CAFILE (services/ingest/README.md)."""
+    from ingest.bootstrap import build_fhir_gateway
+    from ingest.settings import FhirGatewaySettings
+
+    run_service("ingest-fhir", FhirGatewaySettings, build_fhir_gateway)
 
 
 FormatOption = Annotated[str, typer.Option("--format", help="hl7, fhir or csv")]

@@ -9,10 +9,11 @@ from biostream.sealing import SealingKeys
 from biostream.service import RunnableService
 from prometheus_client import CollectorRegistry
 
+from ingest.adapters.fhir_gateway import FhirGateway
 from ingest.adapters.mappings import CsvMappingDirectory, quiet_parser_logs
 from ingest.adapters.mllp_listener import MllpListener
 from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
-from ingest.settings import IngestSettings, MllpSettings
+from ingest.settings import FhirGatewaySettings, IngestSettings, MllpSettings
 from ingest.state import SeenMessages
 
 
@@ -58,3 +59,10 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
 def build_mllp(settings: MllpSettings, registry: CollectorRegistry | None = None) -> MllpListener:
     """``ingest mllp``: one hospital's MLLP listener (D37)."""
     return MllpListener(settings, registry or CollectorRegistry())
+
+
+def build_fhir_gateway(
+    settings: FhirGatewaySettings, registry: CollectorRegistry | None = None
+) -> FhirGateway:
+    """``ingest fhir``: one hospital's FHIR REST intake (D38)."""
+    return FhirGateway(settings, registry or CollectorRegistry())

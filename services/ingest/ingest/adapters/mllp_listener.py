@@ -25,10 +25,9 @@ from biostream.kafka import plain_producer
 from biostream.logs import get_logger
 from biostream.observability import HealthServer
 from biostream.topics import Topics
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ingest.adapters.tls_server import certificate_common_name, server_tls
 from ingest.domain.messages import FORMAT_CONTENT_TYPE
 from ingest.domain.mllp import (
     APPLICATION_INTERNAL_ERROR,
@@ -78,40 +77,6 @@ class MllpMetrics:
         )
 
 
-class PlaintextMllpRefused(ValueError):
-    pass
-
-
-def server_tls(settings: MllpSettings) -> ssl.SSLContext | None:
-    """D37 (as D30 for Kafka): TLS 1.2 or newer with the listener's certificate; with a client
-    CA, a client certificate is required. Plain TCP only by the explicit development setting."""
-    if settings.mllp_certfile is None or settings.mllp_keyfile is None:
-        if settings.mllp_allow_plaintext:
-            return None
-        raise PlaintextMllpRefused(
-            "MLLP over plain TCP is refused: set BIOSTREAM_MLLP_CERTFILE and "
-            "BIOSTREAM_MLLP_KEYFILE, or BIOSTREAM_MLLP_ALLOW_PLAINTEXT=true for development"
-        )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.mllp_certfile, settings.mllp_keyfile)
-    if settings.mllp_client_cafile is not None:
-        context.load_verify_locations(settings.mllp_client_cafile)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
-def client_certificate_name(transport: asyncio.BaseTransport) -> str | None:
-    ssl_object = transport.get_extra_info("ssl_object")
-    if not isinstance(ssl_object, ssl.SSLObject):
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else None
-
-
 class MllpListener:
     """A Runnable: the listener and its health server until ``stop``."""
 
@@ -133,7 +98,10 @@ class MllpListener:
         self._clock = clock
         self._recent = RecentControlIds(settings.mllp_duplicate_window)
         self._producer: AIOKafkaProducer | None = None
-        self._tls = server_tls(settings)
+        self._tls = server_tls(
+            settings.mllp_certfile, settings.mllp_keyfile, settings.mllp_client_cafile,
+            settings.mllp_allow_plaintext, "BIOSTREAM_MLLP",
+        )  # fmt: skip
         self._connections: set[asyncio.StreamWriter] = set()
         self._log = get_logger("ingest.mllp")
         self.port: int | None = None
@@ -206,7 +174,7 @@ class MllpListener:
         listener's hospital code (the platform's CA issues one per hospital)."""
         if self.settings.mllp_client_cafile is None:
             return True
-        name = client_certificate_name(writer.transport)
+        name = certificate_common_name(writer.transport.get_extra_info("ssl_object"))
         if name == self.hospital:
             return True
         self._log.warning("mllp client refused: certificate names another hospital",
