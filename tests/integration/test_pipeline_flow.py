@@ -97,7 +97,7 @@ def csv_feed() -> bytes:
         CSV_HEADER,
         f'C-1,{mrn}9,{family},{given},1985-03-21,F,{rrn},{phone},"{address}",{postal},2026-01-15,I10,9,,,',
         "C-2,900,broken,row",  # wrong column count
-        "C-3,55,박,지훈,1990-02-30,M,,010-1111-2222,,,2026-01-15,J45,9,,,",  # impossible birth date
+        "C-3,,박,지훈,1990-02-30,M,,010-1111-2222,,,2026-01-15,J45,9,,,",  # no patient number
     ]
     return ("\n".join(rows) + "\n").encode()
 
@@ -157,9 +157,9 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
     reasons = {d["reason_code"] for d in view.dead_letters}
     assert reasons == {
         "FHIR_INVALID_JSON",
-        "FHIR_UNSUPPORTED_RESOURCE",
+        "FHIR_PATIENT_UNRESOLVED",  # an Observation naming no patient (D36)
         "CSV_COLUMN_COUNT",
-        "BIRTH_DATE_INVALID",
+        "PATIENT_NUMBER_MISSING",  # since D36 the one identity field whose absence refuses
     }
 
     # No name, registration number, phone, address or patient number in any curated record.
@@ -195,15 +195,18 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_wi
 ) -> None:
     topics = Topics(topic_prefix)
     keys = Keys.fresh()
-    bad = fhir_bundle("F-9", PEOPLE[0], "http://h001.example.kr/patient-id").replace(
-        b'"1985-03-21"', b'"1985-02-30"'
+    # No identifier names the hospital's patient number: no usable identity (D36).
+    bad = (
+        fhir_bundle("F-9", PEOPLE[0], "http://h001.example.kr/patient-id")
+        .replace(b'"MR"', b'"XX"')
+        .replace(b"/patient-id", b"/visit-id")
     )
     async with running_pipeline(kafka, topic_prefix, ["H001"], keys) as observer:
         await publish_messages(
             kafka, topics.feed("H001"), [FeedMessage(b"F-9", bad, "application/fhir+json")]
         )
         view = await observer.wait_until_settled(1, timeout_s=120)
-    assert [d["reason_code"] for d in view.dead_letters] == ["BIRTH_DATE_INVALID"]
+    assert [d["reason_code"] for d in view.dead_letters] == ["PATIENT_NUMBER_MISSING"]
 
     principals = access.render(access.load_matrix(), prefix=topic_prefix)
     credentials = await asyncio.to_thread(access.apply, kafka, {"operator": principals["operator"]})
@@ -224,7 +227,7 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_wi
         return [json.loads(line) for line in result.stdout.splitlines()]
 
     [as_operator] = dead_letters()
-    assert as_operator["reason_code"] == "BIRTH_DATE_INVALID"
+    assert as_operator["reason_code"] == "PATIENT_NUMBER_MISSING"
     assert "original" not in as_operator
     mrn, name, _family, given, rrn, phone, address, _postal = PEOPLE[0]
     for canary in (name, given, rrn, phone, address, mrn):
