@@ -178,25 +178,20 @@ def topics(
 
 @app.command("dead-letters")
 def dead_letters(
-    key_file: Annotated[
-        Path | None, typer.Option(help="Dead-letter key: show the original bytes too")
-    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest last")] = 100,
 ) -> None:
-    """List dead letters (JSON lines). Kafka settings from BIOSTREAM_KAFKA__*; operators see
-    reason, message and position; with the dead-letter key, a data steward sees the original."""
-    import base64
+    """List dead letters (JSON lines): reason, message and position, never the original bytes.
+    Kafka settings from BIOSTREAM_KAFKA__* (the operator principal). A data steward sees one
+    letter's original with `review unseal-dead-letter ID --case REF`, audited first (D35)."""
     import json
 
     from biostream.codec import default_codec
     from biostream.contracts import DEAD_LETTER
     from biostream.restore import ReadStalled, read_from_start
-    from biostream.sealing import Sealer, SealError
     from biostream.settings import ServiceSettings
     from biostream.topics import Topics
 
     settings = ServiceSettings()
-    sealer = Sealer(key_file.read_bytes()) if key_file else None
     codec = default_codec()
     topic = Topics(settings.topic_prefix).dead_letters
 
@@ -218,17 +213,7 @@ def dead_letters(
         line = {k: letter[k] for k in ("dead_letter_id", "service", "reason_code", "message", "hospital",
                                        "source_topic", "source_partition", "source_offset", "seal_key_id")}  # fmt: skip
         line["failed_at"] = str(letter["failed_at"])
-        sealed = letter["sealed_original"]
-        if sealer is not None and isinstance(sealed, bytes):
-            try:
-                original = sealer.unseal(sealed, str(letter["dead_letter_id"]))
-            except SealError as error:
-                line["original_error"] = str(error)
-            else:
-                try:
-                    line["original"] = original.decode("utf-8")
-                except UnicodeDecodeError:
-                    line["original_base64"] = base64.b64encode(original).decode()
+        line["sealed"] = letter["sealed_original"] is not None
         typer.echo(json.dumps(line, ensure_ascii=False))
 
 

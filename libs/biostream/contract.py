@@ -49,6 +49,19 @@ CORRELATION_HEADER = "correlation-id"
 _CORRELATION_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,249}/\d{1,6}/\d{1,19}")
 
 
+# D33: a clinical record's refs under older patient-ref key versions (comma-separated), repeated
+# from its ``previous_patient_refs`` field as a hint for the pseudonymizer's hold-back, which
+# decides from the key and headers without decoding; the field stays what the handler acts on.
+PREVIOUS_REFS_HEADER = "previous-patient-refs"
+
+
+def previous_refs_hint(message: Inbound) -> list[str]:
+    for name, value in message.headers:
+        if name == PREVIOUS_REFS_HEADER:
+            return [ref for ref in value.decode("ascii", errors="replace").split(",") if ref]
+    return []
+
+
 # A message that carries several records' audit events (an ``AuditEventBatch``) names all their
 # correlation ids, comma-separated, so the audit service's log lines can still be followed.
 CORRELATIONS_HEADER = "correlation-ids"

@@ -54,6 +54,8 @@ class IdentityRecord(TypedDict):
     quality_flags: list[str]
     rrn_sealed: bytes | None
     rrn_key_id: str | None
+    # D33: the same hospital patient's refs under older patient-ref key versions, newest first.
+    previous_patient_refs: list[str]
 
 
 class ClinicalRecord(TypedDict):
@@ -73,6 +75,7 @@ class ClinicalRecord(TypedDict):
     value_text: str | None
     specimen_refs: list[str]
     quality_flags: list[str]
+    previous_patient_refs: list[str]  # D33, as on IdentityRecord
 
 
 class DeadLetter(TypedDict):
@@ -224,6 +227,8 @@ class PatientMerge(TypedDict):
     received_at: dt.datetime
     surviving_patient_ref: str
     retired_patient_ref: str
+    previous_surviving_patient_refs: list[str]  # D33, newest first
+    previous_retired_patient_refs: list[str]
 
 
 class DatasetNotice(TypedDict):
@@ -249,6 +254,7 @@ class ConsentEvent(TypedDict):
     datasets: list[str]
     recorded_at: dt.datetime
     source: str
+    previous_patient_refs: list[str]  # D33: with patient_ref; empty for a person_id event
 
 
 class AuditEventBatch(TypedDict):

@@ -25,7 +25,7 @@ ALLOWED_KEYS = frozenset(
         "sequence", "outcome", "action", "contract", "pid", "attempt", "exc_info", "topics",
         "correlation_id", "correlation_ids", "stack", "duration_ms", "restored", "pending", "released",
         "partitions", "behind", "stalled_s", "limit_s",
-        "key_id", "old_key_id", "new_key_id", "key_version",
+        "key_id", "old_key_id", "new_key_id", "key_version", "tls",
     }
 )  # fmt: skip
 

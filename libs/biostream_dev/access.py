@@ -24,6 +24,8 @@ Resource = Literal["topic", "group", "transactionalId"]
 _OPERATIONS: dict[str, tuple[Resource, tuple[str, ...]]] = {
     "read": ("topic", ("Read", "Describe")),
     "write": ("topic", ("Write", "Describe")),
+    # Offsets and metadata only, no record (D35: reconcile counts feed positions this way).
+    "describe": ("topic", ("Describe",)),
     "groups": ("group", ("Read",)),
     "transactional_ids": ("transactionalId", ("Write", "Describe")),
 }

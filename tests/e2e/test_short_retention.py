@@ -29,7 +29,7 @@ from biostream.kafka import admin_client, ensure_topics, plain_producer, reader,
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from biostream_dev import broker
+from biostream_dev import access, broker
 from biostream_dev.access import kafka_environment
 from biostream_dev.observer import PipelineObserver, PipelineView
 from biostream_dev.synth import generate_feed
@@ -249,7 +249,12 @@ async def test_after_the_default_retention_the_ledger_proofs_and_replays_still_h
     assert same(after.curated, during.curated, "curated_id")
     assert len(after.notices) == len(during.notices)
 
-    verified = audit_cli(kafka, topic_prefix, "verify", "--public-key", public_key)
+    # D35: the audit commands run as the ACL matrix's auditor principal.
+    principals = access.render(access.load_matrix(), prefix=topic_prefix)
+    credentials = await asyncio.to_thread(access.apply, kafka, {"auditor": principals["auditor"]})
+    await access.wait_until_usable(credentials)
+    auditor = credentials.settings("auditor")
+    verified = audit_cli(auditor, topic_prefix, "verify", "--public-key", public_key)
     assert verified.returncode == 0, verified.stderr
     assert f"ledger intact: {len(during.ledger)} entries" in verified.stdout
     key = public_key_from_hex(public_key.read_text())
@@ -259,16 +264,16 @@ async def test_after_the_default_retention_the_ledger_proofs_and_replays_still_h
     [(_, first), *_] = ledger_events(AvroCodec(SchemaRegistry()), after.ledger[:1])
     proof = tmp_path / "proof.json"
     made = audit_cli(
-        kafka, topic_prefix, "prove", "--event-id", first["event_id"], "--output", proof
+        auditor, topic_prefix, "prove", "--event-id", first["event_id"], "--output", proof
     )
     assert made.returncode == 0, made.stderr
     checked = audit_cli(
-        kafka, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key,
+        auditor, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key,
         "--event-id", first["event_id"],
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
 
-    reconciled = audit_cli(kafka, topic_prefix, "reconcile")
+    reconciled = audit_cli(auditor, topic_prefix, "reconcile")
     assert reconciled.returncode == 0, reconciled.stderr
     counts = json.loads(reconciled.stdout)
     assert counts["published"] == published and counts["unaccounted"] == 0

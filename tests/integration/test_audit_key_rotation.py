@@ -26,6 +26,7 @@ from biostream.kafka import ensure_topics, plain_producer, reader, topic_partiti
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from biostream_dev.access import kafka_environment
 from pydantic import SecretStr
 
@@ -170,7 +171,12 @@ async def test_the_signing_key_rotates_mid_stream_and_the_whole_ledger_verifies(
     assert {c["key_id"] for c in before} == {k1_id} and {c["key_id"] for c in after} == {k2_id}
     assert handover["size"] == 12  # written first, before any event that arrived meanwhile
 
-    verified = audit_cli(kafka, topic_prefix, "verify", "--public-key", first_key)
+    # D35: the commands run as the ACL matrix's auditor principal.
+    principals = access.render(access.load_matrix(), prefix=topic_prefix)
+    credentials = await asyncio.to_thread(access.apply, kafka, {"auditor": principals["auditor"]})
+    await access.wait_until_usable(credentials)
+    auditor = credentials.settings("auditor")
+    verified = audit_cli(auditor, topic_prefix, "verify", "--public-key", first_key)
     assert verified.returncode == 0, verified.stderr
     assert "ledger intact: 28 entries" in verified.stdout
     assert f"signing key {k2_id} (k2) trusted through the hand-over signed by key {k1_id}" in (
@@ -179,16 +185,16 @@ async def test_the_signing_key_rotates_mid_stream_and_the_whole_ledger_verifies(
     # The new key alone is no anchor for the past.
     new_key = tmp_path / "ledger-k2.pub"
     new_key.write_text(public_key_pem(k2.public_key()))
-    refused = audit_cli(kafka, topic_prefix, "verify", "--public-key", new_key)
+    refused = audit_cli(auditor, topic_prefix, "verify", "--public-key", new_key)
     assert refused.returncode == 1 and "unknown key" in refused.stderr
 
     # The export derived from the keys directory publishes the first key; it verifies offline.
     exported = tmp_path / "ledger.jsonl"
     result = audit_cli(
-        kafka, topic_prefix, "export", "--output", exported,
+        auditor, topic_prefix, "export", "--output", exported,
         BIOSTREAM_LEDGER_SIGNING_KEYS_DIR=str(keys_dir),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ledger.jsonl.pub").read_text() == first_key.read_text()
-    offline = audit_cli(kafka, topic_prefix, "verify", "--input", exported)
+    offline = audit_cli(auditor, topic_prefix, "verify", "--input", exported)
     assert offline.returncode == 0, offline.stderr

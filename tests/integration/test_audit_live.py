@@ -1,8 +1,10 @@
 """The audit commands against a live ledger on the real broker, after a demo-like run: verify with
-signed checkpoints, export, reconcile every published message, an audited trace, a proof."""
+signed checkpoints, export, reconcile every published message, an audited trace, a proof; every
+command as the ACL matrix's auditor principal (D35)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -24,6 +26,7 @@ from biostream.envelopes import audit_event_items, audit_events_in
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from biostream_dev.access import kafka_environment
 from biostream_dev.observer import PipelineView
 from biostream_dev.synth import generate_feed
@@ -40,8 +43,7 @@ def audit_cli(
     kafka: KafkaSettings, prefix: str, *args: str | Path, auditors: str = "", **extra: str
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
-    # The audit commands run as the broker admin here; the auditor principal's own rights
-    # (read ledger and checkpoints) are proven by the ACL matrix test.
+    # D35: every audit command runs as the matrix's auditor principal (``kafka`` is its).
     env.update(kafka_environment(kafka))
     env.update(
         BIOSTREAM_TOPIC_PREFIX=prefix,
@@ -67,6 +69,10 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         public_key_hex(private_key_from_secret(keys.ledger_signing.encode()).public_key())
     )
     settings = {"checkpoint_every_entries": 50, "checkpoint_every_seconds": 1.0}
+    principals = access.render(access.load_matrix(), prefix=topic_prefix)
+    credentials = await asyncio.to_thread(access.apply, kafka, {"auditor": principals["auditor"]})
+    await access.wait_until_usable(credentials)
+    auditor = credentials.settings("auditor")
     async with running_pipeline(
         kafka, topic_prefix, sorted(feeds), keys, audit=settings
     ) as observer:
@@ -84,21 +90,21 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         assert sizes == sorted(set(sizes)), "checkpoints are neither duplicated nor out of order"
         assert len(sizes) >= len(view.ledger) // 50
 
-        verified = audit_cli(kafka, topic_prefix, "verify", "--public-key", public_key)
+        verified = audit_cli(auditor, topic_prefix, "verify", "--public-key", public_key)
         assert verified.returncode == 0, verified.stderr
         assert f"ledger intact: {len(view.ledger)} entries, {len(sizes)} signed" in verified.stdout
 
         # D23b: an export comes with its public key beside it, which is all `verify` needs.
         exported = tmp_path / "ledger.jsonl"
         result = audit_cli(
-            kafka, topic_prefix, "export", "--output", exported, "--public-key", public_key
+            auditor, topic_prefix, "export", "--output", exported, "--public-key", public_key
         )
         assert result.returncode == 0, result.stderr
         key_file = tmp_path / "ledger.jsonl.pub"
         assert public_key_from_text(key_file.read_text()) == public_key_from_hex(
             public_key.read_text()
         )
-        offline = audit_cli(kafka, topic_prefix, "verify", "--input", exported)
+        offline = audit_cli(auditor, topic_prefix, "verify", "--input", exported)
         assert offline.returncode == 0, offline.stderr
         assert f"{key_file} (found beside the export)" in offline.stdout
         # The key to publish can come from the signing key itself; the secret goes nowhere.
@@ -106,7 +112,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         again.parent.mkdir()
         (tmp_path / "signing.key").write_text(keys.ledger_signing)
         derived = audit_cli(
-            kafka, topic_prefix, "export", "--output", again,
+            auditor, topic_prefix, "export", "--output", again,
             BIOSTREAM_LEDGER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
         )  # fmt: skip
         assert derived.returncode == 0, derived.stderr
@@ -117,13 +123,13 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         cut = [line for line in lines if json.loads(line).get("sequence") != len(view.ledger) - 1]
         (tmp_path / "cut.jsonl").write_text("\n".join(cut) + "\n")
         truncated = audit_cli(
-            kafka, topic_prefix, "verify", "--input", tmp_path / "cut.jsonl",
+            auditor, topic_prefix, "verify", "--input", tmp_path / "cut.jsonl",
             "--public-key", public_key,
         )  # fmt: skip
         assert truncated.returncode == 1 and "tail cut" in truncated.stderr
 
         # Every published message is accounted for: curated, withheld, linked or dead-lettered.
-        reconciled = audit_cli(kafka, topic_prefix, "reconcile")
+        reconciled = audit_cli(auditor, topic_prefix, "reconcile")
         assert reconciled.returncode == 0, reconciled.stderr
         counts = json.loads(reconciled.stdout)
         assert counts["published"] == published
@@ -137,7 +143,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
 
         # The processing record (D23c): the ledger itself says which policy was in force, so the
         # report lists what was released per dataset without any policy file.
-        reported = audit_cli(kafka, topic_prefix, "report")
+        reported = audit_cli(auditor, topic_prefix, "report")
         assert reported.returncode == 0, reported.stderr
         [record] = json.loads(reported.stdout)
         policy = json.loads((POLICY_DIR / "cohort-demo.json").read_text())
@@ -155,7 +161,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         # A trace by an authorised auditor: the record's history, and the trace itself audited.
         curated_id = view.curated[0]["curated_id"]
         traced = audit_cli(
-            kafka, topic_prefix, "trace", "--reference", curated_id,
+            auditor, topic_prefix, "trace", "--reference", curated_id,
             "--auditor", "auditor-1", "--case", "DRB-2026-7", auditors="auditor-1,auditor-2",
         )  # fmt: skip
         assert traced.returncode == 0, traced.stderr
@@ -167,7 +173,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         pseudonym = view.curated[0]["pseudonym"]
         mine = {c["curated_id"] for c in view.curated if c["pseudonym"] == pseudonym}
         by_pseudonym = audit_cli(
-            kafka, topic_prefix, "trace", "--pseudonym", pseudonym, "--dataset", "cohort-demo",
+            auditor, topic_prefix, "trace", "--pseudonym", pseudonym, "--dataset", "cohort-demo",
             "--auditor", "auditor-2", "--case", "DRB-2026-7", auditors="auditor-1,auditor-2",
         )  # fmt: skip
         assert by_pseudonym.returncode == 0, by_pseudonym.stderr
@@ -202,7 +208,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         mine = events[0]
         proof = tmp_path / "proof.json"
         made = audit_cli(
-            kafka, topic_prefix, "prove", "--event-id", mine["event_id"], "--output", proof
+            auditor, topic_prefix, "prove", "--event-id", mine["event_id"], "--output", proof
         )
         assert made.returncode == 0, made.stderr
         document = json.loads(proof.read_text())
@@ -216,7 +222,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
             if other["hospital"] != mine["hospital"]:
                 assert not any(ref in found for ref in (*other["inputs"], *other["outputs"]))
         checked = audit_cli(
-            kafka, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key,
+            auditor, topic_prefix, "check-proof", "--proof", proof, "--public-key", public_key,
             "--event-id", mine["event_id"],
         )  # fmt: skip
         assert checked.returncode == 0, checked.stderr
@@ -224,7 +230,7 @@ async def test_live_ledger_checkpoints_reconciliation_trace_and_proof(
         document["event"]["hospital"] = "H999"
         (tmp_path / "altered.json").write_text(json.dumps(document))
         altered = audit_cli(
-            kafka, topic_prefix, "check-proof", "--proof", tmp_path / "altered.json",
+            auditor, topic_prefix, "check-proof", "--proof", tmp_path / "altered.json",
             "--public-key", public_key,
         )  # fmt: skip
         assert altered.returncode == 1 and "not the event proven" in altered.stderr

@@ -16,6 +16,7 @@ from biostream.kafka import reader, topic_partitions
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from biostream_dev.access import kafka_environment
 from biostream_harness.inprocess import Keys, running_pipeline
 
@@ -115,13 +116,19 @@ async def test_feeds_published_twice_yield_each_record_once(
 ) -> None:
     topics = Topics(topic_prefix)
     published = 0
+    # D35: each hospital publishes as its own principal of the ACL matrix.
+    principals = access.render(access.load_matrix(), prefix=topic_prefix, hospitals=sorted(FEEDS))
+    roles = {f"hospital-{h.lower()}": principals[f"hospital-{h.lower()}"] for h in FEEDS}
+    credentials = await asyncio.to_thread(access.apply, kafka, roles)
+    await access.wait_until_usable(credentials)
     async with running_pipeline(kafka, topic_prefix, sorted(FEEDS), Keys.fresh()) as observer:
         for attempt in range(2):
             for hospital, (fmt, name, content, messages, accepted) in FEEDS.items():
                 path = tmp_path / hospital / name
                 path.parent.mkdir(exist_ok=True)
                 path.write_text(content)
-                summary = await publish(kafka, topic_prefix, hospital, fmt, path)
+                as_hospital = credentials.settings(f"hospital-{hospital.lower()}")
+                summary = await publish(as_hospital, topic_prefix, hospital, fmt, path)
                 assert summary["published"] == messages, summary["stderr"]
                 assert (summary["accepted"], summary["rejected"]) == (accepted, messages - accepted)
                 assert summary["exit_code"] == (0 if accepted == messages else 1)

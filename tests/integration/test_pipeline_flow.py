@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from audit.domain.chain import verify
+from biostream.codec import default_codec
+from biostream.contracts import AUDIT_EVENT
 from biostream.sealing import Sealer
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 from biostream_dev import access
 from biostream_harness.inprocess import Keys, running_pipeline
+from biostream_harness.linkage_stream import read_all
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage, split_feed
 
@@ -190,9 +193,13 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
     assert verify(view.ledger).ok  # type: ignore[arg-type]
 
 
-async def test_operators_read_dead_letters_without_personal_data_and_stewards_with_the_key(
+async def test_operators_read_dead_letters_without_personal_data_and_stewards_unseal_audited(
     kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
 ) -> None:
+    """D35: the listing (operator) shows no original; `review unseal-dead-letter` (steward, with
+    the key) shows one only after its audit event is on the steward's audit topic, an event
+    holding no original and no personal data; without the right to write that event (the
+    operator's credentials) it shows nothing and exits 4."""
     topics = Topics(topic_prefix)
     keys = Keys.fresh()
     # No identifier names the hospital's patient number: no usable identity (D36).
@@ -209,28 +216,55 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_wi
     assert [d["reason_code"] for d in view.dead_letters] == ["PATIENT_NUMBER_MISSING"]
 
     principals = access.render(access.load_matrix(), prefix=topic_prefix)
-    credentials = await asyncio.to_thread(access.apply, kafka, {"operator": principals["operator"]})
+    roles = {role: principals[role] for role in ("operator", "steward")}
+    credentials = await asyncio.to_thread(access.apply, kafka, roles)
     await access.wait_until_usable(credentials)
-    env = {
-        **os.environ,
-        **access.kafka_environment(credentials.settings("operator")),
-        "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
-    }
     key_file = tmp_path / "dead_letter.key"
     key_file.write_text(keys.dead_letter)
 
-    def dead_letters(*args: str) -> list[dict[str, object]]:
-        result = subprocess.run(
-            [sys.executable, "-m", "biostream_harness", "dead-letters", *args],
-            capture_output=True, text=True, env=env, timeout=120, check=True,
+    def run(role: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            **access.kafka_environment(credentials.settings(role)),
+            "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
+            "BIOSTREAM_DEAD_LETTER_KEY_FILE": str(key_file),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=180,
         )  # fmt: skip
-        return [json.loads(line) for line in result.stdout.splitlines()]
 
-    [as_operator] = dead_letters()
-    assert as_operator["reason_code"] == "PATIENT_NUMBER_MISSING"
-    assert "original" not in as_operator
+    listed = run("operator", "biostream_harness", "dead-letters")
+    assert listed.returncode == 0, listed.stderr
+    [as_operator] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert as_operator["reason_code"] == "PATIENT_NUMBER_MISSING" and as_operator["sealed"] is True
+    assert not {"original", "original_base64"} & set(as_operator)
     mrn, name, _family, given, rrn, phone, address, _postal = PEOPLE[0]
-    for canary in (name, given, rrn, phone, address, mrn):
+    canaries = (name, given, rrn, phone, address, mrn)
+    for canary in canaries:
         assert canary not in json.dumps(as_operator, ensure_ascii=False)
-    [as_steward] = dead_letters("--key-file", str(key_file))
+    letter_id = str(as_operator["dead_letter_id"])
+    steward_audit = topics.audit_events_of("steward")
+
+    # Fails closed: credentials that may not write the steward's audit event see nothing.
+    refused = run("operator", "review", "unseal-dead-letter", letter_id, "--case", "INC-7")
+    assert refused.returncode == 4, refused.stderr
+    assert refused.stdout == "" and "nothing is shown" in refused.stderr
+    # A request without a usable case reference is refused before anything is read.
+    unusable = run("steward", "review", "unseal-dead-letter", letter_id, "--case", "two words")
+    assert (unusable.returncode, unusable.stdout) == (2, "")
+
+    shown = run("steward", "review", "unseal-dead-letter", letter_id, "--case", "INC-7")
+    assert shown.returncode == 0, shown.stderr
+    as_steward = json.loads(shown.stdout)
     assert as_steward["original"] == bad.decode()
+    # One event: the refused request wrote none.
+    [event] = await read_all(
+        kafka, default_codec(), steward_audit, AUDIT_EVENT, lambda es: len(es) >= 1
+    )
+    assert event["event_id"] == as_steward["audit_event_id"]
+    assert event["action"] == "review.dead_letter_unsealed"
+    assert event["principal"] == f"User:{topic_prefix}steward"
+    assert (event["inputs"], event["purpose"], event["hospital"]) == ([letter_id], "INC-7", "H001")
+    text = json.dumps(event, default=str, ensure_ascii=False)
+    for canary in canaries:
+        assert canary not in text

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import secrets
-import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,15 +29,14 @@ from biostream.kafka import ensure_topics, plain_producer, reader, topic_partiti
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from biostream_dev.synth import canary_values, generate_feed
 from biostream_harness.demo import feed_messages
 from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.publisher import publish_messages
 from ingest.domain.files import FeedMessage
 from prometheus_client import CollectorRegistry
-from pseudonymizer.adapters.keys import KeyStore
-from pseudonymizer.adapters.reidentify import reidentify
-from pseudonymizer.bootstrap import build, load_releases
+from pseudonymizer.bootstrap import build
 from pseudonymizer.domain.pseudonyms import pseudonym
 from pseudonymizer.settings import PseudonymizerSettings
 from pydantic import SecretStr
@@ -49,9 +49,18 @@ NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
 
 def write_policies(directory: Path) -> Path:
-    """The demo policy and a second project that also receives specimens, under its own key."""
+    """The demo policy (with a re-identification approval valid today and one expired, D35) and
+    a second project that also receives specimens, under its own key."""
     directory.mkdir()
-    shutil.copy(REPO / "policies" / "cohort-demo.json", directory / "cohort-demo.json")
+    demo = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
+    today = dt.datetime.now(dt.UTC).date()
+    demo["reidentification"] = [
+        {"ref": "DRB-R-7", "purpose": "return of an incidental finding",
+         "granted": str(today - dt.timedelta(days=1)), "expires": str(today + dt.timedelta(days=30))},
+        {"ref": "DRB-R-6", "purpose": "an earlier request",
+         "granted": str(today - dt.timedelta(days=60)), "expires": str(today - dt.timedelta(days=1))},
+    ]  # fmt: skip
+    (directory / "cohort-demo.json").write_text(json.dumps(demo))
     project_b = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
     project_b.update(
         dataset="genome-b", pseudonym_domain="genome-b", target_topic="curated.genome-b",
@@ -382,31 +391,69 @@ async def test_late_decisions_merges_restarts_replays_withdrawal_and_reidentific
             assert correction_b["new_pseudonym"] != correction["new_pseudonym"]
 
         # Restart: the state comes back from the changelog; same pseudonym, no second notice.
-        async with pseudonymizer(kafka, topic_prefix, policies, keys) as settings:
+        async with pseudonymizer(kafka, topic_prefix, policies, keys):
             await send(
                 topics.clinical_records, CLINICAL_RECORD, clinical_record("H002/2/0", "pr_b")
             )
             third = (await curated.until(lambda rs: len(rs) == 3))[2]
             assert third["pseudonym"] == pseudonym(key_a, "P1")
 
-            # Re-identification needs an approval and is audited before it answers.
-            [keyed] = [k for k in load_releases(settings) if k.policy.dataset == "cohort-demo"]
-            versions = KeyStore.load(None, settings.pseudonym_keys).versions("cohort-demo")
-            answer = await reidentify(
-                kafka,
-                topics,
-                f"User:{topic_prefix}steward",
-                keyed,
-                versions,
-                third["pseudonym"],
-                "DRB-R-7",
+            # Re-identification, by the steward principal's command, needs an approval the
+            # policy lists, valid today (D35), and is audited before it answers; a refusal is
+            # audited too.
+            principals = access.render(access.load_matrix(), prefix=topic_prefix)
+            credentials = await asyncio.to_thread(
+                access.apply, kafka, {"steward": principals["steward"]}
             )
-            assert (answer.person_id, answer.key_version) == ("P1", "k1")
+            await access.wait_until_usable(credentials)
+            env = {
+                **os.environ,
+                **access.kafka_environment(credentials.settings("steward")),
+                "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
+                "BIOSTREAM_POLICY_DIR": str(policies),
+                "BIOSTREAM_PSEUDONYM_KEYS": json.dumps(keys),
+            }
+
+            async def reidentify_cli(approval: str) -> tuple[int, str, str]:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "pseudonymizer", "reidentify", "--dataset",
+                    "cohort-demo", "--pseudonym", third["pseudonym"], "--approval", approval,
+                    env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, err = await process.communicate()
+                assert process.returncode is not None
+                return process.returncode, out.decode(), err.decode()
+
+            code, out, err = await reidentify_cli("DRB-R-7")
+            assert code == 0, err
+            assert out.split("\t")[0] == "P1" and "cohort-demo/k1" in out
+            for approval, why in [
+                ("DRB-X-1", "not on record"),
+                ("DRB-R-6", "expired"),
+                ("DRB-DEMO-2026-001", "is the release approval"),
+            ]:
+                code, out, err = await reidentify_cli(approval)
+                assert (code, out) == (2, ""), err
+                assert why in err
+            code, _, err = await reidentify_cli("not a reference")
+            assert code == 2 and "approval reference is" in err
             events = await steward_audit.until(
-                lambda es: any(e["action"] == "pseudonymizer.reidentified" for e in es)
+                lambda es: (
+                    sum(e["action"] == "pseudonymizer.reidentification_refused" for e in es) == 3
+                )
             )
+            principal = {e["principal"] for e in events}
+            assert principal == {f"User:{topic_prefix}steward"}
             asked = [e for e in events if e["action"] == "pseudonymizer.reidentification_requested"]
             assert [e["purpose"] for e in asked] == ["DRB-R-7"]
+            [found] = [e for e in events if e["action"] == "pseudonymizer.reidentified"]
+            assert found["outcome"] == "found"
+            refused = [e for e in events if e["action"] == "pseudonymizer.reidentification_refused"]
+            assert [(e["purpose"], e["reason_code"], e["outcome"]) for e in refused] == [
+                ("DRB-X-1", "REIDENTIFICATION_APPROVAL_UNKNOWN", "refused"),
+                ("DRB-R-6", "REIDENTIFICATION_APPROVAL_EXPIRED", "refused"),
+                ("DRB-DEMO-2026-001", "REIDENTIFICATION_RELEASE_APPROVAL", "refused"),
+            ]
             assert "P1" not in json.dumps(events, default=str)
 
             # Withdrawal: the datasets are told, and nothing more is released for the person.

@@ -33,7 +33,7 @@ from biostream.settings import KafkaSettings
 from biostream.topics import FOREVER, Topics, TopicSpec
 from biostream_consumer.adapters.source import DatasetSource, DatasetTopics
 from biostream_consumer.adapters.store import LocalCopy
-from biostream_dev import broker
+from biostream_dev import access, broker
 from biostream_dev.access import kafka_environment
 from typer.testing import CliRunner
 
@@ -120,6 +120,7 @@ async def write_transactionally(
 class Ledger:
     prefix: str
     public_key: Path
+    auditor: KafkaSettings  # the ACL matrix's auditor principal, which the commands run as (D35)
 
 
 async def write_ledger(kafka: KafkaSettings, prefix: str) -> None:
@@ -149,7 +150,10 @@ def ledger(pausable: Broker, tmp_path_factory: pytest.TempPathFactory) -> Ledger
     asyncio.run(write_ledger(pausable.kafka, prefix))
     key = tmp_path_factory.mktemp("ledger") / "ledger_public.key"
     key.write_text(public_key_hex(private_key_from_secret(SIGNING_SECRET).public_key()))
-    return Ledger(prefix, key)
+    principals = access.render(access.load_matrix(), prefix=prefix)
+    credentials = access.apply(pausable.kafka, {"auditor": principals["auditor"]})
+    asyncio.run(access.wait_until_usable(credentials))
+    return Ledger(prefix, key, credentials.settings("auditor"))
 
 
 class PausingCodec(AvroCodec):
@@ -180,7 +184,7 @@ def audit_verify(
 
     monkeypatch.setattr(audit_commands, "_codec", lambda: PausingCodec(pauser))
     env = {
-        **kafka_environment(pausable.kafka),  # the admin, over TLS
+        **kafka_environment(ledger.auditor),
         "BIOSTREAM_TOPIC_PREFIX": ledger.prefix,
         "BIOSTREAM_READ_TIMEOUT_S": str(limit_s),
     }

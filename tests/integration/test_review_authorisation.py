@@ -8,8 +8,10 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from biostream.contracts import AUDIT_EVENT, REVIEW_DECISION
 from biostream.settings import KafkaSettings
-from biostream_harness.review_desk import IDENTIFYING, STEWARD, RunningDesk, running_desk
+from biostream_harness.linkage_stream import read_all
+from biostream_harness.review_desk import CODEC, IDENTIFYING, STEWARD, RunningDesk, running_desk
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +111,39 @@ async def test_without_login_nothing_identifying_is_returned(
             status, body, _ = await fetch(steward, "GET", f"{desk.url}/api/task?id={task}")
             assert status == 401
             assert_nothing_identifying(body)
+
+
+async def test_a_web_decision_names_the_signed_in_account(
+    kafka: KafkaSettings, topic_prefix: str
+) -> None:
+    """D35 (kept from D-review-2): on the pages, the reviewer is the account the steward signed in
+    with, in the ReviewDecision and in the desk's `review.decided` event, whose principal is the
+    desk's own (`svc-review`); no form field can name anyone else."""
+    async with running_desk(kafka, topic_prefix) as desk:
+        await desk.publish_grey_pair()
+        task_id = await desk.wait_for_task()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as steward:
+            assert await login(desk, steward, desk.password) == 303
+            _, page, _ = await fetch(
+                steward, "GET", f"{desk.url}/task?id={quote(task_id, safe='')}"
+            )
+            csrf = re.search(r"name='csrf' value='([^']+)'", page)
+            assert csrf is not None
+            status, _, _ = await fetch(
+                steward, "POST", f"{desk.url}/decide",
+                data={"task_id": task_id, "decision": "ESCALATE", "reason": "unsure",
+                      "csrf": csrf.group(1), "reviewer": "someone-else", "steward": "x"},
+            )  # fmt: skip
+            assert status == 303
+        [decision] = await read_all(
+            kafka, CODEC, desk.topics.review_decisions, REVIEW_DECISION, lambda out: len(out) == 1
+        )
+        assert decision["reviewer"] == STEWARD
+        events = await read_all(
+            kafka, CODEC, desk.topics.audit_events_of("svc-review"), AUDIT_EVENT,
+            lambda out: any(e["action"] == "review.decided" for e in out),
+        )  # fmt: skip
+        [decided] = [e for e in events if e["action"] == "review.decided"]
+        assert decided["principal"] == f"User:{topic_prefix}svc-review"
+        assert f"steward:{STEWARD}" in decided["outputs"]
+        assert "someone-else" not in str(events)

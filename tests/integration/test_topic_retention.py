@@ -137,6 +137,7 @@ async def test_reconcile_says_from_where_it_covers_a_feed_past_its_retention(
     from aiokafka import TopicPartition
     from aiokafka.admin import RecordsToDelete
     from biostream.kafka import plain_producer
+    from biostream_dev import access
     from biostream_dev.access import kafka_environment
 
     topics = Topics(topic_prefix)
@@ -150,9 +151,15 @@ async def test_reconcile_says_from_where_it_covers_a_feed_past_its_retention(
     finally:
         await producer.stop()
 
+    # D35: reconcile runs as the auditor, which may describe the feeds but not read them.
+    principals = access.render(access.load_matrix(), prefix=topic_prefix)
+    credentials = await asyncio.to_thread(access.apply, kafka, {"auditor": principals["auditor"]})
+    await access.wait_until_usable(credentials)
+    auditor = credentials.settings("auditor")
+
     def reconcile() -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSTREAM_")}
-        env |= kafka_environment(kafka) | {"BIOSTREAM_TOPIC_PREFIX": topic_prefix}
+        env |= kafka_environment(auditor) | {"BIOSTREAM_TOPIC_PREFIX": topic_prefix}
         return subprocess.run(
             [sys.executable, "-m", "audit", "reconcile"],
             capture_output=True, text=True, timeout=120, check=False, env=env,

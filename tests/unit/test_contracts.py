@@ -59,6 +59,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "quality_flags": ["NAME_SPLIT_FROM_TEXT", "RRN_CHECKSUM_MISMATCH"],
         "rrn_sealed": None,
         "rrn_key_id": None,
+        "previous_patient_refs": ["pr_0a1b2c"],
     },
     "ClinicalRecord": {
         "record_id": "H001/MSG-0001/1",
@@ -77,6 +78,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "value_text": "정상 범위 내",
         "specimen_refs": ["SPC-2026-0001", "FASTQ-검체-01"],
         "quality_flags": [],
+        "previous_patient_refs": [],
     },
     "DeadLetter": {
         "dead_letter_id": "ingest/raw.fhir.h001/2/17",
@@ -209,6 +211,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "received_at": T0,
         "surviving_patient_ref": "pr_3f9a1c",
         "retired_patient_ref": "pr_77b0e2",
+        "previous_surviving_patient_refs": [],
+        "previous_retired_patient_refs": ["pr_5d6e7f"],
     },
     "DatasetNotice": {
         "notice_id": "nt_5d1e",
@@ -232,6 +236,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "datasets": [],
         "recorded_at": T0,
         "source": "H001",
+        "previous_patient_refs": [],
     },
 }
 

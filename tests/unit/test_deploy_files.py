@@ -68,6 +68,7 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
     readers = {
         topic: sorted(role for role, p in principals.items() if p.allows("topic", topic, "Read"))
         for topic in (
+            "feed.H001",
             "identity.records",
             "clinical.records",
             "linkage.decisions",
@@ -80,9 +81,13 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         "identity.records": ["svc-linkage", "svc-review"],  # the desk shows stewards the records
         "clinical.records": ["svc-pseudonymizer"],
         "linkage.decisions": ["svc-pseudonymizer", "svc-review"],
-        "curated.a": ["project-a"],
+        # the auditor traces a project's pseudonym to its curated ids (D35)
+        "curated.a": ["auditor", "project-a"],
         "audit.ledger": ["auditor"],
-        "ops.dead-letters": ["operator"],  # originals inside are sealed
+        # reconcile counts feed positions with Describe alone (D35): no one else reads feeds
+        "feed.H001": ["svc-ingest"],
+        # originals inside are sealed; a steward unseals one with the key, audited first (D35)
+        "ops.dead-letters": ["operator", "steward"],
     }
     writers = {
         topic: sorted(role for role, p in principals.items() if p.allows("topic", topic, "Write"))

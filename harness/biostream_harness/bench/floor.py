@@ -75,14 +75,14 @@ _IDENTITY: IdentityRecord = {
     "given_name": "FLOOR", "name_latin": "FLOOR FLOOR", "birth_date": dt.date(1970, 1, 1),
     "sex": "U", "rrn": None, "local_patient_no": "0", "phone": None, "address": None,
     "postal_code": "00000", "province_code": "11", "quality_flags": [], "rrn_sealed": None,
-    "rrn_key_id": None,
+    "rrn_key_id": None, "previous_patient_refs": [],
 }  # fmt: skip
 _CLINICAL: ClinicalRecord = {
     "record_id": "", "patient_ref": "", "hospital": "", "message_id": "",
     "source_format": "HL7V2", "received_at": _EPOCH, "resource_type": "Observation",
     "event_date": dt.date(2026, 1, 1), "code_system": "http://loinc.org", "code": "2345-7",
     "code_version": None, "value_number": 100.0, "value_unit": "mg/dL", "value_text": None,
-    "specimen_refs": [], "quality_flags": [],
+    "specimen_refs": [], "quality_flags": [], "previous_patient_refs": [],
 }  # fmt: skip
 _DECISION: LinkDecision = {
     "decision_id": "", "patient_ref": "", "record_id": "", "hospital": "", "person_id": "",

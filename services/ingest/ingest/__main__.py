@@ -1,4 +1,4 @@
-"""``ingest run | check | publish | consent grant | consent withdraw``.
+"""``ingest run | mllp | fhir | check | publish | consent grant | consent withdraw``.
 
 Arguments only; what each command does is ``ingest.cli``.
 """
@@ -25,6 +25,31 @@ def run() -> None:
     from ingest.bootstrap import build
 
     run_service("ingest", IngestSettings, build)
+
+
+@app.command()
+def mllp() -> None:
+    """Listen for one hospital's HL7 v2 messages over MLLP (TLS) until SIGTERM: each message is
+    written to the hospital's feed topic before its ACK (AA) is sent (D37). Settings:
+    BIOSTREAM_MLLP_HOSPITAL, BIOSTREAM_MLLP_PORT, BIOSTREAM_MLLP_CERTFILE/KEYFILE, and the
+    hospital's Kafka credentials (services/ingest/README.md)."""
+    from ingest.bootstrap import build_mllp
+    from ingest.settings import MllpSettings
+
+    run_service("ingest-mllp", MllpSettings, build_mllp)
+
+
+@app.command()
+def fhir() -> None:
+    """Serve one hospital's FHIR REST intake (HTTPS) until SIGTERM: POST of a resource, a
+    Bundle, or an NDJSON file to /fhir/$import; each usable resource is written to the
+    hospital's feed topic before the answer (an OperationOutcome, D38). Settings:
+    BIOSTREAM_FHIR_HOSPITAL, BIOSTREAM_FHIR_PORT, BIOSTREAM_FHIR_CERTFILE/KEYFILE,
+    BIOSTREAM_FHIR_TOKEN_FILE or BIOSTREAM_FHIR_CLIENT_CAFILE (services/ingest/README.md)."""
+    from ingest.bootstrap import build_fhir_gateway
+    from ingest.settings import FhirGatewaySettings
+
+    run_service("ingest-fhir", FhirGatewaySettings, build_fhir_gateway)
 
 
 FormatOption = Annotated[str, typer.Option("--format", help="hl7, fhir or csv")]

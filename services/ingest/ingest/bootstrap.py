@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from biostream.keyfiles import load_key_ring
-from biostream.keyring import RRN_KEY
+from biostream.keyring import PATIENT_REF_KEY, RRN_KEY
 from biostream.kit import Parts, stream_service
 from biostream.sealing import SealingKeys
 from biostream.service import RunnableService
-from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
 
+from ingest.adapters.fhir_gateway import FhirGateway
 from ingest.adapters.mappings import CsvMappingDirectory, quiet_parser_logs
+from ingest.adapters.mllp_listener import MllpListener
 from ingest.handlers import SERVICE, FeedMessageHandler, IngestMetrics
-from ingest.settings import IngestSettings
+from ingest.settings import FhirGatewaySettings, IngestSettings, MllpSettings
 from ingest.state import SeenMessages
 
 
 def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -> RunnableService:
     def handler(kit: Parts) -> FeedMessageHandler:
-        key = read_secret(
-            settings.patient_ref_key, settings.patient_ref_key_file, "patient_ref_key"
+        # D33: every version of the patient-ref key (the single key of before is k1).
+        key = load_key_ring(
+            PATIENT_REF_KEY,
+            settings.patient_ref_keys_dir,
+            settings.patient_ref_key,
+            settings.patient_ref_key_file,
         )
         quiet_parser_logs()
         return FeedMessageHandler(
@@ -49,3 +54,15 @@ def build(settings: IngestSettings, registry: CollectorRegistry | None = None) -
         ),
         on_idle=lambda feeds: feeds.on_idle,
     )
+
+
+def build_mllp(settings: MllpSettings, registry: CollectorRegistry | None = None) -> MllpListener:
+    """``ingest mllp``: one hospital's MLLP listener (D37)."""
+    return MllpListener(settings, registry or CollectorRegistry())
+
+
+def build_fhir_gateway(
+    settings: FhirGatewaySettings, registry: CollectorRegistry | None = None
+) -> FhirGateway:
+    """``ingest fhir``: one hospital's FHIR REST intake (D38)."""
+    return FhirGateway(settings, registry or CollectorRegistry())

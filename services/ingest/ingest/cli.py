@@ -139,8 +139,9 @@ def consent(
     printed or logged."""
     from aiokafka.errors import KafkaError
     from biostream.kafka import PlaintextRefused
+    from biostream.keyfiles import load_key_ring
+    from biostream.keyring import PATIENT_REF_KEY
     from biostream.logs import configure_logging
-    from biostream.settings import read_secret
 
     from ingest.adapters.consent import record_consent
     from ingest.domain.consent import (
@@ -150,7 +151,7 @@ def consent(
         consent_event,
         person_subject,
     )
-    from ingest.handlers import patient_ref
+    from ingest.domain.patient_refs import patient_refs
 
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level, settings.instance_id)
@@ -168,12 +169,26 @@ def consent(
             number = sys.stdin.readline() if mrn == "-" else mrn
             code, number = check_patient_number(hospital, number)
             try:
-                key = read_secret(
-                    settings.patient_ref_key, settings.patient_ref_key_file, "patient_ref_key"
+                ring = load_key_ring(
+                    PATIENT_REF_KEY,
+                    settings.patient_ref_keys_dir,
+                    settings.patient_ref_key,
+                    settings.patient_ref_key_file,
                 )
-            except (OSError, ValueError) as error:
-                raise ConsentRefused(f"the patient_ref key cannot be read: {error}") from None
-            subject = Subject(patient_ref=patient_ref(key, code, number), hospital=code)
+            except (OSError, ValueError) as error:  # KeyRingError is a ValueError
+                raise ConsentRefused(
+                    "the patient-ref key (patient_ref_key[_file] or patient_ref_keys_dir) "
+                    f"cannot be read: {error}"
+                ) from None
+            # D33: the ref under the version in force at the recording time, and the refs
+            # under older versions, so a patient last seen before a rotation is still found.
+            active = ring.active_at(int(now.timestamp() * 1000))
+            refs = patient_refs(ring.versions, active, code, number)
+            subject = Subject(
+                patient_ref=refs.current,
+                hospital=code,
+                previous_patient_refs=tuple(refs.previous),
+            )
         event = consent_event(command, subject, datasets, now, source)
     except ConsentRefused as error:
         typer.echo(f"error: {error}", err=True)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from biostream.codec import AvroCodec
-from biostream.contract import Inbound, Outbound
+from biostream.contract import PREVIOUS_REFS_HEADER, Inbound, Outbound
 from biostream.contracts import (
     CLINICAL_RECORD,
     CONSENT_EVENT,
@@ -22,6 +20,7 @@ from biostream.contracts import (
     SourceFormat,
 )
 from biostream.envelopes import Envelopes
+from biostream.keyring import PATIENT_REF_KEY, KeyRing, KeyVersion
 from biostream.logs import get_logger
 from biostream.observability import TallyCounter
 from biostream.sealing import Sealer, SealingKeys
@@ -34,6 +33,7 @@ from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
 from ingest.domain.messages import detect_format, parse_message
 from ingest.domain.model import ParsedMessage, PatientIdentity, PatientPart, Rejected
 from ingest.domain.own_identifiers import events_without_own_identifiers
+from ingest.domain.patient_refs import PatientRefs, patient_ref, patient_refs
 from ingest.state import SeenMessages
 
 SERVICE = "ingest"
@@ -119,11 +119,14 @@ class IngestMetrics:
         )
 
 
-def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
-    """D4: the join between identity and clinical data, a keyed HMAC of (hospital, patient number):
-    keyed, so the small space of patient numbers cannot be enumerated back from the ref."""
-    mac = hmac.new(key, f"{hospital}\x1f{local_patient_no}".encode(), hashlib.sha256)
-    return "pr_" + mac.hexdigest()[:32]
+__all__ = ["SERVICE", "FeedMessageHandler", "IngestMetrics", "patient_ref"]
+
+
+def patient_ref_ring(key: bytes | KeyRing) -> KeyRing:
+    """D33: the patient-ref key as a ring; a single key (handler tests) is ``k1`` from the start."""
+    if isinstance(key, KeyRing):
+        return key
+    return KeyRing(PATIENT_REF_KEY, [KeyVersion("k1", key)])
 
 
 class FeedMessageHandler:
@@ -132,7 +135,7 @@ class FeedMessageHandler:
         codec: AvroCodec,
         topics: Topics,
         envelopes: Envelopes,
-        patient_ref_key: bytes,
+        patient_ref_key: bytes | KeyRing,
         metrics: IngestMetrics,
         csv_mapping_for: Callable[[str], CsvMapping] = lambda _hospital: DEFAULT_MAPPING,
         rrn_sealer: SealingKeys | None = None,
@@ -146,7 +149,8 @@ class FeedMessageHandler:
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
-        self.patient_ref_key = patient_ref_key
+        # D33: every version of the patient-ref key; each message's refs follow its Kafka time.
+        self.patient_ref_keys = patient_ref_ring(patient_ref_key)
         self.metrics = metrics
         self._log = get_logger("ingest.handlers")
 
@@ -278,22 +282,37 @@ class FeedMessageHandler:
         record_ids: list[str],
     ) -> None:
         identity = part.identity
-        ref = patient_ref(self.patient_ref_key, hospital, part.patient_no)
+        # D33: the version in force at the feed message's Kafka time, for all its records.
+        versions = self.patient_ref_keys.versions
+        active_key = self.patient_ref_keys.active_at(message.timestamp_ms)
+
+        def refs_of(number: str) -> PatientRefs:
+            return patient_refs(versions, active_key, hospital, number)
+
+        refs = refs_of(part.patient_no)
+        ref, previous = refs.current, refs.previous
         key = ref.encode()
+        # D33: the older refs as a header too, for the pseudonymizer's hold-back (no decode).
+        hint = ((PREVIOUS_REFS_HEADER, ",".join(previous).encode()),) if previous else ()
         if identity is not None:
             sealer = self.rrn_sealer.for_input(message.timestamp_ms) if self.rrn_sealer else None
             out.append(
-                self._identity(identity, ref, base_id, parsed, hospital, source_format, now, sealer)
+                self._identity(
+                    identity, refs, base_id, parsed, hospital, source_format, now, sealer
+                )
             )
             record_ids.append(f"{base_id}/0")
         for index, (surviving_no, retired_no) in enumerate(part.merges):
+            surviving, retired = refs_of(surviving_no), refs_of(retired_no)
             merge: PatientMerge = {
                 "merge_id": f"{base_id}/m{index}",
                 "hospital": hospital,
                 "message_id": parsed.message_id,
                 "received_at": now,
-                "surviving_patient_ref": patient_ref(self.patient_ref_key, hospital, surviving_no),
-                "retired_patient_ref": patient_ref(self.patient_ref_key, hospital, retired_no),
+                "surviving_patient_ref": surviving.current,
+                "retired_patient_ref": retired.current,
+                "previous_surviving_patient_refs": surviving.previous,
+                "previous_retired_patient_refs": retired.previous,
             }
             out.append(
                 Outbound(
@@ -324,17 +343,19 @@ class FeedMessageHandler:
                 "value_text": event.value_text,
                 "specimen_refs": list(event.specimen_refs),
                 "quality_flags": list(event.quality_flags),
+                "previous_patient_refs": previous,
             }
             out.append(
                 Outbound(
                     self.topics.clinical_records,
                     self.codec.encode(CLINICAL_RECORD, clinical),
                     key=key,
+                    headers=hint,
                 )
             )
             record_ids.append(clinical["record_id"])
         for index, change in enumerate(part.consents):
-            consent = consent_from_feed(f"{base_id}/c{index}", ref, hospital, change, now)
+            consent = consent_from_feed(f"{base_id}/c{index}", refs, hospital, change, now)
             out.append(
                 Outbound(
                     self.topics.consent_events,
@@ -347,7 +368,7 @@ class FeedMessageHandler:
     def _identity(
         self,
         identity: PatientIdentity,
-        ref: str,
+        refs: PatientRefs,
         base_id: str,
         parsed: ParsedMessage,
         hospital: str,
@@ -357,10 +378,11 @@ class FeedMessageHandler:
     ) -> Outbound:
         """The identity record; D13: its registration number sealed at field level
         (``rrn_sealed``, AES-256-GCM, the record id as associated data), the clear ``rrn`` null;
-        D33: under the RRN key version active at the feed message's time."""
+        D33: under the RRN key version active at the feed message's time; the patient's refs
+        under older patient-ref key versions in ``previous_patient_refs``."""
         identity_record: IdentityRecord = {
             "record_id": f"{base_id}/0",
-            "patient_ref": ref,
+            "patient_ref": refs.current,
             "hospital": hospital,
             "message_id": parsed.message_id,
             "source_format": source_format,
@@ -383,11 +405,12 @@ class FeedMessageHandler:
                 else None
             ),
             "rrn_key_id": rrn_sealer.key_id if rrn_sealer is not None else None,
+            "previous_patient_refs": refs.previous,
         }
         return Outbound(
             self.topics.identity_records,
             self.codec.encode(IDENTITY_RECORD, identity_record),
-            key=ref.encode(),
+            key=refs.current.encode(),
         )
 
 

@@ -46,6 +46,7 @@ from linkage.domain.index import (
     comparisons,
 )
 from linkage.domain.profile import Identity, make_profile, rrn_hash_keys
+from linkage.domain.rotation import ROTATION_REASON, ROTATION_RULE
 from linkage.domain.weights import Params
 
 SERVICE = "linkage"
@@ -202,7 +203,8 @@ class LinkageHandler:
             record["record_id"], record["hospital"], record["province_code"] or "",
             district.code or "",
         ]  # fmt: skip
-        result = index.link(record["patient_ref"], profile, meta)
+        # D33: the patient's refs under older patient-ref key versions (empty from old writers).
+        result = index.link(record["patient_ref"], profile, meta, record["previous_patient_refs"])
         out = self._decisions(index, result.changes, now)
         if not result.changes:
             self.metrics.outcomes.inc("UNCHANGED", result.rule)
@@ -214,10 +216,11 @@ class LinkageHandler:
             )  # fmt: skip
             return out
         decision_ids = [f"{c.ref}/{c.sequence}" for c in result.changes]
+        rotated = ROTATION_REASON if result.rule == ROTATION_RULE else None
         out.append(
             self.envelopes.audit(
                 "linkage.linked", [record["record_id"]], decision_ids, now,
-                hospital=record["hospital"], outcome=result.outcome.lower(),
+                hospital=record["hospital"], outcome=result.outcome.lower(), reason_code=rotated,
             )
         )  # fmt: skip
         if result.outcome == POSSIBLE_MATCH:
@@ -270,8 +273,9 @@ class LinkageHandler:
         if isinstance(merge, Rejected):
             return merge.outputs
         changes = index.merge_refs(
-            merge["surviving_patient_ref"], merge["retired_patient_ref"], "hospital-merge"
-        )
+            merge["surviving_patient_ref"], merge["retired_patient_ref"], "hospital-merge",
+            merge["previous_surviving_patient_refs"], merge["previous_retired_patient_refs"],
+        )  # fmt: skip
         out = self._decisions(index, changes, now)
         out.append(
             self.envelopes.audit(

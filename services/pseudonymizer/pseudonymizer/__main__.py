@@ -36,7 +36,9 @@ def check() -> None:
 def reidentify(
     dataset: str = typer.Option(..., help="Dataset whose pseudonym this is"),
     pseudonym: str = typer.Option(..., help="The pseudonym to re-identify"),
-    approval: str = typer.Option(..., help="Approval reference (DRB/IRB) allowing this request"),
+    approval: str = typer.Option(
+        ..., help="Re-identification approval listed in the dataset's policy (D35)"
+    ),
 ) -> None:
     """Pseudonym -> internal person id. Writes an audit event before answering. Exit 1: not
     found; 2: unusable request; 3: the state could not be read to its end (no answer, D26)."""

@@ -44,15 +44,27 @@ def check() -> None:
 
 def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
     """D-pseudonymizer-7: the person id recomputed from the service's state, the request audited
-    before the answer is printed. Exit 1 not found, 2 unusable request, 3 partial read (D26)."""
+    before the answer is printed. D35: only under a re-identification approval the dataset's
+    policy lists and that is valid today; any other is refused, and the refusal audited. Exit 1
+    not found, 2 unusable or refused request, 3 partial read (D26)."""
+    import datetime as dt
+
     from biostream.restore import ReadStalled
 
     from pseudonymizer.adapters.keys import KeyStore
+    from pseudonymizer.adapters.reidentify import audit_refusal
     from pseudonymizer.adapters.reidentify import reidentify as run_reidentify
+    from pseudonymizer.domain.reidentification import (
+        ApprovalRefused,
+        approval_on_record,
+        well_formed,
+    )
 
-    if not approval.strip():
-        typer.echo("pseudonymizer: an approval reference is required", err=True)
-        raise typer.Exit(2)
+    try:
+        ref = well_formed(approval)
+    except ValueError as error:
+        typer.echo(f"pseudonymizer: {error}", err=True)
+        raise typer.Exit(2) from None
     settings = PseudonymizerSettings()
     configure_logging("pseudonymizer", settings.log_level, settings.instance_id)
     matching = [k for k in releases(settings) if k.policy.dataset == dataset]
@@ -60,14 +72,41 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
         typer.echo(f"pseudonymizer: no policy for dataset {dataset!r}", err=True)
         raise typer.Exit(2)
     keyed = matching[0]
+    topics = Topics(settings.topic_prefix)
+    principal = tool_principal(settings, "steward")
+    if topics.audit_writer(principal) != "steward":
+        # D35: a steward's act, named by the steward's credentials; the service's own principal
+        # (which could read its state) does not re-identify.
+        typer.echo(
+            f"pseudonymizer: re-identification runs as the steward principal, not {principal}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        approval_on_record(keyed.policy, ref, dt.datetime.now(dt.UTC).date())
+    except ApprovalRefused as refusal:
+        try:
+            asyncio.run(
+                audit_refusal(
+                    settings.kafka, topics, principal, dataset, pseudonym, ref,
+                    refusal.reason_code,
+                )
+            )  # fmt: skip
+        except Exception as error:  # refused either way; say that the trail lacks it
+            typer.echo(
+                f"pseudonymizer: the refusal could not be audited ({type(error).__name__})",
+                err=True,
+            )
+        typer.echo(f"pseudonymizer: refused: {refusal}", err=True)
+        raise typer.Exit(2) from None
     versions = KeyStore.load(settings.keys_dir, settings.pseudonym_keys).versions(
         keyed.policy.pseudonym_domain
     )
     try:
         answer = asyncio.run(
             run_reidentify(
-                settings.kafka, Topics(settings.topic_prefix), tool_principal(settings, "steward"), keyed,
-                versions, pseudonym, approval.strip(), limit_s=settings.read_timeout_s,
+                settings.kafka, topics, principal, keyed, versions, pseudonym, ref,
+                limit_s=settings.read_timeout_s,
             )
         )  # fmt: skip
     except ReadStalled as stall:

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from biostream.codec import AvroCodec
-from biostream.contract import Inbound, Outbound
+from biostream.contract import Inbound, Outbound, previous_refs_hint
 from biostream.contracts import CLINICAL_RECORD, CONSENT_EVENT, LINK_DECISION
 from biostream.envelopes import Envelopes, Rejected
 from biostream.state import StateStore
@@ -25,7 +25,7 @@ from pseudonymizer.domain.in_force import InForce, policy_announcement
 from pseudonymizer.domain.release import Keyed, PersonFacts
 from pseudonymizer.outputs import Outputs, PseudonymizerMetrics
 from pseudonymizer.releasing import DatasetReleases
-from pseudonymizer.state import PseudonymizerState
+from pseudonymizer.state import WAITING_ON_OLDER, WITHDRAWAL_ON_OLDER, PseudonymizerState
 
 SERVICE = "pseudonymizer"
 __all__ = ["SERVICE", "PseudonymizerHandler", "PseudonymizerMetrics"]
@@ -80,7 +80,10 @@ class PseudonymizerHandler:
         handler could only park it in the state. A wrong guess costs time, never correctness."""
         if message.topic != self.topics.clinical_records or message.key is None:
             return True
-        return self._state_of(state).has_decision(message.key.decode("ascii", "replace"))
+        # D33: a patient known under an older ref is placed by that ref's decision; ingest
+        # repeats the older refs in a header, so this needs no decode (~17 us a record).
+        ref = message.key.decode("ascii", "replace")
+        return self._state_of(state).deciding_ref(ref, previous_refs_hint(message)) is not None
 
     def _state_of(self, store: StateStore) -> PseudonymizerState:
         """The typed view of the store; on the first call, the gauges from the restored state."""
@@ -110,10 +113,14 @@ class PseudonymizerHandler:
     def _on_clinical(
         self, clinical: dict[str, Any], raw: bytes, state: PseudonymizerState, now: dt.datetime
     ) -> list[Outbound]:
-        facts = state.facts(clinical["patient_ref"])
+        ref, older = clinical["patient_ref"], clinical["previous_patient_refs"]
+        # D33: the record's own decision, else its patient's under an older patient-ref key.
+        deciding = state.deciding_ref(ref, older)
+        facts = state.facts(deciding) if deciding is not None else None
         if facts is None:
-            if state.park(clinical["patient_ref"], raw):
+            if state.park(ref, raw):
                 self.metrics.waiting.inc()
+            state.wait_on_older(WAITING_ON_OLDER, ref, older)
             return [self.out.awaiting_decision(clinical, now)]
         return self.releasing.release(clinical, raw, facts, state, now)
 
@@ -134,15 +141,35 @@ class PseudonymizerHandler:
             pending = state.take_pending_withdrawal(ref)
             if pending is not None:
                 out += self._withdraw(state, facts.person_id, pending, cause, now)
+        if previous is None:
+            # D33: withdrawals by a newer ref of this patient that waited for this decision.
+            for newer in state.take_waiting_on(WITHDRAWAL_ON_OLDER, ref):
+                pending = state.take_pending_withdrawal(newer)
+                if pending is not None:
+                    out += self._withdraw(state, facts.person_id, pending, cause, now)
         if previous is not None and previous.person_id != facts.person_id:
             reason = notices.relink_reason(decision["outcome"])
             out += self.releasing.relink(ref, facts, reason, cause, state, now)
+        out += self._release_waiting(ref, state, now)
+        # D33: records of a newer ref of this patient (sent after a rotation of the patient-ref
+        # key, before linkage decided either ref) waited for this decision too.
+        for newer in state.take_waiting_on(WAITING_ON_OLDER, ref):
+            out += self._release_waiting(newer, state, now)
+        return out
+
+    def _release_waiting(
+        self, ref: str, state: PseudonymizerState, now: dt.datetime
+    ) -> list[Outbound]:
+        """The records parked under ``ref``, each released under the decision that now places
+        it (its own ref's or, D33, an older ref's), or parked again if none does yet."""
         waiting = state.take_waiting(ref)
-        if waiting is not None:
-            self.metrics.waiting.dec()
-            for raw in waiting:
-                clinical = self.codec.decode(raw, CLINICAL_RECORD)
-                out += self.releasing.release(clinical, raw, facts, state, now)
+        if waiting is None:
+            return []
+        self.metrics.waiting.dec()
+        out: list[Outbound] = []
+        for raw in waiting:
+            clinical = self.codec.decode(raw, CLINICAL_RECORD)
+            out += self._on_clinical(clinical, raw, state, now)
         return out
 
     # --- consent ------------------------------------------------------------------------------------
@@ -152,14 +179,18 @@ class PseudonymizerHandler:
     ) -> list[Outbound]:
         ref: str | None = event["patient_ref"]
         person_id: str | None = event["person_id"]
+        older: list[str] = event["previous_patient_refs"] if ref is not None else []
         if person_id is None and ref is not None:
-            facts = state.facts(ref)
+            # D33: the patient by its ref, else by its refs under older patient-ref keys.
+            deciding = state.deciding_ref(ref, older)
+            facts = state.facts(deciding) if deciding is not None else None
             person_id = facts.person_id if facts else None
         datasets: list[str] = list(event["datasets"])
         audit = self.out.consent(event, source_ref, now)
         action = consent_action(event["kind"], person_id is not None, ref is not None)
         if action == "PEND_WITHDRAWAL" and ref is not None:
             state.pend_withdrawal(ref, datasets)
+            state.wait_on_older(WITHDRAWAL_ON_OLDER, ref, older)
         elif action == "CLEAR_PENDING" and ref is not None:
             state.clear_pending_withdrawal(ref)
         elif action == "GRANT" and person_id is not None:

@@ -79,7 +79,7 @@ class DatasetReleases:
             for held in state.take_held(dataset, decision.klass):
                 self.out.metrics.held_k.labels(dataset).dec()
                 held_clinical = self.codec.decode(held.raw, CLINICAL_RECORD)
-                held_facts = state.facts(held_clinical["patient_ref"])
+                held_facts = state.facts(placed_ref(held_clinical, state))
                 assert held_facts is not None  # only records with a decision are held for k
                 held_consent = state.consent(held_facts.person_id)
                 out += self._release(
@@ -96,7 +96,9 @@ class DatasetReleases:
         state: PseudonymizerState,
         now: dt.datetime,
     ) -> list[Outbound]:
-        policy, ref = keyed.policy, clinical["patient_ref"]
+        # D33: what a record released is kept under the ref whose decision placed it, so the
+        # corrections that ref's later decisions cause move it too.
+        policy, ref = keyed.policy, placed_ref(clinical, state)
         curated = build(clinical, facts, keyed, decision.quasi, now)
         offset = placement(keyed, facts.person_id)[1]
         out: list[Outbound] = []
@@ -164,3 +166,10 @@ class DatasetReleases:
                     clinical = self.codec.decode(record.raw, CLINICAL_RECORD)
                     out.append(self.out.suppressed(clinical, policy, now))
         return out
+
+
+def placed_ref(clinical: dict[str, Any], state: PseudonymizerState) -> str:
+    """The ref whose link decision places a record being released: its own, or (D33) the
+    older ref of its patient that has one."""
+    ref: str = clinical["patient_ref"]
+    return state.deciding_ref(ref, clinical["previous_patient_refs"]) or ref

@@ -16,6 +16,8 @@ key                                value
 ``kh:<dataset>:<class>``           records held below k (packed: 8-byte time, Avro record)
 ``wd:<person_id>``                 consent withdrawn for these datasets (JSON; empty = all)
 ``wdref:<patient_ref>``            a withdrawal waiting for the patient's link decision
+``waitold:<older_ref>``            D33: refs whose waiting records name it as an older ref (JSON)
+``wdold:<older_ref>``              D33: refs whose waiting withdrawal names it likewise (JSON)
 ``cg:<person_id>``                 consent granted for these datasets (JSON; empty = all)
 ``pol:<dataset>``                  version and digest of the policy last announced (D23c)
 =================================  ===========================================================
@@ -31,8 +33,12 @@ from biostream.state import StateStore
 from pseudonymizer.domain.consent import Consent
 from pseudonymizer.domain.kanon import ClassState, HeldRecord
 from pseudonymizer.domain.release import PersonFacts, Released
+from pseudonymizer.domain.rotation import deciding_ref
 
 DECISION_PREFIX = "dec:"
+# D33: the two families that file a newer ref under its older refs (see the table).
+WAITING_ON_OLDER = "waitold"
+WITHDRAWAL_ON_OLDER = "wdold"
 _OPEN_CLASS = b"open"
 
 
@@ -71,6 +77,29 @@ class PseudonymizerState:
             return None
         self.store.delete(key)
         return unpack(waiting)
+
+    def deciding_ref(self, patient_ref: str, previous_refs: list[str]) -> str | None:
+        """D33: the ref whose decision places a record (``domain.rotation.deciding_ref``)."""
+        return deciding_ref(patient_ref, previous_refs, self.has_decision)
+
+    def wait_on_older(self, family: str, patient_ref: str, older_refs: list[str]) -> None:
+        """D33: files ``patient_ref`` under each of its older refs (``waitold:``/``wdold:``),
+        so that an older ref's first decision finds what waits under the new one."""
+        for older in older_refs:
+            key = f"{family}:{older}"
+            newer: list[str] = json.loads(self.store.get(key) or b"[]")
+            if patient_ref not in newer:
+                self.store.put(key, json.dumps([*newer, patient_ref]).encode())
+
+    def take_waiting_on(self, family: str, older_ref: str) -> list[str]:
+        """D33: the newer refs filed under ``older_ref`` (removed from the state)."""
+        key = f"{family}:{older_ref}"
+        stored = self.store.get(key)
+        if stored is None:
+            return []
+        self.store.delete(key)
+        newer: list[str] = json.loads(stored)
+        return newer
 
     def waiting_patients(self) -> int:
         return sum(1 for _ in self.store.keys_with_prefix("wait:"))

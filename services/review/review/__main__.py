@@ -1,4 +1,5 @@
-"""``review run``, ``review tasks``, ``review decide``, ``review hash-password``.
+"""``review run``, ``review tasks``, ``review decide``, ``review unseal-dead-letter``,
+``review hash-password``.
 
 Arguments only; what each command does is ``review.cli``.
 """
@@ -40,13 +41,27 @@ def decide(
     task_id: Annotated[str, typer.Argument(help="task id from `review tasks`")],
     decision: Annotated[str, typer.Option(help="SAME_PERSON, DIFFERENT_PEOPLE or ESCALATE")],
     reason: Annotated[str, typer.Option(help="free-text justification")],
-    reviewer: Annotated[str, typer.Option(help="the steward's account id")],
     candidate: Annotated[
         str | None, typer.Option(help="for SAME_PERSON: which candidate person (default: best)")
     ] = None,
 ) -> None:
-    """Record one decision (a ReviewDecision and its audit event); fails on a closed task."""
-    cli.decide(task_id, decision, reason, reviewer, candidate)
+    """Record one decision (a ReviewDecision and its audit event) in the name of the steward
+    account the Kafka credentials authenticate (no flag names the reviewer, D35); fails on a
+    closed task, or when the credentials are not the steward principal's."""
+    cli.decide(task_id, decision, reason, candidate)
+
+
+@app.command("unseal-dead-letter")
+def unseal_dead_letter(
+    dead_letter_id: Annotated[str, typer.Argument(help="dead_letter_id from the listing")],
+    case: Annotated[str, typer.Option(help="the case (ticket, incident) this is done for")],
+) -> None:
+    """Show one dead letter's original bytes (JSON line) to a data steward holding the
+    dead-letter key (BIOSTREAM_DEAD_LETTER_KEY_FILE), after its audit event is written on the
+    steward's audit topic. Exit 1: no such letter or it does not open; 2: unusable request;
+    3: the topic could not be read to its end; 4: the audit event could not be written, nothing
+    shown."""
+    cli.unseal_dead_letter(dead_letter_id, case)
 
 
 @app.command("hash-password")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from biostream.kit import parts
+from biostream.envelopes import Envelopes
+from biostream.kit import parts, tool_principal
 from biostream.settings import read_secret
 from prometheus_client import CollectorRegistry
 
@@ -10,6 +11,7 @@ from review.adapters.service import ReviewService
 from review.adapters.stream import Publisher, StreamFollower
 from review.adapters.web import DeskApp
 from review.domain.auth import Sessions, parse_users
+from review.domain.steward import STEWARD_ROLE
 from review.handlers import SERVICE, ReviewHandler, ReviewMetrics
 from review.settings import ReviewSettings
 
@@ -18,6 +20,15 @@ def build_handler(settings: ReviewSettings, registry: CollectorRegistry) -> Revi
     # The desk never dead-letters (it only reads); its envelopes are for audit events.
     kit = parts(SERVICE, settings, registry, dead_letters=False)
     return ReviewHandler(kit.codec, kit.topics, kit.envelopes, ReviewMetrics.create(registry))
+
+
+def build_steward_handler(settings: ReviewSettings, registry: CollectorRegistry) -> ReviewHandler:
+    """D35: the steward's command line: its audit events name the principal its credentials
+    authenticate (``kit.tool_principal``) and go to that principal's audit topic."""
+    kit = parts(SERVICE, settings, registry, dead_letters=False, audits=False)
+    principal = tool_principal(settings, STEWARD_ROLE)
+    envelopes = Envelopes(SERVICE, principal, kit.codec, kit.topics)
+    return ReviewHandler(kit.codec, kit.topics, envelopes, ReviewMetrics.create(registry))
 
 
 def load_users(settings: ReviewSettings) -> dict[str, str]:

@@ -84,6 +84,12 @@ class ReviewHandler:
     def input_topics(self) -> list[str]:
         return list(self._contracts)
 
+    @property
+    def steward_topics(self) -> list[str]:
+        """D35: what the steward's command line reads: the tasks and the decisions, which are
+        all ``review tasks`` and ``review decide`` need; never the identity records."""
+        return [self.topics.review_tasks, self.topics.review_decisions]
+
     def on_record(self, message: Inbound, now: dt.datetime) -> None:
         """One record of an input topic. Undecodable records are skipped: the desk only reads,
         and the service that wrote them dead-letters its own input (D-review-2)."""
@@ -169,6 +175,21 @@ class ReviewHandler:
                 hospital=task.hospital,
             ),
         ]
+
+    def unsealed(
+        self, dead_letter_id: str, case: str, steward: str, hospital: str | None, now: dt.datetime
+    ) -> Outbound:
+        """D35: the audit event of a steward unsealing a dead letter's original, written (and
+        acknowledged) before the original is shown: which letter, for which case, by whom, when;
+        never the original nor anything read from it."""
+        return self.envelopes.audit(
+            "review.dead_letter_unsealed",
+            [dead_letter_id],
+            [f"steward:{steward}", f"case:{case}", f"at:{int(now.timestamp() * 1000)}"],
+            now,
+            hospital=hospital,
+            purpose=case,
+        )
 
     def published(self, messages: list[Outbound]) -> None:
         """Applies this desk's own decision once the broker has acknowledged it, so the page a

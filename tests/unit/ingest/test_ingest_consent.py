@@ -308,7 +308,7 @@ def test_the_handler_writes_a_feeds_consent_for_the_messages_patient() -> None:
     ref = patient_ref(KEY.encode(), "H001", MRN)
     assert event == {
         "event_id": "H001/C-1/c0", "kind": "WITHDRAWN", "patient_ref": ref, "person_id": None,
-        "datasets": [], "recorded_at": NOW, "source": "H001",
+        "datasets": [], "recorded_at": NOW, "source": "H001", "previous_patient_refs": [],
     }  # fmt: skip
     assert [o.key for o in out if o.topic == topics.consent_events] == [ref.encode()]
     [identity] = [

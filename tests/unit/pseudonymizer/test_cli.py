@@ -61,3 +61,14 @@ def test_reidentification_requires_an_approval_reference(env: Path, approval: st
         args += ["--approval", approval]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
+
+
+def test_reidentification_is_refused_to_any_principal_but_the_steward(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BIOSTREAM_KAFKA__SASL_USERNAME", "svc-pseudonymizer")
+    monkeypatch.setenv("BIOSTREAM_KAFKA__SASL_PASSWORD", "not-used")
+    args = ["reidentify", "--dataset", "cohort-demo", "--pseudonym", "ps_x", "--approval", "DRB-1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "runs as the steward principal, not User:svc-pseudonymizer" in result.output

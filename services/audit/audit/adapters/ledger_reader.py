@@ -71,10 +71,14 @@ async def read_checkpoints(
 
 
 async def published_positions(kafka: KafkaSettings, feed_pattern: str, limit_s: float) -> list[str]:
-    """D-audit-6: topic/partition/offset of every committed message on the hospital feed topics.
+    """D-audit-6, D35: topic/partition/offset of every message still on the hospital feed topics,
+    from each partition's first and end offsets (Describe on the feeds, no Read): no message is
+    fetched, so the auditor reconciles without the right to read what hospitals sent.
 
-    Only positions are kept: the message bytes (identifying data) are never decoded or stored.
-    """
+    Every offset in between is a message because feeds hold no transaction markers (hospital
+    principals have no transactional ids in the ACL matrix) and are not compacted; a marker,
+    should one ever appear, would be reported as unaccounted, never hide a missing message."""
+    del limit_s  # offsets are one request per broker; nothing is read to an end
     admin = admin_client(kafka, "audit-reconcile")
     await admin.start()
     try:
@@ -83,9 +87,18 @@ async def published_positions(kafka: KafkaSettings, feed_pattern: str, limit_s: 
         await admin.close()
     if not names:
         return []
+    partitions = await topic_partitions(kafka, names)
+    consumer = reader(kafka, "audit-reconcile-reader")
+    await consumer.start()
+    try:
+        first = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
     return [
         f"{tp.topic}/{tp.partition}/{offset}"
-        async for tp, offset, _ in _records(kafka, "audit-reconcile-reader", names, limit_s)
+        for tp in sorted(partitions)
+        for offset in range(first[tp], end[tp])
     ]
 
 

@@ -18,6 +18,7 @@ from biostream.contracts import ConsentEvent, ConsentKind
 from biostream.topics import HOSPITAL_CODE
 
 from ingest.domain.model import ConsentChange
+from ingest.domain.patient_refs import PatientRefs
 
 # Linkage's person ids are "P" + hex (linkage.domain.index); a registry that pastes anything
 # else (a registration number, a name) is refused before it can reach a topic.
@@ -39,6 +40,8 @@ class Subject:
     person_id: str | None = None
     patient_ref: str | None = None
     hospital: str | None = None
+    # D33: the same patient's refs under older patient-ref key versions, newest first.
+    previous_patient_refs: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
@@ -104,21 +107,24 @@ def consent_event(
         "datasets": names,
         "recorded_at": recorded_at,
         "source": source,
+        "previous_patient_refs": list(subject.previous_patient_refs),
     }
 
 
 def consent_from_feed(
-    event_id: str, patient_ref: str, hospital: str, change: ConsentChange, now: dt.datetime
+    event_id: str, refs: PatientRefs, hospital: str, change: ConsentChange, now: dt.datetime
 ) -> ConsentEvent:
     """D32: a FHIR ``Consent`` of a hospital's feed as a ``ConsentEvent`` of the message's
     patient: id from the record ids (``<hospital>/<message>/c<n>``, so a redelivered message
-    gives the same event), source the hospital, recorded at the resource's time or on receipt."""
+    gives the same event), source the hospital, recorded at the resource's time or on receipt;
+    D33: with the patient's refs under older key versions."""
     return {
         "event_id": event_id,
         "kind": "GRANTED" if change.kind == "GRANTED" else "WITHDRAWN",
-        "patient_ref": patient_ref,
+        "patient_ref": refs.current,
         "person_id": None,
         "datasets": list(change.datasets),
         "recorded_at": (change.recorded_at or now).astimezone(dt.UTC),
         "source": hospital,
+        "previous_patient_refs": list(refs.previous),
     }

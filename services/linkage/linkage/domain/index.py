@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from linkage.domain.comparison import FIELDS, LEVELS, Levels, compare
 from linkage.domain.profile import Profile, blocking_keys, same_rrn
+from linkage.domain.rotation import ROTATION_RULE, known_predecessors
 from linkage.domain.rules import apply_rules
 from linkage.domain.weights import Params
 
@@ -173,13 +174,20 @@ class PersonIndex:
 
     # ---------------------------------------------------------------------------------- linking
 
-    def link(self, ref: str, profile: Profile, meta: list[str]) -> LinkResult:
-        """Link one record of ``ref`` (a new or an already known hospital patient)."""
+    def link(
+        self, ref: str, profile: Profile, meta: list[str], previous: Sequence[str] = ()
+    ) -> LinkResult:
+        """Link one record of ``ref`` (a new or an already known hospital patient); ``previous``:
+        the same patient's refs under older patient-ref key versions, newest first (D33)."""
         entry = self.refs.get(ref)
         if entry is not None:
             return self._relink(ref, entry, profile, meta)
         alias = self.aliases.pop(ref, None)
-        if alias is not None and (target := self._resolve_alias(alias)) is not None:
+        target = self._resolve_alias(alias) if alias is not None else None
+        predecessors = known_predecessors(previous, self._resolve_alias)
+        if predecessors:
+            return self._continue(ref, profile, meta, predecessors, target)
+        if target is not None:
             person = self.refs[target].person
             self._attach(ref, profile, meta, person)
             change = self._decide(ref, person, None, MATCH, 0.0, "hospital-merge")
@@ -225,6 +233,14 @@ class PersonIndex:
         self._index(ref, profile)
         self.dirty.refs.add(ref)
         person = entry.person
+        others = self._bridged(person, profile)
+        if not others:
+            return LinkResult("UNCHANGED", person, 0.0, "same-patient", (), ())
+        survivor, merges = self._merge_all([person, *others], "bridging-record")
+        return LinkResult(MATCH, survivor, 0.0, "bridging-record", (), merges)
+
+    def _bridged(self, person: str, profile: Profile) -> list[str]:
+        """Other persons a known patient's new details match: the record bridges them."""
         if profile.rrn is not None and profile.rrn_strong:
             others = [p for p in self._rrn_persons(profile) if p != person]
         else:
@@ -233,11 +249,36 @@ class PersonIndex:
                 for c in self.candidates(profile, exclude=person)
                 if c.score >= self.params.thresholds.match
             ]
-        others = [p for p in others if self._compatible(person, p)]
-        if not others:
-            return LinkResult("UNCHANGED", person, 0.0, "same-patient", (), ())
-        survivor, merges = self._merge_all([person, *others], "bridging-record")
-        return LinkResult(MATCH, survivor, 0.0, "bridging-record", (), merges)
+        return [p for p in others if self._compatible(person, p)]
+
+    def _continue(
+        self,
+        ref: str,
+        profile: Profile,
+        meta: list[str],
+        predecessors: list[str],
+        alias_target: str | None,
+    ) -> LinkResult:
+        """D33: a new ref of a hospital patient the index knows under an older ref (the
+        patient-ref key rotated) continues that source record: it joins the person without any
+        comparison, as a record of the known ref would (D-linkage-2's ``_relink``), and gets a
+        decision of its own so the pseudonymizer learns the new ref. The older ref stays in the
+        index: records still sent under it, and corrections of what was released under it
+        (a later merge or split moves every ref of the person), keep working. Older refs in
+        several persons (or a hospital merge's alias besides) are one patient by the hospital's
+        own numbers: their persons are merged. New details may bridge to other persons, as for
+        a known ref."""
+        persons = [self.refs[known].person for known in predecessors]
+        if alias_target is not None:
+            persons.append(self.refs[alias_target].person)
+        person, merged = self._merge_all(persons, ROTATION_RULE)
+        self._attach(ref, profile, meta, person)
+        change = self._decide(ref, person, None, MATCH, 0.0, ROTATION_RULE)
+        others = self._bridged(person, profile)
+        bridged: tuple[Change, ...] = ()
+        if others:
+            person, bridged = self._merge_all([person, *others], "bridging-record")
+        return LinkResult(MATCH, person, 0.0, ROTATION_RULE, (), (*merged, change, *bridged))
 
     def _compatible(self, a: str, b: str) -> bool:
         """False when the two persons hold different strong registration numbers."""
@@ -310,10 +351,18 @@ class PersonIndex:
 
     # ---------------------------------------------------------------------- merges and splits
 
-    def merge_refs(self, surviving_ref: str, retired_ref: str, rule: str) -> list[Change]:
-        """Two refs are one person (a hospital merge, a reviewer): merge their persons."""
-        a = self._resolve_alias(surviving_ref)
-        b = self._resolve_alias(retired_ref)
+    def merge_refs(
+        self,
+        surviving_ref: str,
+        retired_ref: str,
+        rule: str,
+        surviving_previous: Sequence[str] = (),
+        retired_previous: Sequence[str] = (),
+    ) -> list[Change]:
+        """Two refs are one person (a hospital merge, a reviewer): merge their persons. D33: each
+        side is found by its ref, else by its refs under older patient-ref key versions."""
+        a = self._resolve_side(surviving_ref, surviving_previous)
+        b = self._resolve_side(retired_ref, retired_previous)
         if a is None and b is None:
             self.aliases[retired_ref] = surviving_ref
             self.dirty.aliases.add(retired_ref)
@@ -357,6 +406,14 @@ class PersonIndex:
         if entry is None:
             return []
         return [self._decide(ref, entry.person, None, REVIEWED, 0.0, rule)]
+
+    def _resolve_side(self, ref: str, previous: Sequence[str]) -> str | None:
+        """D33: the known ref of a merge's side: its own, else its newest known older one."""
+        known = self._resolve_alias(ref)
+        if known is not None:
+            return known
+        predecessors = known_predecessors(previous, self._resolve_alias)
+        return predecessors[0] if predecessors else None
 
     def _resolve_alias(self, ref: str) -> str | None:
         for _ in range(32):

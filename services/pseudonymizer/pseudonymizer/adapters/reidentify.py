@@ -54,6 +54,34 @@ async def read_person_ids(kafka: KafkaSettings, changelog: str, limit_s: float) 
     return {decode_facts(v).person_id for v in latest.values() if v is not None}
 
 
+async def audit_refusal(
+    kafka: KafkaSettings,
+    topics: Topics,
+    principal: str,
+    dataset: str,
+    target: str,
+    approval_ref: str,
+    reason_code: str,
+    clock: type[dt.datetime] = dt.datetime,
+) -> None:
+    """D35: a request refused for its approval is recorded too (acknowledged by the broker) as
+    ``pseudonymizer.reidentification_refused``: who asked, for which dataset and pseudonym, under
+    which reference, and why it was refused. Nothing is looked up."""
+    envelopes = Envelopes("pseudonymizer", principal, default_codec(), topics)
+    now = clock.now(dt.UTC)
+    request = f"reidentify:{dataset}:{target}:{approval_ref}:{now.isoformat()}"
+    refused = envelopes.audit(
+        "pseudonymizer.reidentification_refused", [request], [], now,
+        outcome="refused", dataset=dataset, purpose=approval_ref, reason_code=reason_code,
+    )  # fmt: skip
+    producer = kafka_clients.plain_producer(kafka, "pseudonymizer-reidentify")
+    await producer.start()
+    try:
+        await producer.send_and_wait(refused.topic, refused.value, key=refused.key)
+    finally:
+        await producer.stop()
+
+
 async def reidentify(
     kafka: KafkaSettings,
     topics: Topics,

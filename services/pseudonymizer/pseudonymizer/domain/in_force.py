@@ -9,6 +9,7 @@ today's policy files.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ def _sorted_sets(value: Any) -> Any:
         return sorted(value)
     if isinstance(value, (list, tuple)):
         return [_sorted_sets(item) for item in value]
+    if isinstance(value, dt.date):  # re-identification approvals' days (D35)
+        return value.isoformat()
     return value
 
 

@@ -8,6 +8,7 @@ than no release.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -80,6 +81,27 @@ class KAnonymity(_Strict):
     max_hold_hours: float = Field(default=168.0, gt=0)
 
 
+APPROVAL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,63}$"
+
+
+class ReidentificationApproval(_Strict):
+    """D35: one decision of the data-access board allowing this dataset's pseudonyms to be
+    traced back to persons, for a stated purpose, from ``granted`` to ``expires`` (both days
+    included). A board grants it apart from the release: releasing pseudonymized data does not
+    allow reversing it (PIPA art. 28-5)."""
+
+    ref: str = Field(pattern=APPROVAL_REF_PATTERN, description="the board's reference")
+    purpose: str = Field(min_length=1)
+    granted: dt.date
+    expires: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReidentificationApproval:
+        if self.expires < self.granted:
+            raise ValueError(f"re-identification approval {self.ref}: expires before granted")
+        return self
+
+
 class ReleasePolicy(_Strict):
     dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     version: str = Field(min_length=1)
@@ -94,6 +116,8 @@ class ReleasePolicy(_Strict):
     free_text: Literal["drop", "scrub"] = "drop"
     k_anonymity: KAnonymity = KAnonymity()
     consent_required: bool = False
+    # D35: the approvals on record that allow re-identification; none: it is never allowed.
+    reidentification: tuple[ReidentificationApproval, ...] = ()
 
     @model_validator(mode="after")
     def _known_names(self) -> ReleasePolicy:
@@ -107,6 +131,13 @@ class ReleasePolicy(_Strict):
             )
         if self.target_topic is not None and not _TOPIC.match(self.target_topic):
             raise ValueError(f"unknown target topic {self.target_topic!r}: must be curated.<name>")
+        refs = [a.ref for a in self.reidentification]
+        if len(set(refs)) != len(refs):
+            raise ValueError("reidentification: an approval reference is listed twice")
+        if self.approval_ref in refs:
+            raise ValueError(
+                "reidentification: the release approval is not a re-identification approval"
+            )
         return self
 
     @property

@@ -45,8 +45,11 @@ class StreamFollower:
         limit_s: float = 300.0,
         setting: str = RESTORE_SETTING,
         monotonic: Callable[[], float] = time.monotonic,
+        topics: Sequence[str] | None = None,
     ) -> None:
         self._kafka = kafka
+        # The desk reads all its inputs; the steward's command line only the tasks and decisions.
+        self._topics = list(topics) if topics is not None else handler.input_topics
         self._client_id = client_id
         self._handler = handler
         self._clock = clock
@@ -59,7 +62,7 @@ class StreamFollower:
     async def run(self, stop: asyncio.Event, until_caught_up: bool = False) -> None:
         what = "review desk catch-up"
         consumer, partitions = await open_reader(
-            self._kafka, self._client_id, self._handler.input_topics, self._limit_s, what,
+            self._kafka, self._client_id, self._topics, self._limit_s, what,
             setting=self._setting, log=self._log, clock=self._monotonic,
         )  # fmt: skip
         try:
