@@ -30,11 +30,12 @@ from prometheus_client import CollectorRegistry
 
 from ingest.domain.consent import consent_from_feed
 from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
+from ingest.domain.fhir import resolve_patient_references
 from ingest.domain.messages import detect_format, parse_message
 from ingest.domain.model import ParsedMessage, PatientIdentity, PatientPart, Rejected
 from ingest.domain.own_identifiers import events_without_own_identifiers
 from ingest.domain.patient_refs import PatientRefs, patient_ref, patient_refs
-from ingest.state import SeenMessages
+from ingest.state import PatientIds, SeenMessages
 
 SERVICE = "ingest"
 _WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV", "hl7": "HL7V2"}
@@ -142,6 +143,7 @@ class FeedMessageHandler:
         seen_messages: SeenMessages | None = None,
     ) -> None:
         self.seen_messages = seen_messages or SeenMessages()
+        self.patient_ids = PatientIds()
         # The service always seals registration numbers (bootstrap requires the key); without a
         # sealer (handler unit tests) they travel in the v1 clear-text field.
         self.rrn_sealer = rrn_sealer
@@ -206,10 +208,20 @@ class FeedMessageHandler:
                 )
             ]  # fmt: skip
         self.seen_messages.remember(state, hospital, parsed.message_id, message.source_ref, today)
+        parsed = self._resolve(parsed, state, hospital)
         self._count(self.metrics.messages, hospital, fmt, "accepted")
         self._count(self.metrics.message_types, hospital, fmt, parsed.message_type)
         self._count_quality(parsed, hospital)
         return self._records(message, parsed, hospital, _WIRE_FORMAT[fmt], now)
+
+    def _resolve(self, parsed: ParsedMessage, state: StateStore, hospital: str) -> ParsedMessage:
+        """D36: remember the message's FHIR Patient ids, then give the patients it names only by
+        such an id their patient numbers where a Patient with that id was read before."""
+        for resource_id, number in parsed.resource_ids:
+            self.patient_ids.remember(state, hospital, resource_id, number)
+        return resolve_patient_references(
+            parsed, lambda resource_id: self.patient_ids.number_of(state, hospital, resource_id)
+        )
 
     def _count_quality(self, parsed: ParsedMessage, hospital: str) -> None:
         """Completeness of each identity; D36: every data-quality flag (of the message, each

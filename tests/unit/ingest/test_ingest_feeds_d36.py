@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 from biostream.codec import AvroCodec
@@ -280,3 +281,34 @@ def test_message_without_control_id_gets_a_content_hash_and_a_resend_is_a_duplic
     ingest(inbound(raw, HL7, 0), state, NOW)
     [audit] = on(ingest(inbound(raw, HL7, 1), state, NOW), TOPICS.audit_events_of("svc-ingest"), AUDIT_EVENT)  # fmt: skip
     assert audit["action"] == "ingest.duplicate"
+
+
+def test_resource_naming_a_patient_read_before_by_its_id_joins_that_patient() -> None:
+    ingest, state = handler(CollectorRegistry()), StateStore()
+    ingest(inbound(json.dumps(patient("A-1", "김서연")).encode(), FHIR, 0), state, NOW)
+    resource = {**condition({"reference": "Patient/p-A-1"}), "id": "c-3"}
+    out = ingest(inbound(json.dumps(resource).encode(), FHIR, 1), state, NOW)
+    [record] = on(out, TOPICS.clinical_records, CLINICAL_RECORD)
+    assert record["patient_ref"] == patient_ref(KEY, "H009", "A-1")
+    assert record["quality_flags"] == []
+    # A resource naming a patient not read before stays unresolved.
+    other = {**condition({"reference": "Patient/p-Z-9"}), "id": "c-4"}
+    [kept] = on(ingest(inbound(json.dumps(other).encode(), FHIR, 2), state, NOW), TOPICS.clinical_records, CLINICAL_RECORD)  # fmt: skip
+    assert "PATIENT_REFERENCE_UNRESOLVED" in kept["quality_flags"]
+
+
+def test_bulk_data_export_with_patients_first_joins_every_resource_to_its_patient() -> None:
+    data = Path(__file__).resolve().parents[2] / "data" / "fhir-r4"
+    ingest, state = handler(CollectorRegistry()), StateStore()
+    offset = 0
+    identities: list[dict[str, Any]] = []
+    clinical: list[dict[str, Any]] = []
+    for name in ("bulk-10-patients_Patient.000.ndjson", "bulk-10-patients_AllergyIntolerance.000.ndjson"):  # fmt: skip
+        for line in (data / name).read_bytes().splitlines():
+            out = ingest(inbound(line, FHIR, offset), state, NOW)
+            offset += 1
+            identities += on(out, TOPICS.identity_records, IDENTITY_RECORD)
+            clinical += on(out, TOPICS.clinical_records, CLINICAL_RECORD)
+    assert len(identities) == 13 and len(clinical) == 11
+    assert {c["patient_ref"] for c in clinical} <= {i["patient_ref"] for i in identities}
+    assert not any("PATIENT_REFERENCE_UNRESOLVED" in c["quality_flags"] for c in clinical)

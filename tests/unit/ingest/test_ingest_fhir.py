@@ -413,3 +413,28 @@ def test_patient_link_replaces_names_the_retired_patient_number() -> None:
     parsed = parse_fhir(bundle(patient, CONDITION), None, RECEIVED)
     assert parsed.merges == (("MRN-000123", "MRN-000099"),)
     assert parsed.message_type == "Bundle"
+
+
+def test_patients_named_by_id_resolve_to_known_numbers_and_join_parts() -> None:
+    from ingest.domain.fhir import resolve_patient_references
+
+    document = bundle(
+        PATIENT,
+        with_subject(CONDITION, {"reference": "Patient/old-id"}),
+        with_subject(OBSERVATION, {"reference": "Patient/unknown"}),
+    )
+    parsed = parse_fhir(document, None, RECEIVED)
+    assert parsed.resource_ids == (("Patient/pat-1", "MRN-000123"),)
+    assert [p.patient_no for p in parsed.parts()] == [
+        "MRN-000123",
+        "Patient/old-id",
+        "Patient/unknown",
+    ]
+    known = {"Patient/old-id": "MRN-000123"}
+    resolved = resolve_patient_references(parsed, known.get)
+    first, second = resolved.parts()
+    assert first.patient_no == "MRN-000123" and first.identity is not None
+    assert [e.resource_type for e in first.events] == ["Condition"]
+    assert first.events[0].quality_flags == ()
+    assert second.patient_no == "Patient/unknown"
+    assert "PATIENT_REFERENCE_UNRESOLVED" in second.events[0].quality_flags

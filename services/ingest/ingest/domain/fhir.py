@@ -9,11 +9,12 @@ here, each failure a stable reason code.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ingest.domain.codes import (
@@ -108,11 +109,13 @@ def parse_fhir(raw: bytes, fallback_message_id: str | None, received: dt.date) -
         if not message_id:
             raise Rejected("MESSAGE_ID_MISSING", "Patient has no id and the message no key")
         patient = _patient(document, received)
+        own_id = _resource_ref(document)
         return ParsedMessage(
             message_id,
             patient,
             message_type="Patient",
             merges=_merges(document, patient.local_patient_no),
+            resource_ids=((own_id, patient.local_patient_no),) if own_id else (),
         )
     if resource_type in CLINICAL_TYPES or resource_type == "Consent":
         return _parse_lone(document, resource_type)
@@ -261,6 +264,7 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
 
     parts: dict[str, _Part] = {}
     keys: dict[str, str] = {}  # fullUrl, Patient/<id> and patient number -> patient number
+    resource_ids: dict[str, str] = {}  # Patient/<id> -> patient number
     first_refusal: Rejected | None = None
     for _index, resource, full_url in resources:
         if resource.get("resourceType") != "Patient":
@@ -276,7 +280,10 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
         if part.identity is None:
             part.identity = identity
             part.merges.extend(_merges(resource, number))
-        for key in (full_url, _literal_patient({"reference": _resource_ref(resource)}), number):
+        own_id = _resource_ref(resource)
+        if own_id:
+            resource_ids.setdefault(own_id, number)
+        for key in (full_url, own_id, number):
             if key:
                 keys.setdefault(key, number)
     sole = next(iter(parts)) if len(parts) == 1 else None
@@ -315,7 +322,58 @@ def _parse_bundle(bundle: Mapping[str, Any], received: dt.date) -> ParsedMessage
             "FHIR_BUNDLE_EMPTY", "the Bundle holds no Patient and no clinical entry ingest can use"
         )
     return ParsedMessage.of_parts(
-        message_id, usable, message_type="Bundle", skipped=tuple(skipped), flags=flags
+        message_id,
+        usable,
+        message_type="Bundle",
+        skipped=tuple(skipped),
+        flags=flags,
+        resource_ids=tuple(resource_ids.items()),
+    )
+
+
+def resolve_patient_references(
+    parsed: ParsedMessage, number_of: Callable[[str], str | None]
+) -> ParsedMessage:
+    """D36: a patient named only by ``Patient/<id>`` whose Patient ingest has read before (in
+    any message of the hospital, ``number_of`` answers from ingest's state) is that patient: its
+    records take the patient number's ref and lose PATIENT_REFERENCE_UNRESOLVED. Parts that
+    come to name the same patient are joined, in order. Patients not read before stay as they
+    are (kept under the unresolved ref)."""
+    parts = parsed.parts()
+    if not any(p.patient_no.startswith(RESOURCE_ID_PREFIX) for p in parts):
+        return parsed
+    joined: dict[str, PatientPart] = {}
+    for part in parts:
+        number = part.patient_no
+        events = part.events
+        if number.startswith(RESOURCE_ID_PREFIX) and (known := number_of(number)) is not None:
+            number = known
+            events = tuple(_without_flag(e, "PATIENT_REFERENCE_UNRESOLVED") for e in events)
+        before = joined.get(number)
+        joined[number] = (
+            PatientPart(number, part.identity, events, part.merges, part.consents)
+            if before is None
+            else PatientPart(
+                number,
+                before.identity or part.identity,
+                before.events + events,
+                before.merges + part.merges,
+                before.consents + part.consents,
+            )
+        )
+    return ParsedMessage.of_parts(
+        parsed.message_id,
+        list(joined.values()),
+        parsed.message_type,
+        skipped=parsed.skipped,
+        flags=parsed.flags,
+        resource_ids=parsed.resource_ids,
+    )
+
+
+def _without_flag(event: ClinicalEvent, flag: str) -> ClinicalEvent:
+    return dataclasses.replace(
+        event, quality_flags=tuple(f for f in event.quality_flags if f != flag)
     )
 
 

@@ -119,6 +119,9 @@ class ParsedMessage:
     more: tuple[PatientPart, ...] = ()
     skipped: tuple[SkippedEntry, ...] = ()
     flags: tuple[str, ...] = ()
+    # D36: (``Patient/<id>``, patient number) of every FHIR Patient of the message with an id,
+    # for ingest to resolve later resources that name that patient by its id only.
+    resource_ids: tuple[tuple[str, str], ...] = ()
 
     def first_patient_no(self) -> str | None:
         if self.identity is not None:
@@ -145,6 +148,7 @@ class ParsedMessage:
         message_type: str,
         skipped: tuple[SkippedEntry, ...] = (),
         flags: tuple[str, ...] = (),
+        resource_ids: tuple[tuple[str, str], ...] = (),
     ) -> ParsedMessage:
         head = parts[0]
         return cls(
@@ -158,4 +162,5 @@ class ParsedMessage:
             more=tuple(parts[1:]),
             skipped=skipped,
             flags=flags,
+            resource_ids=resource_ids,
         )
