@@ -312,3 +312,19 @@ def test_bulk_data_export_with_patients_first_joins_every_resource_to_its_patien
     assert len(identities) == 13 and len(clinical) == 11
     assert {c["patient_ref"] for c in clinical} <= {i["patient_ref"] for i in identities}
     assert not any("PATIENT_REFERENCE_UNRESOLVED" in c["quality_flags"] for c in clinical)
+
+
+def test_allergies_and_procedures_of_an_adt_are_events() -> None:
+    raw = er7(
+        msh("ADT^A03"),
+        PID,
+        "AL1|1|DA|1605^acetaminophen^L|MO|rash|20260220",
+        "PR1|1||M0111^Appendectomy^EDI||20260301120000",
+        "PR1|2||",
+    )
+    parsed = parse_hl7v2(raw, None, RECEIVED)
+    assert [(e.resource_type, e.code, e.event_date) for e in parsed.events] == [
+        ("AllergyIntolerance", "1605", dt.date(2026, 2, 20)),
+        ("Procedure", "M0111", dt.date(2026, 3, 1)),
+    ]
+    assert parsed.events[1].code_system == "http://www.hl7korea.or.kr/CodeSystem/hira-edi-procedure"

@@ -392,15 +392,20 @@ def test_kcd_version_is_inferred_from_the_date_when_the_system_has_none() -> Non
     assert event.code_version == "8"
 
 
-def test_non_numeric_quantity_is_rejected() -> None:
+@pytest.mark.parametrize("value", ["6.4", True, None])
+def test_non_numeric_quantity_is_dropped_and_flagged(value: object) -> None:
+    # D36: the event stays (as HL7 v2's OBX does).
     observation = copy.deepcopy(OBSERVATION)
-    observation["valueQuantity"]["value"] = "6.4"
-    assert rejection(bundle(PATIENT, observation)) == "FHIR_VALUE_INVALID"
+    observation["valueQuantity"]["value"] = value
+    (event,) = parse_fhir(bundle(PATIENT, observation), None, RECEIVED).events
+    assert event.value_number is None
+    assert ("OBSERVATION_VALUE_NOT_NUMERIC" in event.quality_flags) == (value is not None)
 
 
-def test_invalid_event_date_is_rejected() -> None:
+def test_invalid_event_date_is_dropped_and_flagged() -> None:
     condition = {**copy.deepcopy(CONDITION), "onsetDateTime": "2026-02-30"}
-    assert rejection(bundle(PATIENT, condition)) == "FHIR_DATE_INVALID"
+    (event,) = parse_fhir(bundle(PATIENT, condition), None, RECEIVED).events
+    assert event.event_date is None and "EVENT_DATE_INVALID" in event.quality_flags
 
 
 def test_patient_link_replaces_names_the_retired_patient_number() -> None:

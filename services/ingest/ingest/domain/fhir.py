@@ -585,10 +585,9 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
         try:
             event_date = parse_date(date_text[:10], "date")
         except Rejected:
-            # One stable code for every entry; the message names the entry.
-            raise Rejected(
-                "FHIR_DATE_INVALID", f"entry {index}: date is not a calendar date"
-            ) from None
+            # D36: as in HL7 v2 (D7), an unreadable event date is dropped and flagged; the
+            # event is kept.
+            flags.append("EVENT_DATE_INVALID")
     if system and system.startswith(KCD_SYSTEM_PREFIX):
         version = version or system.removeprefix(KCD_SYSTEM_PREFIX) or None
         if not version:
@@ -596,8 +595,14 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
             flags.append("KCD_VERSION_INFERRED")
     quantity = _dict(resource.get("valueQuantity"))
     value_number = quantity.get("value")
-    if value_number is not None and not isinstance(value_number, (int, float)):
-        raise Rejected("FHIR_VALUE_INVALID", f"entry {index} valueQuantity.value is not a number")
+    if value_number is not None and (
+        isinstance(value_number, bool)
+        or not isinstance(value_number, (int, float))
+        or value_number != value_number  # NaN is no measurement
+    ):
+        # D36: as in HL7 v2, a value that is no number is dropped and flagged, the event kept.
+        value_number = None
+        flags.append("OBSERVATION_VALUE_NOT_NUMERIC")
     specimen_refs: tuple[str, ...] = ()
     if kind == "Specimen":
         identifiers = [

@@ -2,7 +2,7 @@
 admitted, transferred, discharged or updated), A11-A13 (cancellations: identity only), A18/A34/
 A39/A40/A47 (merges and identifier changes), ORU^R01 and OUL (results), ORM^O01 and OML (orders),
 MDM (document metadata only); FHS/BHS batches of them in one message. Segments read: MSH, PID,
-PV1, DG1, ORC, OBR, OBX, SPM, TXA, MRG.
+PV1, DG1, AL1, PR1, OBR, OBX, SPM, TXA, MRG.
 
 Parsing (encoding characters from MSH-1/MSH-2, repetitions, components, escape sequences) is
 ``hl7v2_reader``'s, which reads exactly what python-hl7 reads but at a fraction of its CPU cost
@@ -430,7 +430,28 @@ def _events(
             events.append(event)
         elif name == "OBX":
             events.append(_observation(segment, order_date or sent, specimens))
+        elif name in ("AL1", "PR1") and (coded := _coded(segment, name, sent)) is not None:
+            events.append(coded)
     return events
+
+
+def _coded(segment: Er7Segment, name: str, sent: dt.date | None) -> ClinicalEvent | None:
+    """D36: an AL1 is an AllergyIntolerance (AL1-3 allergen code, AL1-6 identification date), a
+    PR1 a Procedure (PR1-3 procedure code, PR1-5 date); without a code, nothing. A PR1 coded in
+    HIRA EDI (``EDI``) keeps that system, as DG1 and OBX codes do."""
+    flags: list[str] = []
+    code = segment.get(3, 1) or None
+    if code is None:
+        return None
+    system, _ = v2_coding_system(segment.get(3, 3))
+    when = segment.get(6) if name == "AL1" else segment.get(5)
+    return ClinicalEvent(
+        resource_type="AllergyIntolerance" if name == "AL1" else "Procedure",
+        event_date=_date(when, flags) or sent,
+        code_system=system,
+        code=code,
+        quality_flags=tuple(flags),
+    )
 
 
 def _date(value: str, flags: list[str]) -> dt.date | None:
