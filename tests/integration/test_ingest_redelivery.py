@@ -35,7 +35,7 @@ HL7_FEED = "\r".join(
         "MSH|^~\\&|HIS|H001|BIOSTREAM|NBB|20260303093000||ADT^A40|A40-1|P|2.5",
         "PID|1||00012345^^^H001^MR||홍^길동",
         "MRG|00099999^^^H001^MR",
-        "MSH|^~\\&|HIS|H001|BIOSTREAM|NBB|20260303093000||ADT^A03|A03-1|P|2.5",
+        "MSH|^~\\&|HIS|H001|BIOSTREAM|NBB|20260303093000||ADT^A24|A24-1|P|2.5",
         "PID|1||00012345^^^H001^MR||홍^길동",
     ]
 )
@@ -154,5 +154,6 @@ async def test_feeds_published_twice_yield_each_record_once(
     actions = view.audit_actions()
     assert actions["ingest.accepted"] == 6
     assert actions["ingest.duplicate"] == 6
-    # The rejected ADT^A03 is dead-lettered on both deliveries: its two offsets are two messages.
+    # The rejected ADT^A24 (linking without merging is not read, D36) is dead-lettered on both
+    # deliveries: its two offsets are two messages.
     assert [d["reason_code"] for d in view.dead_letters] == ["HL7_MESSAGE_TYPE_UNSUPPORTED"] * 2

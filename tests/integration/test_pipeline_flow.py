@@ -100,7 +100,7 @@ def csv_feed() -> bytes:
         CSV_HEADER,
         f'C-1,{mrn}9,{family},{given},1985-03-21,F,{rrn},{phone},"{address}",{postal},2026-01-15,I10,9,,,',
         "C-2,900,broken,row",  # wrong column count
-        "C-3,55,박,지훈,1990-02-30,M,,010-1111-2222,,,2026-01-15,J45,9,,,",  # impossible birth date
+        "C-3,,박,지훈,1990-02-30,M,,010-1111-2222,,,2026-01-15,J45,9,,,",  # no patient number
     ]
     return ("\n".join(rows) + "\n").encode()
 
@@ -160,9 +160,9 @@ async def test_known_feed_reaches_curated_topic_once_and_bad_input_is_dead_lette
     reasons = {d["reason_code"] for d in view.dead_letters}
     assert reasons == {
         "FHIR_INVALID_JSON",
-        "FHIR_UNSUPPORTED_RESOURCE",
+        "FHIR_PATIENT_UNRESOLVED",  # an Observation naming no patient (D36)
         "CSV_COLUMN_COUNT",
-        "BIRTH_DATE_INVALID",
+        "PATIENT_NUMBER_MISSING",  # since D36 the one identity field whose absence refuses
     }
 
     # No name, registration number, phone, address or patient number in any curated record.
@@ -202,15 +202,18 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_un
     operator's credentials) it shows nothing and exits 4."""
     topics = Topics(topic_prefix)
     keys = Keys.fresh()
-    bad = fhir_bundle("F-9", PEOPLE[0], "http://h001.example.kr/patient-id").replace(
-        b'"1985-03-21"', b'"1985-02-30"'
+    # No identifier names the hospital's patient number: no usable identity (D36).
+    bad = (
+        fhir_bundle("F-9", PEOPLE[0], "http://h001.example.kr/patient-id")
+        .replace(b'"MR"', b'"XX"')
+        .replace(b"/patient-id", b"/visit-id")
     )
     async with running_pipeline(kafka, topic_prefix, ["H001"], keys) as observer:
         await publish_messages(
             kafka, topics.feed("H001"), [FeedMessage(b"F-9", bad, "application/fhir+json")]
         )
         view = await observer.wait_until_settled(1, timeout_s=120)
-    assert [d["reason_code"] for d in view.dead_letters] == ["BIRTH_DATE_INVALID"]
+    assert [d["reason_code"] for d in view.dead_letters] == ["PATIENT_NUMBER_MISSING"]
 
     principals = access.render(access.load_matrix(), prefix=topic_prefix)
     roles = {role: principals[role] for role in ("operator", "steward")}
@@ -233,7 +236,7 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_un
     listed = run("operator", "biostream_harness", "dead-letters")
     assert listed.returncode == 0, listed.stderr
     [as_operator] = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert as_operator["reason_code"] == "BIRTH_DATE_INVALID" and as_operator["sealed"] is True
+    assert as_operator["reason_code"] == "PATIENT_NUMBER_MISSING" and as_operator["sealed"] is True
     assert not {"original", "original_base64"} & set(as_operator)
     mrn, name, _family, given, rrn, phone, address, _postal = PEOPLE[0]
     canaries = (name, given, rrn, phone, address, mrn)
@@ -263,6 +266,5 @@ async def test_operators_read_dead_letters_without_personal_data_and_stewards_un
     assert event["principal"] == f"User:{topic_prefix}steward"
     assert (event["inputs"], event["purpose"], event["hospital"]) == ([letter_id], "INC-7", "H001")
     text = json.dumps(event, default=str, ensure_ascii=False)
-    assert "1985-02-30" not in text
     for canary in canaries:
         assert canary not in text

@@ -9,11 +9,11 @@ kind                                      what the line holds
 ``not_a_bundle``                          valid JSON, but a bare Condition/Observation or an
                                           OperationOutcome: no Bundle, no Patient
 ``missing_birthdate_and_identifier``      a Bundle whose Patient has neither birthDate nor identifier
-``invalid_birth_date``                    ``Patient.birthDate`` that is not a calendar date
-                                          (2023-02-30, 1985-04-31, 1990-13-05, 2001-02-29)
+``no_patient_number``                     a Bundle whose Patient has no identifier (D36: the one
+                                          identity field without which nothing can be joined)
 ``wrong_column_count``                    a CSV row with more or fewer than 16 fields (unquoted
                                           comma in the address, truncated row, trailing field)
-``unparseable_birth_date``                a CSV ``birth_date`` that is not a YYYY-MM-DD date
+``missing_patient_number``                a CSV row whose ``patient_no`` is empty
 ========================================  =========================================================
 
 ``invalid_json`` and ``not_a_bundle`` carry no usable person: their truth line has
@@ -33,28 +33,10 @@ FHIR_KINDS: Final[tuple[str, ...]] = (
     "invalid_json",
     "not_a_bundle",
     "missing_birthdate_and_identifier",
-    "invalid_birth_date",
+    "no_patient_number",
 )
-CSV_KINDS: Final[tuple[str, ...]] = ("wrong_column_count", "unparseable_birth_date")
+CSV_KINDS: Final[tuple[str, ...]] = ("wrong_column_count", "missing_patient_number")
 PERSONLESS_KINDS: Final[frozenset[str]] = frozenset({"invalid_json", "not_a_bundle"})
-
-
-def _impossible_date(rng: random.Random, real: date) -> str:
-    year = real.year
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    options = [
-        f"{year}-02-30",
-        f"{year}-02-31",
-        f"{year}-04-31",
-        f"{year}-06-31",
-        f"{year}-09-31",
-        f"{year}-11-31",
-        f"{year}-13-{real.day:02d}",
-        f"{year}-00-{real.day:02d}",
-    ]
-    if not leap:
-        options.append(f"{year}-02-29")
-    return rng.choice(options)
 
 
 def _dumps(document: Any) -> str:
@@ -89,8 +71,10 @@ def break_fhir(rng: random.Random, kind: str, document: dict[str, Any], real_bir
     if kind == "missing_birthdate_and_identifier":
         del patient["birthDate"]
         del patient["identifier"]
-    elif kind == "invalid_birth_date":
-        patient["birthDate"] = _impossible_date(rng, real_birth)
+    elif kind == "no_patient_number":
+        # Since D36 an impossible birth date is flagged and the message flows; a Patient
+        # without any identifier is still refused.
+        del patient["identifier"]
     else:
         raise ValueError(f"unknown FHIR malformed kind {kind!r}")
     return _dumps(document)
@@ -111,10 +95,8 @@ def break_csv(rng: random.Random, kind: str, row: list[str], real_birth: date) -
         if r < 0.8:
             return csv_line(row[: rng.randint(9, len(row) - 1)])
         return csv_line([*row, "재진"])
-    if kind == "unparseable_birth_date":
+    if kind == "missing_patient_number":
         broken = list(row)
-        broken[4] = rng.choice(
-            [_impossible_date(rng, real_birth), "0000-00-00", "미상", f"{real_birth.year}-??-??"]
-        )
+        broken[1] = ""
         return csv_line(broken)
     raise ValueError(f"unknown CSV malformed kind {kind!r}")

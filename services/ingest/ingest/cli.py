@@ -95,12 +95,19 @@ def _check_line(
     except Rejected as error:
         return {"file": str(path), "message_id": key, "accepted": False,
                 "reason_code": error.reason_code, "message": error.message}  # fmt: skip
-    flags = list(parsed.identity.quality_flags) if parsed.identity is not None else []
+    # D36: a message may carry several patients; the counts are the whole message's.
+    parts = parsed.parts()
+    flags = list(dict.fromkeys(
+        [*parsed.flags, *(f for p in parts if p.identity for f in p.identity.quality_flags)]
+    ))  # fmt: skip
+    events = [e for p in parts for e in p.events]
     return {"file": str(path), "message_id": parsed.message_id, "accepted": True,
-            "message_type": parsed.message_type, "clinical_events": len(parsed.events),
-            "patient_merges": len(parsed.merges), "consents": len(parsed.consents),
-            "quality_flags": flags,
-            "event_flags": sorted({f for e in parsed.events for f in e.quality_flags})}  # fmt: skip
+            "message_type": parsed.message_type, "patients": len(parts),
+            "clinical_events": len(events),
+            "patient_merges": sum(len(p.merges) for p in parts),
+            "consents": sum(len(p.consents) for p in parts),
+            "skipped_entries": len(parsed.skipped), "quality_flags": flags,
+            "event_flags": sorted({f for e in events for f in e.quality_flags})}  # fmt: skip
 
 
 def _feed_format(fmt: str) -> FeedFormat:

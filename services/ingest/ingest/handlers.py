@@ -30,11 +30,12 @@ from prometheus_client import CollectorRegistry
 
 from ingest.domain.consent import consent_from_feed
 from ingest.domain.csv_feed import DEFAULT_MAPPING, CsvMapping, MappingInvalid
+from ingest.domain.fhir import resolve_patient_references
 from ingest.domain.messages import detect_format, parse_message
-from ingest.domain.model import ParsedMessage, PatientIdentity, Rejected
-from ingest.domain.own_identifiers import without_own_identifiers
+from ingest.domain.model import ParsedMessage, PatientIdentity, PatientPart, Rejected
+from ingest.domain.own_identifiers import events_without_own_identifiers
 from ingest.domain.patient_refs import PatientRefs, patient_ref, patient_refs
-from ingest.state import SeenMessages
+from ingest.state import PatientIds, SeenMessages
 
 SERVICE = "ingest"
 _WIRE_FORMAT: dict[str, SourceFormat] = {"fhir": "FHIR", "csv": "CSV", "hl7": "HL7V2"}
@@ -67,6 +68,8 @@ class IngestMetrics:
     message_types: TallyCounter
     identity_fields: TallyCounter
     merges: TallyCounter
+    quality_flags: TallyCounter
+    skipped_entries: TallyCounter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -101,6 +104,19 @@ class IngestMetrics:
                 ("hospital",),
                 registry=registry,
             ),
+            quality_flags=TallyCounter(
+                "biostream_ingest_quality_flags",
+                "Data-quality flags on accepted records and messages, by flag code (D36)",
+                ("hospital", "flag"),
+                registry=registry,
+            ),
+            skipped_entries=TallyCounter(
+                "biostream_ingest_skipped_entries",
+                "Parts of accepted messages read and not used: context entries, other resource"
+                " types, entries whose patient is unknown (D36)",
+                ("hospital", "resource_type", "reason"),
+                registry=registry,
+            ),
         )
 
 
@@ -127,6 +143,7 @@ class FeedMessageHandler:
         seen_messages: SeenMessages | None = None,
     ) -> None:
         self.seen_messages = seen_messages or SeenMessages()
+        self.patient_ids = PatientIds()
         # The service always seals registration numbers (bootstrap requires the key); without a
         # sealer (handler unit tests) they travel in the v1 clear-text field.
         self.rrn_sealer = rrn_sealer
@@ -191,13 +208,40 @@ class FeedMessageHandler:
                 )
             ]  # fmt: skip
         self.seen_messages.remember(state, hospital, parsed.message_id, message.source_ref, today)
+        parsed = self._resolve(parsed, state, hospital)
         self._count(self.metrics.messages, hospital, fmt, "accepted")
         self._count(self.metrics.message_types, hospital, fmt, parsed.message_type)
-        if parsed.identity is not None:
-            count_field = self.metrics.identity_fields.inc
-            for name, present in identity_completeness(parsed.identity).items():
-                count_field(hospital, name, "true" if present else "false")
+        self._count_quality(parsed, hospital)
         return self._records(message, parsed, hospital, _WIRE_FORMAT[fmt], now)
+
+    def _resolve(self, parsed: ParsedMessage, state: StateStore, hospital: str) -> ParsedMessage:
+        """D36: remember the message's FHIR Patient ids, then give the patients it names only by
+        such an id their patient numbers where a Patient with that id was read before."""
+        for resource_id, number in parsed.resource_ids:
+            self.patient_ids.remember(state, hospital, resource_id, number)
+        return resolve_patient_references(
+            parsed, lambda resource_id: self.patient_ids.number_of(state, hospital, resource_id)
+        )
+
+    def _count_quality(self, parsed: ParsedMessage, hospital: str) -> None:
+        """Completeness of each identity; D36: every data-quality flag (of the message, each
+        identity and each event) and every skipped part, per hospital. Flag codes, resource
+        types and reasons are the parsers' fixed sets, never a value from the message."""
+        count_flag = self.metrics.quality_flags.inc
+        for flag in parsed.flags:
+            count_flag(hospital, flag)
+        for skipped in parsed.skipped:
+            self.metrics.skipped_entries.inc(hospital, skipped.resource_type, skipped.reason)
+        for part in parsed.parts():
+            if part.identity is not None:
+                count_field = self.metrics.identity_fields.inc
+                for name, present in identity_completeness(part.identity).items():
+                    count_field(hospital, name, "true" if present else "false")
+                for flag in part.identity.quality_flags:
+                    count_flag(hospital, flag)
+            for event in part.events:
+                for flag in event.quality_flags:
+                    count_flag(hospital, flag)
 
     def _count(self, counter: TallyCounter, *labels: str) -> None:
         counter.inc(*labels)
@@ -219,11 +263,37 @@ class FeedMessageHandler:
         source_format: SourceFormat,
         now: dt.datetime,
     ) -> list[Outbound]:
+        """D36: the records of every patient of the message; the first patient's ids are
+        ``<hospital>/<message>/<n>`` (as before D36), the k-th other patient's
+        ``<hospital>/<message>/p<k>/<n>``; one audit event for the whole message."""
         base_id = f"{hospital}/{parsed.message_id}"
         out: list[Outbound] = []
         record_ids: list[str] = []
-        identity = parsed.identity
-        patient_no = identity.local_patient_no if identity is not None else parsed.merges[0][0]
+        for number, part in enumerate(parsed.parts()):
+            part_id = base_id if number == 0 else f"{base_id}/p{number}"
+            self._part_records(
+                message, parsed, part, part_id, hospital, source_format, now, out, record_ids
+            )
+        out.append(
+            self.envelopes.audit(
+                "ingest.accepted", [message.source_ref], record_ids, now, hospital=hospital
+            )
+        )
+        return out
+
+    def _part_records(
+        self,
+        message: Inbound,
+        parsed: ParsedMessage,
+        part: PatientPart,
+        base_id: str,
+        hospital: str,
+        source_format: SourceFormat,
+        now: dt.datetime,
+        out: list[Outbound],
+        record_ids: list[str],
+    ) -> None:
+        identity = part.identity
         # D33: the version in force at the feed message's Kafka time, for all its records.
         versions = self.patient_ref_keys.versions
         active_key = self.patient_ref_keys.active_at(message.timestamp_ms)
@@ -231,7 +301,7 @@ class FeedMessageHandler:
         def refs_of(number: str) -> PatientRefs:
             return patient_refs(versions, active_key, hospital, number)
 
-        refs = refs_of(patient_no)
+        refs = refs_of(part.patient_no)
         ref, previous = refs.current, refs.previous
         key = ref.encode()
         # D33: the older refs as a header too, for the pseudonymizer's hold-back (no decode).
@@ -244,7 +314,7 @@ class FeedMessageHandler:
                 )
             )
             record_ids.append(f"{base_id}/0")
-        for index, (surviving_no, retired_no) in enumerate(parsed.merges):
+        for index, (surviving_no, retired_no) in enumerate(part.merges):
             surviving, retired = refs_of(surviving_no), refs_of(retired_no)
             merge: PatientMerge = {
                 "merge_id": f"{base_id}/m{index}",
@@ -265,7 +335,9 @@ class FeedMessageHandler:
             )
             record_ids.append(merge["merge_id"])
             self._count(self.metrics.merges, hospital)
-        for index, event in enumerate(without_own_identifiers(parsed), start=1):
+        for index, event in enumerate(
+            events_without_own_identifiers(identity, part.events), start=1
+        ):
             clinical: ClinicalRecord = {
                 "record_id": f"{base_id}/{index}",
                 "patient_ref": ref,
@@ -294,7 +366,7 @@ class FeedMessageHandler:
                 )
             )
             record_ids.append(clinical["record_id"])
-        for index, change in enumerate(parsed.consents):
+        for index, change in enumerate(part.consents):
             consent = consent_from_feed(f"{base_id}/c{index}", refs, hospital, change, now)
             out.append(
                 Outbound(
@@ -304,12 +376,6 @@ class FeedMessageHandler:
                 )
             )
             record_ids.append(consent["event_id"])
-        out.append(
-            self.envelopes.audit(
-                "ingest.accepted", [message.source_ref], record_ids, now, hospital=hospital
-            )
-        )
-        return out
 
     def _identity(
         self,

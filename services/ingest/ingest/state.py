@@ -1,6 +1,8 @@
 """Ingest's durable state: the remembered message ids (D6), their key family and encoding, and the
-daily sweep that forgets them after the window (D25). The handler reads and writes state only
-through :class:`SeenMessages`; the expiry decision is the domain's (``domain.dedup``).
+daily sweep that forgets them after the window (D25); the FHIR Patient ids of each hospital and
+their patient numbers (D36). The handler reads and writes state only through
+:class:`SeenMessages` and :class:`PatientIds`; the expiry decision is the domain's
+(``domain.dedup``).
 """
 
 from __future__ import annotations
@@ -95,3 +97,22 @@ class SeenMessages:
                 state.put(key, seen_value(today, value.decode()))
             done += 1
         return done
+
+
+PATIENT_ID_PREFIX = "pid:"
+
+
+class PatientIds:
+    """D36: ``Patient/<id>`` of every FHIR Patient a hospital sent with a patient number, and
+    that number, so that a later resource naming the patient by its id only joins it. One key
+    per patient and hospital (``pid:<hospital>:Patient/<id>``), written only when new or
+    changed; kept as long as the patient may be referred to, so not swept."""
+
+    def number_of(self, state: StateStore, hospital: str, resource_id: str) -> str | None:
+        value = state.get(f"{PATIENT_ID_PREFIX}{hospital}:{resource_id}")
+        return value.decode() if value is not None else None
+
+    def remember(self, state: StateStore, hospital: str, resource_id: str, number: str) -> None:
+        key = f"{PATIENT_ID_PREFIX}{hospital}:{resource_id}"
+        if state.get(key) != number.encode():
+            state.put(key, number.encode())

@@ -12,7 +12,7 @@ A01 = (
     "MSH|^~\\&|HIS|H009|BIOSTREAM|NBB|20260301093000||ADT^A01|A01-1|P|2.5\r"
     "PID|1||00012345^^^H009^MR||홍^길동||19971013|M\r"
 )
-BAD = "MSH|^~\\&|HIS|H009|BIOSTREAM|NBB|20260301093000||ADT^A03|A03-1|P|2.5\rPID|1||1\r"
+BAD = "MSH|^~\\&|HIS|H009|BIOSTREAM|NBB|20260301093000||ADT^A24|A24-1|P|2.5\rPID|1||1\r"
 
 
 def run(*args: str) -> tuple[int, list[dict[str, object]], str]:

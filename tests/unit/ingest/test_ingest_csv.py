@@ -97,8 +97,12 @@ def test_wrong_column_count_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("birth", ["1990-13-01", "1990-02-30", "01/01/1990", "2030-01-01"])
-def test_bad_birth_date_is_rejected(birth: str) -> None:
-    assert rejection(message(birth_date=birth)) == "BIRTH_DATE_INVALID"
+def test_bad_birth_date_becomes_unknown_with_a_flag_and_the_row_flows(birth: str) -> None:
+    # D36: flag, do not lose.
+    parsed = parse_csv(message(birth_date=birth), RECEIVED)
+    assert parsed.identity is not None
+    assert "BIRTH_DATE_INVALID" in parsed.identity.quality_flags
+    assert parsed.events
 
 
 def test_header_only_is_rejected() -> None:

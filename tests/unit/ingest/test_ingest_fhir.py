@@ -117,8 +117,21 @@ def test_explicit_kcd_version_is_kept() -> None:
     assert event.code == "E119"
 
 
-def test_bundle_without_id_is_rejected() -> None:
-    assert rejection(bundle(PATIENT, bundle_id=None)) == "MESSAGE_ID_MISSING"
+def test_bundle_without_id_gets_its_content_hash_as_message_id() -> None:
+    # D36: FHIR does not require Bundle.id; a resend of the same content is the same message.
+    parsed = parse_fhir(bundle(PATIENT, CONDITION, bundle_id=None), None, RECEIVED)
+    assert parsed.message_id.startswith("sha256-") and len(parsed.message_id) == 39
+    assert "MESSAGE_ID_FROM_CONTENT" in parsed.flags
+    spaced = json.dumps(json.loads(bundle(PATIENT, CONDITION, bundle_id=None)), indent=2)
+    assert parse_fhir(spaced.encode(), None, RECEIVED).message_id == parsed.message_id
+    other = parse_fhir(bundle(PATIENT, OBSERVATION, bundle_id=None), None, RECEIVED)
+    assert other.message_id != parsed.message_id
+
+
+def test_bundle_identifier_is_the_message_id_when_there_is_no_id() -> None:
+    document = json.loads(bundle(PATIENT, bundle_id=None))
+    document["identifier"] = {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:b-77"}
+    assert parse_fhir(json.dumps(document).encode(), None, RECEIVED).message_id == "urn:uuid:b-77"
 
 
 @pytest.mark.parametrize(
@@ -133,23 +146,207 @@ def test_json_that_is_not_an_object_is_rejected() -> None:
     assert rejection(b"[1, 2]") == "FHIR_NOT_A_RESOURCE"
 
 
-def test_two_patients_are_rejected() -> None:
-    other = {**copy.deepcopy(PATIENT), "id": "pat-2"}
-    assert rejection(bundle(PATIENT, other, CONDITION)) == "FHIR_BUNDLE_PATIENT_COUNT"
+def other_patient() -> dict[str, Any]:
+    other = copy.deepcopy(PATIENT)
+    other["id"] = "pat-2"
+    other["identifier"] = [{"type": {"coding": [{"code": "MR"}]}, "value": "MRN-000777"}]
+    return other
 
 
-def test_bundle_without_patient_is_rejected() -> None:
-    assert rejection(bundle(CONDITION)) == "FHIR_BUNDLE_PATIENT_COUNT"
+def with_subject(resource: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    return {**copy.deepcopy(resource), "subject": reference}
 
 
-def test_unsupported_resource_in_bundle_is_rejected() -> None:
-    assert rejection(bundle(PATIENT, {"resourceType": "Practitioner"})) == (
-        "FHIR_UNSUPPORTED_RESOURCE"
+def test_two_patients_each_get_the_entries_that_name_them() -> None:
+    # D36: a searchset or collection may carry several patients.
+    document = json.loads(
+        bundle(
+            PATIENT,
+            other_patient(),
+            with_subject(CONDITION, {"reference": "Patient/pat-2"}),
+            with_subject(OBSERVATION, {"reference": "urn:uuid:p1"}),
+        )
     )
+    document["entry"][0]["fullUrl"] = "urn:uuid:p1"
+    parsed = parse_fhir(json.dumps(document).encode(), None, RECEIVED)
+    first, second = parsed.parts()
+    assert (first.patient_no, second.patient_no) == ("MRN-000123", "MRN-000777")
+    assert [e.resource_type for e in first.events] == ["Observation"]
+    assert [e.resource_type for e in second.events] == ["Condition"]
+    assert first.identity is not None and second.identity is not None
+
+
+def test_entry_naming_no_patient_among_several_is_skipped_and_counted() -> None:
+    parsed = parse_fhir(bundle(PATIENT, other_patient(), CONDITION), None, RECEIVED)
+    assert [len(p.events) for p in parsed.parts()] == [0, 0]
+    assert [(s.resource_type, s.reason) for s in parsed.skipped] == [
+        ("Condition", "PATIENT_UNRESOLVED")
+    ]
+
+
+def test_bundle_without_anything_usable_is_rejected() -> None:
+    assert rejection(bundle(CONDITION)) == "FHIR_BUNDLE_EMPTY"
+    assert rejection(bundle({"resourceType": "Organization"})) == "FHIR_BUNDLE_EMPTY"
+
+
+def test_context_and_other_entries_are_skipped_and_counted_not_refused() -> None:
+    parsed = parse_fhir(
+        bundle(
+            PATIENT,
+            {"resourceType": "Practitioner"},
+            {"resourceType": "Organization"},
+            {"resourceType": "Location"},
+            {"resourceType": "MolecularSequence"},
+            {"resourceType": {"not": "a name"}},
+            CONDITION,
+        ),
+        None,
+        RECEIVED,
+    )
+    assert [e.resource_type for e in parsed.events] == ["Condition"]
+    assert [(s.resource_type, s.reason) for s in parsed.skipped] == [
+        ("Practitioner", "CONTEXT"),
+        ("Organization", "CONTEXT"),
+        ("Location", "CONTEXT"),
+        ("other", "UNSUPPORTED"),  # labels are names from a fixed set, never the message's
+        ("other", "UNSUPPORTED"),
+    ]
+
+
+def test_entry_naming_a_patient_outside_the_bundle_by_identifier_joins_that_patient() -> None:
+    reference = {"identifier": {"type": {"coding": [{"code": "MR"}]}, "value": "MRN-9"}}
+    parsed = parse_fhir(bundle(PATIENT, with_subject(CONDITION, reference)), None, RECEIVED)
+    first, second = parsed.parts()
+    assert first.events == () and second.patient_no == "MRN-9" and second.identity is None
+    assert second.events[0].quality_flags == ()
+
+
+def test_lone_resource_joins_the_patient_its_reference_identifier_names() -> None:
+    reference = {
+        "reference": "Patient/123",
+        "identifier": {"system": "urn:oid:1.2.410.100001/patient-id", "value": "MRN-000123"},
+    }
+    observation = {**with_subject(OBSERVATION, reference), "id": "obs-1"}
+    parsed = parse_fhir(json.dumps(observation).encode(), None, RECEIVED)
+    [part] = parsed.parts()
+    assert (part.patient_no, part.identity) == ("MRN-000123", None)
+    assert parsed.message_type == "Observation"
+    assert parsed.message_id == "Observation/obs-1"
+    assert part.events[0].value_number == 6.4
+    assert part.events[0].quality_flags == ()
+
+
+def test_lone_resource_named_by_server_id_only_is_kept_under_that_id_and_flagged() -> None:
+    condition = {
+        **with_subject(CONDITION, {"reference": "https://ehr.example/fhir/Patient/77/_history/2"}),
+        "id": "c1",
+        "meta": {"versionId": "3"},
+    }
+    parsed = parse_fhir(json.dumps(condition).encode(), None, RECEIVED)
+    [part] = parsed.parts()
+    assert part.patient_no == "Patient/77"
+    assert "PATIENT_REFERENCE_UNRESOLVED" in part.events[0].quality_flags
+    assert parsed.message_id == "Condition/c1/_history/3"
+
+
+@pytest.mark.parametrize(
+    "subject", [None, {"reference": "urn:uuid:p1"}, {"reference": "#p"}, {"display": "Hong"}]
+)
+def test_lone_resource_without_a_usable_patient_reference_is_rejected(
+    subject: dict[str, Any] | None,
+) -> None:
+    resource = copy.deepcopy(CONDITION) if subject is None else with_subject(CONDITION, subject)
+    assert rejection(json.dumps(resource).encode()) == "FHIR_PATIENT_UNRESOLVED"
+
+
+def test_lone_resource_without_id_gets_its_content_hash() -> None:
+    resource = with_subject(CONDITION, {"reference": "Patient/77"})
+    parsed = parse_fhir(json.dumps(resource).encode(), None, RECEIVED)
+    assert parsed.message_id.startswith("sha256-")
 
 
 def test_unsupported_top_level_resource_is_rejected() -> None:
-    assert rejection(json.dumps(CONDITION).encode()) == "FHIR_UNSUPPORTED_RESOURCE"
+    for kind in ("Practitioner", "OperationOutcome", "Device"):
+        raw = json.dumps({"resourceType": kind, "id": "x"}).encode()
+        assert rejection(raw) == "FHIR_UNSUPPORTED_RESOURCE"
+
+
+def test_consent_whose_patient_is_not_known_by_number_is_rejected() -> None:
+    consent = {"resourceType": "Consent", "status": "active", "patient": {"reference": "Patient/9"}}
+    assert rejection(json.dumps(consent).encode()) == "FHIR_PATIENT_UNRESOLVED"
+    assert rejection(bundle(PATIENT, other_patient(), consent)) == "FHIR_PATIENT_UNRESOLVED"
+
+
+@pytest.mark.parametrize(
+    ("resource", "field", "code"),
+    [
+        (
+            {
+                "resourceType": "DiagnosticReport",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8"}]},
+                "issued": "2026-02-03T10:00:00+09:00",
+            },
+            "2026-02-03",
+            "24323-8",
+        ),
+        (
+            {
+                "resourceType": "AllergyIntolerance",
+                "code": {"coding": [{"code": "227493005"}]},
+                "recordedDate": "2026-02-04",
+            },
+            "2026-02-04",
+            "227493005",
+        ),
+        (
+            {
+                "resourceType": "Immunization",
+                "vaccineCode": {"coding": [{"code": "FLU"}]},
+                "occurrenceDateTime": "2026-02-05",
+            },
+            "2026-02-05",
+            "FLU",
+        ),
+        (
+            {
+                "resourceType": "ServiceRequest",
+                "code": {"coding": [{"code": "B2570"}]},
+                "authoredOn": "2026-02-06",
+            },
+            "2026-02-06",
+            "B2570",
+        ),
+        (
+            {
+                "resourceType": "DocumentReference",
+                "type": {"coding": [{"code": "11506-3"}]},
+                "date": "2026-02-07T09:00:00Z",
+                "description": "홍길동 경과기록",
+                "content": [{"attachment": {"data": "AAAA"}}],
+            },
+            "2026-02-07",
+            "11506-3",
+        ),
+    ],
+)
+def test_more_resource_types_are_read(resource: dict[str, Any], field: str, code: str) -> None:
+    (event,) = parse_fhir(bundle(PATIENT, resource), None, RECEIVED).events
+    assert event.resource_type == resource["resourceType"]
+    assert (str(event.event_date), event.code) == (field, code)
+    assert event.value_text is None  # a DocumentReference gives metadata only
+
+
+def test_partial_event_date_is_kept_without_a_day() -> None:
+    condition = {**copy.deepcopy(CONDITION), "onsetDateTime": "2004"}
+    (event,) = parse_fhir(bundle(PATIENT, condition), None, RECEIVED).events
+    assert event.event_date is None and "EVENT_DATE_PARTIAL" in event.quality_flags
+
+
+def test_patient_with_invalid_birth_date_flows_with_a_flag() -> None:
+    patient = {**copy.deepcopy(PATIENT), "birthDate": "1985-02-30"}
+    parsed = parse_fhir(bundle(patient, CONDITION), None, RECEIVED)
+    assert parsed.identity is not None and len(parsed.events) == 1
+    assert "BIRTH_DATE_INVALID" in parsed.identity.quality_flags
 
 
 def test_lone_patient_gives_identity_without_events() -> None:
@@ -195,15 +392,20 @@ def test_kcd_version_is_inferred_from_the_date_when_the_system_has_none() -> Non
     assert event.code_version == "8"
 
 
-def test_non_numeric_quantity_is_rejected() -> None:
+@pytest.mark.parametrize("value", ["6.4", True, None])
+def test_non_numeric_quantity_is_dropped_and_flagged(value: object) -> None:
+    # D36: the event stays (as HL7 v2's OBX does).
     observation = copy.deepcopy(OBSERVATION)
-    observation["valueQuantity"]["value"] = "6.4"
-    assert rejection(bundle(PATIENT, observation)) == "FHIR_VALUE_INVALID"
+    observation["valueQuantity"]["value"] = value
+    (event,) = parse_fhir(bundle(PATIENT, observation), None, RECEIVED).events
+    assert event.value_number is None
+    assert ("OBSERVATION_VALUE_NOT_NUMERIC" in event.quality_flags) == (value is not None)
 
 
-def test_invalid_event_date_is_rejected() -> None:
+def test_invalid_event_date_is_dropped_and_flagged() -> None:
     condition = {**copy.deepcopy(CONDITION), "onsetDateTime": "2026-02-30"}
-    assert rejection(bundle(PATIENT, condition)) == "FHIR_DATE_INVALID"
+    (event,) = parse_fhir(bundle(PATIENT, condition), None, RECEIVED).events
+    assert event.event_date is None and "EVENT_DATE_INVALID" in event.quality_flags
 
 
 def test_patient_link_replaces_names_the_retired_patient_number() -> None:
@@ -216,3 +418,28 @@ def test_patient_link_replaces_names_the_retired_patient_number() -> None:
     parsed = parse_fhir(bundle(patient, CONDITION), None, RECEIVED)
     assert parsed.merges == (("MRN-000123", "MRN-000099"),)
     assert parsed.message_type == "Bundle"
+
+
+def test_patients_named_by_id_resolve_to_known_numbers_and_join_parts() -> None:
+    from ingest.domain.fhir import resolve_patient_references
+
+    document = bundle(
+        PATIENT,
+        with_subject(CONDITION, {"reference": "Patient/old-id"}),
+        with_subject(OBSERVATION, {"reference": "Patient/unknown"}),
+    )
+    parsed = parse_fhir(document, None, RECEIVED)
+    assert parsed.resource_ids == (("Patient/pat-1", "MRN-000123"),)
+    assert [p.patient_no for p in parsed.parts()] == [
+        "MRN-000123",
+        "Patient/old-id",
+        "Patient/unknown",
+    ]
+    known = {"Patient/old-id": "MRN-000123"}
+    resolved = resolve_patient_references(parsed, known.get)
+    first, second = resolved.parts()
+    assert first.patient_no == "MRN-000123" and first.identity is not None
+    assert [e.resource_type for e in first.events] == ["Condition"]
+    assert first.events[0].quality_flags == ()
+    assert second.patient_no == "Patient/unknown"
+    assert "PATIENT_REFERENCE_UNRESOLVED" in second.events[0].quality_flags

@@ -180,11 +180,9 @@ def test_euc_kr_text_is_read() -> None:
         (b"MSHA^~\\&|x", "HL7_UNPARSEABLE"),
         (b"MSH|^^^^|A", "HL7_UNPARSEABLE"),
         (b"\xff\xfe\xfd\xfc", "HL7_ENCODING"),
-        (er7("MSH|^~\\&|A|B|C|D|20260301||ADT^A03|M1|P|2.5", PID), "HL7_MESSAGE_TYPE_UNSUPPORTED"),
-        (er7("MSH|^~\\&|A|B|C|D|20260301||ADT^A01||P|2.5", PID), "MESSAGE_ID_MISSING"),
+        (er7("MSH|^~\\&|A|B|C|D|20260301||ADT^A24|M1|P|2.5", PID), "HL7_MESSAGE_TYPE_UNSUPPORTED"),
         (er7(MSH_A01, "EVN|A01"), "HL7_PID_MISSING"),
         (er7(MSH_A01, "PID|1||^^^H001^MR||홍^길동||19971013"), "PATIENT_NUMBER_MISSING"),
-        (er7(MSH_A01, "PID|1||1^^^H001^MR||홍^길동||19971399"), "BIRTH_DATE_INVALID"),
         (er7(MSH_A01, PID, "DG1|1||E11^^KCD-12"), "KCD_VERSION_INVALID"),
     ],
 )

@@ -4,7 +4,8 @@ and parse_hl7v2 against the python-hl7 based implementation it replaced
 
 For every message: both accept or both reject (same reason code and text); segment names agree;
 every field access parse_hl7v2 makes, and a grid of other positions, reads the same value and
-repetition count; the parsed message (or rejection) is identical. Messages: the public samples,
+repetition count; a message the reference cannot read, ours cannot either (the parsed messages
+themselves differ since D36 changed the mapping). Messages: the public samples,
 the unit tests' and benchmark's messages, and generated ones (mutated seeds, random segments,
 random encoding characters and escape sequences), 6,000 generated cases in all.
 """
@@ -69,7 +70,9 @@ MAPPED_ACCESSES = sorted(
         *((1, c, r, 1) for c in (1, 5) for r in range(1, 5)),  # MRG-1
         (2, 1, 1, 1), (44, 1, 1, 1),  # PV1
         (3, 1, 1, 1), (3, 3, 1, 1), (3, 7, 1, 1), (5, 1, 1, 1),  # DG1
-        (2, 1, 1, 1), (3, 1, 1, 1),  # OBR
+        (2, 1, 1, 1), (3, 1, 1, 1), (4, 1, 1, 1), (4, 3, 1, 1), (6, 1, 1, 1),  # OBR (D36)
+        (2, 1, 1, 1), (4, 1, 1, 1), (6, 1, 1, 1),  # TXA (D36)
+        (3, 1, 1, 1), (3, 3, 1, 1), (5, 1, 1, 1), (6, 1, 1, 1),  # AL1, PR1 (D36)
         (5, 1, 1, 1), (5, 2, 1, 1), (6, 1, 1, 1), (14, 1, 1, 1),  # OBX
         (2, 2, 1, 1), (4, 1, 1, 1), (17, 1, 1, 1),  # SPM
     }
@@ -132,7 +135,17 @@ def assert_same_reading(raw: bytes) -> None:
                 )
             for field in range(1, len(segment.fields) + 2):
                 assert segment.repetitions(field) == REFERENCE._Segment(old).repetitions(field)
-    assert outcome(hl7v2.parse_hl7v2, raw) == outcome(REFERENCE.parse_hl7v2, raw)
+    # The parsed messages were compared too until D36 changed the mapping (more triggers, an
+    # invalid identity field flagged instead of refused, content-hash ids): the reference maps
+    # fields the way ingest did before, so only the reading is held to it now, every field the
+    # mapping reads (MAPPED_ACCESSES) value by value. Both still refuse or read the message.
+    mine, reference_outcome = outcome(hl7v2.parse_hl7v2, raw), outcome(REFERENCE.parse_hl7v2, raw)
+    if isinstance(reference_outcome, tuple) and reference_outcome[0] in READING_REFUSALS:
+        assert isinstance(mine, tuple) and mine[0] == reference_outcome[0]
+
+
+# Refusals that come from reading the bytes, not from the mapping: both must give them alike.
+READING_REFUSALS = frozenset({"HL7_ENCODING", "HL7_NO_MSH", "HL7_UNPARSEABLE"})
 
 
 def sample_messages() -> list[bytes]:
@@ -156,7 +169,8 @@ def uncapped_repeats() -> Iterator[None]:
 
 def test_the_samples_are_many_and_of_several_kinds() -> None:
     assert len(SAMPLES) >= 205
-    assert {raw.split(b"|")[8][:7] for raw in SAMPLES} >= {b"ADT^A01", b"ORU^R01", b"ADT^A40"}
+    kinds = {raw.split(raw[3:4])[8][:7] for raw in SAMPLES if raw.startswith(b"MSH|")}
+    assert kinds >= {b"ADT^A01", b"ORU^R01", b"ADT^A40", b"OML^O21", b"MDM^T02"}
 
 
 @pytest.mark.parametrize("raw", SAMPLES, ids=lambda raw: f"{len(raw)}B")

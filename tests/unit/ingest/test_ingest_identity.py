@@ -135,25 +135,39 @@ def test_rrn_derived_birth_date_in_the_future_is_not_accepted() -> None:
 
 
 @pytest.mark.parametrize("birth", ["1990-13-01", "1990-02-30", "19900101", "1990/01/01", "어제"])
-def test_malformed_birth_date_is_rejected(birth: str) -> None:
-    assert rejection(birth_date=birth) == "BIRTH_DATE_INVALID"
+def test_malformed_birth_date_becomes_unknown_with_a_flag(birth: str) -> None:
+    # D36: the birth date from the registration number takes its place.
+    identity = validate(birth_date=birth)
+    assert "BIRTH_DATE_INVALID" in identity.quality_flags
+    assert identity.birth_date == dt.date(1990, 1, 1)
+    assert "BIRTH_DATE_FROM_RRN" in identity.quality_flags
 
 
 @pytest.mark.parametrize("birth", ["1879-12-31", "2026-03-05", "2100-01-01"])
-def test_birth_date_out_of_range_is_rejected(birth: str) -> None:
-    assert rejection(birth_date=birth, rrn=None) == "BIRTH_DATE_INVALID"
+def test_birth_date_out_of_range_becomes_unknown_and_the_identity_thin(birth: str) -> None:
+    identity = validate(birth_date=birth, rrn=None)
+    assert identity.birth_date is None
+    assert {"BIRTH_DATE_INVALID", "IDENTITY_INSUFFICIENT"} <= set(identity.quality_flags)
 
 
 def test_birth_date_on_the_day_of_receipt_is_accepted() -> None:
     assert validate(birth_date="2026-03-04", rrn=None).birth_date == RECEIVED
 
 
-def test_neither_name_nor_rrn_is_rejected() -> None:
-    assert rejection(family_name=None, given_name=None, rrn=None) == "IDENTITY_INSUFFICIENT"
+def test_neither_name_nor_rrn_is_kept_as_a_thin_identity() -> None:
+    # D36: only a missing patient number refuses; linkage gives a thin identity its own person.
+    identity = validate(family_name=None, given_name=None, rrn=None)
+    assert "IDENTITY_INSUFFICIENT" in identity.quality_flags
 
 
-def test_neither_birth_date_nor_rrn_is_rejected() -> None:
-    assert rejection(birth_date=None, rrn=None) == "IDENTITY_INSUFFICIENT"
+def test_neither_birth_date_nor_rrn_is_kept_as_a_thin_identity() -> None:
+    identity = validate(birth_date=None, rrn=None)
+    assert "IDENTITY_INSUFFICIENT" in identity.quality_flags
+
+
+def test_a_full_identity_is_not_flagged_insufficient() -> None:
+    assert "IDENTITY_INSUFFICIENT" not in validate().quality_flags
+    assert "IDENTITY_INSUFFICIENT" not in validate(rrn=None).quality_flags
 
 
 def test_name_is_split_from_full_text_with_two_syllable_surname() -> None:

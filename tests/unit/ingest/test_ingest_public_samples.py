@@ -27,15 +27,30 @@ def outcome(fmt: str, raw: bytes) -> ParsedMessage | str:
         return rejected.reason_code
 
 
-def test_python_hl7_oru_sample_has_a_nine_digit_birth_date_and_is_rejected_for_it() -> None:
+def test_python_hl7_oru_sample_has_a_nine_digit_birth_date_and_its_results_flow() -> None:
     [message] = hl7_messages("python-hl7_oru_r01.hl7")
-    assert outcome("hl7", message) == "BIRTH_DATE_INVALID"  # PID-7 is "196203520"
+    parsed = outcome("hl7", message)  # PID-7 is "196203520"
+    assert isinstance(parsed, ParsedMessage) and parsed.identity is not None
+    assert parsed.identity.birth_date is None
+    assert "BIRTH_DATE_INVALID" in parsed.identity.quality_flags  # D36: flag, do not lose
+    assert [e.value_number for e in parsed.events] == [182.0, None]  # SN ^182; FN is not read
 
 
 def test_python_hl7_batch_file_holds_one_adt_a04_with_a_masked_birth_date() -> None:
     [message] = hl7_messages("python-hl7_batch_adt_a04.hl7")  # FHS/BHS/BTS/FTS dropped
     assert message.startswith(b"MSH|") and b"BTS" not in message
-    assert outcome("hl7", message) == "BIRTH_DATE_INVALID"  # PID-7 "10131113": year 1013
+    parsed = outcome("hl7", message)  # PID-7 "10131113": year 1013
+    assert isinstance(parsed, ParsedMessage) and parsed.identity is not None
+    assert "BIRTH_DATE_INVALID" in parsed.identity.quality_flags
+
+
+def test_python_hl7_file_of_two_batches_is_one_message_of_three_patients() -> None:
+    raw = (DATA / "hl7v2" / "python-hl7_file_two_batches.hl7").read_bytes()
+    parsed = outcome("hl7", raw)
+    assert isinstance(parsed, ParsedMessage)
+    assert parsed.message_id == "abchs20070101123401-1"  # the first BHS-11
+    assert parsed.message_type == "batch"
+    assert [p.patient_no for p in parsed.parts()] == ["0000112234"] * 3
 
 
 def test_linuxforhealth_oru_with_line_feeds_is_accepted() -> None:
@@ -99,6 +114,9 @@ KR_PATIENT = {
 
 
 def bundle_with(resource: dict[str, Any]) -> bytes:
+    # The example's own patient reference would name a patient outside the Bundle (D36): the
+    # entry is given to the Bundle's Patient by leaving it none.
+    resource = {k: v for k, v in resource.items() if k not in ("subject", "patient")}
     entries = [{"resource": KR_PATIENT}, {"resource": resource}]
     return json.dumps({"resourceType": "Bundle", "id": "b-1", "entry": entries}).encode()
 
@@ -135,6 +153,12 @@ def test_fhir_medication_request_example_resolves_its_contained_medication() -> 
     assert event.event_date == dt.date(2015, 1, 15)
 
 
-def test_fhir_clinical_example_alone_is_rejected() -> None:
-    raw = json.dumps(fhir_example("observation-example-f001-glucose.json")).encode()
-    assert outcome("fhir", raw) == "FHIR_UNSUPPORTED_RESOURCE"
+def test_fhir_clinical_example_alone_is_kept_under_its_patient_reference() -> None:
+    raw = (DATA / "fhir-r4" / "observation-example-f001-glucose.json").read_bytes()
+    parsed = outcome("fhir", raw)
+    assert isinstance(parsed, ParsedMessage)
+    [part] = parsed.parts()
+    assert (part.patient_no, part.identity) == ("Patient/f001", None)
+    [event] = part.events
+    assert event.code == "15074-8"
+    assert "PATIENT_REFERENCE_UNRESOLVED" in event.quality_flags

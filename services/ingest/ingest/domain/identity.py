@@ -45,18 +45,36 @@ def parse_date(raw: str, field: str) -> dt.date:
         raise Rejected(f"{field.upper()}_INVALID", f"{field} is not a calendar date") from None
 
 
+def _birth_date(raw: str | None, received: dt.date, flags: list[str]) -> dt.date | None:
+    """D36: a birth date that is not a calendar date, or is before 1880 or after the day of
+    receipt, becomes unknown with the flag BIRTH_DATE_INVALID; the record is kept."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        birth_date = parse_date(raw, "birth_date")
+    except Rejected:
+        flags.append("BIRTH_DATE_INVALID")
+        return None
+    if not EARLIEST_BIRTH <= birth_date <= received:
+        flags.append("BIRTH_DATE_INVALID")
+        return None
+    return birth_date
+
+
 def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
-    """D7: rejected (``Rejected``) without a patient number, without a name or registration
-    number, without a birth date or registration number, or with an impossible birth date;
-    everything about a registration number, phone or postal code is a flag on a kept record."""
+    """D7, D36: rejected (``Rejected``) only without a patient number, the one thing without
+    which nothing of the message can be joined. An invalid field becomes unknown with a flag
+    (D36: a birth date that is no date, BIRTH_DATE_INVALID; everything about a registration
+    number, phone or postal code, as before), and an identity too thin to link across hospitals
+    (neither a name nor a registration number, or neither a birth date nor a registration
+    number) is kept with IDENTITY_INSUFFICIENT: linkage gives it a person of its own until a
+    fuller record of the same patient number arrives."""
     flags: list[str] = []
     if not raw.local_patient_no or not raw.local_patient_no.strip():
         raise Rejected("PATIENT_NUMBER_MISSING", "no hospital patient number (MRN) in the message")
 
     family, given = _names(raw, flags)
-    birth_date = parse_date(raw.birth_date, "birth_date") if raw.birth_date else None
-    if birth_date is not None and not EARLIEST_BIRTH <= birth_date <= received:
-        raise Rejected("BIRTH_DATE_INVALID", "birth_date is before 1880 or in the future")
+    birth_date = _birth_date(raw.birth_date, received, flags)
     sex = _SEX.get((raw.sex or "").strip().upper(), "U")
 
     rrn = None
@@ -95,10 +113,8 @@ def validate_identity(raw: RawIdentity, received: dt.date) -> PatientIdentity:
     if family is None and given is None and latin is not None:
         # Foreign patients, and some interfaces, send only a Latin-script name: still a name.
         flags.append("NAME_LATIN_ONLY")
-    if family is None and given is None and latin is None and rrn is None:
-        raise Rejected("IDENTITY_INSUFFICIENT", "neither a name nor a registration number")
-    if birth_date is None and rrn is None:
-        raise Rejected("IDENTITY_INSUFFICIENT", "neither a birth date nor a registration number")
+    if rrn is None and (birth_date is None or (family is None and given is None and latin is None)):
+        flags.append("IDENTITY_INSUFFICIENT")
 
     phone = None
     if raw.phone and raw.phone.strip():

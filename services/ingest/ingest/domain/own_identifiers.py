@@ -411,12 +411,20 @@ def without_own_identifiers(parsed: ParsedMessage) -> tuple[ClinicalEvent, ...]:
     """D24c: the message's clinical events, their free text (``value_text``) without the
     patient's own identifiers and the message's specimen numbers. Prepared only when some event
     has text."""
-    if parsed.identity is None or not any(e.value_text for e in parsed.events):
-        return parsed.events
-    own = own_identifiers(parsed.identity, (r for e in parsed.events for r in e.specimen_refs))
+    return events_without_own_identifiers(parsed.identity, parsed.events)
+
+
+def events_without_own_identifiers(
+    identity: PatientIdentity | None, events: tuple[ClinicalEvent, ...]
+) -> tuple[ClinicalEvent, ...]:
+    """D24c for one patient of a message (D36: a message may carry several): that patient's
+    events without that patient's own identifiers."""
+    if identity is None or not any(e.value_text for e in events):
+        return events
+    own = own_identifiers(identity, (r for e in events for r in e.specimen_refs))
     return tuple(
         dataclasses.replace(e, value_text=scrub_own_identifiers(e.value_text, own))
         if e.value_text
         else e
-        for e in parsed.events
+        for e in events
     )
