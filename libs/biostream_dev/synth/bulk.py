@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 RESOURCE_FILES = ("Patient", "Encounter", "Condition", "Observation", "MedicationRequest")
-KD_CODE_SYSTEM = "http://www.hl7korea.or.kr/CodeSystem/kd-code"
+KD_CODE_SYSTEM = "http://www.hl7korea.or.kr/CodeSystem/kpis-kdcode"  # KR Core (D36)
 # Chronic diagnoses (KCD prefix) and a synthetic 9-digit KD code of a drug for each.
 _TREATED = {"E11": "690100010", "I10": "690100020", "E78": "690100030", "J45": "690100040"}
 
