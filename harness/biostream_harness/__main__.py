@@ -383,6 +383,29 @@ def tls_client(
     typer.echo(f"client certificate for {principal} in {issued.cert}")
 
 
+@tls_app.command("server")
+def tls_server(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the CA is")],
+    name: Annotated[str, typer.Option(help="File stem and CN, e.g. intake")],
+    host: Annotated[list[str], typer.Option(help="Host name or address clients dial (repeat)")],
+    owner: Annotated[int | None, typer.Option(help="Numeric user id to own the key")] = None,
+) -> None:
+    """A server certificate for HOSTs, NAME.crt and NAME.key, signed by the CA of --dir: for a
+    hospital intake (MLLP, D37; FHIR REST, D38)."""
+    import os
+
+    from biostream_dev import tls
+
+    if not (directory / tls.CA_CERT).is_file():
+        typer.echo(f"error: no CA in {directory}; run `biostream-dev tls broker` first", err=True)
+        raise typer.Exit(2)
+    issued = tls.issue_server(tls.ensure_ca(directory), directory, name, host)
+    if owner is not None:
+        os.chown(issued.key, owner, -1)
+        os.chown(issued.cert, owner, -1)
+    typer.echo(f"server certificate for {', '.join(host)} in {issued.cert}")
+
+
 def main() -> None:
     app()
 

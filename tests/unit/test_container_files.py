@@ -182,3 +182,24 @@ def test_compose_services_log_in_as_themselves_over_tls() -> None:
     hospitals = [access_args[i + 1] for i, arg in enumerate(access_args) if arg == "--hospital"]
     feeder = " ".join(spec["feeder"]["command"])
     assert f"for h in {' '.join(hospitals)};" in feeder
+
+
+def test_compose_hospital_intakes_speak_tls_as_the_hospitals_own_principal() -> None:
+    """D37, D38: the MLLP and FHIR intakes of H001 listen with the `tls` job's intake
+    certificate (never plain TCP) and write to Kafka as hospital-h001, which may write only
+    feed.H001; the FHIR intake authenticates callers with a generated token."""
+    spec = compose()["services"]
+    issued = spec["tls"]["command"][0]
+    assert "tls server --dir /tls --name intake" in issued
+    for name, prefix in (("mllp-h001", "BIOSTREAM_MLLP"), ("fhir-h001", "BIOSTREAM_FHIR")):
+        env = spec[name]["environment"]
+        assert env[f"{prefix}_HOSPITAL"] == "H001"
+        assert env[f"{prefix}_CERTFILE"] == "/run/biostream-kafka-tls/intake.crt"
+        assert f"{prefix}_ALLOW_PLAINTEXT" not in env
+        assert env["BIOSTREAM_KAFKA__SASL_USERNAME"] == "hospital-h001"
+        assert (
+            env["BIOSTREAM_KAFKA__SASL_PASSWORD_FILE"]
+            == "/run/biostream-kafka/hospital-h001.password"
+        )
+    token = spec["fhir-h001"]["environment"]["BIOSTREAM_FHIR_TOKEN_FILE"]
+    assert Path(token).stem in spec["keygen"]["command"][0]

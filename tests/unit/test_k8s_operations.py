@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 SCHEMA = json.loads((K8S / "schemas" / "operators.schema.json").read_text())
-SERVICES = ["ingest", "linkage", "pseudonymizer", "audit", "review"]
+SERVICES = ["ingest", "linkage", "pseudonymizer", "audit", "review", "mllp-h001", "fhir-h001"]
+# Each hospital intake's own port besides metrics (D37, D38).
+INTAKE_PORTS = {"mllp-h001": 2575, "fhir-h001": 8443}
 # Scaled on consumer lag (KEDA): the stream processors, not the review desk (no consumer group).
 LAG_SCALED = ["ingest", "linkage", "pseudonymizer", "audit"]
 CR_GROUPS = ("keda.sh", "monitoring.coreos.com")
@@ -120,13 +122,21 @@ def test_network_policies_deny_by_default_and_let_services_reach_only_kafka() ->
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels[expression["key"]] in expression["values"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        web = {8080} if deployment["metadata"]["name"] == "review" else set()
+        name = deployment["metadata"]["name"]
+        web = (
+            {8080} if name == "review" else {INTAKE_PORTS[name]} if name in INTAKE_PORTS else set()
+        )
         assert {p["containerPort"] for p in container["ports"]} == {9100} | web
     # The review desk's pages: only from the ingress controller, only on the web port.
     review_web = policies["review-web"]["spec"]
     assert review_web["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "review"}
     (web_in,) = review_web["ingress"]
     assert web_in["ports"] == [{"protocol": "TCP", "port": 8080}]
+    # The intakes' own ports, and nothing else, for the hospitals.
+    intakes = policies["hospital-intakes"]["spec"]
+    (intake_in,) = intakes["ingress"]
+    assert {p["port"] for p in intake_in["ports"]} == set(INTAKE_PORTS.values())
+    assert "from" not in intake_in  # every caller is authenticated before anything is stored
     # In: only the metrics port, only from Prometheus.
     (ingress,) = services["ingress"]
     assert ingress["ports"] == [{"protocol": "TCP", "port": 9100}]
@@ -164,7 +174,7 @@ def test_service_monitor_scrapes_every_metrics_service_under_the_rules_job_names
         s for s in of_kind(docs, "Service").values()
         if s["metadata"]["labels"].get(expression["key"]) in expression["values"]
     ]  # fmt: skip
-    assert len(metric_services) == 4
+    assert len(metric_services) == 4 + len(INTAKE_PORTS)
     (endpoint,) = monitor["endpoints"]
     for service in metric_services:
         assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
