@@ -443,3 +443,17 @@ def test_patients_named_by_id_resolve_to_known_numbers_and_join_parts() -> None:
     assert first.events[0].quality_flags == ()
     assert second.patient_no == "Patient/unknown"
     assert "PATIENT_REFERENCE_UNRESOLVED" in second.events[0].quality_flags
+
+
+def test_kd_codes_take_kr_cores_system_and_the_earlier_uri_is_read_as_it() -> None:
+    for system in (
+        "http://www.hl7korea.or.kr/CodeSystem/kpis-kdcode",
+        "http://www.hl7korea.or.kr/CodeSystem/kd-code",
+    ):
+        request = {
+            "resourceType": "MedicationRequest",
+            "medicationCodeableConcept": {"coding": [{"system": system, "code": "8806433031218"}]},
+            "authoredOn": "2026-02-01",
+        }
+        (event,) = parse_fhir(bundle(PATIENT, request), None, RECEIVED).events
+        assert event.code_system == "http://www.hl7korea.or.kr/CodeSystem/kpis-kdcode"

@@ -13,8 +13,10 @@ import re
 KCD_SYSTEM_PREFIX = "http://www.hl7korea.or.kr/CodeSystem/kostat-kcd-"
 HIRA_EDI_PROCEDURE = "http://www.hl7korea.or.kr/CodeSystem/hira-edi-procedure"
 HIRA_EDI_MEDICATION = "http://www.hl7korea.or.kr/CodeSystem/hira-edi-medication"
-# KR Core publishes no KD code system URI that we could verify; ours, shaped like HL7 Korea's.
-KD_CODE_SYSTEM = "http://www.hl7korea.or.kr/CodeSystem/kd-code"
+# D36: KR Core's KD code system (CodeSystem kpis-kdcode, HL7 Korea's FSH sources, 1.0.2); the
+# URI ingest used before it was verified is read as the same system.
+KD_CODE_SYSTEM = "http://www.hl7korea.or.kr/CodeSystem/kpis-kdcode"
+LEGACY_KD_CODE_SYSTEM = "http://www.hl7korea.or.kr/CodeSystem/kd-code"
 LOINC_SYSTEM = "http://loinc.org"
 ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
 KCD9_SINCE = dt.date(2026, 1, 1)

@@ -21,6 +21,7 @@ from ingest.domain.codes import (
     KCD9_SINCE,
     KCD_SYSTEM_PREFIX,
     KD_CODE_SYSTEM,
+    LEGACY_KD_CODE_SYSTEM,
     kcd_flags,
     kd_code_valid,
 )
@@ -547,6 +548,8 @@ def _clinical(kind: str, resource: Mapping[str, Any], index: int) -> ClinicalEve
     )
     coding = coding or (codings[0] if codings else {})
     system = _text(coding.get("system"))
+    if system == LEGACY_KD_CODE_SYSTEM:
+        system = KD_CODE_SYSTEM
     version = _text(coding.get("version"))
     date_text = (
         next(
