@@ -137,6 +137,8 @@ async def test_resources_bundles_and_ndjson_are_stored_before_the_answer(
             session, on, "/Patient", json.dumps(patient("p1", "71000001")).encode(), token
         )
         many = await post(session, on, "", json.dumps(bundle).encode(), token)
+        transaction = {**bundle, "id": "T-1", "type": "transaction"}
+        answered = await post(session, on, "", json.dumps(transaction).encode(), token)
         wrong_type = await post(
             session, on, "/Condition", json.dumps(patient("p9", "9")).encode(), token
         )
@@ -144,6 +146,7 @@ async def test_resources_bundles_and_ndjson_are_stored_before_the_answer(
         imported = await post(session, on, "/$import", ndjson, token, "application/fhir+ndjson")
     assert one[0] == 202 and one[1]["resourceType"] == "OperationOutcome"
     assert many[0] == 202
+    assert answered[0] == 200 and answered[1]["type"] == "transaction-response"
     assert wrong_type[0] == 400 and reasons(wrong_type[1]) == ["FHIR_TYPE_MISMATCH"]
     assert not_json[0] == 400 and reasons(not_json[1]) == ["FHIR_INVALID_JSON"]
     assert imported[0] == 422
@@ -154,8 +157,8 @@ async def test_resources_bundles_and_ndjson_are_stored_before_the_answer(
     stored = await feed(kafka, topic_prefix)
     # The wrongly addressed body is not stored; the unreadable ones are, for ingest to
     # dead-letter with their reasons (D7, D12).
-    assert [key for key, _ in stored] == [b"p1", b"B-1", None, b"p3", None, b"p5"]
-    assert stored[2][1] == b"<Patient/>"
+    assert [key for key, _ in stored] == [b"p1", b"B-1", b"T-1", None, b"p3", None, b"p5"]
+    assert stored[3][1] == b"<Patient/>"
 
 
 async def test_only_the_hospital_gets_in(

@@ -57,3 +57,21 @@ def test_an_import_names_each_refused_line_and_totals_first() -> None:
     assert outcome["issue"][1]["expression"] == ["line 2"]
     assert import_outcome([(1, bad)], 1)[0] == 400
     assert import_outcome([], 0)[0] == 400
+
+
+def test_a_stored_transaction_is_answered_with_a_transaction_response_entry_per_entry() -> None:
+    from ingest.domain.fhir_rest import bundle_response
+
+    transaction = {"resourceType": "Bundle", "id": "T-1", "type": "transaction",
+                   "entry": [{"resource": PATIENT, "request": {"method": "POST", "url": "Patient"}}]}  # fmt: skip
+    body = json.dumps(transaction).encode()
+    intake = resource_intake(body, TODAY, "Bundle")
+    answer = bundle_response(body, intake)
+    assert answer is not None and answer["type"] == "transaction-response"
+    assert [e["response"]["status"] for e in answer["entry"]] == ["202 Accepted"]
+    collection = json.dumps({**transaction, "type": "collection"}).encode()
+    assert bundle_response(collection, resource_intake(collection, TODAY, "Bundle")) is None
+    refused = json.dumps(
+        {**transaction, "entry": [{"resource": {**PATIENT, "identifier": []}}]}
+    ).encode()
+    assert bundle_response(refused, resource_intake(refused, TODAY, "Bundle")) is None

@@ -37,6 +37,7 @@ from ingest.adapters.tls_server import certificate_common_name, server_tls
 from ingest.domain.fhir_rest import (
     Intake,
     Issue,
+    bundle_response,
     import_outcome,
     ndjson_lines,
     operation_outcome,
@@ -207,6 +208,9 @@ class FhirGateway:
             return self._unavailable(route, 1)
         self._count(route, intake)
         self.metrics.seconds.labels(self.hospital, route).observe(time.monotonic() - started)
+        answer = bundle_response(body, intake) if route == "bundle" else None
+        if answer is not None:
+            return web.Response(body=json.dumps(answer).encode(), content_type=FHIR_JSON)
         return fhir_response(intake.status, [intake.issue])
 
     async def _import(self, request: web.Request) -> web.Response:

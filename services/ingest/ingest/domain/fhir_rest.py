@@ -115,3 +115,26 @@ def import_outcome(intakes: list[tuple[int, Intake]], stored: int) -> tuple[int,
     if not intakes:
         return 400, [Issue("error", "required", "the file holds no resource", "EMPTY_MESSAGE")]
     return (200 if not refused else 422 if usable else 400), issues
+
+
+def bundle_response(body: bytes, intake: Intake) -> dict[str, Any] | None:
+    """D38: a stored transaction or batch Bundle is answered as FHIR answers them, with a
+    ``transaction-response``/``batch-response`` Bundle holding one entry per request entry (each
+    "202 Accepted": the whole Bundle is one feed message, processed by the stream service). Any
+    other Bundle, or one refused, is answered with its OperationOutcome (a refused transaction
+    is refused whole, as FHIR requires)."""
+    if intake.status != 202:
+        return None
+    bundle = json.loads(body)
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        return None
+    entries = bundle.get("entry") if isinstance(bundle.get("entry"), list) else []
+    return {
+        "resourceType": "Bundle",
+        "type": f"{kind}-response",
+        "entry": [
+            {"response": {"status": "202 Accepted", "outcome": operation_outcome([intake.issue])}}
+            for _entry in entries
+        ],
+    }
