@@ -217,9 +217,12 @@ class FhirGateway:
         body = await request.read()
         started = time.monotonic()
         today = self._clock().date()
-        intakes = [(n, resource_intake(line, today)) for n, line in ndjson_lines(body)]
-        lines = dict(ndjson_lines(body))
-        storable = [(lines[n], intake) for n, intake in intakes if intake.store]
+        lines = list(ndjson_lines(body))
+        intakes = [(n, resource_intake(line, today)) for n, line in lines]
+        storable = [
+            (line, intake) for (_n, line), (_m, intake) in zip(lines, intakes, strict=True)
+            if intake.store
+        ]  # fmt: skip
         if storable and not await self._store(storable):
             return self._unavailable("import", len(intakes))
         for _n, intake in intakes:

@@ -67,7 +67,8 @@ class MllpMetrics:
         )
         self.ack_seconds = Histogram(
             "biostream_mllp_ack_seconds",
-            "From a message's last byte to its ACK written (includes the broker's acks=all)",
+            "From the read that completed a message to its ACK written (includes the broker's "
+            "acks=all, and the messages before it in the same read)",
             ("hospital",),
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
