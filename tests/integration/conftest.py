@@ -1,7 +1,9 @@
-"""Fixtures of the integration tests that need more than the session's shared broker."""
+"""Fixtures of the integration tests that need more than the session's shared broker, and plain
+helpers several of them share (imported as ``from .conftest import ...``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import tempfile
@@ -9,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from biostream.kafka import reader, topic_partitions
 from biostream.settings import KafkaSettings
-from biostream_dev import broker
+from biostream_dev import access, broker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,3 +44,31 @@ def pausable() -> Iterator[Broker]:
             with contextlib.suppress(broker.BrokerError):
                 broker.resume_broker(run_dir)
             broker.stop_broker(run_dir)
+
+
+async def topic_messages(kafka: KafkaSettings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of every message on ``topic``, from its start to its end now."""
+    consumer = reader(kafka, "test-topic-messages")
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(kafka, [topic])
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[tuple[bytes | None, bytes]] = []
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            found += [(r.key, r.value or b"") for rs in batch.values() for r in rs]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def hospital_kafka(admin: KafkaSettings, prefix: str, hospital: str) -> KafkaSettings:
+    """The Kafka settings of a hospital's own principal from the ACL matrix (it may write only
+    its feed), created with a fresh password; what a hospital intake runs as (D37, D38)."""
+    role = f"hospital-{hospital.lower()}"  # principal names are lowercase (Strimzi users)
+    principals = access.render(access.load_matrix(), prefix=prefix, hospitals=[hospital])
+    credentials = await asyncio.to_thread(access.apply, admin, {role: principals[role]})
+    await access.wait_until_usable(credentials)
+    return credentials.settings(role)

@@ -15,13 +15,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 from biostream.settings import KafkaSettings
-from biostream_dev import access, tls
+from biostream_dev import tls
 from biostream_dev.synth.bulk import RESOURCE_FILES, bulk_export
 from biostream_dev.synth.feed import generate_feed
 from biostream_harness.inprocess import Keys, running_pipeline
 from ingest.adapters.fhir_gateway import FhirGateway
 from ingest.settings import FhirGatewaySettings
 from prometheus_client import CollectorRegistry
+
+from .conftest import hospital_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -58,13 +60,9 @@ async def test_a_bulk_export_of_a_thousand_patients_loads_links_and_is_curated(
     token = secrets.token_urlsafe(32)
     (tmp_path / "token").write_text(token)
     async with running_pipeline(kafka, topic_prefix, [HOSPITAL], Keys.fresh()) as observer:
-        role = f"hospital-{HOSPITAL.lower()}"
-        principals = access.render(access.load_matrix(), prefix=topic_prefix, hospitals=[HOSPITAL])
-        credentials = await asyncio.to_thread(access.apply, kafka, {role: principals[role]})
-        await access.wait_until_usable(credentials)
         gateway = FhirGateway(
             FhirGatewaySettings.model_validate({
-                "kafka": credentials.settings(role), "topic_prefix": topic_prefix,
+                "kafka": await hospital_kafka(kafka, topic_prefix, HOSPITAL), "topic_prefix": topic_prefix,
                 "fhir_hospital": HOSPITAL, "fhir_port": 0, "fhir_certfile": server.cert,
                 "fhir_keyfile": server.key, "fhir_token_file": tmp_path / "token",
             }),

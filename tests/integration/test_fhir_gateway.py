@@ -16,13 +16,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from biostream.kafka import ensure_topics, reader, topic_partitions
+from biostream.kafka import ensure_topics
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from biostream_dev import access, tls
+from biostream_dev import tls
 from ingest.adapters.fhir_gateway import FhirGateway
 from ingest.settings import FhirGatewaySettings
 from prometheus_client import CollectorRegistry
+
+from .conftest import hospital_kafka, topic_messages
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +60,8 @@ async def intake(
     token_file.write_text(token)
     token_file.chmod(0o600)
     await ensure_topics(kafka, Topics(prefix).pipeline_specs([HOSPITAL], []))
-    role = f"hospital-{HOSPITAL.lower()}"
-    principals = access.render(access.load_matrix(), prefix=prefix, hospitals=[HOSPITAL])
-    credentials = await asyncio.to_thread(access.apply, kafka, {role: principals[role]})
-    await access.wait_until_usable(credentials)
     options = {
-        "kafka": credentials.settings(role), "topic_prefix": prefix, "fhir_hospital": HOSPITAL,
+        "kafka": await hospital_kafka(kafka, prefix, HOSPITAL), "topic_prefix": prefix, "fhir_hospital": HOSPITAL,
         "fhir_port": 0, "fhir_certfile": server.cert, "fhir_keyfile": server.key,
         "fhir_token_file": token_file, **settings,
     }  # fmt: skip
@@ -85,21 +83,7 @@ async def intake(
 
 
 async def feed(kafka: KafkaSettings, prefix: str) -> list[tuple[bytes | None, bytes]]:
-    topic = Topics(prefix).feed(HOSPITAL)
-    consumer = reader(kafka, "test-fhir-feed")
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(kafka, [topic])
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[tuple[bytes | None, bytes]] = []
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            batch = await consumer.getmany(timeout_ms=1000)
-            found += [(r.key, r.value or b"") for rs in batch.values() for r in rs]
-        return found
-    finally:
-        await consumer.stop()
+    return await topic_messages(kafka, Topics(prefix).feed(HOSPITAL))
 
 
 async def post(

@@ -19,15 +19,15 @@ from pathlib import Path
 import hl7
 import hl7.mllp
 import pytest
-from biostream.kafka import ensure_topics, reader, topic_partitions
+from biostream.kafka import ensure_topics
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from biostream_dev import access, broker, tls
+from biostream_dev import broker, tls
 from ingest.adapters.mllp_listener import MllpListener
 from ingest.settings import MllpSettings
 from prometheus_client import CollectorRegistry
 
-from .conftest import Broker, run_root
+from .conftest import Broker, hospital_kafka, run_root, topic_messages
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +67,8 @@ async def listening(
     ca = tls.ensure_ca(work / "ca")
     server = tls.issue_server(ca, work / "server", "mllp", ["127.0.0.1", "localhost"])
     await ensure_topics(kafka, Topics(prefix).pipeline_specs([HOSPITAL], []))
-    principals = access.render(access.load_matrix(), prefix=prefix, hospitals=[HOSPITAL])
-    role = f"hospital-{HOSPITAL.lower()}"  # principal names are lowercase (Strimzi users)
-    credentials = await asyncio.to_thread(access.apply, kafka, {role: principals[role]})
-    await access.wait_until_usable(credentials)
     options = {
-        "kafka": credentials.settings(role), "topic_prefix": prefix, "mllp_hospital": HOSPITAL,
+        "kafka": await hospital_kafka(kafka, prefix, HOSPITAL), "topic_prefix": prefix, "mllp_hospital": HOSPITAL,
         "mllp_port": 0, "mllp_certfile": server.cert, "mllp_keyfile": server.key,
         "mllp_store_timeout_s": 60.0, **settings,
     }  # fmt: skip
@@ -100,22 +96,7 @@ def client_tls(ca: tls.Issued, certificate: tls.Issued | None = None) -> ssl.SSL
 
 
 async def feed(kafka: KafkaSettings, prefix: str) -> list[tuple[bytes | None, bytes]]:
-    """Everything on the hospital's feed topic, from the start to its end now."""
-    topic = Topics(prefix).feed(HOSPITAL)
-    consumer = reader(kafka, "test-mllp-feed")
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(kafka, [topic])
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[tuple[bytes | None, bytes]] = []
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            batch = await consumer.getmany(timeout_ms=1000)
-            found += [(r.key, r.value or b"") for rs in batch.values() for r in rs]
-        return found
-    finally:
-        await consumer.stop()
+    return await topic_messages(kafka, Topics(prefix).feed(HOSPITAL))
 
 
 def accepted(listener: MllpListener) -> float:
