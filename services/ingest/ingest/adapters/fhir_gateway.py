@@ -140,19 +140,19 @@ class FhirGateway:
         )  # fmt: skip
         health.start()
         producer = self._producer_factory()
-        await producer.start()
-        self._producer = producer
         runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(
-            runner, self.settings.fhir_host, self.settings.fhir_port, ssl_context=self._tls
-        )
-        await site.start()
-        self.port = int(runner.addresses[0][1])
-        self.ready = True
-        self._log.info("fhir intake listening", hospital=self.hospital, port=self.port,
-                       tls=self._tls is not None)  # fmt: skip
         try:
+            await producer.start()
+            self._producer = producer
+            await runner.setup()
+            site = web.TCPSite(
+                runner, self.settings.fhir_host, self.settings.fhir_port, ssl_context=self._tls
+            )
+            await site.start()
+            self.port = int(runner.addresses[0][1])
+            self.ready = True
+            self._log.info("fhir intake listening", hospital=self.hospital, port=self.port,
+                           tls=self._tls is not None)  # fmt: skip
             await stop.wait()
         finally:
             self.ready = False

@@ -117,24 +117,27 @@ class MllpListener:
         )
         health.start()
         producer = self._producer_factory()
-        await producer.start()
-        self._producer = producer
-        server = await asyncio.start_server(
-            self._serve, self.settings.mllp_host, self.settings.mllp_port, ssl=self._tls
-        )
-        self.port = int(server.sockets[0].getsockname()[1])
-        self.ready = True
-        self._log.info(
-            "mllp listening", hospital=self.hospital, port=self.port, tls=self._tls is not None,
-        )  # fmt: skip
         try:
-            await stop.wait()
+            await producer.start()
+            self._producer = producer
+            server = await asyncio.start_server(
+                self._serve, self.settings.mllp_host, self.settings.mllp_port, ssl=self._tls
+            )
+            self.port = int(server.sockets[0].getsockname()[1])
+            self.ready = True
+            self._log.info(
+                "mllp listening", hospital=self.hospital, port=self.port,
+                tls=self._tls is not None,
+            )  # fmt: skip
+            try:
+                await stop.wait()
+            finally:
+                self.ready = False
+                server.close()
+                for writer in list(self._connections):
+                    writer.close()
+                await server.wait_closed()
         finally:
-            self.ready = False
-            server.close()
-            for writer in list(self._connections):
-                writer.close()
-            await server.wait_closed()
             await producer.stop()
             health.stop()
             self._log.info("mllp stopped", hospital=self.hospital)
@@ -195,10 +198,12 @@ class MllpListener:
         except HeaderRefused as refused:
             # Kept anyway: ingest dead-letters it with its reason and the original bytes, so
             # the platform holds a record of what the hospital sent (D7, D12).
-            stored = await self._store(event.payload, None)
-            code: AckCode = "AR" if stored else "AE"
-            return self._reply(None, code, ack_id, now, str(refused), refused.error_code,
-                               "refused" if stored else "failed")  # fmt: skip
+            if not await self._store(event.payload, None):
+                return self._reply(None, "AE", ack_id, now,
+                                   "the platform could not store the message; send it again",
+                                   APPLICATION_INTERNAL_ERROR, "failed")  # fmt: skip
+            return self._reply(None, "AR", ack_id, now, str(refused), refused.error_code,
+                               "refused")  # fmt: skip
         if header.control_id in self._recent:
             return self._reply(header, "AA", ack_id, now, "duplicate of a message already stored",
                                None, "duplicate")  # fmt: skip
