@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from linkage.domain.comparison import FIELDS, LEVELS, Levels, compare
-from linkage.domain.profile import Profile, blocking_keys, same_rrn
+from linkage.domain.profile import Profile, blocking_keys
 from linkage.domain.rotation import ROTATION_RULE, known_predecessors
-from linkage.domain.rules import apply_rules
+from linkage.domain.rules import apply_rules, persons_may_merge
 from linkage.domain.weights import Params
 
 MAX_BLOCK: Final = 500  # a block larger than this (a hospital's switchboard phone) is not used
@@ -281,27 +281,10 @@ class PersonIndex:
         return LinkResult(MATCH, person, 0.0, ROTATION_RULE, (), (*merged, change, *bridged))
 
     def _compatible(self, a: str, b: str) -> bool:
-        """False when the two persons hold different strong registration numbers."""
-        numbers_a = {
-            self.refs[r].profile.rrn
-            for r in self.persons[a].refs
-            if self.refs[r].profile.rrn_strong
-        }
-        numbers_b = {
-            self.refs[r].profile.rrn
-            for r in self.persons[b].refs
-            if self.refs[r].profile.rrn_strong
-        }
-        # D33: hashes under different key versions are not a disagreement (``same_rrn``).
-        return (
-            not numbers_a
-            or not numbers_b
-            or any(
-                same_rrn(a, b) is not False
-                for a in numbers_a
-                for b in numbers_b
-                if a is not None and b is not None
-            )
+        """Whether persons ``a`` and ``b`` may be merged automatically (``persons_may_merge``)."""
+        return persons_may_merge(
+            [self.refs[r].profile for r in self.persons[a].refs],
+            [self.refs[r].profile for r in self.persons[b].refs],
         )
 
     def _rrn_persons(self, profile: Profile) -> list[str]:

@@ -8,10 +8,11 @@ the first rule that decides wins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
-from linkage.domain.comparison import LEVELS, Levels
-from linkage.domain.profile import Profile
+from linkage.domain.comparison import LEVELS, Levels, birth_level
+from linkage.domain.profile import Profile, same_rrn
 from linkage.domain.weights import Params
 
 # Two close given names both at least this frequent relative to each other are two names (twins),
@@ -103,3 +104,24 @@ def two_names_rule(params: Params, a: str | None, b: str | None) -> bool:
     if share_a is None or share_b is None:
         return False
     return min(share_a, share_b) >= DISTINCT_NAME_RATIO * max(share_a, share_b)
+
+
+def persons_may_merge(a: Sequence[Profile], b: Sequence[Profile]) -> bool:
+    """D39: two established persons (the records of each) are merged automatically only when
+    nothing they hold says they are different people: strong registration numbers that differ
+    (under a key version both carry, D33), birth dates of which no pair is the same or one
+    typing slip apart (``birth_level``), or a sex each states and no sex in common. One new
+    record that matches both (a bridging record) cannot override that, however high it scores:
+    transitively, one ambiguous record would glue a family together. A steward may still join
+    them."""
+    strong_a = [p.rrn for p in a if p.rrn is not None and p.rrn_strong]
+    strong_b = [p.rrn for p in b if p.rrn is not None and p.rrn_strong]
+    if strong_a and strong_b and all(same_rrn(x, y) is False for x in strong_a for y in strong_b):
+        return False
+    births_a = {p.birth for p in a if p.birth}
+    births_b = {p.birth for p in b if p.birth}
+    if births_a and births_b and not any(birth_level(x, y) for x in births_a for y in births_b):
+        return False
+    sexes_a = {p.sex for p in a if p.sex}
+    sexes_b = {p.sex for p in b if p.sex}
+    return not (sexes_a and sexes_b and not sexes_a & sexes_b)
