@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from rapidfuzz.distance import OSA
+
 from linkage.domain.comparison import LEVELS, Levels, birth_level
 from linkage.domain.profile import Profile, same_rrn
 from linkage.domain.weights import Params
@@ -110,7 +112,7 @@ def persons_may_merge(a: Sequence[Profile], b: Sequence[Profile]) -> bool:
     """D39: two established persons (the records of each) are merged automatically only when
     nothing they hold says they are different people: strong registration numbers that differ
     (under a key version both carry, D33), birth dates of which no pair is the same or one
-    typing slip apart (``birth_level``), or a sex each states and no sex in common. One new
+    typing slip apart (``one_slip_apart``), or a sex each states and no sex in common. One new
     record that matches both (a bridging record) cannot override that, however high it scores:
     transitively, one ambiguous record would glue a family together. A steward may still join
     them."""
@@ -120,8 +122,14 @@ def persons_may_merge(a: Sequence[Profile], b: Sequence[Profile]) -> bool:
         return False
     births_a = {p.birth for p in a if p.birth}
     births_b = {p.birth for p in b if p.birth}
-    if births_a and births_b and not any(birth_level(x, y) for x in births_a for y in births_b):
+    if births_a and births_b and not any(one_slip_apart(x, y) for x in births_a for y in births_b):
         return False
     sexes_a = {p.sex for p in a if p.sex}
     sexes_b = {p.sex for p in b if p.sex}
     return not (sexes_a and sexes_b and not sexes_a & sexes_b)
+
+
+def one_slip_apart(a: str, b: str) -> bool:
+    """D39: two birth dates (YYYYMMDD) that one typing slip makes of each other: equal, day and
+    month swapped, one digit wrong (``birth_level``), or two neighbouring digits swapped."""
+    return bool(birth_level(a, b)) or OSA.distance(a, b, score_cutoff=1) <= 1
