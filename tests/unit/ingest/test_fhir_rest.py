@@ -75,3 +75,21 @@ def test_a_stored_transaction_is_answered_with_a_transaction_response_entry_per_
         {**transaction, "entry": [{"resource": {**PATIENT, "identifier": []}}]}
     ).encode()
     assert bundle_response(refused, resource_intake(refused, TODAY, "Bundle")) is None
+
+
+def test_refusals_never_quote_the_personal_data_they_refuse() -> None:
+    """Planted canaries: a refused resource's OperationOutcome names fields and rules only."""
+    canaries = ("캐나리아", "850321-2012341", "010-9876-5432", "부산광역시 canary로 7")
+    refused = {**PATIENT, "identifier": [{"system": "urn:rrn", "value": canaries[1]}],
+               "name": [{"family": canaries[0][0], "given": [canaries[0][1:]], "text": canaries[0]}],
+               "telecom": [{"system": "phone", "value": canaries[2]}],
+               "address": [{"text": canaries[3]}], "birthDate": "1985-02-30"}  # fmt: skip
+    for body in (
+        json.dumps(refused, ensure_ascii=False).encode(),
+        json.dumps(refused).encode()[:-3],
+    ):
+        intake = resource_intake(body, TODAY, "Patient")
+        assert intake.status >= 400
+        text = json.dumps(operation_outcome([intake.issue]), ensure_ascii=False)
+        for canary in canaries:
+            assert canary not in text and canary.replace("-", "") not in text

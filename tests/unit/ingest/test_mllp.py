@@ -141,3 +141,13 @@ def test_recent_control_ids_forget_the_oldest_beyond_their_capacity() -> None:
     for control_id in ("a", "b", "a", "c"):
         recent.remember(control_id)
     assert "a" in recent and "c" in recent and "b" not in recent
+
+
+def test_an_ack_never_quotes_the_message_it_answers() -> None:
+    """Planted canaries: a refused message's ACK carries the listener's own text only."""
+    canary = b"MSH|^~\\&|EPIC|SNUH|||20261204||ADT^A04||P|2.5.1\rPID|1||9^^^SNUH^MR||\xec\xba\x90\xeb\x82\x98\xeb\xa6\xac\xec\x95\x84^x||19850321|F|||canary street 7\r"
+    with pytest.raises(HeaderRefused) as refused:
+        read_header(canary)
+    ack = acknowledgement(None, "AR", "A1", NOW, str(refused.value), refused.value.error_code)
+    for value in ("캐나리아".encode(), b"canary street", b"19850321"):
+        assert value not in ack
