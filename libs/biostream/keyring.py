@@ -65,6 +65,13 @@ class KeyRing:
     def active_at(self, timestamp_ms: int) -> KeyVersion:
         return active_version(self.versions, timestamp_ms)
 
+    def in_use_at(self, timestamp_ms: int) -> tuple[KeyVersion, ...]:
+        """D33: the version in force for an input of this time and every older one held, newest
+        first: what new data is derived under (the first) and what data derived before a
+        rotation is recognised by (the rest). Versions not in force yet are not used."""
+        active = self.active_at(timestamp_ms)
+        return tuple(v for v in reversed(self.versions) if v.number <= active.number)
+
     def version(self, version: str) -> KeyVersion | None:
         return next((v for v in self.versions if v.version == version), None)
 

@@ -158,3 +158,11 @@ def test_dead_letters_on_both_sides_of_a_rotation_name_their_key_and_all_open(
         for letter in letters
     ]
     assert opened == [b"MSH|canary-0", b"MSH|canary-1", b"MSH|canary-2"]
+
+
+def test_the_versions_in_use_are_the_one_in_force_and_the_older_ones_newest_first() -> None:
+    ring = KeyRing("rrn", [KeyVersion("k1", b"a"), KeyVersion("k2", b"b", T),
+                           KeyVersion("k3", b"c", T + 60_000)])  # fmt: skip
+    assert [v.version for v in ring.in_use_at(T - 1)] == ["k1"]
+    assert [v.version for v in ring.in_use_at(T)] == ["k2", "k1"]
+    assert [v.version for v in ring.in_use_at(T + 60_000)] == ["k3", "k2", "k1"]

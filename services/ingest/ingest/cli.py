@@ -189,8 +189,7 @@ def consent(
                 ) from None
             # D33: the ref under the version in force at the recording time, and the refs
             # under older versions, so a patient last seen before a rotation is still found.
-            active = ring.active_at(int(now.timestamp() * 1000))
-            refs = patient_refs(ring.versions, active, code, number)
+            refs = patient_refs(ring.in_use_at(int(now.timestamp() * 1000)), code, number)
             subject = Subject(
                 patient_ref=refs.current,
                 hospital=code,

@@ -295,11 +295,10 @@ class FeedMessageHandler:
     ) -> None:
         identity = part.identity
         # D33: the version in force at the feed message's Kafka time, for all its records.
-        versions = self.patient_ref_keys.versions
-        active_key = self.patient_ref_keys.active_at(message.timestamp_ms)
+        in_use = self.patient_ref_keys.in_use_at(message.timestamp_ms)
 
         def refs_of(number: str) -> PatientRefs:
-            return patient_refs(versions, active_key, hospital, number)
+            return patient_refs(in_use, hospital, number)
 
         refs = refs_of(part.patient_no)
         ref, previous = refs.current, refs.previous

@@ -41,7 +41,7 @@ A40 = (
 
 
 def refs_at(keys: KeyRing, timestamp_ms: int, hospital: str, number: str) -> PatientRefs:
-    return patient_refs(keys.versions, keys.active_at(timestamp_ms), hospital, number)
+    return patient_refs(keys.in_use_at(timestamp_ms), hospital, number)
 
 
 def ring(*versions: tuple[bytes, int]) -> KeyRing:

@@ -5,8 +5,8 @@ join key of everything downstream (linkage's source records, the pseudonymizer's
 releases and withdrawals). Rotating the key changes every patient's ref; so each record carries,
 besides the ref under the version in force, the refs under every older version ingest still
 holds, and the services downstream recognise a patient they know under an older ref.
-No clock: the version in force (``biostream.keyring``: chosen by the input record's time) comes
-in as an argument.
+No clock: the versions in use (``biostream.keyring.KeyRing.in_use_at``: chosen by the input
+record's time) come in as an argument.
 """
 
 from __future__ import annotations
@@ -15,17 +15,8 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-
-class KeyVersion(Protocol):
-    """One version of the patient-ref key (``biostream.keyring.KeyVersion`` is one)."""
-
-    @property
-    def number(self) -> int: ...
-
-    @property
-    def material(self) -> bytes: ...
+from biostream.keyring import KeyVersion
 
 
 def patient_ref(key: bytes, hospital: str, local_patient_no: str) -> str:
@@ -43,16 +34,15 @@ class PatientRefs:
     previous: list[str]
 
 
-def patient_refs(
-    versions: Sequence[KeyVersion], active: KeyVersion, hospital: str, local_patient_no: str
-) -> PatientRefs:
-    """D33: the ref under ``active``, the patient-ref key version in force for the input (the
-    feed message's Kafka time, or the desk's recording time: never a service's clock, so a replay
-    chooses the same version), and ``previous``: the refs under every held version numbered
-    lower than it, newest first, so a patient last seen under any of them is still recognised.
-    Versions not active yet are not used: a staged key changes nothing until its time."""
-    older = sorted((v for v in versions if v.number < active.number), key=lambda v: -v.number)
+def patient_refs(in_use: Sequence[KeyVersion], hospital: str, local_patient_no: str) -> PatientRefs:
+    """D33: the ref under the patient-ref key version in force for the input (the first of
+    ``in_use``: the feed message's Kafka time, or the desk's recording time, never a service's
+    clock, so a replay chooses the same version), and ``previous``: the refs under every older
+    version held (the rest, newest first), so a patient last seen under any of them is still
+    recognised. Versions not active yet are not in ``in_use``: a staged key changes nothing until
+    its time."""
+    current, *older = in_use
     return PatientRefs(
-        patient_ref(active.material, hospital, local_patient_no),
+        patient_ref(current.material, hospital, local_patient_no),
         [patient_ref(v.material, hospital, local_patient_no) for v in older],
     )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from biostream.keyring import KeyRing
+from biostream.keyring import KeyRing, version_number
 
 from linkage.domain import names
 
@@ -95,10 +95,6 @@ def _rrn_hashes(value: str) -> dict[str, str]:
     return dict(entry.split(":", 1) for entry in value.split(","))
 
 
-def _version_number(version: str) -> int:
-    return int(version[1:]) if version[1:].isdigit() else 0
-
-
 def same_rrn(a: str, b: str) -> bool | None:
     """D33: whether two profiles' registration-number hashes name the same number, compared
     under the newest person-key version both were hashed with; None (unknown, as if one were
@@ -113,7 +109,7 @@ def same_rrn(a: str, b: str) -> bool | None:
     common = hashes_a.keys() & hashes_b.keys()
     if not common:
         return None
-    newest = max(common, key=_version_number)
+    newest = max(common, key=version_number)
     return hashes_a[newest] == hashes_b[newest]
 
 
@@ -166,8 +162,7 @@ def rrn_hash_keys(keys: KeyRing, timestamp_ms: int) -> list[tuple[str, bytes]]:
     """D33: the person-key versions a registration number is hashed under for an input of this
     time: the one in force and every older one held (so it meets profiles made before a
     rotation), newest first; versions not yet in force are not used."""
-    active = keys.active_at(timestamp_ms)
-    return [(v.version, v.material) for v in reversed(keys.versions) if v.number <= active.number]
+    return [(v.version, v.material) for v in keys.in_use_at(timestamp_ms)]
 
 
 def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes]]) -> Profile:
