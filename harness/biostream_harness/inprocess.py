@@ -53,13 +53,12 @@ def build_services(
     credentials: Credentials | None = None,
     audit: dict[str, object] | None = None,
     keys_dirs: dict[str, Path] | None = None,
-    ingest: dict[str, object] | None = None,
 ) -> dict[str, RunnableService]:
     """``pseudonym_keys`` maps ``<domain>/<version>`` to a key; by default the demo policy's
     domain gets ``keys.pseudonym``. ``keys_dirs`` gives keys as directories of versions (D33)
     instead: setting stem (``patient_ref``, ``person``, ``rrn``, ``dead_letter``) -> directory.
-    Each service connects as its own principal when ``credentials`` are given. ``audit`` and
-    ``ingest``: extra settings of those services (they win over the keys given here)."""
+    Each service connects as its own principal when ``credentials`` are given. ``audit``: extra
+    settings of the audit service."""
     domain_keys = pseudonym_keys or {f"{DATASET}/k1": keys.pseudonym}
     dirs = keys_dirs or {}
 
@@ -82,7 +81,6 @@ def build_services(
                     **common("ingest"),
                     **key("patient_ref", keys.patient_ref),
                     **key("rrn", keys.rrn),
-                    **(ingest or {}),
                 }
             )
         ),
@@ -128,10 +126,9 @@ async def running_pipeline(
     pseudonym_keys: dict[str, str] | None = None,
     audit: dict[str, object] | None = None,
     keys_dirs: dict[str, Path] | None = None,
-    ingest: dict[str, object] | None = None,
 ) -> AsyncIterator[PipelineObserver]:
-    """``audit``, ``ingest``: extra settings of those services (e.g. checkpoint intervals, a
-    patient-ref keys directory) for the test at hand."""
+    """``audit``: extra audit settings (e.g. checkpoint intervals) for the test at hand;
+    ``keys_dirs``: keys as directories of versions (D33), as ``build_services`` takes them."""
     datasets = datasets or [DATASET]
     topics = Topics(prefix)
     await ensure_topics(kafka, topics.pipeline_specs(hospitals, datasets))
@@ -140,7 +137,7 @@ async def running_pipeline(
     if credentials is not None:
         await wait_until_usable(credentials)
     services = build_services(
-        kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit, keys_dirs, ingest
+        kafka, prefix, keys, policy_dir, pseudonym_keys, credentials, audit, keys_dirs
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.processor.run(stop), name=n) for n, s in services.items()]

@@ -134,9 +134,11 @@ async def test_the_patient_ref_key_rotates_mid_stream_with_nothing_lost(
             k2.encode(), "H001", mrn
         )
 
-    ingest = {"patient_ref_key": None, "patient_ref_keys_dir": keys_dir}
+    keys_dirs = {"patient_ref": keys_dir}
     principals = access.render(access.load_matrix(), prefix=topic_prefix, hospitals=["H001"])
-    async with running_pipeline(kafka, topic_prefix, ["H001"], keys, ingest=ingest) as observer:
+    async with running_pipeline(
+        kafka, topic_prefix, ["H001"], keys, keys_dirs=keys_dirs
+    ) as observer:
         # --- before the rotation: three patients, each a first visit -------------------------
         first = [bundle("F-1", "A", "2026-02-01"), bundle("F-2", "B", "2026-02-02"),
                  bundle("F-3", "C", "2026-02-03")]  # fmt: skip
