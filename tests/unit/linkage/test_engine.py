@@ -328,6 +328,7 @@ def test_record_without_birth_date_and_with_misspelt_surname_is_still_a_candidat
 def test_upper_bound_is_never_below_the_score() -> None:
     variants: list[dict[str, object]] = [
         {}, {"given_name": "서영"}, {"given_name": "민준"}, {"family_name": "서연", "given_name": "김"},
+        {"family_name": "서연", "given_name": "민수"}, {"family_name": "박", "given_name": "김"},
         {"family_name": "이"}, {"family_name": "리"}, {"birth_date": "1990-07-03"},
         {"birth_date": "1985-11-21", "sex": "M"}, {"phone": None}, {"phone": "010-9999-0000"},
         {"postal_code": "06237"}, {"postal_code": None}, {"address": None},

@@ -122,6 +122,11 @@ def compare(a: Profile, b: Profile) -> Levels:
         swapped_given = _name_level(a.given, b.family, 3)
         if swapped_family and swapped_given and swapped_family + swapped_given > family + given:
             family, given = swapped_family, max(swapped_given - 1, 1)
+        elif family < 2 and (a.family == b.given or a.given == b.family):
+            # One name moved into the other field, the other field replaced (FEBRL's "heron
+            # brooke" for "alicia heron"): the moved name still agrees, credited as the surname
+            # whichever side it came from, so that the comparison stays symmetric.
+            family = 2
     latin = None
     if a.latin and b.latin and latin_name_is_evidence(family, given):
         if set(a.latin) & set(b.latin):

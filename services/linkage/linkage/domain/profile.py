@@ -229,4 +229,30 @@ def blocking_keys(p: Profile) -> list[str]:
         keys.append(f"g{p.postal}|{p.given}")
     if p.latin:
         keys.append(f"l{p.latin[0]}|{year or ''}")
+    street = street_key(p.address)
+    if street:
+        # A record whose names, birth date and postal code are all damaged still meets its
+        # person at the house number and street (issue 20: FEBRL's hardest duplicates).
+        keys.append(f"s{street}")
     return keys
+
+
+def street_key(address: str | None) -> str | None:
+    """D-linkage-8: the house (building) number and its street of a normalised address, the
+    part of an address that identifies a dwelling and is least often mistyped: the first
+    all-digit token with the street word beside it (before it in Korean road-name addresses,
+    테헤란로 123; after it in Western ones, 7 erldunda circuit). None without a house number."""
+    if address is None:
+        return None
+    tokens = address.split()
+    for position, token in enumerate(tokens):
+        if not token.isdigit():
+            continue
+        before = tokens[position - 1] if position > 0 else None
+        after = tokens[position + 1] if position + 1 < len(tokens) else None
+        if before is not None and names.is_hangul(before):
+            return f"{before}|{token}"
+        if after is not None and not after.isdigit():
+            return f"{after}|{token}"
+        return None
+    return None

@@ -20,6 +20,9 @@ from linkage.domain.weights import Params
 # Two close given names both at least this frequent relative to each other are two names (twins),
 # not one name and its slip (two_names_rule).
 DISTINCT_NAME_RATIO: Final = 0.1
+# Twin-pattern pairs at least this many times what given-name slips explain: the data hold twins
+# (twins_expected).
+TWIN_EVIDENCE_MIN: Final = 2.0
 
 
 def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: float) -> float:
@@ -28,7 +31,8 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
     1. :func:`different_registration_numbers_rule`;
     2. the same given name (or an unknown one) is not the twin pattern: the score stands;
     3. :func:`different_sex_rule`;
-    4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`: the score stands;
+    4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`, or no twins
+       in the data (:func:`twins_expected`): the score stands;
     5. :func:`twin_rule`.
     """
     family, given, _latin, _birth, sex, _rrn, _ids, _phone, _address = levels
@@ -39,7 +43,11 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
         return score
     if sex == 0:
         return different_sex_rule(params, score)
-    if personal_identifier_agrees(levels) or names_swapped_between_fields(a, b):
+    if (
+        personal_identifier_agrees(levels)
+        or names_swapped_between_fields(a, b)
+        or not twins_expected(params)
+    ):
         return score
     return twin_rule(params, a, b, family, given, score)
 
@@ -76,6 +84,17 @@ def names_swapped_between_fields(a: Profile, b: Profile) -> bool:
     """D-linkage-5 (3), D-linkage-7: names entered in each other's field, one of them exactly the
     same crosswise, are not a different given name."""
     return a.given == b.family or a.family == b.given
+
+
+def twins_expected(params: Params) -> bool:
+    """D42: whether the twin rule is needed: the data hold twins when pairs with the twin pattern
+    (same surname, birth date and household, given names different, no identifier agreeing)
+    outnumber what the given-name slips learnt by EM explain (``params.twin_evidence``, see
+    ``training.twin_evidence``) by ``TWIN_EVIDENCE_MIN``. Any population with families does
+    (Korea: about 3 % of births are twins); a file of independently corrupted copies (FEBRL)
+    does not, and there the pattern is a replaced given name. Untrained: assumed present."""
+    evidence = params.twin_evidence
+    return evidence is None or evidence >= TWIN_EVIDENCE_MIN
 
 
 def twin_rule(

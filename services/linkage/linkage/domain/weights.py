@@ -34,6 +34,9 @@ class Params:
     prior_log2: float  # log2 odds that two random records are the same person
     thresholds: Thresholds = field(default_factory=Thresholds)
     tf: dict[str, dict[str, float]] = field(default_factory=dict)  # field -> value -> share
+    # D42: how many more twin-pattern pairs the data hold than given-name slips explain (see
+    # ``training.twin_evidence``); None: not estimated, twins are assumed present.
+    twin_evidence: float | None = None
 
     def __post_init__(self) -> None:
         self.weights: dict[str, list[float]] = {
@@ -52,7 +55,7 @@ class Params:
             {
                 "m": self.m, "u": self.u, "prior_log2": self.prior_log2,
                 "thresholds": {"match": self.thresholds.match, "review": self.thresholds.review},
-                "tf": self.tf,
+                "tf": self.tf, "twin_evidence": self.twin_evidence,
             },
             ensure_ascii=False, indent=1, sort_keys=True,
         )  # fmt: skip
@@ -80,6 +83,7 @@ class Params:
                 k: {str(a): float(b) for a, b in v.items()}
                 for k, v in raw.get("tf", base.tf).items()
             },
+            twin_evidence=_optional_float(raw.get("twin_evidence", base.twin_evidence)),
         )
 
     def score(self, a: Profile, b: Profile, levels: Levels) -> float:
@@ -131,7 +135,7 @@ class Params:
             total += max(self._best["latin"], 0.0)
         if a.family is not None and b.family is not None:
             # Top level only when equal in place or crosswise (names in each other's field).
-            if a.family == b.family or a.family == b.given:
+            if a.family == b.family or a.family == b.given or a.given == b.family:
                 total += max(self._best["family"], self._top_weight("family", a.family))
             else:
                 total += self._best_below_top["family"]
@@ -147,6 +151,10 @@ class Params:
         elif a.address is not None and b.address is not None:
             total += self._best["address"]
         return total
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(str(value))
 
 
 # Korean surname shares (2015 census, top ten; korea.md) as term frequencies before any training.

@@ -1,0 +1,138 @@
+"""Issue 20: rules for the patterns of data the linkage was never tuned on (D-linkage-8, D42)."""
+
+from __future__ import annotations
+
+import random
+
+from linkage.domain.comparison import compare
+from linkage.domain.index import MATCH, PersonIndex
+from linkage.domain.profile import Identity, Profile, blocking_keys, make_profile, street_key
+from linkage.domain.rules import TWIN_EVIDENCE_MIN, apply_rules, twins_expected
+from linkage.domain.training import estimate, twin_evidence
+from linkage.domain.weights import Params, default_params
+
+KEY = b"test-key"
+
+
+def profile(record_id: str, **fields: object) -> Profile:
+    return make_profile(Identity(record_id=record_id, **fields), KEY)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- street key (D-linkage-8)
+
+
+def test_street_key_is_the_house_number_and_its_street_in_either_convention() -> None:
+    assert street_key("강남구 테헤란로 152 101동") == "테헤란로|152"
+    assert street_key("7 erldunda circuit bellbird") == "erldunda|7"
+    assert street_key("coane street mountview") is None
+    assert street_key(None) is None
+
+
+def test_damaged_names_birth_date_and_postal_code_still_meet_at_the_street() -> None:
+    a = profile("a", family_name="capurso", given_name="harrison", postal_code="6233",
+                address="7 erldunda circuit bellbird ctge")  # fmt: skip
+    b = profile("b", family_name="ruby", given_name="capurso", postal_code="6332",
+                address="7 erldunda circuit bellbirdctge")  # fmt: skip
+    assert set(blocking_keys(a)) & set(blocking_keys(b)) == {"serldunda|7"}
+
+
+# ------------------------------------------------------------------ one name in the other field
+
+
+def test_one_name_moved_into_the_other_field_is_credited_symmetrically() -> None:
+    org = profile("a", family_name="heron", given_name="alicia")
+    moved = profile("b", family_name="brooke", given_name="heron")
+    assert compare(org, moved)[0] == 2
+    assert compare(moved, org)[0] == 2
+    unrelated = profile("c", family_name="brooke", given_name="zara")
+    assert compare(org, unrelated)[0] == 0
+
+
+# ------------------------------------------------------------------------ twin evidence (D42)
+
+
+def _household_sample(twins: bool, seed: int = 3) -> list[Profile]:
+    """Persons with two or three records each (a slip in some); with ``twins`` a share of them
+    has a twin: same surname, birth date, address and phone, another given name, own records."""
+    rng = random.Random(seed)
+    families = ["김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오"]
+    given = ["서연", "민준", "지우", "하준", "서윤", "도윤", "지민", "예준", "수아", "시우",
+             "하은", "주원", "지호", "유나", "건우", "채원"]  # fmt: skip
+    out: list[Profile] = []
+    for n in range(600):
+        household = {
+            "family_name": rng.choice(families),
+            "birth_date": f"19{rng.randint(40, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            "sex": "F",
+            "phone": f"010-{rng.randint(1000, 9999)}-{n:04d}",
+            "postal_code": f"{rng.randint(10000, 63000)}",
+            "address": f"강남구 테헤란로 {n}",
+        }  # fmt: skip
+        names = rng.sample(given, 2 if twins and n % 10 == 0 else 1)
+        for number, name in enumerate(names):
+            for copy in range(rng.randint(2, 3)):
+                out.append(profile(f"{n}-{number}-{copy}", given_name=name, **household))
+    return out
+
+
+def test_twin_evidence_is_high_where_the_data_hold_twins_and_low_where_not() -> None:
+    with_twins = _household_sample(twins=True)
+    without = _household_sample(twins=False)
+    params_twins = estimate(with_twins, default_params(), random_pairs=20_000)
+    params_none = estimate(without, default_params(), random_pairs=20_000)
+    assert params_twins.twin_evidence is not None
+    assert params_twins.twin_evidence >= TWIN_EVIDENCE_MIN
+    assert twins_expected(params_twins)
+    assert params_none.twin_evidence is not None
+    assert params_none.twin_evidence < TWIN_EVIDENCE_MIN
+    assert not twins_expected(params_none)
+
+
+def test_twin_evidence_counts_replaced_given_names_against_the_slips_em_learnt() -> None:
+    same_household = {"family_name": "김", "birth_date": "1990-03-07", "address": "강남구 테헤란로 1",
+                      "postal_code": "06236", "phone": "01012345678"}  # fmt: skip
+    records = [
+        profile(f"{name}{copy}", given_name=name, **same_household)
+        for name in ("서연", "민준")
+        for copy in (1, 2)
+    ]  # two same-name pairs, four different-name pairs
+    # Given names replaced in nine matches of ten: four different-name pairs are fewer than
+    # the eighteen slips alone would give.
+    assert twin_evidence(records, [0.9, 0.0, 0.0, 0.1]) < TWIN_EVIDENCE_MIN
+    # Slips almost never seen: the same four pairs are evidence of twins.
+    assert twin_evidence(records, [0.001, 0.0, 0.0, 0.999]) == 4.0
+
+
+def test_untrained_parameters_assume_twins_and_the_cap_applies() -> None:
+    params = default_params()
+    assert params.twin_evidence is None and twins_expected(params)
+    household = {"family_name": "신", "birth_date": "1951-05-19", "sex": "M",
+                 "phone": "01012345678", "address": "강남구 테헤란로 9", "postal_code": "06236"}  # fmt: skip
+    a, b = (
+        profile("a", given_name="병식", **household),
+        profile("b", given_name="철수", **household),
+    )
+    levels = compare(a, b)
+    raw = params.score(a, b, levels)
+    assert apply_rules(params, a, b, levels, raw) < params.thresholds.match <= raw
+    no_twins = Params.from_json(params.to_json())
+    no_twins.twin_evidence = 0.0
+    assert apply_rules(no_twins, a, b, levels, raw) == raw
+
+
+def test_twin_evidence_survives_the_parameter_file() -> None:
+    params = default_params()
+    params.twin_evidence = 3.5
+    assert Params.from_json(params.to_json()).twin_evidence == 3.5
+    assert Params.from_json("{}").twin_evidence is None
+
+
+def test_a_file_without_twins_links_a_replaced_given_name() -> None:
+    params = default_params()
+    params.twin_evidence = 0.0
+    index = PersonIndex(params, KEY)
+    fields = {"family_name": "boothroyd", "birth_date": "1960-09-04", "postal_code": "6058",
+              "address": "101 elkington street witsend", "phone": "0412345678"}  # fmt: skip
+    first = index.link("a", profile("a", given_name="daniella", **fields), [])
+    second = index.link("b", profile("b", given_name="lachlan", **fields), [])
+    assert (second.outcome, second.person) == (MATCH, first.person)
