@@ -38,7 +38,6 @@ from prometheus_client import CollectorRegistry, Gauge
 from linkage import state as linkage_state
 from linkage.domain.district import district_of
 from linkage.domain.index import (
-    POSSIBLE_MATCH,
     Change,
     LinkResult,
     PersonIndex,
@@ -223,7 +222,9 @@ class LinkageHandler:
                 hospital=record["hospital"], outcome=result.outcome.lower(), reason_code=rotated,
             )
         )  # fmt: skip
-        if result.outcome == POSSIBLE_MATCH:
+        if result.candidates:
+            # A possible match, or a match that refused to merge a person the record also
+            # matched (D43: that merge is a steward's to make).
             out.extend(self._open_review(index, record["patient_ref"], result, state, now))
         return out
 

@@ -226,3 +226,21 @@ def test_a_ref_stored_before_districts_existed_gets_its_district_from_the_profil
     # A hospital merge moves pr_a: its decision comes from the stored entry alone.
     [moved] = decisions(handler()(merge("pr_c", "pr_a", 2), old, NOW))
     assert moved["outcome"] == "MERGED" and moved["district_code"] == "11110"
+
+
+def test_a_refused_bridge_opens_a_review_and_same_person_joins_them() -> None:
+    link, state = handler(), StateStore()
+    namesake = {"sex": "M", "birth_date": dt.date(1897, 10, 13), "given_name": "민준",
+                "postal_code": "06236", "address": "서울특별시 강남구 테헤란로 152"}  # fmt: skip
+    [a] = decisions(link(identity("pr_a", 0, rrn="9710139019902", **namesake), state, NOW))
+    [b] = decisions(
+        link(identity("pr_b", 1, rrn="9710139019918", phone="01055550000", **namesake), state, NOW)
+    )
+    assert a["person_id"] != b["person_id"]  # different strong registration numbers
+    out = link(identity("pr_c", 2, **namesake), state, NOW)
+    [c] = decisions(out)
+    [task] = tasks(out)
+    assert (c["outcome"], c["person_id"]) == ("MATCH", a["person_id"])
+    assert task["candidate_person_ids"] == [b["person_id"]]
+    merged = decisions(link(review(task["task_id"], "SAME_PERSON", 3), state, NOW))
+    assert {d["person_id"] for d in merged} == {a["person_id"]}

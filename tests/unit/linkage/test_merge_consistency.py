@@ -3,7 +3,7 @@ say they are different people (birth dates, sex, registration numbers)."""
 
 from __future__ import annotations
 
-from linkage.domain.index import MATCH, NEW_PERSON, PersonIndex
+from linkage.domain.index import MATCH, NEW_PERSON, POSSIBLE_MATCH, PersonIndex
 from linkage.domain.profile import Identity, make_profile
 from linkage.domain.rules import persons_may_merge
 from linkage.domain.weights import default_params
@@ -54,6 +54,28 @@ def test_a_bridging_record_joins_one_sibling_and_does_not_glue_the_household() -
     scores = {c.person: c.score for c in index.candidates(stub, exclude=None)}
     assert min(scores[first.person], scores[second.person]) >= index.params.thresholds.match
     bridge = index.link("h3", stub, [])
-    assert bridge.outcome == MATCH
     assert index.refs["h1"].person != index.refs["h2"].person, "the sisters were merged"
-    assert bridge.person in (index.refs["h1"].person, index.refs["h2"].person)
+    # D43: it matches both about equally and they may not be merged: which sister it is, a
+    # reviewer decides; it joins neither.
+    assert bridge.outcome == POSSIBLE_MATCH
+    assert bridge.person not in (first.person, second.person)
+    assert {c.person for c in bridge.candidates} == {first.person, second.person}
+
+
+def test_a_refused_bridge_is_put_to_a_reviewer() -> None:
+    index = PersonIndex(default_params(), KEY)
+    namesake = {"given_name": "민준", "birth_date": "1897-10-13", "sex": "M"}
+    first = index.link("h1", profile(rrn="971013-9019902", **namesake), [])
+    other = profile(rrn="971013-9019918", **{**namesake, "phone": "010-5555-0000"})
+    second = index.link("h2", other, [])
+    assert first.person != second.person  # different strong numbers
+    # A record without the number matches both above the threshold, the first far better.
+    record = profile(**namesake)
+    scores = {c.person: c.score for c in index.candidates(record, exclude=None)}
+    assert scores[second.person] >= index.params.thresholds.match
+    assert scores[first.person] > scores[second.person] + 2.0
+    joined = index.link("h3", record, [])
+    assert (joined.outcome, joined.person) == (MATCH, first.person)
+    assert index.refs["h2"].person == second.person
+    # The merge it would have made is a reviewer's task: the other person is listed.
+    assert [c.person for c in joined.candidates] == [second.person]

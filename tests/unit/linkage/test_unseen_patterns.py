@@ -136,3 +136,123 @@ def test_a_file_without_twins_links_a_replaced_given_name() -> None:
     first = index.link("a", profile("a", given_name="daniella", **fields), [])
     second = index.link("b", profile("b", given_name="lachlan", **fields), [])
     assert (second.outcome, second.person) == (MATCH, first.person)
+
+
+# ----------------------------------------------------------------- households and newborns (D43)
+
+MOTHER = {"family_name": "서", "given_name": "유리", "birth_date": "1979-03-26", "sex": "F",
+          "phone": "010-4133-9371", "postal_code": "07486", "address": "서울 영등포구 번영로 233"}  # fmt: skip
+MOTHER_RRN = "790326-2390619"
+
+
+def test_newborn_aliases_are_recognised_and_names_are_not() -> None:
+    from linkage.domain.names import is_newborn_alias
+
+    for alias in (
+        "유리아기",
+        "유리 아기",
+        "유리(아기)",
+        "서유리아기",
+        "아기",
+        "여아",
+        "남아",
+        "유리여아2",
+    ):
+        assert is_newborn_alias(alias), alias
+    for name in ("서연", "아기영", "남아영", None, ""):
+        assert not is_newborn_alias(name), name
+
+
+def test_a_newborn_alias_holds_neither_the_mothers_name_nor_her_number() -> None:
+    alias = profile("b", **{**MOTHER, "given_name": "유리(아기)", "birth_date": "2014-09-03"},
+                    rrn=MOTHER_RRN)  # fmt: skip
+    assert (alias.family, alias.given, alias.latin, alias.rrn) == (None, None, (), None)
+    # Her own number on her own record is kept.
+    assert profile("m", **MOTHER, rrn=MOTHER_RRN).rrn is not None
+
+
+def test_a_newborn_alias_joins_the_child_and_never_the_mother() -> None:
+    index = PersonIndex(default_params(), KEY)
+    mother = index.link("m1", profile("m1", **MOTHER, rrn=MOTHER_RRN), [])
+    # The mother's record without a birth date: the one that used to let her baby in.
+    index.link("m2", profile("m2", **{**MOTHER, "birth_date": None}), [])
+    alias = index.link("b1", profile("b1", **{**MOTHER, "given_name": "유리아기",
+                                              "birth_date": "2014-09-03"}, rrn=MOTHER_RRN), [])  # fmt: skip
+    assert alias.person != mother.person
+    child = index.link("b2", profile("b2", **{**MOTHER, "family_name": "김", "given_name": "세영",
+                                              "birth_date": "2014-09-03"}), [])  # fmt: skip
+    assert (child.outcome, child.person) == (MATCH, alias.person)
+    assert index.refs["m1"].person == index.refs["m2"].person == mother.person
+
+
+def test_a_newborn_alias_matching_twins_joins_neither() -> None:
+    from linkage.domain.index import POSSIBLE_MATCH
+
+    index = PersonIndex(default_params(), KEY)
+    twin = {**MOTHER, "family_name": "안", "birth_date": "2017-03-05"}
+    a = index.link("t1", profile("t1", **{**twin, "given_name": "유나"}), [])
+    b = index.link("t2", profile("t2", **{**twin, "given_name": "가나"}), [])
+    assert a.person != b.person
+    alias = index.link("t3", profile("t3", **{**twin, "given_name": "혜원여아2"}), [])
+    assert alias.outcome == POSSIBLE_MATCH
+    assert {c.person for c in alias.candidates} == {a.person, b.person}
+    # Later records of each twin stay with their own twin.
+    again = index.link("t4", profile("t4", **{**twin, "given_name": "가나"}), [])
+    assert again.person == b.person and index.refs["t1"].person == a.person
+
+
+def test_a_household_member_is_at_most_a_review() -> None:
+    params = default_params()
+    father = profile(
+        "f", **{**MOTHER, "given_name": "철수", "birth_date": "1975-01-02", "sex": "M"}
+    )
+    son = profile("s", **{**MOTHER, "given_name": "민준", "birth_date": "2005-06-07", "sex": "M"})
+    levels = compare(father, son)
+    assert apply_rules(params, father, son, levels, 40.0) < params.thresholds.match
+    # An identifier both records carry says otherwise.
+    shared = profile("s2", **{**MOTHER, "given_name": "민준", "birth_date": "2005-06-07",
+                              "sex": "M"}, identifiers=(("nhis", "123"),))  # fmt: skip
+    father_id = profile("f2", **{**MOTHER, "given_name": "철수", "birth_date": "1975-01-02",
+                                 "sex": "M"}, identifiers=(("nhis", "123"),))  # fmt: skip
+    levels = compare(father_id, shared)
+    assert apply_rules(params, father_id, shared, levels, 40.0) == 40.0
+
+
+# ------------------------------------------------------------------- romanised-only records (D44)
+
+
+def test_a_romanised_only_record_is_compared_with_the_hangul_name_romanised() -> None:
+    from linkage.domain.comparison import cross_script
+
+    hangul = profile("h", family_name="최", given_name="정희", birth_date="1964-03-18")
+    for latin in ({"name_latin": "CHOI JEONGHUI"}, {"family_name": "Choi", "given_name": "Jeong-hui"},
+                  {"name_latin": "Jeonghui Choe"}):  # fmt: skip
+        roman = profile("r", birth_date="1964-03-18", **latin)
+        assert cross_script(hangul, roman) and cross_script(roman, hangul)
+        levels = compare(hangul, roman)
+        assert levels[:3] == (None, None, 2), latin  # names unknown, romanised name the same
+    assert compare(hangul, profile("o", name_latin="Kim Minsu"))[2] == 0
+    # Two Latin records (FEBRL) are compared as before.
+    assert not cross_script(profile("a", family_name="smith"), profile("b", family_name="smyth"))
+
+
+def test_a_romanised_only_record_does_not_glue_relatives_together() -> None:
+    index = PersonIndex(default_params(), KEY)
+    household = {"family_name": "이", "birth_date": "1990-03-07", "sex": "F",
+                 "phone": "010-2222-3333", "address": "강남구 테헤란로 7", "postal_code": "06236"}  # fmt: skip
+    a = index.link("a", profile("a", given_name="지은", **household), [])
+    b = index.link("b", profile("b", given_name="지운", **household), [])
+    assert a.person != b.person
+    address = {k: v for k, v in household.items() if k != "family_name"}
+    roman = index.link("r", profile("r", name_latin="LEE JIEUN", **address), [])
+    assert index.refs["a"].person != index.refs["b"].person
+    assert {c.person for c in roman.candidates} <= {a.person, b.person}
+    # The rule itself: a romanised-only record never bridges a person named in Hangul; a Hangul
+    # record, or a romanised one among romanised persons (FEBRL), may.
+    from linkage.domain.rules import may_bridge
+
+    hangul_person = [profile("a", given_name="지은", **household)]
+    roman_only = profile("r", name_latin="LEE JIEUN", **address)
+    assert not may_bridge(roman_only, hangul_person)
+    assert may_bridge(roman_only, [profile("x", name_latin="Lee Jieun")])
+    assert may_bridge(hangul_person[0], hangul_person)

@@ -6,6 +6,7 @@ Korean names are compared on jamo with initial-sound and romanisation folding (`
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
@@ -99,6 +100,37 @@ def latin_name_is_evidence(family: int | None, given: int | None) -> bool:
     return not (family == LEVELS["family"] - 1 and given == LEVELS["given"] - 1)
 
 
+def hangul_named(p: Profile) -> bool:
+    """Whether the record's name fields are written in Hangul."""
+    return names.starts_hangul(p.family) or names.starts_hangul(p.given)
+
+
+def romanised_only(p: Profile) -> bool:
+    """D44: a record with a name and no Hangul in it (HONG, GIL DONG from an international or
+    insurance system): its name can only be compared with a Hangul one through romanisation."""
+    return not hangul_named(p) and bool(p.latin or p.family or p.given)
+
+
+@lru_cache(maxsize=65536)
+def _romanised_forms(
+    family: str | None, given: str | None, latin: tuple[str, ...]
+) -> frozenset[str]:
+    text = " ".join(part for part in (family, given) if part)
+    return frozenset(latin) | frozenset(names.latin_forms(text) if text else ())
+
+
+def cross_script(a: Profile, b: Profile) -> bool:
+    """D44: one record named in Hangul, the other only in Latin letters."""
+    return hangul_named(a) != hangul_named(b) and (romanised_only(a) or romanised_only(b))
+
+
+def _latin_level(x: frozenset[str] | tuple[str, ...], y: frozenset[str] | tuple[str, ...]) -> int:
+    if set(x) & set(y):
+        return 2
+    best = max(Levenshtein.normalized_similarity(p, q) for p in x for q in y)
+    return 1 if best >= 0.85 else 0
+
+
 def compare(a: Profile, b: Profile) -> Levels:
     """D-linkage-1: field by field, the graded agreement levels of two profiles (``None``:
     unknown on a side), the comparison vector the match weight sums over.
@@ -107,6 +139,8 @@ def compare(a: Profile, b: Profile) -> Levels:
     (D-linkage-5 (3)); a postal code one digit off is a weak address agreement (D-linkage-5 (4)).
     """
     family = given = None
+    if (a.family or a.given or a.latin) and (b.family or b.given or b.latin) and cross_script(a, b):
+        return _compare_across_scripts(a, b)
     if a.family is not None and b.family is not None:
         family = _name_level(a.family, b.family, 2)
     if a.given is not None and b.given is not None:
@@ -129,15 +163,25 @@ def compare(a: Profile, b: Profile) -> Levels:
             family = 2
     latin = None
     if a.latin and b.latin and latin_name_is_evidence(family, given):
-        if set(a.latin) & set(b.latin):
-            latin = 2
-        else:
-            best = max(Levenshtein.normalized_similarity(x, y) for x in a.latin for y in b.latin)
-            latin = 1 if best >= 0.85 else 0
+        latin = _latin_level(a.latin, b.latin)
+    return (family, given, latin, *_other_levels(a, b))
+
+
+def _compare_across_scripts(a: Profile, b: Profile) -> Levels:
+    """D44: a Hangul-named record against a romanised-only one: surname and given name cannot be
+    compared letter by letter (unknown, not different); the romanised full name (the Hangul
+    side romanised, folded, either order) stands for both."""
+    latin = _latin_level(
+        _romanised_forms(a.family, a.given, a.latin), _romanised_forms(b.family, b.given, b.latin)
+    )
+    return (None, None, latin, *_other_levels(a, b))
+
+
+def _other_levels(a: Profile, b: Profile) -> tuple[int | None, ...]:
     birth = None if a.birth is None or b.birth is None else birth_level(a.birth, b.birth)
     sex = None if a.sex is None or b.sex is None else int(a.sex == b.sex)
     agree = None if a.rrn is None or b.rrn is None else same_rrn(a.rrn, b.rrn)
     rrn = None if agree is None else int(agree)
     ids = _ids_level(a.ids, b.ids) if a.ids and b.ids else None
     phone = None if a.phone is None or b.phone is None else int(a.phone == b.phone)
-    return (family, given, latin, birth, sex, rrn, ids, phone, _address_level(a, b))
+    return (birth, sex, rrn, ids, phone, _address_level(a, b))

@@ -24,11 +24,19 @@ from typing import Final
 from linkage.domain.comparison import FIELDS, LEVELS, Levels, compare
 from linkage.domain.profile import Profile, blocking_keys
 from linkage.domain.rotation import ROTATION_RULE, known_predecessors
-from linkage.domain.rules import apply_rules, persons_may_merge
+from linkage.domain.rules import (
+    apply_rules,
+    may_bridge,
+    persons_may_merge,
+    record_may_join,
+)
 from linkage.domain.weights import Params
 
 MAX_BLOCK: Final = 500  # a block larger than this (a hospital's switchboard phone) is not used
 MAX_CANDIDATES_LISTED: Final = 5
+# Two matched persons that may not be merged, scoring within this many bits (a factor of 4 in
+# likelihood) of each other: the record is ambiguous (``_ambiguous``).
+AMBIGUITY_MARGIN: Final = 2.0
 
 NEW_PERSON: Final = "NEW_PERSON"
 MATCH: Final = "MATCH"
@@ -200,19 +208,26 @@ class PersonIndex:
             return LinkResult(MATCH, person, 0.0, "rrn-exact", (), (change, *merges))
         ranked = self.candidates(profile, exclude=None)
         thresholds = self.params.thresholds
-        matches = [c for c in ranked if c.score >= thresholds.match]
-        if matches:
+        matches = [c for c in ranked if c.score >= thresholds.match and self._may_join(profile, c)]
+        if matches and not self._ambiguous(profile, matches):
             # The record joins the best person; other persons it matches as well are merged in
-            # (a bridging record) unless their registration numbers say they are different people.
-            bridged = [matches[0].person] + [
-                c.person for c in matches[1:] if self._compatible(matches[0].person, c.person)
-            ]
+            # (a bridging record) unless their records say they are different people (D39) or
+            # the record may not bridge (D44). A refused bridge is put to a reviewer (D43).
+            best = matches[0]
+            bridged, refused = [best.person], []
+            for c in matches[1:]:
+                if self._may_bridge(profile, c.person) and self._compatible(best.person, c.person):
+                    bridged.append(c.person)
+                else:
+                    refused.append(c)
             person, merges = self._merge_all(bridged, "fellegi-sunter")
             self._attach(ref, profile, meta, person)
-            change = self._decide(ref, person, None, MATCH, matches[0].score, "fellegi-sunter")
+            change = self._decide(ref, person, None, MATCH, best.score, "fellegi-sunter")
+            listed = tuple(refused[:MAX_CANDIDATES_LISTED])
             return LinkResult(
-                MATCH, person, matches[0].score, "fellegi-sunter", (), (change, *merges)
-            )
+                MATCH, person, best.score, "fellegi-sunter", listed, (change, *merges),
+                reason_codes(listed[0].levels) if listed else "",
+            )  # fmt: skip
         reviews = tuple(c for c in ranked if c.score >= thresholds.review)[:MAX_CANDIDATES_LISTED]
         # A possible match stays its own person until a reviewer says otherwise: merging two
         # people's data wrongly is worse than linking them late.
@@ -282,9 +297,31 @@ class PersonIndex:
 
     def _compatible(self, a: str, b: str) -> bool:
         """Whether persons ``a`` and ``b`` may be merged automatically (``persons_may_merge``)."""
-        return persons_may_merge(
-            [self.refs[r].profile for r in self.persons[a].refs],
-            [self.refs[r].profile for r in self.persons[b].refs],
+        return persons_may_merge(self._profiles(a), self._profiles(b), self.params)
+
+    def _profiles(self, person: str) -> list[Profile]:
+        return [self.refs[r].profile for r in self.persons[person].refs]
+
+    def _may_join(self, profile: Profile, candidate: Candidate) -> bool:
+        """D43: whether a record may join a matched person (``record_may_join``)."""
+        return record_may_join(
+            self.params, profile, self._profiles(candidate.person), candidate.levels
+        )
+
+    def _may_bridge(self, profile: Profile, person: str) -> bool:
+        return may_bridge(profile, self._profiles(person))
+
+    def _ambiguous(self, profile: Profile, matches: list[Candidate]) -> bool:
+        """D43: the record matches two persons that may not be merged, about equally well (a
+        newborn alias against twins, a romanised name shared by two relatives): a reviewer
+        decides which, the record does not join either."""
+        best = matches[0]
+        return any(
+            c.score >= best.score - AMBIGUITY_MARGIN
+            and not (
+                self._may_bridge(profile, c.person) and self._compatible(best.person, c.person)
+            )
+            for c in matches[1:]
         )
 
     def _rrn_persons(self, profile: Profile) -> list[str]:

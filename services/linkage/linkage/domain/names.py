@@ -70,6 +70,27 @@ _NON_LETTERS: Final = re.compile(r"[^a-z]+")
 _SPACES: Final = re.compile(r"\s+")
 
 
+# What a newborn is registered as before it has a name (issue 20): "baby", "baby girl", "baby boy".
+NEWBORN_WORDS: Final = ("아기", "여아", "남아")
+_NEWBORN_ALIAS: Final = re.compile(
+    r"^(?:\S*?)\s*\(?\s*(?:" + "|".join(NEWBORN_WORDS) + r")\s*\)?\s*\d?$"
+)
+
+
+def is_newborn_alias(given: str | None) -> bool:
+    """D43: a given name that is a newborn's first registration, not a name: the mother's name
+    followed by 아기 / 여아 / 남아 (영희아기, 영희 아기, 영희(아기), 김영희아기), or the word alone,
+    possibly numbered for twins (아기1). Such a record names the mother, not the child."""
+    if not given:
+        return False
+    return bool(_NEWBORN_ALIAS.match(given.strip()))
+
+
+def starts_hangul(text: str | None) -> bool:
+    """Whether a (cleaned) name is written in Hangul: its first character is a syllable."""
+    return bool(text) and HANGUL_FIRST <= ord(text[0]) <= HANGUL_LAST  # type: ignore[index]
+
+
 def is_hangul(text: str) -> bool:
     return any(HANGUL_FIRST <= ord(ch) <= HANGUL_LAST for ch in text)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from biostream.keyring import KeyRing, version_number
+from rapidfuzz.distance import OSA
 
 from linkage.domain import names
 
@@ -119,18 +120,43 @@ def rrn_hash(key: bytes, rrn: str) -> str:
     return hmac.new(key, b"rrn:" + rrn.encode(), hashlib.sha256).hexdigest()[:24]
 
 
+def rrn_birth_date(rrn: str) -> str | None:
+    """The birth date (YYYYMMDD) a 13-digit registration number states (date part and century
+    digit), None when it states no valid date."""
+    if len(rrn) != 13 or not rrn.isdigit():
+        return None
+    century = {9: 1800, 0: 1800, 1: 1900, 2: 1900, 5: 1900, 6: 1900}.get(int(rrn[6]), 2000)
+    try:
+        return dt.date(century + int(rrn[:2]), int(rrn[2:4]), int(rrn[4:6])).strftime("%Y%m%d")
+    except ValueError:
+        return None
+
+
+def one_slip_apart(a: str, b: str) -> bool:
+    """D39: two birth dates (YYYYMMDD) that one typing slip makes of each other: equal, day and
+    month swapped, one digit wrong, or two neighbouring digits swapped."""
+    if a == b or (a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]):
+        return True
+    return len(a) == len(b) and OSA.distance(a, b, score_cutoff=1) <= 1
+
+
+def someone_elses_number(rrn: str, birth: str | None) -> bool:
+    """D43: a registration number whose date is not the record's birth date, not even by one
+    slip, is someone else's: a guardian's (a newborn registered under the mother's number
+    before it has its own) or a relative's. It says nothing of this patient, and comparing it
+    would join the baby to its mother."""
+    stated = rrn_birth_date(rrn)
+    return stated is not None and birth is not None and not one_slip_apart(stated, birth)
+
+
 def rrn_checks(rrn: str, birth: str | None, sex: str | None) -> tuple[bool, bool]:
     """D-linkage-1: (valid: date part and sex digit agree with the record, check digit holds);
     both make a registration number strong, and different strong numbers different people."""
-    if len(rrn) != 13 or not rrn.isdigit():
+    born = rrn_birth_date(rrn)
+    if born is None:
         return False, False
     s = int(rrn[6])
-    century = {9: 1800, 0: 1800, 1: 1900, 2: 1900, 5: 1900, 6: 1900}.get(s, 2000)
-    try:
-        born = dt.date(century + int(rrn[:2]), int(rrn[2:4]), int(rrn[4:6]))
-    except ValueError:
-        return False, False
-    valid = (birth is None or born.strftime("%Y%m%d") == birth) and (
+    valid = (birth is None or born == birth) and (
         sex not in ("M", "F") or ("M" if s % 2 == 1 else "F") == sex
     )
     total = sum(
@@ -175,16 +201,23 @@ def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes
     keys = [("k1", rrn_keys)] if isinstance(rrn_keys, bytes) else rrn_keys
     family = names.clean(identity.family_name)
     given = names.clean(identity.given_name)
+    latin = names.clean(identity.name_latin)
+    if names.is_newborn_alias(given):
+        # D43: the name is the mother's (영희아기): compared, it would join the mother.
+        family = given = latin = None
     birth = _digits(identity.birth_date)
     birth = birth if birth is not None and len(birth) == 8 else None
     sex = identity.sex if identity.sex in ("M", "F") else None
     rrn_digits = _digits(identity.rrn)
     rrn_value, strong = None, False
-    if rrn_digits is not None and len(rrn_digits) == 13:
+    if (
+        rrn_digits is not None
+        and len(rrn_digits) == 13
+        and not someone_elses_number(rrn_digits, birth)
+    ):
         valid, check = rrn_checks(rrn_digits, birth, sex)
         rrn_value = ",".join(f"{version}:{rrn_hash(key, rrn_digits)}" for version, key in keys)
         strong = valid and check
-    latin = names.clean(identity.name_latin)
     phone = _digits(identity.phone)
     postal = _digits(identity.postal_code)
     return Profile(

@@ -13,8 +13,9 @@ from typing import Final
 
 from rapidfuzz.distance import OSA
 
-from linkage.domain.comparison import LEVELS, Levels, birth_level
-from linkage.domain.profile import Profile, same_rrn
+from linkage.domain import names
+from linkage.domain.comparison import LEVELS, Levels, hangul_named, romanised_only
+from linkage.domain.profile import Profile, one_slip_apart, same_rrn
 from linkage.domain.weights import Params
 
 # Two close given names both at least this frequent relative to each other are two names (twins),
@@ -28,7 +29,7 @@ TWIN_EVIDENCE_MIN: Final = 2.0
 def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: float) -> float:
     """The pair's weight after every rule (D-linkage-1, D-linkage-7), in this order:
 
-    1. :func:`different_registration_numbers_rule`;
+    1. :func:`different_registration_numbers_rule`, then :func:`household_member_rule`;
     2. the same given name (or an unknown one) is not the twin pattern: the score stands;
     3. :func:`different_sex_rule`;
     4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`, or no twins
@@ -39,6 +40,8 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
     capped = different_registration_numbers_rule(params, a, b, levels, score)
     if capped is not None:
         return capped
+    if household_member_rule(levels):
+        return min(score, params.thresholds.match - 0.5)
     if given is None or given == LEVELS["given"] - 1:
         return score
     if sex == 0:
@@ -62,6 +65,16 @@ def different_registration_numbers_rule(
     if rrn == 0 and a.rrn_strong and b.rrn_strong:
         return min(score, params.thresholds.review - 1.0)
     return None
+
+
+def household_member_rule(levels: Levels) -> bool:
+    """D43: a pair that agrees on the household (phone, address, surname) but not on the birth
+    date, not even by one slip, and not on the given name (another one, or none on a side: a
+    newborn alias names its mother) is another member of the household (a parent, a child, a
+    sibling), unless a personal identifier agrees: review at most, however much the household
+    fields weigh."""
+    given, birth = levels[1], levels[3]
+    return birth == 0 and given != LEVELS["given"] - 1 and not personal_identifier_agrees(levels)
 
 
 def different_sex_rule(params: Params, score: float) -> float:
@@ -127,14 +140,43 @@ def two_names_rule(params: Params, a: str | None, b: str | None) -> bool:
     return min(share_a, share_b) >= DISTINCT_NAME_RATIO * max(share_a, share_b)
 
 
-def persons_may_merge(a: Sequence[Profile], b: Sequence[Profile]) -> bool:
+def given_names_say_different_people(
+    params: Params, a: Sequence[Profile], b: Sequence[Profile]
+) -> bool:
+    """D43: the records of two persons (or a record and a person) carry Hangul given names of
+    which no pair is the same or a slip of each other (one jamo, not two established names:
+    ``two_names_rule``): two members of a family, where the data hold families
+    (``twins_expected``). A record without a given name (a newborn alias, a romanised-only
+    record) is no evidence either way; it is what chains twins together when nothing checks."""
+    if not twins_expected(params):
+        return False
+    names_a = {p.given for p in a if p.given and names.starts_hangul(p.given)}
+    names_b = {p.given for p in b if p.given and names.starts_hangul(p.given)}
+    if not names_a or not names_b:
+        return False
+    for x in names_a:
+        for y in names_b:
+            if x == y:
+                return False
+            close = OSA.distance(names.jamo(x), names.jamo(y), score_cutoff=1) <= 1
+            if close and not two_names_rule(params, x, y):
+                return False
+    return True
+
+
+def persons_may_merge(
+    a: Sequence[Profile], b: Sequence[Profile], params: Params | None = None
+) -> bool:
     """D39: two established persons (the records of each) are merged automatically only when
     nothing they hold says they are different people: strong registration numbers that differ
     (under a key version both carry, D33), birth dates of which no pair is the same or one
     typing slip apart (``one_slip_apart``), or a sex each states and no sex in common. One new
     record that matches both (a bridging record) cannot override that, however high it scores:
     transitively, one ambiguous record would glue a family together. A steward may still join
-    them."""
+    them. D43: with ``params``, also given names that say different people
+    (``given_names_say_different_people``)."""
+    if params is not None and given_names_say_different_people(params, a, b):
+        return False
     strong_a = [p.rrn for p in a if p.rrn is not None and p.rrn_strong]
     strong_b = [p.rrn for p in b if p.rrn is not None and p.rrn_strong]
     if strong_a and strong_b and all(same_rrn(x, y) is False for x in strong_a for y in strong_b):
@@ -148,7 +190,26 @@ def persons_may_merge(a: Sequence[Profile], b: Sequence[Profile]) -> bool:
     return not (sexes_a and sexes_b and not sexes_a & sexes_b)
 
 
-def one_slip_apart(a: str, b: str) -> bool:
-    """D39: two birth dates (YYYYMMDD) that one typing slip makes of each other: equal, day and
-    month swapped, one digit wrong (``birth_level``), or two neighbouring digits swapped."""
-    return bool(birth_level(a, b)) or OSA.distance(a, b, score_cutoff=1) <= 1
+def may_bridge(profile: Profile, other: Sequence[Profile]) -> bool:
+    """D44: whether a new record may merge another person it matches (the records ``other``)
+    into the one it joins. A romanised-only record may not bridge a person named in Hangul:
+    one romanised form is shared by several Hangul names (Jieun: 지은 and 지운 fold alike), so
+    it matches relatives and would glue them together."""
+    return not (romanised_only(profile) and any(hangul_named(p) for p in other))
+
+
+def record_may_join(
+    params: Params, profile: Profile, person: Sequence[Profile], best: Levels
+) -> bool:
+    """D43: a new record joins a matched person only when a personal identifier agrees with the
+    person's best-scoring record (``best``), or nothing the person's records hold says the
+    record is someone else (``persons_may_merge``: birth date, sex, strong registration number,
+    given name). The best-scoring record may say little (a newborn alias, a record without a
+    birth date): compared with it alone, a baby joins its mother and twins chain together.
+    Only where the data hold families (``twins_expected``): in a file of independent copies a
+    birth date is simply mistyped more often than once."""
+    return (
+        not twins_expected(params)
+        or personal_identifier_agrees(best)
+        or persons_may_merge([profile], person, params)
+    )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from linkage.domain.comparison import FIELDS, LEVELS, Levels, birth_level
+from linkage.domain.comparison import FIELDS, LEVELS, Levels, birth_level, cross_script
 from linkage.domain.profile import Profile, same_rrn
 
 
@@ -131,7 +131,7 @@ class Params:
             total += weights["phone"][a.phone == b.phone]
         if a.ids and b.ids:
             total += self._best["ids"]
-        if a.latin and b.latin:  # not compared at all when both names agree exactly
+        if (a.latin and b.latin) or cross_script(a, b):  # not compared when both names agree
             total += max(self._best["latin"], 0.0)
         if a.family is not None and b.family is not None:
             # Top level only when equal in place or crosswise (names in each other's field).
