@@ -256,3 +256,36 @@ def test_a_romanised_only_record_does_not_glue_relatives_together() -> None:
     assert not may_bridge(roman_only, hangul_person)
     assert may_bridge(roman_only, [profile("x", name_latin="Lee Jieun")])
     assert may_bridge(hangul_person[0], hangul_person)
+
+
+def test_twin_markers_of_newborn_aliases() -> None:
+    from linkage.domain.names import newborn_marker
+
+    assert [newborn_marker(g) for g in ("영희아기", "아기1", "영희(아기)A", "민선 아기B", "서연")] == [
+        "", "1", "1", "2", None,
+    ]  # fmt: skip
+
+
+def test_two_babies_of_one_birth_are_different_people_and_a_twin_alias_only_a_review() -> None:
+    params = default_params()
+    baby = {**MOTHER, "birth_date": "2014-05-20"}
+    first, second = (
+        profile("a", **{**baby, "given_name": "민선아기1"}),
+        profile("b", **{**baby, "given_name": "민선 아기B"}),
+    )
+    levels = compare(first, second)
+    assert apply_rules(params, first, second, levels, 40.0) < params.thresholds.review
+    named = profile("c", **{**baby, "family_name": "고", "given_name": "승혁"})
+    levels = compare(first, named)
+    assert apply_rules(params, first, named, levels, 40.0) < params.thresholds.match
+    # Unmarked, the alias is simply the baby.
+    plain = profile("d", **{**baby, "given_name": "민선아기"})
+    levels = compare(plain, named)
+    assert apply_rules(params, plain, named, levels, 40.0) == 40.0
+
+
+def test_profiles_stored_before_newborn_markers_still_load() -> None:
+    alias = profile("a", **{**MOTHER, "given_name": "아기2"})
+    assert Profile.from_list(alias.to_list()) == alias
+    old = profile("m", **MOTHER).to_list()
+    assert len(old) == 11 and Profile.from_list(old).newborn is None

@@ -186,7 +186,9 @@ class PersonIndex:
         self, ref: str, profile: Profile, meta: list[str], previous: Sequence[str] = ()
     ) -> LinkResult:
         """Link one record of ``ref`` (a new or an already known hospital patient); ``previous``:
-        the same patient's refs under older patient-ref key versions, newest first (D33)."""
+        the same patient's refs under older patient-ref key versions, newest first (D33).
+        D43: a match that refused to merge another matched person lists it in ``candidates``,
+        for the handler's review task."""
         entry = self.refs.get(ref)
         if entry is not None:
             return self._relink(ref, entry, profile, meta)

@@ -73,17 +73,31 @@ _SPACES: Final = re.compile(r"\s+")
 # What a newborn is registered as before it has a name (issue 20): "baby", "baby girl", "baby boy".
 NEWBORN_WORDS: Final = ("아기", "여아", "남아")
 _NEWBORN_ALIAS: Final = re.compile(
-    r"^(?:\S*?)\s*\(?\s*(?:" + "|".join(NEWBORN_WORDS) + r")\s*\)?\s*\d?$"
+    r"^\S*?\s*\(?\s*(?:" + "|".join(NEWBORN_WORDS) + r")\s*\)?\s*([0-9a-z]?)$"
 )
 
 
-def is_newborn_alias(given: str | None) -> bool:
-    """D43: a given name that is a newborn's first registration, not a name: the mother's name
-    followed by 아기 / 여아 / 남아 (영희아기, 영희 아기, 영희(아기), 김영희아기), or the word alone,
-    possibly numbered for twins (아기1). Such a record names the mother, not the child."""
+# Twins are told apart as 1/2 or A/B (and C for triplets): one ordinal.
+_TWIN_ORDINALS: Final = {"a": "1", "b": "2", "c": "3"}
+
+
+def newborn_marker(given: str | None) -> str | None:
+    """D43: whether a given name is a newborn's first registration, not a name: the mother's
+    name followed by 아기 / 여아 / 남아 (영희아기, 영희 아기, 영희(아기), 김영희아기), or the word
+    alone. Returns the twin marker it carries ("1", "2", "a", "b" in 아기1, 영희(아기)B) or ""
+    without one; None for a name. Such a record names the mother, not the child."""
     if not given:
-        return False
-    return bool(_NEWBORN_ALIAS.match(given.strip()))
+        return None
+    found = _NEWBORN_ALIAS.match(given.strip().lower())
+    if not found:
+        return None
+    marker = found.group(1)
+    return _TWIN_ORDINALS.get(marker, marker)
+
+
+def is_newborn_alias(given: str | None) -> bool:
+    """D43: ``newborn_marker`` found one."""
+    return newborn_marker(given) is not None
 
 
 def starts_hangul(text: str | None) -> bool:

@@ -59,12 +59,18 @@ class Profile:
     phone: str | None
     postal: str | None
     address: str | None
+    # D43: a newborn alias (named after its mother): "" or the twin marker it carries (1, 2, a,
+    # b); None for every other record.
+    newborn: str | None = None
 
     def to_list(self) -> list[object]:
-        return [
+        stored: list[object] = [
             self.family, self.given, list(self.latin), self.birth, self.sex, self.rrn,
             self.rrn_strong, list(self.ids), self.phone, self.postal, self.address,
         ]  # fmt: skip
+        if self.newborn is not None:
+            stored.append(self.newborn)  # profiles stored before D43 have eleven entries
+        return stored
 
     @classmethod
     def from_list(cls, raw: Sequence[object]) -> Profile:
@@ -77,6 +83,7 @@ class Profile:
         return cls(
             s(raw[0]), s(raw[1]), t(raw[2]), s(raw[3]), s(raw[4]), _versioned_rrn(s(raw[5])),
             bool(raw[6]), t(raw[7]), s(raw[8]), s(raw[9]), s(raw[10]),
+            s(raw[11]) if len(raw) > 11 else None,
         )  # fmt: skip
 
     @property
@@ -202,7 +209,8 @@ def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes
     family = names.clean(identity.family_name)
     given = names.clean(identity.given_name)
     latin = names.clean(identity.name_latin)
-    if names.is_newborn_alias(given):
+    newborn = names.newborn_marker(given)
+    if newborn is not None:
         # D43: the name is the mother's (영희아기): compared, it would join the mother.
         family = given = latin = None
     birth = _digits(identity.birth_date)
@@ -232,6 +240,7 @@ def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes
         phone=phone[-8:] if phone else None,
         postal=postal[:5] if postal else None,
         address=_address(identity.address),
+        newborn=newborn,
     )
 
 

@@ -29,7 +29,8 @@ TWIN_EVIDENCE_MIN: Final = 2.0
 def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: float) -> float:
     """The pair's weight after every rule (D-linkage-1, D-linkage-7), in this order:
 
-    1. :func:`different_registration_numbers_rule`, then :func:`household_member_rule`;
+    1. :func:`different_registration_numbers_rule`, :func:`different_newborns_rule`, then
+       :func:`household_member_rule` and :func:`one_of_twins_rule`;
     2. the same given name (or an unknown one) is not the twin pattern: the score stands;
     3. :func:`different_sex_rule`;
     4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`, or no twins
@@ -40,7 +41,9 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
     capped = different_registration_numbers_rule(params, a, b, levels, score)
     if capped is not None:
         return capped
-    if household_member_rule(levels):
+    if different_newborns_rule(a, b):
+        return min(score, params.thresholds.review - 1.0)
+    if household_member_rule(levels) or one_of_twins_rule(a, b, levels):
         return min(score, params.thresholds.match - 0.5)
     if given is None or given == LEVELS["given"] - 1:
         return score
@@ -65,6 +68,21 @@ def different_registration_numbers_rule(
     if rrn == 0 and a.rrn_strong and b.rrn_strong:
         return min(score, params.thresholds.review - 1.0)
     return None
+
+
+def different_newborns_rule(a: Profile, b: Profile) -> bool:
+    """D43: two newborn aliases with different twin markers (아기1 / 아기2, A / B) are the two
+    babies of one birth: different people, below review."""
+    return bool(a.newborn and b.newborn and a.newborn != b.newborn)
+
+
+def one_of_twins_rule(a: Profile, b: Profile, levels: Levels) -> bool:
+    """D43: a newborn alias with a twin marker is one of twins, and nothing but an identifier
+    says which one a named child is: against a record that is not a newborn alias it is a
+    review at most, unless a personal identifier agrees (the hospital kept its patient
+    number)."""
+    marked = bool(a.newborn and b.newborn is None) or bool(b.newborn and a.newborn is None)
+    return marked and not personal_identifier_agrees(levels)
 
 
 def household_member_rule(levels: Levels) -> bool:
@@ -201,15 +219,16 @@ def may_bridge(profile: Profile, other: Sequence[Profile]) -> bool:
 def record_may_join(
     params: Params, profile: Profile, person: Sequence[Profile], best: Levels
 ) -> bool:
-    """D43: a new record joins a matched person only when a personal identifier agrees with the
-    person's best-scoring record (``best``), or nothing the person's records hold says the
-    record is someone else (``persons_may_merge``: birth date, sex, strong registration number,
-    given name). The best-scoring record may say little (a newborn alias, a record without a
-    birth date): compared with it alone, a baby joins its mother and twins chain together.
+    """D43: a new record joins a matched person only when nothing the person's records hold says
+    the record is someone else (``persons_may_merge``: birth date, sex, strong registration
+    number; and given name, unless a personal identifier agrees with the person's best-scoring
+    record ``best``). The best-scoring record may say little (a newborn alias, a record without
+    a birth date): compared with it alone, a baby joins its mother and twins chain together.
     Only where the data hold families (``twins_expected``): in a file of independent copies a
     birth date is simply mistyped more often than once."""
-    return (
-        not twins_expected(params)
-        or personal_identifier_agrees(best)
-        or persons_may_merge([profile], person, params)
-    )
+    if not twins_expected(params):
+        return True
+    # An identifier already says which member of the family: the given names are not checked
+    # then; the hard conflicts (registration number, sex, birth date) still are.
+    named = personal_identifier_agrees(best)
+    return persons_may_merge([profile], person, None if named else params)
