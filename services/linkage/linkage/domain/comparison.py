@@ -136,7 +136,8 @@ def compare(a: Profile, b: Profile) -> Levels:
     unknown on a side), the comparison vector the match weight sums over.
 
     Names entered in each other's field are credited crosswise, the given name one level lower
-    (D-linkage-5 (3)); a postal code one digit off is a weak address agreement (D-linkage-5 (4)).
+    (D-linkage-5 (3)), and one name moved into the other field counts as a surname agreement
+    (D-linkage-8); a postal code one digit off is a weak address agreement (D-linkage-5 (4)).
     """
     family = given = None
     if (a.family or a.given or a.latin) and (b.family or b.given or b.latin) and cross_script(a, b):
