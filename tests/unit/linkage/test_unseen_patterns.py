@@ -289,3 +289,18 @@ def test_profiles_stored_before_newborn_markers_still_load() -> None:
     assert Profile.from_list(alias.to_list()) == alias
     old = profile("m", **MOTHER).to_list()
     assert len(old) == 11 and Profile.from_list(old).newborn is None
+
+
+# --------------------------------------------------------------------- phones (D-linkage-9)
+
+
+def test_every_format_of_one_korean_number_is_one_key() -> None:
+    from linkage.domain.profile import phone_key
+
+    mobile = {"010-1234-5678", "01012345678", "+82 10 1234 5678", "+82-10-1234-5678",
+              "(010)1234-5678", "010.1234.5678", "010 1234 5678", "82-10-1234-5678",
+              "0082 10 1234 5678"}  # fmt: skip
+    assert {phone_key(p) for p in mobile} == {"12345678"}
+    assert phone_key("02-946-2883") == phone_key("+82 2 946 2883") == phone_key("(02)9462883")
+    assert phone_key("010-9999-0000") != phone_key("010-1234-5678")
+    assert phone_key("내선 12") is None and phone_key(None) is None

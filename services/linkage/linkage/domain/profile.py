@@ -179,6 +179,27 @@ def _digits(value: str | None) -> str | None:
     return _DIGITS.sub("", value) or None
 
 
+def phone_key(raw: str | None) -> str | None:
+    """D-linkage-9: one comparison key for every way a Korean number is written: +82 10 1234
+    5678, +82-10-…, 82-10-…, (010)1234-5678, 010.1234.5678, 010 1234 5678, 01012345678 are one
+    number. Digits only; the country code 82 replaced by the trunk 0 (+82 2 … is 02 …); then
+    the subscriber part, the last eight digits (010-1234-5678 and 02-1234-5678 differ in their
+    area code only in the ninth digit and beyond, and the key of before D-linkage-9 was the
+    same last eight, so stored profiles compare unchanged). The raw form stays on the identity
+    record as the hospital sent it; None without at least seven digits (an extension, a typo)."""
+    digits = _digits(raw)
+    if digits is None:
+        return None
+    if digits.startswith("82") and len(digits) >= 10:
+        digits = "0" + digits[2:]
+    if digits.startswith("00"):  # an international prefix typed before the 82
+        digits = digits.lstrip("0")
+        digits = "0" + digits[2:] if digits.startswith("82") else digits
+    if len(digits) < 7:
+        return None
+    return digits[-8:]
+
+
 def _address(value: str | None) -> str | None:
     text = names.clean(value)
     if text is None:
@@ -226,7 +247,7 @@ def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes
         valid, check = rrn_checks(rrn_digits, birth, sex)
         rrn_value = ",".join(f"{version}:{rrn_hash(key, rrn_digits)}" for version, key in keys)
         strong = valid and check
-    phone = _digits(identity.phone)
+    phone = phone_key(identity.phone)
     postal = _digits(identity.postal_code)
     return Profile(
         family=names.canonical_surname(family) if family else None,
@@ -237,7 +258,7 @@ def make_profile(identity: Identity, rrn_keys: bytes | Sequence[tuple[str, bytes
         rrn=rrn_value,
         rrn_strong=strong,
         ids=tuple(sorted(f"{s}\x1f{v}" for s, v in identity.identifiers if s and v)),
-        phone=phone[-8:] if phone else None,
+        phone=phone,
         postal=postal[:5] if postal else None,
         address=_address(identity.address),
         newborn=newborn,
