@@ -78,7 +78,8 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         )
     }
     assert readers == {
-        "identity.records": ["svc-linkage", "svc-review"],  # the desk shows stewards the records
+        # the desk shows stewards the records; the parameter job trains and shadows on them (D41)
+        "identity.records": ["linkage-trainer", "svc-linkage", "svc-review"],
         "clinical.records": ["svc-pseudonymizer"],
         "linkage.decisions": ["svc-pseudonymizer", "svc-review"],
         # the auditor traces a project's pseudonym to its curated ids (D35)
@@ -172,6 +173,29 @@ def test_the_consent_desk_writes_consent_and_its_audit_events_only() -> None:
     assert [(g.resource, g.name, g.prefixed) for g in consent.grants if g.resource != "topic"] == [
         ("transactionalId", "consent-", True)
     ]
+
+
+def test_the_parameter_job_reads_identity_records_and_writes_parameter_versions_only() -> None:
+    """D41: the trainer reads the identity records and the versions, writes versions alone, and
+    shares the one transactional id of every linkage.params writer with the steward."""
+    principals = render(load_matrix(), hospitals=HOSPITALS, datasets=DATASETS)
+    trainer = principals["linkage-trainer"]
+    topics = {(g.name, g.operations) for g in trainer.grants if g.resource == "topic"}
+    assert topics == {
+        ("identity.records", ("Read", "Describe")),
+        ("linkage.params", ("Read", "Describe")),
+        ("linkage.params", ("Write", "Describe")),
+    }
+    for role in ("linkage-trainer", "steward"):
+        ids = [
+            (g.name, g.prefixed) for g in principals[role].grants if g.resource == "transactionalId"
+        ]
+        assert ids == [("linkage-params", False)], role
+    writers = sorted(
+        r for r, p in principals.items() if p.allows("topic", "linkage.params", "Write")
+    )
+    assert writers == ["linkage-trainer", "steward"]
+    assert principals["svc-linkage"].allows("topic", "linkage.params", "Read")
 
 
 def test_each_principal_writes_only_its_own_audit_topic() -> None:
