@@ -63,6 +63,14 @@ def train(
     max_records: Annotated[
         int | None, typer.Option("--max-records", help="with --from-topic: the newest N only")
     ] = None,
+    match_threshold: Annotated[
+        float | None,
+        typer.Option("--match-threshold", help="with --from-topic: the version's match threshold"),
+    ] = None,
+    review_threshold: Annotated[
+        float | None,
+        typer.Option("--review-threshold", help="with --from-topic: its review threshold"),
+    ] = None,
 ) -> None:
     """Estimate m/u probabilities and term frequencies without labels (EM): on a sample file
     (--input, --output), or on the identity topic as a new parameter version (--from-topic,
@@ -70,7 +78,7 @@ def train(
     if from_topic:
         if input_path is not None or output is not None:
             raise typer.BadParameter("--from-topic reads the topic: no --input/--output")
-        cli.train_from_topic(max_records)
+        cli.train_from_topic(max_records, match_threshold, review_threshold)
         return
     if input_path is None or output is None:
         raise typer.BadParameter("--input and --output (or --from-topic)")

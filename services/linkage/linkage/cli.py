@@ -74,12 +74,14 @@ _TRAINER_ROLE = "linkage-trainer"
 _STEWARD_ROLE = "steward"
 
 
-def train_from_topic(max_records: int | None) -> None:
+def train_from_topic(
+    max_records: int | None, match_threshold: float | None, review_threshold: float | None
+) -> None:
     """``linkage train --from-topic``: a new PROPOSED version on linkage.params (D41)."""
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    _print(_run(_train_from_topic(settings, max_records)))
+    _print(_run(propose_from_topic(settings, max_records, match_threshold, review_threshold)))
 
 
 def shadow(version: int) -> None:
@@ -87,7 +89,7 @@ def shadow(version: int) -> None:
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    _print(_run(_shadow(settings, version)))
+    _print(_run(shadow_version(settings, version)))
 
 
 def params_list() -> None:
@@ -95,7 +97,7 @@ def params_list() -> None:
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    for line in _run(_list(settings)):
+    for line in _run(list_versions(settings)):
         typer.echo(json.dumps(line, ensure_ascii=False))
 
 
@@ -104,7 +106,7 @@ def params_activate(version: int) -> None:
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    _print(_run(_activate(settings, version)))
+    _print(_run(activate_version(settings, version)))
 
 
 class Refused(Exception):
@@ -247,9 +249,14 @@ async def _versions(
     )
 
 
-async def _train_from_topic(
-    settings: LinkageSettings, max_records: int | None
+async def propose_from_topic(
+    settings: LinkageSettings,
+    max_records: int | None = None,
+    match_threshold: float | None = None,
+    review_threshold: float | None = None,
 ) -> dict[str, object]:
+    """D41: parameters estimated on the retained identity records, published as the next
+    PROPOSED version; thresholds those of the active version unless given."""
     import dataclasses
 
     from linkage.domain.params_versions import (
@@ -259,6 +266,7 @@ async def _train_from_topic(
         sample_digest,
     )
     from linkage.domain.training import estimate
+    from linkage.domain.weights import Thresholds
 
     client = f"{settings.topic_prefix}linkage-train"
     writer = await _writer(settings)
@@ -275,6 +283,12 @@ async def _train_from_topic(
         if active is not None:
             base = dataclasses.replace(base, thresholds=_params_of(newest[active]).thresholds)
         params = estimate([i.profile for i in inputs], base)
+        if match_threshold is not None or review_threshold is not None:
+            thresholds = Thresholds(
+                params.thresholds.match if match_threshold is None else match_threshold,
+                params.thresholds.review if review_threshold is None else review_threshold,
+            )
+            params = dataclasses.replace(params, thresholds=thresholds)
         text = params.to_json()
         number = next_version(states)
         record: LinkageParamsVersion = {
@@ -307,7 +321,9 @@ async def _train_from_topic(
     }  # fmt: skip
 
 
-async def _shadow(settings: LinkageSettings, version: int) -> dict[str, object]:
+async def shadow_version(settings: LinkageSettings, version: int) -> dict[str, object]:
+    """D41: the retained identity records replayed under the active version (or the fallback)
+    and under ``version``; the report published with it (SHADOWED) and returned."""
     from linkage.domain.params_versions import active_version, shadow_refusal
     from linkage.domain.shadow import ReplayRecord, replay, shadow_diff
 
@@ -355,7 +371,8 @@ async def _shadow(settings: LinkageSettings, version: int) -> dict[str, object]:
     }
 
 
-async def _list(settings: LinkageSettings) -> list[dict[str, object]]:
+async def list_versions(settings: LinkageSettings) -> list[dict[str, object]]:
+    """Every version's newest state, lowest number first (counts and codes only)."""
     from biostream.codec import default_codec
     from biostream.topics import Topics
 
@@ -385,7 +402,9 @@ def _summary(v: LinkageParamsVersion) -> dict[str, object]:
     }
 
 
-async def _activate(settings: LinkageSettings, version: int) -> dict[str, object]:
+async def activate_version(settings: LinkageSettings, version: int) -> dict[str, object]:
+    """D41: ``version`` ACTIVE and the active one RETIRED, with the steward's audit event, in
+    one transaction; ``Refused`` (nothing written) when ``activation_refusal`` says so."""
     from biostream.envelopes import Envelopes
     from biostream.kit import tool_principal
 
