@@ -147,6 +147,12 @@ async def test_a_trained_version_is_shadowed_activated_applied_live_and_kept_on_
                        lambda out: linked(out) >= set(ids), timeout_s=180)  # fmt: skip
         assert handler_of(service).params_version == 1
         assert handler_of(service).params.thresholds.match == 1000.0
+        # The job's one-command form (the CronJob's): trained and shadowed against version 1.
+        again = await cli.propose_from_topic(settings("linkage-trainer"), shadow=True)
+        assert again["version"] == 2 and again["records"] == len(records)
+        assert isinstance(again["shadow"], dict) and again["shadow"]["baseline_version"] == 1
+        listed = await cli.list_versions(settings("steward"))
+        assert [(v["version"], v["state"]) for v in listed] == [(1, "ACTIVE"), (2, "SHADOWED")]
     finally:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)

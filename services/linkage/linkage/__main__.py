@@ -71,6 +71,10 @@ def train(
         float | None,
         typer.Option("--review-threshold", help="with --from-topic: its review threshold"),
     ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option("--shadow", help="with --from-topic: shadow the new version at once"),
+    ] = False,
 ) -> None:
     """Estimate m/u probabilities and term frequencies without labels (EM): on a sample file
     (--input, --output), or on the identity topic as a new parameter version (--from-topic,
@@ -78,7 +82,7 @@ def train(
     if from_topic:
         if input_path is not None or output is not None:
             raise typer.BadParameter("--from-topic reads the topic: no --input/--output")
-        cli.train_from_topic(max_records, match_threshold, review_threshold)
+        cli.train_from_topic(max_records, match_threshold, review_threshold, shadow)
         return
     if input_path is None or output is None:
         raise typer.BadParameter("--input and --output (or --from-topic)")

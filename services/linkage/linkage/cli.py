@@ -75,13 +75,23 @@ _STEWARD_ROLE = "steward"
 
 
 def train_from_topic(
-    max_records: int | None, match_threshold: float | None, review_threshold: float | None
+    max_records: int | None,
+    match_threshold: float | None,
+    review_threshold: float | None,
+    shadow: bool,
 ) -> None:
-    """``linkage train --from-topic``: a new PROPOSED version on linkage.params (D41)."""
+    """``linkage train --from-topic``: a new PROPOSED version on linkage.params (D41), with
+    ``--shadow`` shadowed at once."""
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    _print(_run(propose_from_topic(settings, max_records, match_threshold, review_threshold)))
+    _print(
+        _run(
+            propose_from_topic(
+                settings, max_records, match_threshold, review_threshold, shadow=shadow
+            )
+        )
+    )
 
 
 def shadow(version: int) -> None:
@@ -170,7 +180,7 @@ def _states(
 
 
 async def _retained_inputs(
-    settings: LinkageSettings, writer: ParamsWriter, client: str, max_records: int | None = None
+    settings: LinkageSettings, writer: ParamsWriter, client: str
 ) -> tuple[list[LinkInput], list[tuple[int, int, str]], list[RetainedRecord], int]:
     """The retained identity records as the handler links them (``handlers.link_input``); a
     record linkage would reject (unreadable, or its registration number does not open, D33)
@@ -191,8 +201,6 @@ async def _retained_inputs(
     retained = await read_identity_records(
         settings.kafka, writer.codec, writer.topics, client, settings.read_timeout_s
     )
-    if max_records is not None:
-        retained = retained[-max_records:]  # the newest: parameters follow today's data
     inputs: list[LinkInput] = []
     positions: list[tuple[int, int, str]] = []
     used: list[RetainedRecord] = []
@@ -254,9 +262,13 @@ async def propose_from_topic(
     max_records: int | None = None,
     match_threshold: float | None = None,
     review_threshold: float | None = None,
+    *,
+    shadow: bool = False,
 ) -> dict[str, object]:
-    """D41: parameters estimated on the retained identity records, published as the next
-    PROPOSED version; thresholds those of the active version unless given."""
+    """D41: parameters estimated on the retained identity records (the newest ``max_records``
+    of them if given), published as the next PROPOSED version; thresholds those of the active
+    version unless given. With ``shadow`` the same read records are replayed at once (all of
+    them) and the version published SHADOWED with its report: one read of the topic."""
     import dataclasses
 
     from linkage.domain.params_versions import (
@@ -272,9 +284,12 @@ async def propose_from_topic(
     writer = await _writer(settings)
     try:
         started = time.perf_counter()
-        inputs, positions, used, skipped = await _retained_inputs(
-            settings, writer, client, max_records
+        every_input, every_position, every_used, skipped = await _retained_inputs(
+            settings, writer, client
         )
+        # The newest only, if asked: parameters follow today's data.
+        cut = -max_records if max_records else 0
+        inputs, positions, used = every_input[cut:], every_position[cut:], every_used[cut:]
         newest, states = _states(await _versions(settings, writer, client))
         active = active_version(states)
         # Started from the same base as `linkage train` (the parameter file or the defaults),
@@ -313,19 +328,26 @@ async def propose_from_topic(
             "retired_at": None,
         }
         await writer.write([record])
+        summary: dict[str, object] = {
+            "version": number, "state": "PROPOSED", "records": len(inputs), "skipped": skipped,
+            "params_bytes": len(text), "seconds": round(time.perf_counter() - started, 2),
+        }  # fmt: skip
+        if shadow:
+            baseline = (
+                _params_of(newest[active]) if active is not None else _fallback_params(settings)
+            )
+            report = _shadow_report(settings, active, baseline, params, every_input, every_used)
+            await writer.write([{**record, "state": "SHADOWED", "shadow": report}])
+            summary["shadow"] = _report_summary(number, report)
     finally:
         await writer.stop()
-    return {
-        "version": number, "state": "PROPOSED", "records": len(inputs), "skipped": skipped,
-        "params_bytes": len(text), "seconds": round(time.perf_counter() - started, 2),
-    }  # fmt: skip
+    return summary
 
 
 async def shadow_version(settings: LinkageSettings, version: int) -> dict[str, object]:
     """D41: the retained identity records replayed under the active version (or the fallback)
     and under ``version``; the report published with it (SHADOWED) and returned."""
     from linkage.domain.params_versions import active_version, shadow_refusal
-    from linkage.domain.shadow import ReplayRecord, replay, shadow_diff
 
     client = f"{settings.topic_prefix}linkage-shadow"
     writer = await _writer(settings)
@@ -338,32 +360,50 @@ async def shadow_version(settings: LinkageSettings, version: int) -> dict[str, o
         baseline = _params_of(newest[active]) if active is not None else _fallback_params(settings)
         candidate = _params_of(newest[version])
         inputs, _positions, used, _skipped = await _retained_inputs(settings, writer, client)
-        records = [ReplayRecord(i.ref, i.profile, i.meta, i.previous) for i in inputs]
-        started = time.perf_counter()
-        diff = shadow_diff(replay(records, baseline), replay(records, candidate))
-        seconds = round(time.perf_counter() - started, 3)
-        report: ShadowReport = {
-            "baseline_version": active,
-            "records": diff.records,
-            "patients": diff.patients,
-            "offsets": _offsets(used),
-            "persons_before": diff.persons_before,
-            "persons_after": diff.persons_after,
-            "patients_regrouped": diff.patients_regrouped,
-            "pairs_linked": diff.pairs_linked,
-            "pairs_unlinked": diff.pairs_unlinked,
-            "outcomes_changed": diff.outcomes_changed,
-            "outcomes_before": diff.outcomes_before,
-            "outcomes_after": diff.outcomes_after,
-            "transitions": diff.transitions,
-            "seconds": seconds,
-            "shadowed_by": _job_principal(settings),
-            "shadowed_at": _now(),
-        }
+        report = _shadow_report(settings, active, baseline, candidate, inputs, used)
         shadowed: LinkageParamsVersion = {**newest[version], "state": "SHADOWED", "shadow": report}
         await writer.write([shadowed])
     finally:
         await writer.stop()
+    return _report_summary(version, report)
+
+
+def _shadow_report(
+    settings: LinkageSettings,
+    baseline_version: int | None,
+    baseline: Params,
+    candidate: Params,
+    inputs: list[LinkInput],
+    used: list[RetainedRecord],
+) -> ShadowReport:
+    """D41: the records replayed under both parameter sets, in topic order, and the counts."""
+    from linkage.domain.shadow import ReplayRecord, replay, shadow_diff
+
+    records = [ReplayRecord(i.ref, i.profile, i.meta, i.previous) for i in inputs]
+    started = time.perf_counter()
+    diff = shadow_diff(replay(records, baseline), replay(records, candidate))
+    return {
+        "baseline_version": baseline_version,
+        "records": diff.records,
+        "patients": diff.patients,
+        "offsets": _offsets(used),
+        "persons_before": diff.persons_before,
+        "persons_after": diff.persons_after,
+        "patients_regrouped": diff.patients_regrouped,
+        "pairs_linked": diff.pairs_linked,
+        "pairs_unlinked": diff.pairs_unlinked,
+        "outcomes_changed": diff.outcomes_changed,
+        "outcomes_before": diff.outcomes_before,
+        "outcomes_after": diff.outcomes_after,
+        "transitions": diff.transitions,
+        "seconds": round(time.perf_counter() - started, 3),
+        "shadowed_by": _job_principal(settings),
+        "shadowed_at": _now(),
+    }
+
+
+def _report_summary(version: int, report: ShadowReport) -> dict[str, object]:
+    """What the commands print of a report: the counts (offsets and time are on the topic)."""
     return {
         "version": version,
         "state": "SHADOWED",
