@@ -181,10 +181,12 @@ def _states(
 
 async def _retained_inputs(
     settings: LinkageSettings, writer: ParamsWriter, client: str
-) -> tuple[list[LinkInput], list[tuple[int, int, str]], list[RetainedRecord], int]:
-    """The retained identity records as the handler links them (``handlers.link_input``); a
-    record linkage would reject (unreadable, or its registration number does not open, D33)
-    is left out, as the service leaves it out of the index."""
+) -> tuple[list[LinkInput], list[tuple[int, int, str]], list[RetainedRecord[LinkInput]], int]:
+    """The retained identity records as the handler links them (``handlers.link_input``), each
+    made into its profile as it is read; a record linkage would reject (unreadable, or its
+    registration number does not open, D33) is left out and counted, as the service leaves it
+    out of the index. Returns the inputs, their (partition, offset, record id), the retained
+    records they came from, and the count left out."""
     from biostream.keyfiles import load_key_ring
     from biostream.keyring import PERSON_KEY, RRN_KEY
     from biostream.sealing import SealError, SealingKeys
@@ -198,28 +200,28 @@ async def _retained_inputs(
     sealer = SealingKeys(
         load_key_ring(RRN_KEY, settings.rrn_keys_dir, settings.rrn_key, settings.rrn_key_file)
     )
-    retained = await read_identity_records(
-        settings.kafka, writer.codec, writer.topics, client, settings.read_timeout_s
-    )
-    inputs: list[LinkInput] = []
-    positions: list[tuple[int, int, str]] = []
-    used: list[RetainedRecord] = []
-    skipped = 0
-    for item in retained:
-        if item.record is None:
-            skipped += 1
-            continue
+
+    def convert(record: dict[str, Any] | None, timestamp_ms: int) -> LinkInput | None:
+        if record is None:
+            return None
         try:
-            inputs.append(link_input(item.record, item.timestamp_ms, person_keys, sealer))
+            return link_input(record, timestamp_ms, person_keys, sealer)
         except SealError:
-            skipped += 1
-            continue
-        positions.append((item.partition, item.offset, str(item.record["record_id"])))
-        used.append(item)
-    return inputs, positions, used, skipped
+            return None
+
+    retained = await read_identity_records(
+        settings.kafka, writer.codec, writer.topics, client, settings.read_timeout_s, convert
+    )
+    used = [item for item in retained if item.value is not None]
+    inputs = [item.value for item in used if item.value is not None]
+    positions = [
+        (item.partition, item.offset, value.meta[0])
+        for item, value in zip(used, inputs, strict=True)
+    ]
+    return inputs, positions, used, len(retained) - len(used)
 
 
-def _offsets(used: list[RetainedRecord]) -> list[OffsetRange]:
+def _offsets(used: list[RetainedRecord[LinkInput]]) -> list[OffsetRange]:
     ranges: dict[int, list[int]] = {}
     for item in used:
         span = ranges.setdefault(item.partition, [item.offset, item.offset])
@@ -374,7 +376,7 @@ def _shadow_report(
     baseline: Params,
     candidate: Params,
     inputs: list[LinkInput],
-    used: list[RetainedRecord],
+    used: list[RetainedRecord[LinkInput]],
 ) -> ShadowReport:
     """D41: the records replayed under both parameter sets, in topic order, and the counts."""
     from linkage.domain.shadow import ReplayRecord, replay, shadow_diff

@@ -11,9 +11,9 @@ sees the version active at that moment.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
@@ -24,30 +24,40 @@ from biostream.restore import read_from_start
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
-class RetainedRecord:
+class RetainedRecord(Generic[T]):
     partition: int
     offset: int
     timestamp_ms: int
-    record: dict[str, Any] | None  # None: not a readable identity record (linkage rejects it)
+    value: T | None  # None: a record linkage would reject (``convert`` said so)
 
 
 async def read_identity_records(
-    kafka: KafkaSettings, codec: AvroCodec, topics: Topics, client_id: str, limit_s: float
-) -> list[RetainedRecord]:
+    kafka: KafkaSettings,
+    codec: AvroCodec,
+    topics: Topics,
+    client_id: str,
+    limit_s: float,
+    convert: Callable[[dict[str, Any] | None, int], T | None],
+) -> list[RetainedRecord[T]]:
     """Every committed identity record up to the end offsets at the start, in topic order: each
     partition in offset order, partitions merged by Kafka timestamp (then partition, offset),
-    which is deterministic for a given topic."""
-    per_partition: dict[int, list[RetainedRecord]] = {}
+    which is deterministic for a given topic. Each record is handed to ``convert`` (the decoded
+    record or None when it is unreadable, and its Kafka timestamp) as it is read, and only what
+    that returns is kept: a million decoded records need not be held at once."""
+    per_partition: dict[int, list[RetainedRecord[T]]] = {}
     async for batch in read_from_start(kafka, client_id, [topics.identity_records], limit_s):
         for tp, records in batch.items():
             kept = per_partition.setdefault(tp.partition, [])
             for message in records:
                 try:
-                    value = codec.decode(message.value, IDENTITY_RECORD)
+                    decoded: dict[str, Any] | None = codec.decode(message.value, IDENTITY_RECORD)
                 except DecodeError:
-                    value = None
+                    decoded = None
+                value = convert(decoded, message.timestamp)
                 kept.append(RetainedRecord(tp.partition, message.offset, message.timestamp, value))
     return list(
         heapq.merge(*per_partition.values(), key=lambda r: (r.timestamp_ms, r.partition, r.offset))
