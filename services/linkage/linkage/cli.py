@@ -89,7 +89,8 @@ def train_from_topic(
         _run(
             propose_from_topic(
                 settings, max_records, match_threshold, review_threshold, shadow=shadow
-            )
+            ),
+            settings,
         )
     )
 
@@ -99,7 +100,7 @@ def shadow(version: int) -> None:
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    _print(_run(shadow_version(settings, version)))
+    _print(_run(shadow_version(settings, version), settings))
 
 
 def params_list() -> None:
@@ -107,7 +108,7 @@ def params_list() -> None:
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    for line in _run(list_versions(settings)):
+    for line in _run(list_versions(settings), settings):
         typer.echo(json.dumps(line, ensure_ascii=False))
 
 
@@ -116,22 +117,22 @@ def params_activate(version: int) -> None:
     from linkage.settings import LinkageSettings
 
     settings = LinkageSettings()
-    _print(_run(activate_version(settings, version)))
+    _print(_run(activate_version(settings, version), settings))
 
 
 class Refused(Exception):
-    pass
+    """A parameter command refused before writing anything (exit 2), naming why."""
 
 
 def _print(summary: dict[str, object]) -> None:
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=1))
 
 
-def _run(command: Coroutine[Any, Any, T]) -> T:
+def _run(command: Coroutine[Any, Any, T], settings: LinkageSettings) -> T:
     from biostream.logs import configure_logging
     from biostream.restore import ReadStalled
 
-    configure_logging("linkage", "INFO", "params")
+    configure_logging("linkage", settings.log_level, settings.instance_id)
     try:
         return asyncio.run(command)
     except Refused as refusal:
