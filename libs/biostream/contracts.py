@@ -31,6 +31,8 @@ NoticeKind = Literal["CORRECTION", "WITHDRAWAL"]
 ConsentKind = Literal["WITHDRAWN", "GRANTED"]
 LEDGER_CHECKPOINT = "LedgerCheckpoint"
 REVIEW_DECISION = "ReviewDecision"
+LINKAGE_PARAMS_VERSION = "LinkageParamsVersion"
+ParamsState = Literal["PROPOSED", "SHADOWED", "ACTIVE", "RETIRED"]
 
 
 class IdentityRecord(TypedDict):
@@ -112,6 +114,7 @@ class LinkDecision(TypedDict):
     birth_month: int | None
     postal_prefix: str | None
     district_code: str | None
+    params_version: int | None  # D41: the parameter version in force; None: file/defaults
 
 
 class FieldComparison(TypedDict):
@@ -276,6 +279,57 @@ class ReviewDecision(TypedDict):
     decided_at: dt.datetime
 
 
+class OffsetRange(TypedDict):
+    partition: int
+    first: int
+    last: int
+
+
+class TrainingSample(TypedDict):
+    topic: str
+    records: int
+    skipped: int
+    offsets: list[OffsetRange]
+    first_record_at: dt.datetime | None
+    last_record_at: dt.datetime | None
+    sample_sha256: str
+
+
+class ShadowReport(TypedDict):
+    baseline_version: int | None
+    records: int
+    patients: int
+    offsets: list[OffsetRange]
+    persons_before: int
+    persons_after: int
+    patients_regrouped: int
+    pairs_linked: int
+    pairs_unlinked: int
+    outcomes_changed: int
+    outcomes_before: dict[str, int]
+    outcomes_after: dict[str, int]
+    transitions: dict[str, int]
+    seconds: float
+    shadowed_by: str
+    shadowed_at: dt.datetime
+
+
+class LinkageParamsVersion(TypedDict):
+    """D41: one version of linkage's parameters on the compacted ``linkage.params`` topic."""
+
+    version: int
+    state: ParamsState
+    params_json_zlib: bytes
+    params_sha256: str
+    trained_on: TrainingSample
+    proposed_by: str
+    proposed_at: dt.datetime
+    shadow: ShadowReport | None
+    activated_by: str | None
+    activated_at: dt.datetime | None
+    retired_at: dt.datetime | None
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -291,4 +345,5 @@ TYPED_VIEWS: dict[str, type] = {
     CONSENT_EVENT: ConsentEvent,
     LEDGER_CHECKPOINT: LedgerCheckpoint,
     REVIEW_DECISION: ReviewDecision,
+    LINKAGE_PARAMS_VERSION: LinkageParamsVersion,
 }

@@ -153,6 +153,11 @@ class Topics:
     def review_decisions(self) -> str:
         return f"{self.prefix}linkage.review-decisions"
 
+    @property
+    def linkage_params(self) -> str:
+        """D41: linkage's parameter versions (compacted, keyed by version number)."""
+        return f"{self.prefix}linkage.params"
+
     def curated(self, dataset: str) -> str:
         return f"{self.prefix}curated.{dataset}"
 
@@ -214,7 +219,9 @@ class Topics:
         decisions, merges, consent, review tasks and decisions, curated data and notices). None
         of them is compacted: their keys (patient_ref, task_id, pseudonym) are shared by many
         records that all count, so compaction would delete history. Compacted: the services'
-        state changelogs, whose key is the state key and whose latest value is the state.
+        state changelogs, whose key is the state key and whose latest value is the state, and
+        linkage's parameter versions (D41), whose key is the version and whose latest value is
+        where it stands.
         Time-bounded (:class:`RetentionWindows`): the feeds, the audit topics and the dead letters.
         """
         inputs = for_days(windows.input_days)
@@ -230,6 +237,9 @@ class Topics:
             TopicSpec(self.review_tasks, 1, FOREVER, contract="ReviewTask"),
             TopicSpec(self.consent_events, 1, FOREVER, contract="ConsentEvent"),
             TopicSpec(self.review_decisions, 1, FOREVER, contract="ReviewDecision"),
+            # D41: one key per parameter version, whose newest record is its state; one
+            # partition, so one order of activations.
+            TopicSpec(self.linkage_params, 1, COMPACTED, contract="LinkageParamsVersion"),
             *(TopicSpec(t, 1, inputs, contract="AuditEvent") for t in self.audit_event_topics),
             TopicSpec(self.audit_ledger, 1, FOREVER, contract="LedgerEntry"),
             TopicSpec(self.audit_checkpoints, 1, FOREVER, contract="LedgerCheckpoint"),

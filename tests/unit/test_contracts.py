@@ -20,7 +20,7 @@ from biostream.schemas import SINGLE_OBJECT_MAGIC, SchemaRegistry, load_contract
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))
 
-IDENTITY_ZONE = frozenset({"IdentityRecord", "DeadLetter", "ReviewTask"})
+IDENTITY_ZONE = frozenset({"IdentityRecord", "DeadLetter", "ReviewTask", "LinkageParamsVersion"})
 NO_PII = frozenset(
     {
         "CuratedRecord",
@@ -113,6 +113,45 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "birth_month": 7,
         "postal_prefix": "541",
         "district_code": "52111",
+        "params_version": 3,
+    },
+    "LinkageParamsVersion": {
+        "version": 3,
+        "state": "SHADOWED",
+        "params_json_zlib": b"x\x9c\xab\xae\x05\x00\x01u\x00\xf9",
+        "params_sha256": "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        "trained_on": {
+            "topic": "identity.records",
+            "records": 2013,
+            "skipped": 1,
+            "offsets": [{"partition": 0, "first": 0, "last": 670}],
+            "first_record_at": T0,
+            "last_record_at": T0,
+            "sample_sha256": "9f" * 32,
+        },
+        "proposed_by": "User:linkage-trainer",
+        "proposed_at": T0,
+        "shadow": {
+            "baseline_version": 2,
+            "records": 2013,
+            "patients": 1990,
+            "offsets": [{"partition": 0, "first": 0, "last": 670}],
+            "persons_before": 649,
+            "persons_after": 647,
+            "patients_regrouped": 4,
+            "pairs_linked": 2,
+            "pairs_unlinked": 0,
+            "outcomes_changed": 3,
+            "outcomes_before": {"NEW_PERSON": 643, "MATCH": 205},
+            "outcomes_after": {"NEW_PERSON": 641, "MATCH": 207},
+            "transitions": {"NEW_PERSON>MATCH": 2},
+            "seconds": 1.5,
+            "shadowed_by": "User:linkage-trainer",
+            "shadowed_at": T0,
+        },
+        "activated_by": None,
+        "activated_at": None,
+        "retired_at": None,
     },
     "ReviewTask": {
         "task_id": "review/pr_3f9a1c/3",

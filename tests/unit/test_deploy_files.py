@@ -78,7 +78,8 @@ def test_the_matrix_keeps_identity_and_clinical_data_apart() -> None:
         )
     }
     assert readers == {
-        "identity.records": ["svc-linkage", "svc-review"],  # the desk shows stewards the records
+        # the desk shows stewards the records; the parameter job trains and shadows on them (D41)
+        "identity.records": ["linkage-trainer", "svc-linkage", "svc-review"],
         "clinical.records": ["svc-pseudonymizer"],
         "linkage.decisions": ["svc-pseudonymizer", "svc-review"],
         # the auditor traces a project's pseudonym to its curated ids (D35)
@@ -174,6 +175,29 @@ def test_the_consent_desk_writes_consent_and_its_audit_events_only() -> None:
     ]
 
 
+def test_the_parameter_job_reads_identity_records_and_writes_parameter_versions_only() -> None:
+    """D41: the trainer reads the identity records and the versions, writes versions alone, and
+    shares the one transactional id of every linkage.params writer with the steward."""
+    principals = render(load_matrix(), hospitals=HOSPITALS, datasets=DATASETS)
+    trainer = principals["linkage-trainer"]
+    topics = {(g.name, g.operations) for g in trainer.grants if g.resource == "topic"}
+    assert topics == {
+        ("identity.records", ("Read", "Describe")),
+        ("linkage.params", ("Read", "Describe")),
+        ("linkage.params", ("Write", "Describe")),
+    }
+    for role in ("linkage-trainer", "steward"):
+        ids = [
+            (g.name, g.prefixed) for g in principals[role].grants if g.resource == "transactionalId"
+        ]
+        assert ids == [("linkage-params", False)], role
+    writers = sorted(
+        r for r, p in principals.items() if p.allows("topic", "linkage.params", "Write")
+    )
+    assert writers == ["linkage-trainer", "steward"]
+    assert principals["svc-linkage"].allows("topic", "linkage.params", "Read")
+
+
 def test_each_principal_writes_only_its_own_audit_topic() -> None:
     """D31: the audit service names an event's principal from the topic it was read from, so
     no principal may write another's audit topic, and every writer has one."""
@@ -188,3 +212,41 @@ def test_each_principal_writes_only_its_own_audit_topic() -> None:
     assert all(
         principals["svc-audit"].allows("topic", t, "Read") for t in topics.audit_event_topics
     )
+
+
+def test_the_parameter_job_runs_weekly_as_its_own_principal_with_linkages_keys_only() -> None:
+    """D41: the CronJob trains and shadows in one run, one at a time, as linkage-trainer (its
+    KafkaUser and Secret), with the RRN and person keys mounted read-only and nothing else
+    secret; its network policy lets it reach the brokers and DNS only."""
+    docs = [d for d in yaml.safe_load_all((BASE / "linkage-params.yaml").read_text()) if d]
+    (job,) = [d for d in docs if d["kind"] == "CronJob"]
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert (
+        "linkage-params.yaml"
+        in yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"]
+    )
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["linkage", "train", "--from-topic", "--shadow"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["BIOSTREAM_KAFKA__SASL_USERNAME"]["value"] == "linkage-trainer"
+    assert env["BIOSTREAM_PRINCIPAL"]["value"] == "User:linkage-trainer"
+    assert env["BIOSTREAM_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "linkage-trainer"
+    )
+    users = {d["metadata"]["name"] for d in strimzi_documents() if d["kind"] == "KafkaUser"}
+    assert "linkage-trainer" in users
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"]}
+    assert secrets == {
+        "biostream-cluster-ca-cert", "biostream-rrn-key", "biostream-linkage-keys",
+    }  # fmt: skip
+    assert all(m["readOnly"] for m in container["volumeMounts"])
+    labels = job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert "ingress" not in policy["spec"] and sorted(policy["spec"]["policyTypes"]) == [
+        "Egress", "Ingress",
+    ]  # fmt: skip
+    kafka_rule, dns_rule = policy["spec"]["egress"]
+    assert kafka_rule["to"][0]["podSelector"]["matchLabels"]["strimzi.io/kind"] == "Kafka"
+    assert {p["port"] for p in dns_rule["ports"]} == {53}

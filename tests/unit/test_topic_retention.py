@@ -29,6 +29,8 @@ KEPT_FOREVER = {
     "curated.genome-b", "curated.genome-b.notices",
 }  # fmt: skip
 CHANGELOGS = {f"{app}.state-changelog" for app in ("ingest", "linkage", "pseudonymizer", "audit")}
+# D41: keyed by parameter version, the newest record of each is where it stands.
+COMPACTED_TABLES = {"linkage.params"}
 
 
 def specs(windows: RetentionWindows = DEFAULT_WINDOWS) -> dict[str, Retention]:
@@ -47,7 +49,7 @@ def test_the_ledger_replay_inputs_and_datasets_are_kept_forever() -> None:
 
 def test_state_changelogs_are_compacted_and_never_deleted_by_time() -> None:
     table = specs()
-    for name in CHANGELOGS:
+    for name in CHANGELOGS | COMPACTED_TABLES:
         assert table[name] == COMPACTED, name
         assert table[name].configs()["cleanup.policy"] == "compact"
         assert table[name].configs()["retention.ms"] == "-1"
@@ -79,7 +81,7 @@ def test_every_topic_name_the_project_knows_is_in_the_table() -> None:
     named |= {topics.feed("H001"), topics.curated("cohort-demo"), topics.notices("cohort-demo")}
     named |= {topics.state(app) for app in ("ingest", "linkage", "pseudonymizer", "audit")}
     assert named <= set(specs()), named - set(specs())
-    assert set(specs()) == KEPT_FOREVER | CHANGELOGS | {
+    assert set(specs()) == KEPT_FOREVER | CHANGELOGS | COMPACTED_TABLES | {
         "feed.H001", "feed.H002", *topics.audit_event_topics, "ops.dead-letters",
     }  # fmt: skip
 

@@ -88,7 +88,7 @@ _DECISION: LinkDecision = {
     "decision_id": "", "patient_ref": "", "record_id": "", "hospital": "", "person_id": "",
     "previous_person_id": None, "outcome": "NEW_PERSON", "score": 0.0, "rule": "floor",
     "sequence": 0, "decided_at": _EPOCH, "birth_year": 1970, "sex": "U", "province_code": "11",
-    "birth_month": 1, "postal_prefix": "000", "district_code": None,
+    "birth_month": 1, "postal_prefix": "000", "district_code": None, "params_version": None,
 }  # fmt: skip
 _CURATED: CuratedRecord = {
     "curated_id": "", "dataset": "", "policy_version": "floor@1", "approval_ref": "FLOOR",

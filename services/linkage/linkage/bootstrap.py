@@ -36,7 +36,14 @@ def build(settings: LinkageSettings, registry: CollectorRegistry | None = None) 
         SERVICE,
         settings,
         handler,
-        lambda topics: [topics.identity_records, topics.patient_merges, topics.review_decisions],
+        # D41: linkage.params, so a version activated there applies without a restart, in the
+        # transaction of the batch it first applies to.
+        lambda topics: [
+            topics.identity_records,
+            topics.patient_merges,
+            topics.review_decisions,
+            topics.linkage_params,
+        ],
         registry,
         on_failure="LINKAGE_INTERNAL_ERROR",
         # One person index, one writer: further instances are hot standbys (D-linkage-3).

@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import time
+import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from biostream.codec import AvroCodec, DecodeError
 from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     IDENTITY_RECORD,
     LINK_DECISION,
+    LINKAGE_PARAMS_VERSION,
     PATIENT_MERGE,
     REVIEW_DECISION,
     REVIEW_TASK,
@@ -44,7 +47,8 @@ from linkage.domain.index import (
     RefEntry,
     comparisons,
 )
-from linkage.domain.profile import Identity, make_profile, rrn_hash_keys
+from linkage.domain.params_versions import params_digest
+from linkage.domain.profile import Identity, Profile, make_profile, rrn_hash_keys
 from linkage.domain.rotation import ROTATION_REASON, ROTATION_RULE
 from linkage.domain.weights import Params
 
@@ -116,7 +120,12 @@ class LinkageHandler:
             if isinstance(person_key, KeyRing)
             else KeyRing(PERSON_KEY, [KeyVersion("k1", person_key)])
         )
+        # D41: ``params`` (a parameter file or the defaults) applies until a version is activated
+        # on linkage.params; the version applied is kept in the state (``linkage.state``).
+        self.fallback_params = params
         self.params = params
+        self.params_version: int | None = None
+        self._params_sha: str | None = None
         self.metrics = metrics
         self.index: PersonIndex | None = None
         self._state: StateStore | None = None
@@ -135,6 +144,8 @@ class LinkageHandler:
                 out = self._patient_merge(index, message, state, now)
             elif message.topic == self.topics.review_decisions:
                 out = self._review_decision(index, message, state, now)
+            elif message.topic == self.topics.linkage_params:
+                out = self._params_version(index, message, state, now)
             else:
                 out = self._identity(index, message, state, now)
             linkage_state.save_changes(index, state)
@@ -156,6 +167,7 @@ class LinkageHandler:
         cyclic GC's sight; on the first message after a start or after a failed message, and by
         the linkage benchmark's restore figures."""
         started = time.monotonic()
+        self._restore_params(state)
         index = linkage_state.load_index(state, self.params, self.person_keys.newest.material)
         elapsed = time.monotonic() - started
         self.metrics.restore_seconds.set(elapsed)
@@ -168,6 +180,63 @@ class LinkageHandler:
         freeze_long_lived()
         return index
 
+    # ---------------------------------------------------------------------------- parameters
+
+    def _restore_params(self, state: StateStore) -> None:
+        """D41: the parameters of the version the state says was applied, else the fallback."""
+        stored = linkage_state.params_version(state)
+        if stored is None:
+            self.params, self.params_version, self._params_sha = self.fallback_params, None, None
+            return
+        version, sha256, chunks = stored
+        if sha256 != self._params_sha:  # parsed once, not at every rebuild
+            text = zlib.decompress(linkage_state.params_of_version(state, chunks)).decode()
+            self.params = Params.from_json(text)
+            self._params_sha = sha256
+        self.params_version = version
+
+    def _params_version(
+        self, index: PersonIndex, message: Inbound, state: StateStore, now: dt.datetime
+    ) -> list[Outbound]:
+        """D41: a parameter version that became ACTIVE is applied from this message on, without
+        a restart: recorded in the state (in this batch's transaction), then set on the index.
+        Other states (proposed, shadowed, retired) change nothing here."""
+        record = self.envelopes.decode_or_reject(message, LINKAGE_PARAMS_VERSION, now)
+        if isinstance(record, Rejected):
+            return record.outputs
+        version = record["version"]
+        if record["state"] != "ACTIVE" or version == self.params_version:
+            return []
+        try:
+            text = zlib.decompress(record["params_json_zlib"]).decode()
+            if params_digest(text) != record["params_sha256"]:
+                raise DecodeError("PARAMS_DIGEST_MISMATCH", "parameters differ from their digest")
+            params = Params.from_json(text)
+        except DecodeError as error:
+            return self.envelopes.rejection(message, error, now)
+        except (zlib.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            invalid = DecodeError(
+                "PARAMS_INVALID", f"unreadable parameters ({type(error).__name__})"
+            )
+            return self.envelopes.rejection(message, invalid, now)
+        previous = self.params_version
+        linkage_state.save_params_version(
+            state, version, record["params_json_zlib"], record["params_sha256"]
+        )
+        self.params, self.params_version = params, version
+        self._params_sha = record["params_sha256"]
+        index.params = params
+        self._log.info(
+            "parameter version applied", version=version, previous=previous,
+            sha256=record["params_sha256"][:16],
+        )  # fmt: skip
+        return [
+            self.envelopes.audit(
+                "linkage.params-applied", [f"{self.topics.linkage_params}/{version}"], [], now,
+                outcome="applied",
+            )
+        ]  # fmt: skip
+
     # ------------------------------------------------------------------------------ identity
 
     def _identity(
@@ -177,33 +246,13 @@ class LinkageHandler:
         if isinstance(record, Rejected):
             return record.outputs
         try:
-            rrn = self._rrn(record)
+            linked = link_input(record, message.timestamp_ms, self.person_keys, self.rrn_sealer)
         except SealError as error:
             # D33: kept as a dead letter (replayable once the key is there), never dropped.
             code = "RRN_KEY_NOT_HELD" if isinstance(error, SealKeyNotHeld) else "RRN_SEAL_INVALID"
             return self.envelopes.rejection(message, DecodeError(code, str(error)), now)
-        birth = record["birth_date"]
-        identity = Identity(
-            record_id=record["record_id"],
-            family_name=record["family_name"],
-            given_name=record["given_name"],
-            name_latin=record["name_latin"],
-            birth_date=birth.isoformat() if birth is not None else None,
-            sex=record["sex"],
-            rrn=rrn,
-            phone=record["phone"],
-            postal_code=record["postal_code"],
-            address=record["address"],
-        )
-        profile = make_profile(identity, rrn_hash_keys(self.person_keys, message.timestamp_ms))
-        district = district_of(record["address"], record["province_code"])
-        self.metrics.districts.inc(district.outcome)
-        meta = [
-            record["record_id"], record["hospital"], record["province_code"] or "",
-            district.code or "",
-        ]  # fmt: skip
-        # D33: the patient's refs under older patient-ref key versions (empty from old writers).
-        result = index.link(record["patient_ref"], profile, meta, record["previous_patient_refs"])
+        self.metrics.districts.inc(linked.district_outcome)
+        result = index.link(linked.ref, linked.profile, linked.meta, linked.previous)
         out = self._decisions(index, result.changes, now)
         if not result.changes:
             self.metrics.outcomes.inc("UNCHANGED", result.rule)
@@ -250,7 +299,7 @@ class LinkageHandler:
             "comparisons": [
                 {"field": name, "level": level, "weight": round(weight, 3)}
                 for name, level, weight in (
-                    comparisons(self.params, entry.profile, result.candidates[0].levels)
+                    comparisons(index.params, entry.profile, result.candidates[0].levels)
                     if result.candidates
                     else []
                 )
@@ -327,22 +376,6 @@ class LinkageHandler:
         )  # fmt: skip
         return out
 
-    def _rrn(self, record: dict[str, object]) -> str | None:
-        """The registration number: sealed by ingest (v2) under the key its ``rrn_key_id`` names
-        (D33: any version held), or in clear from a v1 producer."""
-        sealed = record.get("rrn_sealed")
-        if isinstance(sealed, bytes):
-            if self.rrn_sealer is None:
-                raise ValueError(
-                    "a sealed registration number arrived but no RRN key is configured"
-                )
-            key_id = record.get("rrn_key_id")
-            return self.rrn_sealer.unseal(
-                sealed, str(record["record_id"]), key_id if isinstance(key_id, str) else None
-            ).decode()
-        clear = record.get("rrn")
-        return clear if isinstance(clear, str) else None
-
     # ------------------------------------------------------------------------------ output
 
     def _decisions(self, index: PersonIndex, changes: tuple[Change, ...] | list[Change],
@@ -371,6 +404,7 @@ class LinkageHandler:
                 "birth_month": int(entry.profile.birth[4:6]) if entry.profile.birth else None,
                 "postal_prefix": _postal_prefix(entry.profile.postal),
                 "district_code": _district(entry),
+                "params_version": self.params_version,  # D41
             }
             self.metrics.outcomes.inc(change.outcome, change.rule)
             out.append(
@@ -381,6 +415,63 @@ class LinkageHandler:
                 )
             )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInput:
+    """An identity record as the person index takes it: what the handler links, and what
+    ``linkage train --from-topic`` and ``linkage shadow`` train on and replay (D41)."""
+
+    ref: str
+    profile: Profile
+    meta: list[str]  # record id, hospital, province code or "", district code or ""
+    previous: tuple[str, ...]  # D33: the patient's refs under older patient-ref key versions
+    district_outcome: str
+
+
+def link_input(
+    record: dict[str, Any], timestamp_ms: int, person_keys: KeyRing, rrn_sealer: SealingKeys | None
+) -> LinkInput:
+    """An identity record (the wire dict) into the profile the index links (D-linkage-1), its
+    registration number opened (``SealError`` when it does not) and hashed under the person-key
+    versions in use at the record's Kafka timestamp (D33)."""
+    birth = record["birth_date"]
+    identity = Identity(
+        record_id=record["record_id"],
+        family_name=record["family_name"],
+        given_name=record["given_name"],
+        name_latin=record["name_latin"],
+        birth_date=birth.isoformat() if birth is not None else None,
+        sex=record["sex"],
+        rrn=registration_number(record, rrn_sealer),
+        phone=record["phone"],
+        postal_code=record["postal_code"],
+        address=record["address"],
+    )
+    profile = make_profile(identity, rrn_hash_keys(person_keys, timestamp_ms))
+    district = district_of(record["address"], record["province_code"])
+    meta = [
+        record["record_id"], record["hospital"], record["province_code"] or "",
+        district.code or "",
+    ]  # fmt: skip
+    # D33: empty from writers before patient-ref key rotation.
+    previous = tuple(record["previous_patient_refs"])
+    return LinkInput(record["patient_ref"], profile, meta, previous, district.outcome)
+
+
+def registration_number(record: dict[str, Any], rrn_sealer: SealingKeys | None) -> str | None:
+    """The registration number: sealed by ingest (v2) under the key its ``rrn_key_id`` names
+    (D33: any version held), or in clear from a v1 producer."""
+    sealed = record.get("rrn_sealed")
+    if isinstance(sealed, bytes):
+        if rrn_sealer is None:
+            raise ValueError("a sealed registration number arrived but no RRN key is configured")
+        key_id = record.get("rrn_key_id")
+        return rrn_sealer.unseal(
+            sealed, str(record["record_id"]), key_id if isinstance(key_id, str) else None
+        ).decode()
+    clear = record.get("rrn")
+    return clear if isinstance(clear, str) else None
 
 
 def _outcome(value: str) -> LinkOutcome:

@@ -23,6 +23,10 @@ PERSON: Final = "p:"  # p:<person_id>  -> [creation number, [patient_ref ...]]
 ALIAS: Final = "a:"  # a:<patient_ref>  -> patient_ref it was merged into before it was seen
 TASK: Final = "t:"  # t:<task_id>       -> [patient_ref, [[candidate person, one of its refs] ...]]
 COUNTER: Final = "c"
+PARAMS: Final = "v"  # v -> [version, sha256 of the JSON, chunk count]: the version applied (D41)
+PARAMS_CHUNK: Final = "v:"  # v:<i> -> chunk i of that version's zlib-compressed parameters JSON
+# Far below Kafka's default 1 MB record limit (a changelog record is one state value).
+PARAMS_CHUNK_BYTES: Final = 256 * 1024
 
 Candidates = list[list[str]]  # [[candidate person, one of its refs] ...]
 
@@ -98,3 +102,37 @@ def review_task(state: StateStore, task_id: str) -> tuple[str, Candidates] | Non
 
 def close_review_task(state: StateStore, task_id: str) -> None:
     state.delete(TASK + task_id)
+
+
+def save_params_version(state: StateStore, version: int, params_zlib: bytes, sha256: str) -> None:
+    """D41: the parameter version linkage applies from this message on, with its parameters
+    (zlib-compressed JSON, in chunks a changelog record can hold), written in the transaction
+    of the batch it first applies to: a restart or a standby restores it at the same point."""
+    chunks = [
+        params_zlib[i : i + PARAMS_CHUNK_BYTES]
+        for i in range(0, len(params_zlib), PARAMS_CHUNK_BYTES)
+    ] or [b""]
+    previous = params_version(state)
+    for i, chunk in enumerate(chunks):
+        state.put(f"{PARAMS_CHUNK}{i}", chunk)
+    if previous is not None:
+        for i in range(len(chunks), previous[2]):
+            state.delete(f"{PARAMS_CHUNK}{i}")
+    state.put(PARAMS, _dumps([version, sha256, len(chunks)]))
+
+
+def params_version(state: StateStore) -> tuple[int, str, int] | None:
+    """(version, sha256, chunk count) of the parameter version applied, None before any."""
+    stored = state.get(PARAMS)
+    if stored is None:
+        return None
+    version, sha256, chunks = json.loads(stored)
+    return int(version), str(sha256), int(chunks)
+
+
+def params_of_version(state: StateStore, chunks: int) -> bytes:
+    """The applied version's zlib-compressed parameters JSON, its chunks joined."""
+    parts = [state.get(f"{PARAMS_CHUNK}{i}") for i in range(chunks)]
+    if any(part is None for part in parts):
+        raise ValueError("the applied parameter version is incomplete in the state")
+    return b"".join(part for part in parts if part is not None)
