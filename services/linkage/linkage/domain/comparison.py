@@ -46,7 +46,7 @@ def birth_level(a: str, b: str) -> int:
         return 2
     if a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
         return 1
-    if sum(x != y for x, y in zip(a, b, strict=True)) == 1:
+    if sum(map(str.__ne__, a, b)) == 1:
         return 1
     return 0
 
@@ -102,13 +102,13 @@ def latin_name_is_evidence(family: int | None, given: int | None) -> bool:
 
 def hangul_named(p: Profile) -> bool:
     """Whether the record's name fields are written in Hangul."""
-    return names.starts_hangul(p.family) or names.starts_hangul(p.given)
+    return p.hangul_name
 
 
 def romanised_only(p: Profile) -> bool:
     """D44: a record with a name and no Hangul in it (HONG, GIL DONG from an international or
     insurance system): its name can only be compared with a Hangul one through romanisation."""
-    return not hangul_named(p) and bool(p.latin or p.family or p.given)
+    return not p.hangul_name and bool(p.latin or p.family or p.given)
 
 
 @lru_cache(maxsize=65536)
@@ -121,7 +121,9 @@ def _romanised_forms(
 
 def cross_script(a: Profile, b: Profile) -> bool:
     """D44: one record named in Hangul, the other only in Latin letters."""
-    return hangul_named(a) != hangul_named(b) and (romanised_only(a) or romanised_only(b))
+    if a.hangul_name == b.hangul_name:
+        return False
+    return romanised_only(b) if a.hangul_name else romanised_only(a)
 
 
 def _latin_level(x: frozenset[str] | tuple[str, ...], y: frozenset[str] | tuple[str, ...]) -> int:
@@ -140,7 +142,7 @@ def compare(a: Profile, b: Profile) -> Levels:
     (D-linkage-8); a postal code one digit off is a weak address agreement (D-linkage-5 (4)).
     """
     family = given = None
-    if (a.family or a.given or a.latin) and (b.family or b.given or b.latin) and cross_script(a, b):
+    if cross_script(a, b) and (a.family or a.given or a.latin) and (b.family or b.given or b.latin):
         return _compare_across_scripts(a, b)
     if a.family is not None and b.family is not None:
         family = _name_level(a.family, b.family, 2)

@@ -62,6 +62,13 @@ class Profile:
     # D43: a newborn alias (named after its mother): "" or the twin marker it carries (1, 2, a,
     # b); None for every other record.
     newborn: str | None = None
+    # Derived, never stored: whether the name fields are written in Hangul (D44). Kept on the
+    # profile because every candidate's upper bound asks.
+    hangul_name: bool = False
+
+    def __post_init__(self) -> None:
+        hangul = names.starts_hangul(self.family) or names.starts_hangul(self.given)
+        object.__setattr__(self, "hangul_name", hangul)
 
     def to_list(self) -> list[object]:
         stored: list[object] = [
@@ -293,10 +300,11 @@ def blocking_keys(p: Profile) -> list[str]:
     if p.latin:
         keys.append(f"l{p.latin[0]}|{year or ''}")
     street = street_key(p.address)
-    if street:
-        # A record whose names, birth date and postal code are all damaged still meets its
-        # person at the house number and street (issue 20: FEBRL's hardest duplicates).
-        keys.append(f"s{street}")
+    if street and p.family:
+        # A record whose given name, birth date and postal code are all damaged still meets its
+        # person at the house number and street, with the surname (which keeps the block to a
+        # household's size in an apartment building).
+        keys.append(f"s{street}|{p.family}")
     return keys
 
 
