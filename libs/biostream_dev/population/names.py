@@ -99,12 +99,18 @@ _POPULAR: Final[dict[tuple[int, str], str]] = {
 
 # Syllables of the long tail (names outside the top lists), by era and sex: (first, second).
 _TAIL: Final[dict[tuple[str, str], tuple[str, str]]] = {
-    ("old", "M"): ("영정성상종병재광용동경명진기춘만태원철인", "수호철식석기일남진환국현근덕우규택"),
-    ("old", "F"): ("영정순경명미옥춘숙말금정은혜선화인정복",  "자숙희순옥애분례녀영임이선란경미"),
-    ("mid", "M"): ("성정상재지민현동준승진영태우종선형용경건", "훈호민현수우진석준영욱철환원성규혁"),
-    ("mid", "F"): ("지수은미혜민유소선현정보윤아희경다예하주", "영진정은주현희경아연미선원지혜숙빈"),
-    ("new", "M"): ("민서도시하지준예주건우현승선유은연이태로", "준윤우호원후서진혁재민현율안성빈한"),
-    ("new", "F"): ("서지하민수채윤예아다소유시은가나세이연주", "연윤은아린우원민서유율빈진현하희나"),
+    ("old", "M"): ("영정성상종병재광용동경명진기춘만태원철인창봉덕문형대순희호일",
+                   "수호철식석기일남진환국현근덕우규택만용성섭배연출복길"),
+    ("old", "F"): ("영정순경명미옥춘숙말금은혜선화인복정귀분봉길점덕연향월양",
+                   "자숙희순옥애분례녀영임이선란경미남화연실심향덕주"),
+    ("mid", "M"): ("성정상재지민현동준승진영태우종선형용경건기병대철원규석호인",
+                   "훈호민현수우진석준영욱철환원성규혁식기태일용범근택"),
+    ("mid", "F"): ("지수은미혜민유소선현정보윤아희경다예하주인세효명나진슬가",
+                   "영진정은주현희경아연미선원지혜숙빈리라화란옥선애"),
+    ("new", "M"): ("민서도시하지준예주건우현승선유은연이태로재성윤한정원규동진",
+                   "준윤우호원후서진혁재민현율안성빈한결훈원겸찬범수"),
+    ("new", "F"): ("서지하민수채윤예아다소유시은가나세이연주혜수보라린예현희",
+                   "연윤은아린우원민서유율빈진현하희나영경주인솔별담"),
 }  # fmt: skip
 
 
@@ -117,8 +123,11 @@ def _era(year: int) -> str:
 
 
 _POPULAR_LISTS: Final = {key: tuple(value.split()) for key, value in _POPULAR.items()}
-# Zipf-like weights: the first name of a decade is given about five times as often as the 20th.
-_ZIPF: Final = tuple(1.0 / (rank + 1) ** 0.55 for rank in range(40))
+# Zipf-like weights: the first name of a decade is given about three times as often as the 20th.
+_ZIPF: Final = tuple(1.0 / (rank + 1) ** 0.35 for rank in range(40))
+# Names were more concentrated in older cohorts: the share of the top list, relative to
+# ``popular_name_share``.
+_ERA_CONCENTRATION: Final = {"old": 1.2, "mid": 1.0, "new": 0.6}
 
 
 _SURNAME_NAMES: Final = tuple(SURNAME_SHARES)
@@ -134,10 +143,10 @@ def surname(rng: random.Random) -> str:
 
 def given_name(rng: random.Random, year: int, sex: str, popular_share: float) -> str:
     """A given name for someone born in ``year``: one of the decade's popular names with
-    probability ``popular_share``, else a two-syllable name of the era's long tail (a few
-    one-syllable names, as 2-3 % of Koreans have)."""
+    probability ``popular_share`` (more in older cohorts, less in the newest), else a
+    two-syllable name of the era's long tail (a few one-syllable names, as 2-3 % of Koreans have)."""
     key = (_decade(year), sex)
-    if rng.random() < popular_share:
+    if rng.random() < popular_share * _ERA_CONCENTRATION[_era(year)]:
         names = _POPULAR_LISTS[key]
         return rng.choices(names, weights=_ZIPF[: len(names)])[0]
     first, second = _TAIL[(_era(year), sex)]

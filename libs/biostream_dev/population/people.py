@@ -52,9 +52,17 @@ class Household:
     members: list[Person] = field(default_factory=list)
 
 
-def birth_year_in(rng: random.Random, low: int, high: int) -> int:
-    """A birth year from the age pyramid, between low and high inclusive."""
-    rows = [(start, w) for start, w in _COHORTS if start + 4 >= low and start <= high]
+def birth_year_in(
+    rng: random.Random, low: int, high: int, reweigh: dict[int, float] | None = None
+) -> int:
+    """A birth year from the age pyramid, between low and high inclusive, a cohort's weight
+    multiplied by ``reweigh[cohort start]`` where given."""
+    factors = reweigh or {}
+    rows = [
+        (start, w * factors.get(start, 1.0))
+        for start, w in _COHORTS
+        if start + 4 >= low and start <= high
+    ]
     start = rng.choices([s for s, _ in rows], weights=[w for _, w in rows])[0]
     return min(max(start + rng.randrange(5), low), high)
 
@@ -78,6 +86,14 @@ def rrn_for(rng: random.Random, birth: date, sex: str) -> str:
     weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
     check = (11 - sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11) % 10
     return body + str(check)
+
+
+# First children of recent cohorts weigh twice: their younger siblings fill later years, so recent
+# cohorts must start more families to come out at their share of the pyramid.
+_FIRST_CHILD_REWEIGH: Final = {2005: 2.0, 2010: 2.0, 2015: 2.0, 2020: 2.0}
+# People born 1975-94 also appear as the parents and grown children of family households: fewer
+# of them among one-person and couple households keeps their total at the pyramid's share.
+_ADULT_REWEIGH: Final = {1975: 0.6, 1980: 0.5, 1985: 0.5, 1990: 0.7, 1960: 1.2, 1965: 1.2}
 
 
 class PopulationBuilder:
@@ -113,13 +129,13 @@ class PopulationBuilder:
         kind = rng.random()
         if kind < rates.single_person_households or budget == 1:
             sex = rng.choice("MF")
-            year = birth_year_in(rng, 1925, TODAY.year - 20)
+            year = birth_year_in(rng, 1925, TODAY.year - 20, _ADULT_REWEIGH)
             home.members.append(
                 self._person(hid, "single", names.surname(rng), sex, random_date(rng, year), None)
             )
             return home
         if kind < rates.single_person_households + rates.couple_only_households or budget == 2:
-            year = birth_year_in(rng, 1925, TODAY.year - 25)
+            year = birth_year_in(rng, 1925, TODAY.year - 25, _ADULT_REWEIGH)
             husband = self._person(
                 hid, "parent", names.surname(rng), "M", random_date(rng, year), None
             )
@@ -135,7 +151,7 @@ class PopulationBuilder:
         rng, rates = self.rng, self.rates
         hid = home.household_id
         children_wanted = rng.choices((1, 2, 3), weights=rates.children_weights)[0]
-        first_year = birth_year_in(rng, 1975, TODAY.year)
+        first_year = birth_year_in(rng, 1975, TODAY.year, _FIRST_CHILD_REWEIGH)
         # Mother's age at her first birth: ~26 for 1980s births, ~33 in the 2020s.
         mother_age = round(26 + max(0, first_year - 1985) * 0.18 + rng.gauss(0, 3))
         mother_year = first_year - min(max(mother_age, 20), 42)

@@ -47,9 +47,10 @@ class Rates:
     """0.15 of household-registered contacts use the home landline instead of a mobile (landline
     subscriptions fell below a quarter of households by 2020; hospitals still record them)."""
     # ---------------------------------------------------------------- names and dates
-    popular_name_share: float = 0.35
-    """0.35 of a cohort carry one of its top ~20-30 names (the top 10 of a year cover ~10-15 %
-    of births since the 2000s, more in older cohorts): the rest come from the long tail."""
+    popular_name_share: float = 0.25
+    """0.25 of a cohort carry one of its decade's top 20-30 names (x1.2 before 1970, x0.6 from
+    2000: the top name of a recent year is ~1 % of boys or girls, names were more concentrated
+    before); the rest come from a long tail of syllable pairs of the era (estimate)."""
     # ---------------------------------------------------------------- records
     records_per_person_mean: float = 3.25
     """Mean own-name records per person; with newborn aliases the mean is ~3.4, as in the
