@@ -189,7 +189,9 @@ def population(
     return records, truth, patterns
 
 
-def _false_merge_class(a: dict[str, Any], b: dict[str, Any], ea: str, eb: str) -> str:
+def _false_merge_class(
+    a: dict[str, Any], b: dict[str, Any], ea: str, eb: str, aliases_here: set[str]
+) -> str:
     """Why two records of different persons ended in one: the relation of their persons."""
     if a.get("twin_of") == eb:
         return "twin"
@@ -201,6 +203,9 @@ def _false_merge_class(a: dict[str, Any], b: dict[str, Any], ea: str, eb: str) -
         if roles == {"child"}:
             return "sibling"
         if roles == {"parent", "child"}:
+            child_entity = ea if a["role"] == "child" else eb
+            if child_entity in aliases_here:
+                return "parent-child, through the child's newborn alias"
             return "parent-child"
         return "spouses"
     if "romanised_only" in a["tags"] or "romanised_only" in b["tags"]:
@@ -214,30 +219,48 @@ _MISSED_ORDER: Final = (
     ("newborn_alias", "newborn alias missed child"),
     ("old_registration", "old registration missed"),
     ("romanised_only", "romanised-only missed"),
+    ("moved", "moved (old address and phone)"),
     ("jamo_typo", "jamo typo"),
     ("surname_variant", "surname initial-sound variant"),
     ("date_swap", "birth date swap/slip"),
     ("date_slip", "birth date swap/slip"),
+    ("missing:birth_date", "birth date missing"),
 )
 
 
-def _missed_class(a: dict[str, Any], b: dict[str, Any]) -> str:
+def _phone_digits(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return "0" + digits[2:] if digits.startswith("82") else digits
+
+
+def _missed_class(
+    a: dict[str, Any], b: dict[str, Any], phone_a: str | None = None, phone_b: str | None = None
+) -> str:
     tags = set(a["tags"]) | set(b["tags"])
     for tag, name in _MISSED_ORDER:
         if tag in tags:
             return name
-    phones = [{t for t in r["tags"] if t.startswith("phone:")} for r in (a, b)]
-    if all(phones) and phones[0] != phones[1]:
-        return "phone format"
+    same_number = phone_a and _phone_digits(phone_a) == _phone_digits(phone_b)
+    if same_number and phone_a != phone_b:
+        return "phone format (same number)"
     if "household_phone" in tags:
         return "household phone (child or landline)"
+    if any(t.startswith("missing:") for t in tags):
+        return "phone or address missing"
     return "other"
 
 
 def error_classes(
-    assignments: dict[str, str], truth: dict[str, str], patterns: Patterns
+    assignments: dict[str, str],
+    truth: dict[str, str],
+    patterns: Patterns,
+    phones: dict[str, str | None] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Every wrong pair (false merge) and missed pair, by pattern; also the twin pairs merged."""
+    """Every wrong pair (false merge) and missed pair, by pattern; also the twin pairs merged.
+    ``phones`` (record id -> phone as written) tells a format difference from another number."""
+    phone = (phones or {}).get
     by_cluster: dict[str, list[str]] = {}
     for record_id, cluster in assignments.items():
         by_cluster.setdefault(cluster, []).append(record_id)
@@ -248,11 +271,12 @@ def error_classes(
     wrong: dict[str, int] = {}
     twins_merged: set[frozenset[str]] = set()
     for members in by_cluster.values():
+        aliases_here = {truth[r] for r in members if "newborn_alias" in patterns[r]["tags"]}
         for i, ra in enumerate(members):
             for rb in members[i + 1 :]:
                 ea, eb = truth[ra], truth[rb]
                 if ea != eb:
-                    kind = _false_merge_class(patterns[ra], patterns[rb], ea, eb)
+                    kind = _false_merge_class(patterns[ra], patterns[rb], ea, eb, aliases_here)
                     wrong[kind] = wrong.get(kind, 0) + 1
                     if kind == "twin":
                         twins_merged.add(frozenset((ea, eb)))
@@ -261,7 +285,7 @@ def error_classes(
         for i, ra in enumerate(members):
             for rb in members[i + 1 :]:
                 if assignments[ra] != assignments[rb]:
-                    kind = _missed_class(patterns[ra], patterns[rb])
+                    kind = _missed_class(patterns[ra], patterns[rb], phone(ra), phone(rb))
                     missed[kind] = missed.get(kind, 0) + 1
     return {
         "wrong_pairs": dict(sorted(wrong.items(), key=lambda kv: -kv[1])),
@@ -332,7 +356,8 @@ def accuracy(
                 "outcomes": run.outcomes,
             }  # fmt: skip
             if patterns is not None:
-                row["errors"] = error_classes(run.assignments, truth, patterns)
+                phones = {r["record_id"]: r.get("phone") for r in records}
+                row["errors"] = error_classes(run.assignments, truth, patterns, phones)
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
     return rows

@@ -147,8 +147,7 @@ class RecordMaker:
                 )
                 person.old_mobile = draw_mobile(rng)
             address, phone = person.old_address, person.old_mobile
-            if old:
-                draft.tags.append("old_registration")
+            draft.tags.append("old_registration" if old else "moved")
         draft.fields["_address"] = address
         draft.fields["_phone"] = phone
 
@@ -217,6 +216,7 @@ class RecordMaker:
         rng, rates = self.rng, self.rates
         roll = rng.random()
         if roll < rates.missing_birth_date:
+            draft.tags.append("missing:birth_date")
             self.tally.add("missing:birth_date")
             return None
         roll -= rates.missing_birth_date
@@ -276,8 +276,10 @@ class RecordMaker:
             self.tally.add(f"phone_format:{style}")
             self.tally.add("phone:landline" if not phone.startswith("010") else "phone:mobile")
         else:
+            draft.tags.append("missing:phone")
             self.tally.add("missing:phone")
         if rng.random() < rates.missing_address:
+            draft.tags.append("missing:address")
             self.tally.add("missing:address")
             return
         f["postal_code"] = address.postal_code
