@@ -39,6 +39,7 @@ class Person:
     own_address: Address | None = None  # a grown child who moved out
     old_address: Address | None = None
     old_mobile: str | None = None
+    birth_hospital: str | None = None  # set when a newborn alias record is written
 
     def age_in(self, year: int) -> int:
         return year - self.birth.year

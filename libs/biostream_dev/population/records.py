@@ -323,12 +323,19 @@ class RecordMaker:
             or rng.random() >= rates.born_in_hospital_alias
         ):
             return None
-        hospital = rng.choices(self.hospitals, weights=self.hospital_weights)[0]
+        twin = next((p for p in home.members if p.entity_id == person.twin_of), None)
+        hospital = (
+            twin.birth_hospital
+            if twin and twin.birth_hospital
+            else rng.choices(self.hospitals, weights=self.hospital_weights)[0]
+        )
+        person.birth_hospital = hospital  # twins are born at one hospital
         draft = Draft(person.birth.year, hospital, {}, ["newborn_alias"])
         form = rng.choice(NEWBORN_ALIAS_FORMS)
         suffix = ""
-        if person.twin_of and rng.random() < 0.7:
-            suffix = "1" if person.entity_id < person.twin_of else "2"
+        if twin:
+            # Twins' charts are told apart from the start: 아기1/아기2 or 아기A/아기B.
+            suffix = "1" if person.entity_id < twin.entity_id else "2"
             if rng.random() < 0.4:
                 suffix = "A" if suffix == "1" else "B"
             draft.tags.append("twin_alias")
