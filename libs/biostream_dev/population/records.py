@@ -92,7 +92,7 @@ class RecordMaker:
             draft = Draft(year, hospital, {})
             old = i == old_index
             self._contact(draft, person, home, year, moved_year, old)
-            self._identity(draft, person, hospital, used, old, len(drafts) + 1)
+            self._identity(draft, person, hospital, used, old)
             drafts.append(draft)
         if old_index is not None:
             self._old_registration_ids(drafts[len(drafts) - count + old_index], drafts, person)
@@ -166,12 +166,11 @@ class RecordMaker:
     # ------------------------------------------------------------------ identity fields
 
     def _identity(
-        self, draft: Draft, person: Person, hospital: str, used: dict[str, str], old: bool, n: int
+        self, draft: Draft, person: Person, hospital: str, used: dict[str, str], old: bool
     ) -> None:
         rng, rates = self.rng, self.rates
         f = draft.fields
         f["identifiers"] = {f"{hospital}-mrn": self._mrn(hospital, used)}
-        f["_mrn_hospital"] = hospital
         romanised = not old and rng.random() < rates.romanised_only
         family, given = person.family, person.given
         if not romanised:
@@ -266,7 +265,6 @@ class RecordMaker:
         f = draft.fields
         address: Address = f.pop("_address")
         phone: str | None = f.pop("_phone")
-        f.pop("_mrn_hospital", None)
         if phone and rng.random() >= rates.missing_phone:
             style = rng.choices(self.phone_styles, weights=self.phone_weights)[0]
             if romanised and rng.random() < 0.5:
