@@ -242,6 +242,8 @@ def _missed_class(
     for tag, name in _MISSED_ORDER:
         if tag in tags:
             return name
+    # No tagged pattern tells the records apart but the written form of the same phone number
+    # (and perhaps of the address, whose variants are not a class of their own).
     same_number = phone_a and _phone_digits(phone_a) == _phone_digits(phone_b)
     if same_number and phone_a != phone_b:
         return "phone format (same number)"
