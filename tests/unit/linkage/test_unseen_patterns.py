@@ -304,3 +304,19 @@ def test_every_format_of_one_korean_number_is_one_key() -> None:
     assert phone_key("02-946-2883") == phone_key("+82 2 946 2883") == phone_key("(02)9462883")
     assert phone_key("010-9999-0000") != phone_key("010-1234-5678")
     assert phone_key("내선 12") is None and phone_key(None) is None
+
+
+def test_a_romanised_only_record_needs_the_same_romanised_name_to_match() -> None:
+    params = default_params()
+    twin = {"birth_date": "2013-12-24", "sex": "M", "phone": "010-5527-5005",
+            "address": "강남구 테헤란로 3", "postal_code": "06236"}  # fmt: skip
+    hangul = profile("h", family_name="오", given_name="은우", **twin)
+    for other in ("Eun Soo", "Jeong U"):  # similar, different
+        roman = profile("r", family_name="O", given_name=other, **twin)
+        levels = compare(hangul, roman)
+        assert apply_rules(params, hangul, roman, levels, 40.0) < params.thresholds.match
+    same = profile("s", family_name="Oh", given_name="Eun-u", **twin)
+    levels = compare(hangul, same)
+    assert levels[2] == 2 and apply_rules(params, hangul, same, levels, 40.0) == 40.0
+    # A name that yields no letters at all is no name, not an error.
+    assert compare(hangul, profile("x", family_name="123", **twin))[2] is None

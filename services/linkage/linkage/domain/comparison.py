@@ -174,9 +174,13 @@ def _compare_across_scripts(a: Profile, b: Profile) -> Levels:
     """D44: a Hangul-named record against a romanised-only one: surname and given name cannot be
     compared letter by letter (unknown, not different); the romanised full name (the Hangul
     side romanised, folded, either order) stands for both."""
-    latin = _latin_level(
-        _romanised_forms(a.family, a.given, a.latin), _romanised_forms(b.family, b.given, b.latin)
-    )
+    forms_a = _romanised_forms(a.family, a.given, a.latin)
+    forms_b = _romanised_forms(b.family, b.given, b.latin)
+    latin = _latin_level(forms_a, forms_b) if forms_a and forms_b else None
+    if latin == 1 and {names.coarse_latin(f) for f in forms_a} & {
+        names.coarse_latin(f) for f in forms_b
+    }:
+        latin = 2  # the same name in another romanisation system (Sungchul, Seongcheol)
     return (None, None, latin, *_other_levels(a, b))
 
 

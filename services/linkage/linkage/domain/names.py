@@ -28,7 +28,7 @@ _LATIN_SURNAMES: Final[dict[str, tuple[str, ...]]] = {
     "choe": ("choi", "choe", "chey", "choy", "chwe"),
     "im": ("lim", "im", "rim", "leem", "yim"),
     "yu": ("yoo", "yu", "ryu", "you", "yoo", "ryoo", "rhyu"),
-    "gim": ("kim", "gim", "ghim"),
+    "gim": ("kim", "gim", "ghim", "kym"),
     "gang": ("kang", "gang"),
     "jo": ("cho", "jo", "joe", "jho"),
     "yun": ("yoon", "yun", "youn"),
@@ -148,6 +148,18 @@ def fold_latin(token: str) -> str:
     for old, new in _FOLDS:
         value = value.replace(old, new)
     return value
+
+
+_REPEATS: Final = re.compile(r"(.)\1+")
+
+
+def coarse_latin(folded: str) -> str:
+    """D44: a folded romanised name with the vowels that romanisation systems and passports
+    write for one Korean vowel made one (어 is eo in Revised Romanization, u or o elsewhere:
+    Seong / Sung / Song; 으 is eu or u; 의 is ui or ee), doubled letters made single. Only for a romanised-only
+    record against a Hangul one, where nothing else can say the name."""
+    value = folded.replace("o", "u").replace("eu", "u").replace("ui", "i")
+    return _REPEATS.sub(r"\1", value)
 
 
 def latin_tokens(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Final
 from rapidfuzz.distance import OSA
 
 from linkage.domain import names
-from linkage.domain.comparison import LEVELS, Levels, hangul_named, romanised_only
+from linkage.domain.comparison import LEVELS, Levels, cross_script, hangul_named, romanised_only
 from linkage.domain.profile import Profile, one_slip_apart, same_rrn
 from linkage.domain.weights import Params
 
@@ -23,14 +23,15 @@ from linkage.domain.weights import Params
 DISTINCT_NAME_RATIO: Final = 0.1
 # Twin-pattern pairs at least this many times what given-name slips explain: the data hold twins
 # (twins_expected).
-TWIN_EVIDENCE_MIN: Final = 2.0
+TWIN_EVIDENCE_MIN: Final = 0.5
 
 
 def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: float) -> float:
     """The pair's weight after every rule (D-linkage-1, D-linkage-7), in this order:
 
     1. :func:`different_registration_numbers_rule`, :func:`different_newborns_rule`, then
-       :func:`household_member_rule` and :func:`one_of_twins_rule`;
+       :func:`household_member_rule`, :func:`one_of_twins_rule` and
+       :func:`romanised_name_disagrees`;
     2. the same given name (or an unknown one) is not the twin pattern: the score stands;
     3. :func:`different_sex_rule`;
     4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`, or no twins
@@ -43,7 +44,11 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
         return capped
     if different_newborns_rule(a, b):
         return min(score, params.thresholds.review - 1.0)
-    if household_member_rule(levels) or one_of_twins_rule(a, b, levels):
+    if (
+        household_member_rule(levels)
+        or one_of_twins_rule(a, b, levels)
+        or romanised_name_disagrees(a, b, levels)
+    ):
         return min(score, params.thresholds.match - 0.5)
     if given is None or given == LEVELS["given"] - 1:
         return score
@@ -83,6 +88,18 @@ def one_of_twins_rule(a: Profile, b: Profile, levels: Levels) -> bool:
     number)."""
     marked = bool(a.newborn and b.newborn is None) or bool(b.newborn and a.newborn is None)
     return marked and not personal_identifier_agrees(levels)
+
+
+def romanised_name_disagrees(a: Profile, b: Profile, levels: Levels) -> bool:
+    """D44: across scripts the romanised name is the only name evidence, so it must be the same
+    (folded): a romanised-only record whose romanised name is merely similar (Eun Soo against
+    은우) or different is a household member as far as anyone can tell, review at most, unless a
+    personal identifier agrees. Otherwise its birth date, phone and address alone join a twin."""
+    return (
+        levels[2] != LEVELS["latin"] - 1
+        and cross_script(a, b)
+        and not personal_identifier_agrees(levels)
+    )
 
 
 def household_member_rule(levels: Levels) -> bool:
