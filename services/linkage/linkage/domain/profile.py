@@ -309,21 +309,21 @@ def blocking_keys(p: Profile) -> list[str]:
 
 
 def street_key(address: str | None) -> str | None:
-    """D-linkage-8: the house (building) number and its street of a normalised address, the
-    part of an address that identifies a dwelling and is least often mistyped: the first
-    all-digit token with the street word beside it (before it in Korean road-name addresses,
-    테헤란로 123; after it in Western ones, 7 erldunda circuit). None without a house number."""
+    """D-linkage-8: the house number and its street in a Western-style address, where the number
+    leads (7 erldunda circuit; 355 Mokryeon-gil, a Korean address romanised): the part of an
+    address that identifies a dwelling and is least often mistyped. None for a Korean road-name
+    address (테헤란로 152): there the number is a building, often an apartment complex of
+    thousands, and the postal code already gives a block of that size."""
     if address is None:
         return None
     tokens = address.split()
     for position, token in enumerate(tokens):
         if not token.isdigit():
             continue
-        before = tokens[position - 1] if position > 0 else None
+        if position > 0 and names.is_hangul(tokens[position - 1]):
+            return None
         after = tokens[position + 1] if position + 1 < len(tokens) else None
-        if before is not None and names.is_hangul(before):
-            return f"{before}|{token}"
-        if after is not None and not after.isdigit():
+        if after is not None and not after.isdigit() and not names.is_hangul(after):
             return f"{after}|{token}"
         return None
     return None
