@@ -321,3 +321,18 @@ def test_a_romanised_only_record_needs_the_same_romanised_name_to_match() -> Non
     assert levels[2] == 2 and apply_rules(params, hangul, same, levels, 40.0) == 40.0
     # A name that yields no letters at all is no name, not an error.
     assert compare(hangul, profile("x", family_name="123", **twin))[2] is None
+
+
+def test_two_romanised_only_records_need_the_same_romanised_name() -> None:
+    params = default_params()
+    twin = {"birth_date": "1995-10-20", "sex": "M", "phone": "010-4345-7720",
+            "address": "강남구 테헤란로 3", "postal_code": "06236"}  # fmt: skip
+    a, b = (
+        profile("a", name_latin="OH Do-hyun", **twin),
+        profile("b", name_latin="Hyon-u Oh", **twin),
+    )
+    levels = compare(a, b)
+    assert levels[:2] == (None, None) and levels[2] != 2
+    assert apply_rules(params, a, b, levels, 40.0) < params.thresholds.match
+    same = profile("c", name_latin="Do Hyun Oh", **twin)
+    assert apply_rules(params, a, same, compare(a, same), 40.0) == 40.0

@@ -14,7 +14,7 @@ from typing import Final
 from rapidfuzz.distance import OSA
 
 from linkage.domain import names
-from linkage.domain.comparison import LEVELS, Levels, cross_script, hangul_named, romanised_only
+from linkage.domain.comparison import LEVELS, Levels, hangul_named, romanised_only
 from linkage.domain.profile import Profile, one_slip_apart, same_rrn
 from linkage.domain.weights import Params
 
@@ -47,7 +47,7 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
     if (
         household_member_rule(levels)
         or one_of_twins_rule(a, b, levels)
-        or romanised_name_disagrees(a, b, levels)
+        or romanised_name_disagrees(levels)
     ):
         return min(score, params.thresholds.match - 0.5)
     if given is None or given == LEVELS["given"] - 1:
@@ -90,14 +90,18 @@ def one_of_twins_rule(a: Profile, b: Profile, levels: Levels) -> bool:
     return marked and not personal_identifier_agrees(levels)
 
 
-def romanised_name_disagrees(a: Profile, b: Profile, levels: Levels) -> bool:
-    """D44: across scripts the romanised name is the only name evidence, so it must be the same
-    (folded): a romanised-only record whose romanised name is merely similar (Eun Soo against
-    은우) or different is a household member as far as anyone can tell, review at most, unless a
-    personal identifier agrees. Otherwise its birth date, phone and address alone join a twin."""
+def romanised_name_disagrees(levels: Levels) -> bool:
+    """D44: where the romanised name is the only name both records carry (a romanised-only
+    record against a Hangul one, or two romanised-only records), it must be the same (folded):
+    one whose romanised name is merely similar (Eun Soo against 은우) or different is a
+    household member as far as anyone can tell, review at most, unless a personal identifier
+    agrees. Otherwise its birth date, phone and address alone join a twin."""
+    family, given, latin = levels[0], levels[1], levels[2]
     return (
-        levels[2] != LEVELS["latin"] - 1
-        and cross_script(a, b)
+        family is None
+        and given is None
+        and latin is not None
+        and latin != LEVELS["latin"] - 1
         and not personal_identifier_agrees(levels)
     )
 
