@@ -336,3 +336,27 @@ def test_two_romanised_only_records_need_the_same_romanised_name() -> None:
     assert apply_rules(params, a, b, levels, 40.0) < params.thresholds.match
     same = profile("c", name_latin="Do Hyun Oh", **twin)
     assert apply_rules(params, a, same, compare(a, same), 40.0) == 40.0
+
+
+def test_a_romanised_only_record_without_a_birth_date_is_only_a_review() -> None:
+    params = default_params()
+    sister = profile("a", family_name="강", given_name="예현", birth_date="2011-07-16", sex="F",
+                     phone="010-9078-2448")  # fmt: skip
+    roman = profile("b", family_name="Kang", given_name="Ye-yun", sex="F", phone="01090782448")
+    levels = compare(sister, roman)
+    assert levels[2] == 2 and levels[3] is None  # 예현 and 예윤 fold alike
+    assert apply_rules(params, sister, roman, levels, 40.0) < params.thresholds.match
+
+
+def test_a_merely_similar_given_name_is_the_twin_pattern() -> None:
+    params = default_params()
+    params.tf["given"] = {"예현": 0.01}  # 예윤 rare: a one-jamo rule would let it pass as a slip
+    household = {"family_name": "강", "birth_date": "2011-07-16", "sex": "F",
+                 "phone": "010-5308-1166", "address": "강남구 테헤란로 3", "postal_code": "06236"}  # fmt: skip
+    a, b = (
+        profile("a", given_name="예현", **household),
+        profile("b", given_name="예윤", **household),
+    )
+    levels = compare(a, b)
+    assert levels[1] == 1  # weak: two jamo apart
+    assert apply_rules(params, a, b, levels, 40.0) < params.thresholds.match

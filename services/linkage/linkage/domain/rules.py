@@ -31,7 +31,7 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
 
     1. :func:`different_registration_numbers_rule`, :func:`different_newborns_rule`, then
        :func:`household_member_rule`, :func:`one_of_twins_rule` and
-       :func:`romanised_name_disagrees`;
+       :func:`romanised_evidence_too_weak`;
     2. the same given name (or an unknown one) is not the twin pattern: the score stands;
     3. :func:`different_sex_rule`;
     4. :func:`personal_identifier_agrees` or :func:`names_swapped_between_fields`, or no twins
@@ -47,7 +47,7 @@ def apply_rules(params: Params, a: Profile, b: Profile, levels: Levels, score: f
     if (
         household_member_rule(levels)
         or one_of_twins_rule(a, b, levels)
-        or romanised_name_disagrees(levels)
+        or romanised_evidence_too_weak(levels)
     ):
         return min(score, params.thresholds.match - 0.5)
     if given is None or given == LEVELS["given"] - 1:
@@ -90,19 +90,22 @@ def one_of_twins_rule(a: Profile, b: Profile, levels: Levels) -> bool:
     return marked and not personal_identifier_agrees(levels)
 
 
-def romanised_name_disagrees(levels: Levels) -> bool:
+def romanised_evidence_too_weak(levels: Levels) -> bool:
     """D44: where the romanised name is the only name both records carry (a romanised-only
-    record against a Hangul one, or two romanised-only records), it must be the same (folded):
-    one whose romanised name is merely similar (Eun Soo against 은우) or different is a
-    household member as far as anyone can tell, review at most, unless a personal identifier
-    agrees. Otherwise its birth date, phone and address alone join a twin."""
-    family, given, latin = levels[0], levels[1], levels[2]
+    record against a Hangul one, or two romanised-only records), it says little: one
+    romanised form stands for several Hangul names (예현 and 예윤 both fold to one form). Such a
+    pair needs the same romanised name (folded) *and* the same birth date, or a personal
+    identifier; otherwise it is review at most. Without this a romanised-only record joined a
+    twin on birth date, phone and address alone, or a sibling without any birth date."""
+    family, given, latin, birth = levels[0], levels[1], levels[2], levels[3]
     return (
         family is None
         and given is None
         and latin is not None
-        and latin != LEVELS["latin"] - 1
-        and not personal_identifier_agrees(levels)
+        and (latin != LEVELS["latin"] - 1 or birth != 2)
+        # The romanised name itself is the evidence in question: only a registration number
+        # or an identifier of a shared system exempts.
+        and not (levels[5] == 1 or levels[6])
     )
 
 
@@ -155,8 +158,9 @@ def twin_rule(
     """D-linkage-1, D-linkage-7: a given name that is not the same is the twin and sibling
     pattern, so surname, birth date, address and phone must not add up to a match. A completely
     different given name, or a close one (one jamo or letter off, 병식/병석) with the surname
-    agreeing when both are established names (:func:`two_names_rule`), goes to review at most."""
-    if given == 0 or (family and two_names_rule(params, a.given, b.given)):
+    agreeing when both are established names (:func:`two_names_rule`), goes to review at most.
+    D43: so does a merely similar one (two or more jamo apart, 예현/예윤): a slip is one edit."""
+    if given < LEVELS["given"] - 2 or (family and two_names_rule(params, a.given, b.given)):
         return min(score, params.thresholds.match - 0.5)
     return score
 
