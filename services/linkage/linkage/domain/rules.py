@@ -159,7 +159,8 @@ def twin_rule(
     pattern, so surname, birth date, address and phone must not add up to a match. A completely
     different given name, or a close one (one jamo or letter off, 병식/병석) with the surname
     agreeing when both are established names (:func:`two_names_rule`), goes to review at most.
-    D43: so does a merely similar one (two or more jamo apart, 예현/예윤): a slip is one edit."""
+    D43: so does a merely similar one (more than one edit apart, katherine/kathryn): a slip is
+    one edit."""
     if given < LEVELS["given"] - 2 or (family and two_names_rule(params, a.given, b.given)):
         return min(score, params.thresholds.match - 0.5)
     return score
