@@ -229,7 +229,17 @@ def twin_evidence(profiles: Sequence[Profile], m_given: Sequence[float]) -> floa
                 if pair in seen:
                     continue
                 seen.add(pair)
-                levels = compare(profiles[pair[0]], profiles[pair[1]])
+                first, second = profiles[pair[0]], profiles[pair[1]]
+                # Cheap equality tests first: at a million persons a birth date holds ~90
+                # records, and only pairs of one surname and one phone or postal code can count.
+                if first.family != second.family or not (
+                    (first.phone is not None and first.phone == second.phone)
+                    or (first.postal is not None and first.postal == second.postal)
+                    or first.postal is None
+                    or second.postal is None
+                ):
+                    continue
+                levels = compare(first, second)
                 family, given, _latin, birth, sex, rrn, ids, phone, address = levels
                 household = (address or 0) >= LEVELS["address"] - 1 or phone == 1
                 if family != LEVELS["family"] - 1 or birth != 2 or not household or sex == 0:
