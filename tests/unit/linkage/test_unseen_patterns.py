@@ -360,3 +360,11 @@ def test_a_merely_similar_given_name_is_the_twin_pattern() -> None:
     levels = compare(a, b)
     assert levels[1] == 1  # weak: more than one edit apart
     assert apply_rules(params, a, b, levels, 40.0) < params.thresholds.match
+
+
+def test_another_romanisation_system_is_the_same_romanised_name() -> None:
+    hangul = profile("h", family_name="오", given_name="성철", birth_date="1957-11-06")
+    for spelling in ("Oh Sungchul", "OH Seong-cheol", "Myungran Kim"):
+        roman = profile("r", name_latin=spelling, birth_date="1957-11-06")
+        expected = 0 if spelling.startswith("Myungran") else 2
+        assert compare(hangul, roman)[2] == expected, spelling

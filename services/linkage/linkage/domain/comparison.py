@@ -177,9 +177,11 @@ def _compare_across_scripts(a: Profile, b: Profile) -> Levels:
     forms_a = _romanised_forms(a.family, a.given, a.latin)
     forms_b = _romanised_forms(b.family, b.given, b.latin)
     latin = _latin_level(forms_a, forms_b) if forms_a and forms_b else None
-    if latin == 1 and {names.coarse_latin(f) for f in forms_a} & {
-        names.coarse_latin(f) for f in forms_b
-    }:
+    if (
+        latin is not None
+        and latin < 2
+        and {names.coarse_latin(f) for f in forms_a} & {names.coarse_latin(f) for f in forms_b}
+    ):
         latin = 2  # the same name in another romanisation system (Sungchul, Seongcheol)
     return (None, None, latin, *_other_levels(a, b))
 
