@@ -211,17 +211,13 @@ class PersonIndex:
         ranked = self.candidates(profile, exclude=None)
         thresholds = self.params.thresholds
         matches = [c for c in ranked if c.score >= thresholds.match and self._may_join(profile, c)]
-        if matches and not self._ambiguous(profile, matches):
+        refused = self._refused_bridges(profile, matches)
+        if matches and not self._ambiguous(matches[0], refused):
             # The record joins the best person; other persons it matches as well are merged in
             # (a bridging record) unless their records say they are different people (D39) or
             # the record may not bridge (D44). A refused bridge is put to a reviewer (D43).
             best = matches[0]
-            bridged, refused = [best.person], []
-            for c in matches[1:]:
-                if self._may_bridge(profile, c.person) and self._compatible(best.person, c.person):
-                    bridged.append(c.person)
-                else:
-                    refused.append(c)
+            bridged = [best.person] + [c.person for c in matches[1:] if c not in refused]
             person, merges = self._merge_all(bridged, "fellegi-sunter")
             self._attach(ref, profile, meta, person)
             change = self._decide(ref, person, None, MATCH, best.score, "fellegi-sunter")
@@ -313,18 +309,23 @@ class PersonIndex:
     def _may_bridge(self, profile: Profile, person: str) -> bool:
         return may_bridge(profile, self._profiles(person))
 
-    def _ambiguous(self, profile: Profile, matches: list[Candidate]) -> bool:
+    def _refused_bridges(self, profile: Profile, matches: list[Candidate]) -> list[Candidate]:
+        """The matched persons after the best that the record may not merge into it: their
+        records say they are different people (D39, D43), or the record may not bridge (D44)."""
+        if not matches:
+            return []
+        best = matches[0].person
+        return [
+            c
+            for c in matches[1:]
+            if not (self._may_bridge(profile, c.person) and self._compatible(best, c.person))
+        ]
+
+    def _ambiguous(self, best: Candidate, refused: list[Candidate]) -> bool:
         """D43: the record matches two persons that may not be merged, about equally well (a
         newborn alias against twins, a romanised name shared by two relatives): a reviewer
         decides which, the record does not join either."""
-        best = matches[0]
-        return any(
-            c.score >= best.score - AMBIGUITY_MARGIN
-            and not (
-                self._may_bridge(profile, c.person) and self._compatible(best.person, c.person)
-            )
-            for c in matches[1:]
-        )
+        return any(c.score >= best.score - AMBIGUITY_MARGIN for c in refused)
 
     def _rrn_persons(self, profile: Profile) -> list[str]:
         if profile.rrn is None or not profile.rrn_strong:
