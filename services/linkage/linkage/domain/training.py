@@ -79,18 +79,7 @@ def _em_session(
 
     Returns (estimated share of matches among those pairs, number of pairs).
     """
-    blocks: dict[str, list[int]] = {}
-    for i, p in enumerate(profiles):
-        for key in blocking_keys(p):
-            if key[0] in key_kinds:
-                blocks.setdefault(key, []).append(i)
-    pairs: set[tuple[int, int]] = set()
-    for members in blocks.values():
-        if len(members) > 200:
-            continue
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                pairs.add((members[x], members[y]))
+    pairs = _blocked_pairs(profiles, key_kinds)
     if len(pairs) < _MIN_SESSION_PAIRS:
         return 0.0, len(pairs)
     ordered = sorted(pairs)
@@ -120,6 +109,24 @@ def _em_session(
     for name in update:
         m[name] = current[name]
     return share, len(pairs)
+
+
+def _blocked_pairs(profiles: Sequence[Profile], key_kinds: str) -> set[tuple[int, int]]:
+    """Index pairs of the profiles that share a blocking key of one of ``key_kinds`` (its first
+    letter), blocks over 200 left out as the index leaves out its largest ones."""
+    blocks: dict[str, list[int]] = {}
+    for i, p in enumerate(profiles):
+        for key in blocking_keys(p):
+            if key[0] in key_kinds:
+                blocks.setdefault(key, []).append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in blocks.values():
+        if len(members) > 200:
+            continue
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                pairs.add((members[x], members[y]))
+    return pairs
 
 
 def _level_shares(
@@ -213,40 +220,26 @@ def twin_evidence(profiles: Sequence[Profile], m_given: Sequence[float]) -> floa
     (expected: what slips alone would give). Twins make the observed far exceed the expected
     (26 times on the project's Korean set); FEBRL's independently corrupted copies stay below
     it (0.03-0.1)."""
-    blocks: dict[str, list[int]] = {}
-    for i, p in enumerate(profiles):
-        for key in blocking_keys(p):
-            if key[0] == "d":
-                blocks.setdefault(key, []).append(i)
     different = same = 0
-    seen: set[tuple[int, int]] = set()
-    for members in blocks.values():
-        if len(members) > 200:
+    for pair in _blocked_pairs(profiles, "d"):
+        first, second = profiles[pair[0]], profiles[pair[1]]
+        # Cheap equality tests first: at a million persons a birth date holds ~90
+        # records, and only pairs of one surname and one phone or postal code can count.
+        if first.family != second.family or not (
+            (first.phone is not None and first.phone == second.phone)
+            or (first.postal is not None and first.postal == second.postal)
+            or first.postal is None
+            or second.postal is None
+        ):
             continue
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                pair = (members[x], members[y])
-                if pair in seen:
-                    continue
-                seen.add(pair)
-                first, second = profiles[pair[0]], profiles[pair[1]]
-                # Cheap equality tests first: at a million persons a birth date holds ~90
-                # records, and only pairs of one surname and one phone or postal code can count.
-                if first.family != second.family or not (
-                    (first.phone is not None and first.phone == second.phone)
-                    or (first.postal is not None and first.postal == second.postal)
-                    or first.postal is None
-                    or second.postal is None
-                ):
-                    continue
-                levels = compare(first, second)
-                family, given, _latin, birth, sex, rrn, ids, phone, address = levels
-                household = (address or 0) >= LEVELS["address"] - 1 or phone == 1
-                if family != LEVELS["family"] - 1 or birth != 2 or not household or sex == 0:
-                    continue
-                if given == 0 and rrn != 1 and not ids:
-                    different += 1
-                elif given == LEVELS["given"] - 1:
-                    same += 1
+        levels = compare(first, second)
+        family, given, _latin, birth, sex, rrn, ids, phone, address = levels
+        household = (address or 0) >= LEVELS["address"] - 1 or phone == 1
+        if family != LEVELS["family"] - 1 or birth != 2 or not household or sex == 0:
+            continue
+        if given == 0 and rrn != 1 and not ids:
+            different += 1
+        elif given == LEVELS["given"] - 1:
+            same += 1
     expected = same * m_given[0] / max(m_given[-1], 1e-6)
     return round(different / max(expected, 1.0), 3)
