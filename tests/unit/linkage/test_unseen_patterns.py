@@ -34,7 +34,28 @@ def test_damaged_given_name_birth_date_and_postal_code_still_meet_at_the_street(
                 postal_code="3030", address="70 spensley place pandora orchard")  # fmt: skip
     b = profile("b", family_name="matthews", given_name="jeremi", postal_code="3035",
                 address="70 spensley place pandoraoorchard")  # fmt: skip
-    assert set(blocking_keys(a)) & set(blocking_keys(b)) == {"sspensley|70|matthews"}
+    assert set(blocking_keys(a)) & set(blocking_keys(b)) == {"sspensley|70|m"}
+
+
+def test_a_misspelt_surname_with_a_damaged_birth_date_and_postal_code_meets_at_the_street() -> None:
+    # FEBRL4 (rec-2562): surname, birth month and postal code all damaged, given name and street kept.
+    a = profile("a", family_name="hingston", given_name="emiily", birth_date="1971-12-19",
+                postal_code="2565", address="15 paul coe crescent hawkesbury road")  # fmt: skip
+    b = profile("b", family_name="hingstxon", given_name="emiily", birth_date="1971-13-19",
+                postal_code="2556", address="15 paul coe crescent hawkesbury road")  # fmt: skip
+    assert set(blocking_keys(a)) & set(blocking_keys(b)) == {"spaul|15|h"}
+
+
+def test_names_entered_in_each_others_field_meet_at_the_postal_code() -> None:
+    # FEBRL4: the surname typed as the given name, a new surname, no birth date, the id mistyped.
+    a = profile("a", family_name="capurso", given_name="harrison", postal_code="6233",
+                address="7 erldunda circuit bellbird", identifiers=[("ssn", "4086030")])  # fmt: skip
+    b = profile("b", family_name="ruby", given_name="capurso", postal_code="6233",
+                address="7 erldunda circuit bellbirdctge", identifiers=[("ssn", "4086300")])  # fmt: skip
+    assert "a6233|capurso" in set(blocking_keys(a)) & set(blocking_keys(b))
+    # A record whose names are one and the same string gets one key there, not two.
+    same = profile("c", family_name="ruby", given_name="ruby", postal_code="6233")
+    assert [k for k in blocking_keys(same) if k.startswith("a")] == ["a6233|ruby"]
 
 
 # ------------------------------------------------------------------ one name in the other field

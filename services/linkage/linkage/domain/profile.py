@@ -292,19 +292,23 @@ def blocking_keys(p: Profile) -> list[str]:
     if p.rrn:
         keys.extend(f"r{entry}" for entry in p.rrn.split(","))
     keys.extend(f"i{i}" for i in p.ids)
+    # Postal code + either name, in one namespace: a record without a birth date and with a
+    # misspelt surname still meets its person at the given name, and one whose names were entered
+    # in each other's field (D-linkage-5 (3)) meets it crosswise.
     if p.postal and p.family:
         keys.append(f"a{p.postal}|{p.family}")
-    if p.postal and p.given:
-        # A record without a birth date and with a misspelt surname still meets its person here.
-        keys.append(f"g{p.postal}|{p.given}")
+    if p.postal and p.given and p.given != p.family:
+        keys.append(f"a{p.postal}|{p.given}")
     if p.latin:
         keys.append(f"l{p.latin[0]}|{year or ''}")
     street = street_key(p.address)
     if street and p.family:
         # A record whose given name, birth date and postal code are all damaged still meets its
-        # person at the house number and street, with the surname (which keeps the block to a
-        # household's size in an apartment building).
-        keys.append(f"s{street}|{p.family}")
+        # person at the house number and street, with the surname's first letter: it keeps the
+        # block to a household's size in an apartment building, and a misspelt surname
+        # (hingston/hingstxon) still meets its person there (a Hangul surname is one syllable:
+        # the whole surname).
+        keys.append(f"s{street}|{p.family[0]}")
     return keys
 
 
