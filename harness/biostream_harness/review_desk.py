@@ -16,13 +16,13 @@ from biostream.contracts import IDENTITY_RECORD
 from biostream.kafka import ensure_topics
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream.web_auth import hash_password
 from biostream_dev import access
 from linkage.bootstrap import build as build_linkage
 from linkage.settings import LinkageSettings
 from pydantic import SecretStr
 from review.adapters.service import ReviewService
 from review.bootstrap import build as build_review
-from review.domain.auth import hash_password
 from review.settings import ReviewSettings
 
 from biostream_harness.linkage_stream import RECEIVED, publish

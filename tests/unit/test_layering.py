@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = [
     "libs", "harness", "consumers", "services/ingest", "services/linkage",
-    "services/pseudonymizer", "services/audit", "services/review",
+    "services/pseudonymizer", "services/audit", "services/review", "services/access",
 ]  # fmt: skip
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 

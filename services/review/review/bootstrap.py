@@ -5,12 +5,12 @@ from __future__ import annotations
 from biostream.envelopes import Envelopes
 from biostream.kit import parts, tool_principal
 from biostream.settings import read_secret
+from biostream.web_auth import Sessions, parse_users
 from prometheus_client import CollectorRegistry
 
 from review.adapters.service import ReviewService
 from review.adapters.stream import Publisher, StreamFollower
 from review.adapters.web import DeskApp
-from review.domain.auth import Sessions, parse_users
 from review.domain.steward import STEWARD_ROLE
 from review.handlers import SERVICE, ReviewHandler, ReviewMetrics
 from review.settings import ReviewSettings

@@ -19,12 +19,12 @@ from biostream.kit import tool_principal
 from biostream.logs import configure_logging
 from biostream.restore import READ_SETTING, ReadStalled
 from biostream.sealing import SealError, SealingKeys
+from biostream.web_auth import hash_password
 from prometheus_client import CollectorRegistry
 
 from review.adapters.dead_letters import find_dead_letter
 from review.adapters.stream import Publisher, StreamFollower, utc_now
 from review.bootstrap import build_steward_handler
-from review.domain.auth import hash_password
 from review.domain.steward import STEWARD_ROLE, NotASteward, case_reference, command_line_steward
 from review.handlers import ReviewHandler, UnknownTask
 from review.settings import ReviewSettings

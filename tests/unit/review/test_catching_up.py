@@ -19,12 +19,12 @@ from biostream.restore import ReadStalled
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.testing import FakePartitionReader
+from biostream.web_auth import Sessions, hash_password
 from prometheus_client import CollectorRegistry
 from review.adapters import stream
 from review.adapters.stream import Publisher, StreamFollower
 from review.adapters.web import DeskApp
 from review.bootstrap import build_handler
-from review.domain.auth import Sessions, hash_password
 from review.handlers import ReviewHandler
 from review.settings import ReviewSettings
 

@@ -14,26 +14,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from biostream.release_vocabulary import RELEASABLE_FIELDS, RELEASABLE_RECORD_TYPES
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-RELEASABLE_RECORD_TYPES = frozenset(
-    {"Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Specimen"}
-)
-# Clinical content a policy may release. Quasi-identifiers (birth, sex, address, postal code,
-# event date) are governed by ``generalisation`` instead; direct identifiers are never available.
-RELEASABLE_FIELDS = frozenset(
-    {
-        "hospital",
-        "event_date",
-        "code_system",
-        "code",
-        "code_version",
-        "value_number",
-        "value_unit",
-        "value_text",
-        "specimen_ids",
-    }
-)
 _TOPIC = re.compile(r"^curated\.[a-z0-9][a-z0-9-]{1,62}$")
 
 

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 from biostream.logs import get_logger
+from biostream.web_auth import Session, Sessions, verify_password
 
 from review.adapters.stream import Clock, Publisher, utc_now
-from review.domain.auth import Session, Sessions, verify_password
 from review.domain.desk import DECISIONS, DISPLAY_FIELDS, TaskView
 from review.handlers import ReviewHandler, UnknownTask
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from review.domain.auth import Sessions, hash_password, parse_users, verify_password
+from biostream.web_auth import Sessions, hash_password, parse_users, verify_password
 
 
 def test_password_hash_verifies_only_the_password() -> None:

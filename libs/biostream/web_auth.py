@@ -1,8 +1,10 @@
-"""Steward accounts and sessions: scrypt password hashes, HMAC-signed session tokens and CSRF
-tokens bound to the session. Pure functions over bytes; the clock is an argument.
+"""Accounts and web sessions of the services' pages (the review desk's stewards, the access
+service's applicants and board members, D45): scrypt password hashes, HMAC-signed session tokens
+and CSRF tokens bound to the session. Pure functions over bytes; the clock is an argument.
 
-A users file has one ``account:scrypt$n$r$p$salt$hash`` line per steward (base64 salt and
-hash); ``review hash-password`` writes such a line. Passwords are never stored or logged.
+A users file has one ``account:scrypt$n$r$p$salt$hash`` line per account (base64 salt and
+hash); ``review hash-password`` and ``access hash-password`` write such a line. Passwords are
+never stored or logged.
 """
 
 from __future__ import annotations

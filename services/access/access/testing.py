@@ -1,0 +1,82 @@
+"""Test doubles of the access service, shipped with it: a board, a complete application form,
+and the rules built from them (used by the unit and integration tests alike)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from access.adapters.files import shipped_duo_terms
+from access.domain.board import BoardConfig, parse_board
+from access.domain.commands import AccessRules
+from access.domain.forms import ApplicationForm, ApplicationKind
+
+BOARD_YAML = """
+board: test-drb
+checklist:
+  - id: purpose
+    question: Is the purpose clear?
+  - id: irb
+    question: Does the IRB approval cover it?
+  - id: minimum-data
+    question: Is it the minimum data?
+members:
+  - {id: chair, institution: KDCA, named_by: KDCA, role: chair}
+  - {id: rev-a, institution: SNU, named_by: H001}
+  - {id: rev-b, institution: YONSEI, named_by: H002}
+  - {id: rev-c, institution: KOREA, named_by: H003}
+  - {id: rev-applicant-home, institution: APPLICANT-U, named_by: H001}
+voting: {rule: RULE, min_votes: 2}
+"""
+CHECKLIST_YES = {"purpose": True, "irb": True, "minimum-data": True}
+REVIEWERS = ("rev-a", "rev-b", "rev-c")
+APPLICANT = "researcher-1"
+INSTITUTION = "APPLICANT-U"
+SHA = "ab" * 32
+
+
+def board(rule: str = "majority", min_votes: int = 2) -> BoardConfig:
+    text = BOARD_YAML.replace("RULE", rule).replace("min_votes: 2", f"min_votes: {min_votes}")
+    return parse_board(text, "test-board.yaml")
+
+
+def rules(rule: str = "majority", min_votes: int = 2) -> AccessRules:
+    return AccessRules(board(rule, min_votes), shipped_duo_terms())
+
+
+def form(
+    kind: ApplicationKind = "dataset", dataset: str = "diabetes-cohort", **changes: Any
+) -> ApplicationForm:
+    """A complete form of ``kind``; ``changes`` replace top-level fields."""
+    raw: dict[str, Any] = {
+        "applicant": APPLICANT,
+        "institution": INSTITUTION,
+        "team": [{"account": "analyst-1", "role": "analyst"}],
+        "title": "Type 2 diabetes outcomes",
+        "purpose": "Outcomes of type 2 diabetes treatment across hospitals",
+        "lay_summary": "How well diabetes treatments work, using records without names.",
+        "irb": {"number": "IRB-2026-0042", "date": "2026-11-02", "document_sha256": SHA},
+        "duo_codes": ["HMB", "DUO:0000021", "NPUNCU"],
+        "attachments": [{"name": "protocol.pdf", "sha256": "cd" * 32}],
+    }
+    if kind == "reidentification":
+        raw["reidentification"] = {
+            "dataset": dataset,
+            "pseudonyms": ["ps_0001"],
+            "reason": "a clinically actionable finding for one participant",
+        }
+    else:
+        raw["requested"] = {
+            "dataset": dataset,
+            "record_types": ["Condition", "Observation"],
+            "fields": ["code_system", "code", "event_date", "value_number", "value_unit",
+                       "value_text"],
+            "generalisation": {"birth": "age_band_5", "address": "province"},
+            "min_k": 5,
+            "duration_months": 12,
+        }  # fmt: skip
+    raw.update(changes)
+    return ApplicationForm.model_validate(raw)
+
+
+NOW = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
