@@ -32,6 +32,7 @@ ConsentKind = Literal["WITHDRAWN", "GRANTED"]
 LEDGER_CHECKPOINT = "LedgerCheckpoint"
 REVIEW_DECISION = "ReviewDecision"
 LINKAGE_PARAMS_VERSION = "LinkageParamsVersion"
+ACCESS_EVENT = "AccessEvent"
 ParamsState = Literal["PROPOSED", "SHADOWED", "ACTIVE", "RETIRED"]
 
 
@@ -330,6 +331,18 @@ class LinkageParamsVersion(TypedDict):
     retired_at: dt.datetime | None
 
 
+class AccessEvent(TypedDict):
+    """D45: one event of a data-access application on ``access.events``."""
+
+    event_id: str
+    application_id: str
+    sequence: int
+    event_type: str
+    actor: str
+    occurred_at: dt.datetime
+    body_json: str
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -346,4 +359,5 @@ TYPED_VIEWS: dict[str, type] = {
     LEDGER_CHECKPOINT: LedgerCheckpoint,
     REVIEW_DECISION: ReviewDecision,
     LINKAGE_PARAMS_VERSION: LinkageParamsVersion,
+    ACCESS_EVENT: AccessEvent,
 }

@@ -102,6 +102,7 @@ AUDIT_WRITERS = (
     "svc-linkage",
     "svc-pseudonymizer",
     "svc-review",
+    "svc-access",
     "auditor",
     "steward",
     "consent",
@@ -157,6 +158,11 @@ class Topics:
     def linkage_params(self) -> str:
         """D41: linkage's parameter versions (compacted, keyed by version number)."""
         return f"{self.prefix}linkage.params"
+
+    @property
+    def access_events(self) -> str:
+        """D45: the data-access applications' events (kept forever, keyed by application id)."""
+        return f"{self.prefix}access.events"
 
     def curated(self, dataset: str) -> str:
         return f"{self.prefix}curated.{dataset}"
@@ -216,8 +222,9 @@ class Topics:
 
         Kept forever: what a replay, a newly approved dataset, a late consumer or an audit reads
         from the beginning (the ledger and its checkpoints, identity and clinical records, link
-        decisions, merges, consent, review tasks and decisions, curated data and notices). None
-        of them is compacted: their keys (patient_ref, task_id, pseudonym) are shared by many
+        decisions, merges, consent, review tasks and decisions, access applications (D45),
+        curated data and notices). None of them is compacted: their keys (patient_ref, task_id,
+        application id, pseudonym) are shared by many
         records that all count, so compaction would delete history. Compacted: the services'
         state changelogs, whose key is the state key and whose latest value is the state, and
         linkage's parameter versions (D41), whose key is the version and whose latest value is
@@ -240,6 +247,9 @@ class Topics:
             # D41: one key per parameter version, whose newest record is its state; one
             # partition, so one order of activations.
             TopicSpec(self.linkage_params, 1, COMPACTED, contract="LinkageParamsVersion"),
+            # D45: the access service's only store: every application's events, forever; one
+            # partition, so one order of every decision of the board.
+            TopicSpec(self.access_events, 1, FOREVER, contract="AccessEvent"),
             *(TopicSpec(t, 1, inputs, contract="AuditEvent") for t in self.audit_event_topics),
             TopicSpec(self.audit_ledger, 1, FOREVER, contract="LedgerEntry"),
             TopicSpec(self.audit_checkpoints, 1, FOREVER, contract="LedgerCheckpoint"),

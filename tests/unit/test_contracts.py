@@ -30,6 +30,7 @@ NO_PII = frozenset(
         "LedgerEntry",
         "LedgerCheckpoint",
         "ClinicalRecord",
+        "AccessEvent",
     }
 )
 
@@ -276,6 +277,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "recorded_at": T0,
         "source": "H001",
         "previous_patient_refs": [],
+    },
+    "AccessEvent": {
+        "event_id": "APP-1f2e3d4c5b6a/3",
+        "application_id": "APP-1f2e3d4c5b6a",
+        "sequence": 3,
+        "event_type": "voted",
+        "actor": "drb-h002",
+        "occurred_at": T0,
+        "body_json": '{"type":"voted","vote":"approve"}',
     },
 }
 

@@ -26,7 +26,7 @@ KEPT_FOREVER = {
     "identity.records", "identity.patient-merges", "clinical.records", "linkage.decisions",
     "linkage.review-tasks", "linkage.review-decisions", "consent.events", "audit.ledger",
     "audit.checkpoints", "curated.cohort-demo", "curated.cohort-demo.notices",
-    "curated.genome-b", "curated.genome-b.notices",
+    "curated.genome-b", "curated.genome-b.notices", "access.events",
 }  # fmt: skip
 CHANGELOGS = {f"{app}.state-changelog" for app in ("ingest", "linkage", "pseudonymizer", "audit")}
 # D41: keyed by parameter version, the newest record of each is where it stands.
