@@ -4,7 +4,10 @@ and the rules built from them (used by the unit and integration tests alike)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
+
+from biostream.contract import Outbound
 
 from access.adapters.files import shipped_duo_terms
 from access.domain.board import BoardConfig, parse_board
@@ -80,3 +83,23 @@ def form(
 
 
 NOW = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
+
+
+class RecordingWriter:
+    """Stands in for the transactional writer where no broker runs: keeps each transaction's
+    messages, or fails every write when ``failing``."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.transactions: list[list[Outbound]] = []
+        self.failing = failing
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def write(self, messages: Sequence[Outbound]) -> None:
+        if self.failing:
+            raise ConnectionError("no broker")
+        self.transactions.append(list(messages))

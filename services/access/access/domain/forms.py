@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from biostream.release_vocabulary import (
     FREE_TEXT_FIELD,
@@ -25,7 +25,14 @@ from biostream.release_vocabulary import (
     FreeTextHandling,
     SexGeneralisation,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from access.domain.board import IDENTIFIER, INSTITUTION
 
@@ -33,6 +40,9 @@ ApplicationKind = Literal["dataset", "renewal", "reidentification"]
 DATASET = r"^[a-z0-9][a-z0-9-]{1,62}$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
 MAX_MONTHS = 60
+# A set of names, written sorted: an event's JSON is the same bytes in every process (the
+# ledger hashes it) and a rebuilt state shows the same order.
+Names = Annotated[frozenset[str], PlainSerializer(sorted, return_type=list[str])]
 
 
 class _Strict(BaseModel):
@@ -90,8 +100,8 @@ class RequestedData(_Strict):
     """A draft release policy: the data requested, in the words the pseudonymizer enforces."""
 
     dataset: str = Field(pattern=DATASET)
-    record_types: frozenset[str] = Field(min_length=1)
-    fields: frozenset[str] = Field(min_length=1)
+    record_types: Names = Field(min_length=1)
+    fields: Names = Field(min_length=1)
     generalisation: Generalisation = Generalisation()
     free_text: FreeTextHandling = "drop"
     min_k: int = Field(default=5, ge=1, le=MAX_MIN_K)
@@ -158,7 +168,7 @@ class Conditions(_Strict):
     min_k: int | None = Field(default=None, ge=2, le=MAX_MIN_K)
     no_free_text: bool = False
     expires_in_months: int | None = Field(default=None, ge=1, le=MAX_MONTHS)
-    fields_removed: frozenset[str] = frozenset()
+    fields_removed: Names = frozenset()
     consent_required: bool = False
     text: tuple[str, ...] = ()
 

@@ -1,0 +1,72 @@
+"""The one place that builds the access service's collaborators (through ``biostream.kit``)."""
+
+from __future__ import annotations
+
+import uuid
+
+from biostream.kit import parts
+from biostream.settings import read_secret
+from biostream.web_auth import Sessions, parse_users
+from prometheus_client import CollectorRegistry
+
+from access.adapters.files import load_board, shipped_duo_terms
+from access.adapters.service import AccessService
+from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter
+from access.adapters.web import AccessApi
+from access.domain.commands import AccessRules
+from access.handlers import SERVICE, AccessHandler, AccessMetrics
+from access.settings import AccessSettings
+
+
+def build_rules(settings: AccessSettings) -> AccessRules:
+    """The board file (refused at start, naming the problem) and the shipped DUO term list."""
+    return AccessRules(load_board(settings.board_file), shipped_duo_terms())
+
+
+def build_handler(settings: AccessSettings, registry: CollectorRegistry) -> AccessHandler:
+    # The service dead-letters nothing (it reads only its own events); its envelopes are for
+    # audit events, on its principal's topic (audit.events.svc-access).
+    kit = parts(SERVICE, settings, registry, dead_letters=False)
+    return AccessHandler(
+        build_rules(settings), kit.codec, kit.topics, kit.envelopes, AccessMetrics.create(registry)
+    )
+
+
+def load_users(settings: AccessSettings) -> dict[str, str]:
+    if settings.users_file is not None:
+        return parse_users(settings.users_file.read_text(encoding="utf-8"))
+    if settings.users is not None:
+        return parse_users(settings.users.get_secret_value())
+    raise ValueError("no accounts: set BIOSTREAM_USERS_FILE or BIOSTREAM_USERS")
+
+
+def build_writer(settings: AccessSettings, role: str) -> TransactionalWriter:
+    """A transactional id of its own (``access-*`` by ACL): the service's is its instance's,
+    each command line run gets a random one, so no writer fences another."""
+    suffix = settings.instance_id if role == "service" else f"cli-{uuid.uuid4().hex[:12]}"
+    return TransactionalWriter(settings.kafka, f"{settings.topic_prefix}{SERVICE}-{suffix}")
+
+
+def build_follower(
+    settings: AccessSettings, handler: AccessHandler, client: str, limit_s: float
+) -> EventFollower:
+    return EventFollower(settings.kafka, f"{settings.topic_prefix}{client}", handler, limit_s)
+
+
+def build(settings: AccessSettings, registry: CollectorRegistry | None = None) -> AccessService:
+    registry = registry or CollectorRegistry()
+    handler = build_handler(settings, registry)
+    sessions = Sessions(
+        read_secret(settings.session_key, settings.session_key_file, "session_key"),
+        settings.session_lifetime_s,
+    )
+    # The applications are rebuilt from access.events at every start: a state restore (D26).
+    follower = build_follower(
+        settings, handler, f"{SERVICE}-{settings.instance_id}", settings.restore_timeout_s
+    )
+    writer = build_writer(settings, "service")
+    desk = CommandDesk(handler, writer)
+    api = AccessApi(
+        desk, load_users(settings), sessions, settings.secure_cookie, ready=lambda: follower.ready
+    )
+    return AccessService(settings, registry, follower, writer, desk, api)

@@ -1,0 +1,28 @@
+"""Access service settings (environment, read once by the command line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from biostream.settings import ServiceSettings
+from pydantic import Field, SecretStr
+
+
+class AccessSettings(ServiceSettings):
+    # The board: checklist, members, voting rule (config/access/board.yaml is the programme's).
+    board_file: Path = Path("config/access/board.yaml")
+    # The JSON API (the metrics/health server is metrics_host:metrics_port).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8081
+    # Accounts of applicants and board members: `account:scrypt$...` lines (`access
+    # hash-password`), or the same text in an env variable. No account exists by default.
+    users_file: Path | None = None
+    users: SecretStr | None = None
+    session_key: SecretStr | None = None
+    session_key_file: Path | None = None
+    session_lifetime_s: int = 8 * 3600
+    secure_cookie: bool = True
+    # How often approvals are checked for their end date.
+    expiry_check_s: float = Field(default=60.0, gt=0)
+    # The command line's account password (else asked on the terminal).
+    password: SecretStr | None = None
