@@ -56,9 +56,9 @@ async def test_every_pipeline_topic_has_its_declared_retention_on_the_broker(
     created = await ensure_topics(kafka, specs)
     assert sorted(created) == sorted(s.name for s in specs)
     configs = await broker_configs(kafka, [s.name for s in specs])
-    # 4 feeds and curated topics, 13 shared (linkage.params since D41), one audit topic per
-    # writer (D31), 4 changelogs
-    assert len(configs) == len(specs) == 4 + 13 + len(AUDIT_WRITERS) + 4
+    # 4 feeds and curated topics, 14 shared (linkage.params since D41, access.events since
+    # D45), one audit topic per writer (D31), 4 changelogs
+    assert len(configs) == len(specs) == 4 + 14 + len(AUDIT_WRITERS) + 4
     for name, config in configs.items():
         assert {k: config[k] for k in KEYS} == expected(name), name
     ledger = configs[f"{topic_prefix}audit.ledger"]
