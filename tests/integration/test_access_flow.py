@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,19 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 from access import testing
-from access.adapters.service import AccessService
-from access.bootstrap import build
-from access.settings import AccessSettings
 from biostream.codec import default_codec
 from biostream.contracts import ACCESS_EVENT, AUDIT_EVENT
-from biostream.kafka import ensure_topics
 from biostream.settings import KafkaSettings
-from biostream.topics import Topics
-from biostream.web_auth import hash_password
-from biostream_dev import access
 from biostream_dev.access import kafka_environment
+from biostream_harness.access_board import ROLE, access_board, running
 from biostream_harness.linkage_stream import read_all
-from pydantic import SecretStr
 
 from .conftest import topic_messages
 
@@ -40,25 +32,6 @@ pytestmark = pytest.mark.integration
 
 CODEC = default_codec()
 ACCOUNTS = (testing.APPLICANT, "chair", *testing.REVIEWERS, "rev-applicant-home")
-
-
-@asynccontextmanager
-async def running(settings: AccessSettings) -> AsyncIterator[AccessService]:
-    service = build(settings)
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(service.run(stop, started))
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not (started.is_set() and service.ready):
-            if task.done():
-                task.result()
-            assert loop.time() < deadline, "the access service did not catch up"
-            await asyncio.sleep(0.05)
-        yield service
-    finally:
-        stop.set()
-        await task
 
 
 class Client:
@@ -111,28 +84,14 @@ async def access_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def test_apply_review_decide_restart_and_refuse(
     kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
 ) -> None:
-    topics = Topics(topic_prefix)
-    await ensure_topics(kafka, topics.pipeline_specs([], []))
-    role = "svc-access"
-    principals = access.render(access.load_matrix(), prefix=topic_prefix)
-    credentials = await asyncio.to_thread(access.apply, kafka, {role: principals[role]})
-    await access.wait_until_usable(credentials)
-    service_kafka = credentials.settings(role)
-
-    board_file = tmp_path / "board.yaml"
-    board_file.write_text(testing.BOARD_YAML.replace("RULE", "majority"), encoding="utf-8")
-    passwords = {account: secrets.token_urlsafe(12) for account in ACCOUNTS}
-    users = "".join(f"{a}:{hash_password(p)}\n" for a, p in passwords.items())
-    settings = AccessSettings.model_validate(
-        {
-            "kafka": service_kafka, "topic_prefix": topic_prefix, "web_port": 0,
-            "metrics_port": 0, "board_file": board_file, "users": SecretStr(users),
-            "session_key": SecretStr(secrets.token_hex(32)), "secure_cookie": False,
-        }
-    )  # fmt: skip
+    board = await access_board(
+        kafka, topic_prefix, testing.BOARD_YAML.replace("RULE", "majority"), ACCOUNTS, tmp_path
+    )
+    topics, passwords, users, role = board.topics, board.passwords, board.users, ROLE
+    service_kafka, board_file = board.kafka, board.settings.board_file
     form = testing.form().model_dump(mode="json")
 
-    async with running(settings) as service:
+    async with running(board) as service:
         url = f"http://127.0.0.1:{service.web_port}"
         async with (
             aiohttp.ClientSession() as anonymous,
@@ -202,7 +161,7 @@ async def test_apply_review_decide_restart_and_refuse(
     )
 
     # Restarted: the same state, rebuilt from access.events (the service has no other store).
-    async with running(settings) as again:
+    async with running(board) as again:
         url = f"http://127.0.0.1:{again.web_port}"
         async with people(url, {"chair": passwords["chair"]}) as who:
             status, rebuilt = await who["chair"].get(f"/api/applications/{app_id}")

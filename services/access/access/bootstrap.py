@@ -10,6 +10,7 @@ from biostream.web_auth import Sessions, parse_users
 from prometheus_client import CollectorRegistry
 
 from access.adapters.files import load_board, shipped_duo_terms
+from access.adapters.pages import AccessPages
 from access.adapters.service import AccessService
 from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter
 from access.adapters.web import AccessApi
@@ -66,7 +67,10 @@ def build(settings: AccessSettings, registry: CollectorRegistry | None = None) -
     )
     writer = build_writer(settings, "service")
     desk = CommandDesk(handler, writer)
+    users = load_users(settings)
+    pages = AccessPages(desk, users, sessions, settings.secure_cookie, ready=lambda: follower.ready)
     api = AccessApi(
-        desk, load_users(settings), sessions, settings.secure_cookie, ready=lambda: follower.ready
-    )
+        desk, users, sessions, settings.secure_cookie, ready=lambda: follower.ready,
+        pages=pages.routes(),
+    )  # fmt: skip
     return AccessService(settings, registry, follower, writer, desk, api)

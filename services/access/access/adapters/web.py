@@ -52,7 +52,9 @@ class AccessApi:
         secure_cookie: bool,
         clock: Clock = utc_now,
         ready: Callable[[], bool] = lambda: True,
+        pages: list[web.RouteDef] | None = None,
     ) -> None:
+        self.pages = pages or []
         self.desk = desk
         self.users = users
         self.sessions = sessions
@@ -72,6 +74,7 @@ class AccessApi:
                 web.post("/api/applications", self.create),
                 web.get("/api/applications/{id}", self.show),
                 web.post("/api/applications/{id}/{command}", self.command),
+                *self.pages,
             ]
         )
         return app
@@ -79,7 +82,8 @@ class AccessApi:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path != "/login" and not self.ready():
+            # The pages answer for themselves (a page, not JSON).
+            if request.path.startswith("/api/") and not self.ready():
                 raise _error(web.HTTPServiceUnavailable, "catching up")
             response = await handler(request)
         except web.HTTPException as exc:
