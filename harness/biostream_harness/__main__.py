@@ -406,6 +406,70 @@ def tls_server(
     typer.echo(f"server certificate for {', '.join(host)} in {issued.cert}")
 
 
+policy_app = typer.Typer(
+    help="D46: the board's signed release-policy versions (what the access service publishes)."
+)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("keygen")
+def policy_keygen(
+    output: Annotated[Path, typer.Option(help="Private key file to create (owner-only)")],
+) -> None:
+    """A new board signing key; prints the public key for the verifiers' board.k<N>.pub."""
+    from biostream.release_policies import public_key_hex, write_signing_key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    write_signing_key(output, key)
+    typer.echo(public_key_hex(key.public_key()))
+
+
+@policy_app.command("publish")
+def policy_publish(
+    policy: Annotated[Path, typer.Option(help="The release policy document (JSON)")],
+    version: Annotated[int, typer.Option(min=1, help="The version (one more than in force)")],
+    application_id: Annotated[str, typer.Option(help="The access application it decides")],
+    principal: Annotated[str, typer.Option(help="The project's principal, User:<name>")],
+    signing_key: Annotated[Path, typer.Option(help="The board's private key file")],
+    valid_days: Annotated[float, typer.Option(min=0, help="Days from now it stays valid")] = 365,
+    withdraw: Annotated[
+        str | None, typer.Option(help="Publish a withdrawal: EXPIRED, REVOKED or CLOSED")
+    ] = None,
+) -> None:
+    """Signs a version of a policy and publishes it on access.policies (Kafka settings from the
+    BIOSTREAM_KAFKA__* environment, as every service reads them)."""
+    import json
+    import time
+
+    from biostream.codec import default_codec
+    from biostream.policy_topic import publish
+    from biostream.release_policies import policy_version, read_signing_key, sign
+    from biostream.settings import ServiceSettings
+    from biostream.topics import Topics
+
+    if withdraw not in (None, "EXPIRED", "REVOKED", "CLOSED"):
+        typer.echo("error: --withdraw is EXPIRED, REVOKED or CLOSED", err=True)
+        raise typer.Exit(2)
+    settings = ServiceSettings()
+    now_ms = int(time.time() * 1000)
+    record = policy_version(
+        json.loads(policy.read_text(encoding="utf-8")),
+        version=version,
+        application_id=application_id,
+        principal=principal,
+        valid_from_ms=now_ms,
+        valid_until_ms=now_ms + max(1, int(valid_days * 86_400_000)),
+        issued_at_ms=now_ms,
+        status="WITHDRAWN" if withdraw else "ACTIVE",
+        withdrawn_reason=withdraw,  # type: ignore[arg-type]
+    )
+    signed = sign(record, read_signing_key(signing_key))
+    topics = Topics(settings.topic_prefix)
+    asyncio.run(publish(settings.kafka, topics, default_codec(), signed))
+    typer.echo(f"published {signed['dataset']} version {version} ({signed['status']})")
+
+
 def main() -> None:
     app()
 

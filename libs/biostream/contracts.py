@@ -27,13 +27,16 @@ PATIENT_MERGE = "PatientMerge"
 DATASET_NOTICE = "DatasetNotice"
 CONSENT_EVENT = "ConsentEvent"
 
-NoticeKind = Literal["CORRECTION", "WITHDRAWAL"]
+NoticeKind = Literal["CORRECTION", "WITHDRAWAL", "DATASET_WITHDRAWN"]
 ConsentKind = Literal["WITHDRAWN", "GRANTED"]
 LEDGER_CHECKPOINT = "LedgerCheckpoint"
 REVIEW_DECISION = "ReviewDecision"
 LINKAGE_PARAMS_VERSION = "LinkageParamsVersion"
 ACCESS_EVENT = "AccessEvent"
 ParamsState = Literal["PROPOSED", "SHADOWED", "ACTIVE", "RETIRED"]
+RELEASE_POLICY_VERSION = "ReleasePolicyVersion"
+ReleaseStatus = Literal["ACTIVE", "WITHDRAWN"]
+WithdrawnReason = Literal["EXPIRED", "REVOKED", "CLOSED"]
 
 
 class IdentityRecord(TypedDict):
@@ -343,6 +346,25 @@ class AccessEvent(TypedDict):
     body_json: str
 
 
+class ReleasePolicyVersion(TypedDict):
+    """D46: one signed version of a dataset's release policy on the compacted
+    ``access.policies`` topic (keyed by dataset)."""
+
+    dataset: str
+    version: int
+    status: ReleaseStatus
+    withdrawn_reason: WithdrawnReason | None
+    policy_json: bytes
+    application_id: str
+    approval_ref: str
+    valid_from_ms: int
+    valid_until_ms: int
+    principal: str
+    issued_at_ms: int
+    board_key_id: str
+    signature: bytes | None
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -360,4 +382,5 @@ TYPED_VIEWS: dict[str, type] = {
     REVIEW_DECISION: ReviewDecision,
     LINKAGE_PARAMS_VERSION: LinkageParamsVersion,
     ACCESS_EVENT: AccessEvent,
+    RELEASE_POLICY_VERSION: ReleasePolicyVersion,
 }

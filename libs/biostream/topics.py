@@ -164,6 +164,11 @@ class Topics:
         """D45: the data-access applications' events (kept forever, keyed by application id)."""
         return f"{self.prefix}access.events"
 
+    @property
+    def access_policies(self) -> str:
+        """D46: the board's signed release-policy versions (compacted, keyed by dataset)."""
+        return f"{self.prefix}access.policies"
+
     def curated(self, dataset: str) -> str:
         return f"{self.prefix}curated.{dataset}"
 
@@ -228,7 +233,7 @@ class Topics:
         records that all count, so compaction would delete history. Compacted: the services'
         state changelogs, whose key is the state key and whose latest value is the state, and
         linkage's parameter versions (D41), whose key is the version and whose latest value is
-        where it stands.
+        where it stands, and the release-policy versions (D46), keyed by dataset likewise.
         Time-bounded (:class:`RetentionWindows`): the feeds, the audit topics and the dead letters.
         """
         inputs = for_days(windows.input_days)
@@ -250,6 +255,9 @@ class Topics:
             # D45: the access service's only store: every application's events, forever; one
             # partition, so one order of every decision of the board.
             TopicSpec(self.access_events, 1, FOREVER, contract="AccessEvent"),
+            # D46: one key per dataset, whose newest record is where its approval stands; one
+            # partition, so one order of approvals and withdrawals.
+            TopicSpec(self.access_policies, 1, COMPACTED, contract="ReleasePolicyVersion"),
             *(TopicSpec(t, 1, inputs, contract="AuditEvent") for t in self.audit_event_topics),
             TopicSpec(self.audit_ledger, 1, FOREVER, contract="LedgerEntry"),
             TopicSpec(self.audit_checkpoints, 1, FOREVER, contract="LedgerCheckpoint"),

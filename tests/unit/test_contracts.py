@@ -31,6 +31,7 @@ NO_PII = frozenset(
         "LedgerCheckpoint",
         "ClinicalRecord",
         "AccessEvent",
+        "ReleasePolicyVersion",
     }
 )
 
@@ -115,6 +116,21 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "postal_prefix": "541",
         "district_code": "52111",
         "params_version": 3,
+    },
+    "ReleasePolicyVersion": {
+        "dataset": "cohort-late",
+        "version": 2,
+        "status": "WITHDRAWN",
+        "withdrawn_reason": "REVOKED",
+        "policy_json": b'{"approval_ref":"DRB-2026-014","dataset":"cohort-late","version":"2"}',
+        "application_id": "APP-2026-0007",
+        "approval_ref": "DRB-2026-014",
+        "valid_from_ms": 1_790_000_000_000,
+        "valid_until_ms": 1_821_536_000_000,
+        "principal": "User:project-cohort-late",
+        "issued_at_ms": 1_790_000_100_000,
+        "board_key_id": "3fa1c0de77b21e90",
+        "signature": b"\x01" * 64,
     },
     "LinkageParamsVersion": {
         "version": 3,

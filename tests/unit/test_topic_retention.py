@@ -30,7 +30,7 @@ KEPT_FOREVER = {
 }  # fmt: skip
 CHANGELOGS = {f"{app}.state-changelog" for app in ("ingest", "linkage", "pseudonymizer", "audit")}
 # D41: keyed by parameter version, the newest record of each is where it stands.
-COMPACTED_TABLES = {"linkage.params"}
+COMPACTED_TABLES = {"linkage.params", "access.policies"}
 
 
 def specs(windows: RetentionWindows = DEFAULT_WINDOWS) -> dict[str, Retention]:
