@@ -24,7 +24,7 @@ from biostream.contract import FailureHandler, Handler, IdleHandler
 from biostream.envelopes import Envelopes, dead_letter_sealer
 from biostream.logs import configure_logging
 from biostream.observability import ProcessorMetrics
-from biostream.processor import HoldForReady, ProcessorConfig, TransactionalProcessor
+from biostream.processor import HoldForReady, ProcessorConfig, Replay, TransactionalProcessor
 from biostream.service import Runnable, RunnableService, run_until_stopped
 from biostream.settings import ServiceSettings
 from biostream.topics import AUDIT_WRITERS, Topics
@@ -116,6 +116,7 @@ def stream_service(
     on_idle: Callable[[H], IdleHandler] | None = None,
     hold: Callable[[Parts, H], HoldForReady | None] | None = None,
     batch_audit: bool = True,
+    replay: Callable[[Parts, H], Replay | None] | None = None,
 ) -> RunnableService:
     """A stream service from its settings, a handler factory and its input topics.
 
@@ -125,6 +126,7 @@ def stream_service(
     member of the group owns every input partition (D-linkage-3). ``on_idle``: time-driven work
     of the handler. ``hold``: inputs held back until the handler can deal with them (D18).
     ``batch_audit``: the service's audit events leave as one batch per transaction (D15).
+    ``replay``: retained records the handler asks for again (D46: a dataset's history).
     """
     kit = parts(service, settings, registry, audits=batch_audit)
     built = handler(kit)
@@ -148,6 +150,7 @@ def stream_service(
         on_idle=on_idle(built) if on_idle else None,
         audit_batching=kit.envelopes.audit_batching() if batch_audit else None,
         hold=hold(kit, built) if hold else None,
+        replay=replay(kit, built) if replay else None,
     )
     return RunnableService(service, settings, kit.registry, processor)
 

@@ -93,6 +93,25 @@ class HoldForReady:
     ready: Callable[[Inbound, StateStore], bool]
 
 
+@dataclass(frozen=True)
+class Replay:
+    """D46: the handler asks for retained records of ``topic`` again (a dataset approved
+    mid-stream receives its history): ``wanted(state)`` names, per partition, the first offset
+    still needed and the end (exclusive); the engine reads them with a read_committed reader
+    of its own (no group), hands each record below its end to ``handle``, then tells
+    ``advanced(state, positions, now)`` how far it read, and commits all of that as one
+    transaction without input offsets: the handler keeps its replay position in its state,
+    so what was released and how far the replay got cannot disagree after a crash.
+    Replay batches alternate with live batches, so the live stream never waits for a history
+    to finish."""
+
+    topic: str
+    wanted: Callable[[StateStore], dict[int, tuple[int, int]]]
+    handle: Handler
+    advanced: Callable[[StateStore, dict[int, int], dt.datetime], list[Outbound]]
+    max_records: int = 2000
+
+
 @dataclass
 class ProcessorConfig:
     kafka: KafkaSettings
@@ -141,8 +160,12 @@ class TransactionalProcessor:
         on_idle: IdleHandler | None = None,
         audit_batching: AuditBatching | None = None,
         hold: HoldForReady | None = None,
+        replay: Replay | None = None,
     ) -> None:
         self.config = config
+        self.replay = replay
+        self._replay_reader: AIOKafkaConsumer | None = None
+        self._replay_at: dict[int, int] = {}
         self.audit_batching = audit_batching
         self.hold = hold
         self.held: HoldBack[TopicPartition, Inbound] | None = (
@@ -226,10 +249,15 @@ class TransactionalProcessor:
                 ):
                     last_idle = time.monotonic()
                     await self._process_idle(producer, self.on_idle)
+                if self.replay is not None and self.ready:
+                    await self._replay_step(producer, self.replay)
                 await self._record_lag(consumer)
         finally:
             self._consuming = False
             self._show_readiness()
+            if self._replay_reader is not None:
+                await self._replay_reader.stop()
+                self._replay_reader = None
             if consumer is not None:
                 await consumer.stop()
             await producer.stop()
@@ -342,6 +370,48 @@ class TransactionalProcessor:
             lag = max(0, stable - position)
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
+    async def _replay_step(self, producer: AIOKafkaProducer, replay: Replay) -> None:
+        """One batch of the records ``replay`` wants, handled and committed (D46)."""
+        wanted = replay.wanted(self.state)
+        if not wanted:
+            if self._replay_reader is not None:
+                await self._replay_reader.stop()
+                self._replay_reader, self._replay_at = None, {}
+            return
+        reader = self._replay_reader
+        if reader is None:
+            reader = kafka_clients.reader(self.config.kafka, f"{self.transactional_id}-replay")
+            await reader.start()
+            self._replay_reader = reader
+        partitions = {p: TopicPartition(replay.topic, p) for p in wanted}
+        if set(reader.assignment()) != set(partitions.values()):
+            reader.assign(list(partitions.values()))
+            self._replay_at = {}
+        for partition, (first, _end) in wanted.items():
+            if self._replay_at.get(partition) != first:
+                reader.seek(partitions[partition], first)
+                self._replay_at[partition] = first
+        batch = await reader.getmany(
+            timeout_ms=self.config.poll_timeout_ms, max_records=replay.max_records
+        )
+        now = self.clock()
+        produced: list[Outbound] = []
+        for tp, records in batch.items():
+            end = wanted[tp.partition][1]
+            for record in records:
+                if record.offset >= end:
+                    break
+                produced += handle_message(
+                    replay.handle, _skip_failed, self.state, _inbound(record), now
+                )
+        positions = {
+            p: min(wanted[p][1], await reader.position(tp)) for p, tp in partitions.items()
+        }
+        produced += replay.advanced(self.state, positions, now)
+        await self._commit(producer, produced, None, now)
+        self._replay_at.update(positions)
+        self.metrics.state_keys.set(len(self.state))
+
     async def _process_idle(self, producer: AIOKafkaProducer, on_idle: IdleHandler) -> None:
         self.state.begin_message()
         now = self.clock()
@@ -394,6 +464,12 @@ class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             # A new store object: handlers that cache derived data see the change by identity.
             self.processor.restore_pending = True
             self.processor._show_readiness()
+
+
+def _skip_failed(_message: Inbound, _error: BaseException, _now: dt.datetime) -> list[Outbound]:
+    """A replayed record whose handler raised: its changes are undone (the step logs it); the
+    live stream dead-lettered it already when it failed there."""
+    return []
 
 
 def _inbound(record: ConsumerRecord) -> Inbound:

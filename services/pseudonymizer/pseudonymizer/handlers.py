@@ -16,18 +16,26 @@ from biostream.codec import AvroCodec
 from biostream.contract import Inbound, Outbound, previous_refs_hint
 from biostream.contracts import CLINICAL_RECORD, CONSENT_EVENT, LINK_DECISION
 from biostream.envelopes import Envelopes, Rejected
+from biostream.release_policies import TrustedBoardKeys
 from biostream.state import StateStore
 from biostream.topics import Topics
 
+from pseudonymizer.approvals import DatasetApprovals, KeySource
 from pseudonymizer.domain import notices
 from pseudonymizer.domain.consent import consent_action, covers
-from pseudonymizer.domain.in_force import InForce, policy_announcement
+from pseudonymizer.domain.in_force import policy_announcement
 from pseudonymizer.domain.release import Keyed, PersonFacts
 from pseudonymizer.outputs import Outputs, PseudonymizerMetrics
 from pseudonymizer.releasing import DatasetReleases
 from pseudonymizer.state import WAITING_ON_OLDER, WITHDRAWAL_ON_OLDER, PseudonymizerState
 
 SERVICE = "pseudonymizer"
+
+
+def _no_key(key_id: str) -> bytes:
+    raise KeyError(key_id)
+
+
 __all__ = ["SERVICE", "PseudonymizerHandler", "PseudonymizerMetrics"]
 
 
@@ -39,15 +47,27 @@ class PseudonymizerHandler:
         envelopes: Envelopes,
         releases: list[Keyed],
         metrics: PseudonymizerMetrics,
+        trusted: TrustedBoardKeys | None = None,
+        keys: KeySource | None = None,
     ) -> None:
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
-        self.releases = releases
+        # Every dataset released now: the policy files', then those approved on the policy
+        # topic (D46); one list, changed in place only by ``DatasetApprovals``.
+        self.releases = list(releases)
         self.metrics = metrics
         self.out = Outputs(codec, topics, envelopes, metrics)
-        self.releasing = DatasetReleases(codec, releases, self.out)
-        self.in_force = [InForce.of(keyed.policy) for keyed in releases]
+        self.releasing = DatasetReleases(codec, self.releases, self.out)
+        self.approvals = DatasetApprovals(
+            codec,
+            trusted or TrustedBoardKeys([]),
+            keys or KeySource(lambda _key_id: False, _no_key),
+            releases,
+            self.releases,
+            self.releasing,
+            self.out,
+        )
         self._contracts = {
             topics.clinical_records: CLINICAL_RECORD,
             topics.link_decisions: LINK_DECISION,
@@ -61,8 +81,16 @@ class PseudonymizerHandler:
     def _dispatch(
         self, message: Inbound, state: PseudonymizerState, now: dt.datetime
     ) -> list[Outbound]:
+        if message.topic == self.topics.access_policies:
+            changed = self.approvals.tick(state, now)
+            changed += self.approvals.on_policy(message, state, now)
+            return changed + self._announce(state, now)
         contract = self._contracts[message.topic]
-        announced = self._announce(state, now)
+        if contract == CLINICAL_RECORD:
+            # D46: where the live stream stands, so that a dataset starting now knows where
+            # its history ends (records are handed over in offset order per partition).
+            state.note_live(message.partition, message.offset)
+        announced = self.approvals.tick(state, now) + self._announce(state, now)
         record = self.envelopes.decode_or_reject(message, contract, now)
         if isinstance(record, Rejected):
             return [*announced, *record.outputs]
@@ -73,6 +101,25 @@ class PseudonymizerHandler:
         else:
             out = self._on_consent(record, message.source_ref, state, now)
         return announced + out + self.releasing.sweep(state, now)
+
+    def on_idle(self, store: StateStore, now: dt.datetime) -> list[Outbound]:
+        """D46: with no input, an expiry or a start time that came is still enforced."""
+        state = self._state_of(store)
+        return self.approvals.tick(state, now) + self._announce(state, now)
+
+    # --- D46: a started dataset's history, fed by the engine from the retained records ---------
+
+    def replay_wanted(self, store: StateStore) -> dict[int, tuple[int, int]]:
+        self._state_of(store)
+        return self.approvals.replay_wanted()
+
+    def replay(self, message: Inbound, state: StateStore, now: dt.datetime) -> list[Outbound]:
+        return self.approvals.replay(message, self._state_of(state), now)
+
+    def replayed_to(
+        self, store: StateStore, positions: dict[int, int], now: dt.datetime
+    ) -> list[Outbound]:
+        return self.approvals.replayed_to(positions, self._state_of(store), now)
 
     def decision_known(self, message: Inbound, state: StateStore) -> bool:
         """For the processor's hold-back: a clinical record is worth handling only once its
@@ -91,6 +138,7 @@ class PseudonymizerHandler:
             return self._state
         first = self._state is None
         self._state = PseudonymizerState(store)
+        self.approvals.restore(self._state)
         if first:
             self.out.restored(self._state, [keyed.policy.dataset for keyed in self.releases])
         return self._state
@@ -101,7 +149,7 @@ class PseudonymizerHandler:
         version or content; the state remembers what was announced, so a restart with the same
         policy announces nothing."""
         out: list[Outbound] = []
-        for policy in self.in_force:
+        for policy in self.approvals.in_force:
             announcement = policy_announcement(policy, state.announced(policy.dataset))
             if announcement is not None:
                 state.mark_announced(policy.dataset, policy.marker)

@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from biostream.codec import AvroCodec
-from biostream.contract import Outbound
-from biostream.contracts import CURATED_RECORD, DATASET_NOTICE, CuratedRecord, DatasetNotice
+from biostream.contract import Inbound, Outbound
+from biostream.contracts import (
+    CURATED_RECORD,
+    DATASET_NOTICE,
+    CuratedRecord,
+    DatasetNotice,
+    ReleasePolicyVersion,
+)
 from biostream.envelopes import Envelopes
 from biostream.observability import TallyCounter
 from biostream.topics import Topics
@@ -31,6 +37,7 @@ class PseudonymizerMetrics:
     notices: Counter
     waiting: Gauge
     held_k: Gauge
+    policy_versions: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PseudonymizerMetrics:
@@ -68,6 +75,12 @@ class PseudonymizerMetrics:
                 "biostream_pseudonymizer_k_held_records",
                 "Records held because their quasi-identifier class has fewer than k persons",
                 ["dataset"],
+                registry=registry,
+            ),
+            policy_versions=Counter(
+                "biostream_pseudonymizer_policy_versions",
+                "Signed release-policy versions read (D46): APPLIED, or the refusal code",
+                ["outcome"],
                 registry=registry,
             ),
         )
@@ -190,4 +203,81 @@ class Outputs:
                 "record_types": list(policy.record_types),
                 "fields": list(policy.fields),
             },
+        )  # fmt: skip
+
+    # --- signed policies and the datasets they start and stop (D46) ----------------------------
+
+    def policy_refused(
+        self, message: Inbound, dataset: str | None, code: str, text: str, now: dt.datetime
+    ) -> list[Outbound]:
+        """A refused policy version: a dead letter with its original bytes, and the audit trail
+        says so; nothing of it is applied."""
+        self.metrics.policy_versions.labels(code).inc()
+        return [
+            self.envelopes.dead_letter(message, code, f"release policy refused: {text}", now),
+            self.envelopes.audit(
+                "pseudonymizer.policy_refused", [message.source_ref],
+                [f"dead-letter:{self.envelopes.service}/{message.source_ref}"], now,
+                outcome="rejected", dataset=dataset, reason_code=code,
+            ),
+        ]  # fmt: skip
+
+    def policy_applied(
+        self, message: Inbound, record: ReleasePolicyVersion, now: dt.datetime
+    ) -> Outbound:
+        self.metrics.policy_versions.labels("APPLIED").inc()
+        return self.envelopes.audit(
+            "pseudonymizer.policy_applied", [message.source_ref],
+            [f"policy:{record['dataset']}@{record['version']}"], now,
+            dataset=record["dataset"], purpose=record["approval_ref"],
+            reason_code=record["status"],
+        )  # fmt: skip
+
+    def dataset_started(self, policy: ReleasePolicy, history: int, now: dt.datetime) -> Outbound:
+        return self.envelopes.audit(
+            "pseudonymizer.dataset_started", [f"policy:{policy.policy_version}"],
+            [f"dataset:{policy.dataset}"], now, dataset=policy.dataset,
+            purpose=policy.policy_version,
+            reason_code="HISTORY_REPLAY" if history else "LIVE_ONLY",
+        )  # fmt: skip
+
+    def dataset_stopped(
+        self, policy: ReleasePolicy, version: int, reason: str, now: dt.datetime
+    ) -> list[Outbound]:
+        """The dataset's consumers learn why nothing more comes (a DATASET_WITHDRAWN notice),
+        and the ledger records it."""
+        notice: DatasetNotice = {
+            "notice_id": f"{policy.dataset}/withdrawn/{version}/{reason}",
+            "dataset": policy.dataset,
+            "policy_version": policy.policy_version,
+            "approval_ref": policy.approval_ref,
+            "kind": "DATASET_WITHDRAWN",
+            "pseudonym": "",
+            "new_pseudonym": None,
+            "key_version": policy.key_version,
+            "curated_ids": [],
+            "date_offset_change_days": None,
+            "reason": reason,
+            "issued_at": now,
+        }
+        self.metrics.notices.labels(policy.dataset, "DATASET_WITHDRAWN").inc()
+        return [
+            Outbound(
+                f"{self.topics.prefix}{policy.topic}.notices",
+                self.codec.encode(DATASET_NOTICE, notice),
+                key=policy.dataset.encode(),
+            ),
+            self.envelopes.audit(
+                "pseudonymizer.dataset_stopped", [f"policy:{policy.dataset}@{version}"],
+                [notice["notice_id"]], now, dataset=policy.dataset,
+                purpose=policy.policy_version, reason_code=reason,
+            ),
+        ]  # fmt: skip
+
+    def history_released(self, policy: ReleasePolicy, records: int, now: dt.datetime) -> Outbound:
+        return self.envelopes.audit(
+            "pseudonymizer.history_released", [f"policy:{policy.policy_version}"],
+            [f"dataset:{policy.dataset}", f"records:{records}"], now,
+            dataset=policy.dataset, purpose=policy.policy_version,
+            reason_code="HISTORY_COMPLETE",
         )  # fmt: skip

@@ -52,6 +52,19 @@ class DatasetReleases:
             out += self._release(clinical, raw, facts, consent, keyed, state, now)
         return out
 
+    def release_into(
+        self,
+        clinical: dict[str, Any],
+        raw: bytes,
+        facts: PersonFacts,
+        keyed: Keyed,
+        state: PseudonymizerState,
+        now: dt.datetime,
+    ) -> list[Outbound]:
+        """D46: a clinical record whose person is known, into one dataset only (its history)."""
+        consent = state.consent(facts.person_id)
+        return self._release(clinical, raw, facts, consent, keyed, state, now)
+
     def _release(
         self,
         clinical: dict[str, Any],

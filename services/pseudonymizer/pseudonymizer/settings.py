@@ -16,6 +16,15 @@ class PseudonymizerSettings(ServiceSettings):
     # (BIOSTREAM_PSEUDONYM_KEYS='{"<domain>/<version>": "<key>"}'); never the repository.
     keys_dir: Path | None = None
     pseudonym_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # D46: the programme's pseudonym root key; a domain key no file or entry gives is derived
+    # from it (HKDF, info = "<domain>/<version>"), for datasets approved at runtime.
+    pseudonym_root_key: SecretStr | None = None
+    pseudonym_root_key_file: Path | None = None
+    # D46: the data review board's public keys that sign release-policy versions on
+    # access.policies: board.k<N>.pub files (with .activates/.retires) and/or
+    # BIOSTREAM_BOARD_KEYS='{"k1": "<64 hex digits>"}'. None: every version is refused (UNKNOWN_KEY).
+    board_keys_dir: Path | None = None
+    board_keys: dict[str, str] = Field(default_factory=dict)
     # A clinical record that arrives before its person's link decision waits this long in memory
     # (uncommitted) for it, instead of being parked in the state store at once; 0 turns that off.
     # The decision is one linkage hop behind the record, so this is the common case.

@@ -20,6 +20,13 @@ key                                value
 ``wdold:<older_ref>``              D33: refs whose waiting withdrawal names it likewise (JSON)
 ``cg:<person_id>``                 consent granted for these datasets (JSON; empty = all)
 ``pol:<dataset>``                  version and digest of the policy last announced (D23c)
+``apol:<dataset>``                 D46: the newest signed policy version applied (its Avro bytes)
+``arun:<dataset>``                 D46: ``Run``: whether the dataset releases, and the clinical
+                                   position it was released through when it last stopped (JSON)
+``cpos:<partition>``               D46: the next ``clinical.records`` offset the live stream
+                                   handles in that partition (decimal)
+``bf:<dataset>``                   D46: ``Backfill``: its history replay, per partition the next
+                                   and end offset, and the refs parked when it started (JSON)
 =================================  ===========================================================
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 
 from biostream.state import StateStore
 
@@ -36,6 +44,9 @@ from pseudonymizer.domain.release import PersonFacts, Released
 from pseudonymizer.domain.rotation import deciding_ref
 
 DECISION_PREFIX = "dec:"
+APPLIED_PREFIX = "apol:"
+BACKFILL_PREFIX = "bf:"
+LIVE_PREFIX = "cpos:"
 # D33: the two families that file a newer ref under its older refs (see the table).
 WAITING_ON_OLDER = "waitold"
 WITHDRAWAL_ON_OLDER = "wdold"
@@ -240,6 +251,111 @@ class PseudonymizerState:
 
     def mark_announced(self, dataset: str, marker: bytes) -> None:
         self.store.put(f"pol:{dataset}", marker)
+
+    # --- signed policies applied, datasets running, history replays (D46) ---------------------------
+
+    def applied_policy(self, dataset: str) -> bytes | None:
+        return self.store.get(f"{APPLIED_PREFIX}{dataset}")
+
+    def put_applied_policy(self, dataset: str, raw: bytes) -> None:
+        self.store.put(f"{APPLIED_PREFIX}{dataset}", raw)
+
+    def applied_datasets(self) -> list[str]:
+        """Every dataset a signed policy was applied for (a scan: at start-up only)."""
+        return sorted(
+            k.removeprefix(APPLIED_PREFIX) for k in self.store.keys_with_prefix(APPLIED_PREFIX)
+        )
+
+    def run(self, dataset: str) -> Run:
+        stored = self.store.get(f"arun:{dataset}")
+        if stored is None:
+            return Run(False, {})
+        running, through = json.loads(stored)
+        return Run(running, {int(p): o for p, o in through.items()})
+
+    def put_run(self, dataset: str, run: Run) -> None:
+        self.store.put(f"arun:{dataset}", json.dumps([run.running, run.through]).encode())
+
+    def note_live(self, partition: int, offset: int) -> None:
+        """The live stream handled ``offset`` of a clinical partition (in offset order)."""
+        self.store.put(f"{LIVE_PREFIX}{partition}", b"%d" % (offset + 1))
+
+    def live_positions(self) -> dict[int, int]:
+        return {
+            int(key.removeprefix(LIVE_PREFIX)): int(self.store.get(key) or b"0")
+            for key in self.store.keys_with_prefix(LIVE_PREFIX)
+        }
+
+    def parked_refs(self) -> list[str]:
+        """The patient_refs whose records wait for their link decision now (a scan)."""
+        return sorted(key.removeprefix("wait:") for key in self.store.keys_with_prefix("wait:"))
+
+    def backfills(self) -> dict[str, Backfill]:
+        """Every history replay under way (a scan: at start-up only)."""
+        return {
+            key.removeprefix(BACKFILL_PREFIX): decode_backfill(self.store.get(key) or b"")
+            for key in self.store.keys_with_prefix(BACKFILL_PREFIX)
+        }
+
+    def put_backfill(self, dataset: str, backfill: Backfill) -> None:
+        self.store.put(f"{BACKFILL_PREFIX}{dataset}", encode_backfill(backfill))
+
+    def drop_backfill(self, dataset: str) -> None:
+        self.store.delete(f"{BACKFILL_PREFIX}{dataset}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """D46: whether a dataset approved on the policy topic releases now; ``through``: per
+    clinical partition, the live position when it last stopped (where a restart's history
+    replay begins; empty if it never stopped)."""
+
+    running: bool
+    through: dict[int, int]
+
+
+@dataclass
+class Backfill:
+    """D46: a dataset's history replay: per partition the next offset to replay and the end
+    (exclusive: the live position when it started); the refs whose records were parked then
+    (their records reach it live, when their decision comes); records released so far."""
+
+    next: dict[int, int]
+    end: dict[int, int]
+    parked: frozenset[str]
+    released: int = 0
+    started_ms: int = 0
+
+    @property
+    def done(self) -> bool:
+        return all(self.next.get(p, 0) >= end for p, end in self.end.items())
+
+    def covers(self, partition: int, offset: int) -> bool:
+        end = self.end.get(partition)
+        return end is not None and self.next.get(partition, 0) <= offset < end
+
+
+def encode_backfill(backfill: Backfill) -> bytes:
+    return json.dumps(
+        {
+            "next": backfill.next,
+            "end": backfill.end,
+            "parked": sorted(backfill.parked),
+            "released": backfill.released,
+            "started_ms": backfill.started_ms,
+        }
+    ).encode()
+
+
+def decode_backfill(data: bytes) -> Backfill:
+    raw = json.loads(data)
+    return Backfill(
+        {int(p): o for p, o in raw["next"].items()},
+        {int(p): o for p, o in raw["end"].items()},
+        frozenset(raw["parked"]),
+        raw["released"],
+        raw["started_ms"],
+    )
 
 
 def decision_key(patient_ref: str) -> str:

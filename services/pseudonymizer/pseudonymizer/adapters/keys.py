@@ -13,7 +13,12 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
+
+# D46: the HKDF salt of keys derived from the programme's pseudonym root key.
+_DERIVED_SALT = b"biostream-pseudonym-domain-v1"
 
 
 class KeyMaterialError(ValueError):
@@ -21,8 +26,9 @@ class KeyMaterialError(ValueError):
 
 
 class KeyStore:
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
+    def __init__(self, keys: Mapping[str, bytes], root: bytes | None = None) -> None:
         self._keys = dict(keys)
+        self._root = root
 
     @classmethod
     def load(cls, keys_dir: Path | None, env_keys: Mapping[str, SecretStr]) -> KeyStore:
@@ -57,7 +63,19 @@ class KeyStore:
             keys[key_id] = secret
         return cls(keys)
 
+    def with_root(self, root: bytes | None) -> KeyStore:
+        return KeyStore(self._keys, root)
+
+    def has(self, key_id: str) -> bool:
+        return key_id in self._keys or self._root is not None
+
     def key(self, key_id: str) -> bytes:
+        """D-pseudonymizer-3: the domain key of a file or the environment; else (D46) the key
+        derived for ``<domain>/<version>`` from the programme's pseudonym root key, so that a
+        dataset approved at runtime has its key without a file, and a renewal naming the same
+        domain and version gets the same key, hence the same pseudonyms."""
+        if key_id not in self._keys and self._root is not None:
+            return derived_key(self._root, key_id)
         try:
             return self._keys[key_id]
         except KeyError:
@@ -73,3 +91,10 @@ class KeyStore:
             for key_id, key in self._keys.items()
             if key_id.split("/", 1)[0] == domain
         }
+
+
+def derived_key(root: bytes, key_id: str) -> bytes:
+    """D46: HKDF-SHA256 of the root key with the key id (``<domain>/<version>``) as the info:
+    one independent 32-byte key per domain and version, none revealing another or the root."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_DERIVED_SALT, info=key_id.encode())
+    return hkdf.derive(root)

@@ -144,6 +144,12 @@ def load_policy(path: Path) -> ReleasePolicy:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise PolicyError(f"{path}: cannot read policy ({type(error).__name__})") from None
+    return parse_policy(raw, str(path))
+
+
+def parse_policy(raw: object, where: str) -> ReleasePolicy:
+    """D-pseudonymizer-1: a policy document (a file's, or a signed version's from the policy
+    topic, D46) validated exactly, or ``PolicyError`` naming ``where`` and every problem."""
     try:
         return ReleasePolicy.model_validate(raw)
     except ValidationError as error:
@@ -152,16 +158,19 @@ def load_policy(path: Path) -> ReleasePolicy:
             + str(e["msg"]).removeprefix("Value error, ")
             for e in error.errors()
         )
-        raise PolicyError(f"{path}: {problems}") from None
+        raise PolicyError(f"{where}: {problems}") from None
 
 
-def load_policies(directory: Path) -> list[ReleasePolicy]:
+def load_policies(directory: Path, allow_none: bool = False) -> list[ReleasePolicy]:
     """D-pseudonymizer-1: every ``*.json`` policy in ``directory``, all served by one process;
-    datasets and target topics must be unique."""
+    datasets and target topics must be unique. ``allow_none``: a directory without policies
+    is fine (D46: the datasets come from the policy topic)."""
     if not directory.is_dir():
+        if allow_none:
+            return []
         raise PolicyError(f"{directory}: policy directory not found")
     policies = [load_policy(path) for path in sorted(directory.glob("*.json"))]
-    if not policies:
+    if not policies and not allow_none:
         raise PolicyError(f"{directory}: no policy files (*.json)")
     for attribute in ("dataset", "topic"):
         values = [getattr(p, attribute) for p in policies]
