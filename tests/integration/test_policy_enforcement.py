@@ -1,0 +1,236 @@
+"""D46 on the real broker: a dataset the board approves mid-stream receives its whole eligible
+history and then the live stream, each record exactly once, compared record by record with a
+dataset configured from the start on the same input; a withdrawal stops it within seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from biostream.contracts import (
+    AUDIT_EVENT,
+    CLINICAL_RECORD,
+    CURATED_RECORD,
+    DATASET_NOTICE,
+    LINK_DECISION,
+)
+from biostream.kafka import ensure_topics, plain_producer
+from biostream.policy_topic import publish
+from biostream.release_policies import policy_version, public_key_hex, sign, withdrawal_of
+from biostream.settings import KafkaSettings
+from biostream.topics import Topics
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.integration.test_pseudonymizer_flow import CODEC, REPO, Topic, pseudonymizer
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+TYPES = ["Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Specimen"]
+# What differs between two datasets' copies of one record by construction.
+PER_DATASET = {"dataset", "policy_version", "approval_ref", "released_at"}
+# A correction moves a record to the new person's pseudonym and date offset, not to their
+# quasi-identifiers: a record released before a merge keeps the generalised values of the person
+# it was released under, while a dataset approved after the merge gets the merged person's.
+QUASI_IDENTIFIERS = {"birth_year", "age_band", "sex", "province_code", "postal_prefix",
+                     "district_code"}  # fmt: skip
+
+
+def clinical(n: int, ref: str, rng: random.Random) -> dict[str, Any]:
+    return {
+        "record_id": f"H{n % 3 + 1:03d}/{n}/0", "patient_ref": ref, "hospital": f"H{n % 3 + 1:03d}",
+        "message_id": f"M{n}", "source_format": "FHIR", "received_at": NOW,
+        "resource_type": rng.choice(TYPES), "event_date": dt.date(2026, 1, 1 + n % 28),
+        "code_system": "http://loinc.org", "code": f"{1000 + n % 97}-{n % 9}",
+        "code_version": None, "value_number": float(n % 200), "value_unit": "mg/dL",
+        "value_text": f"note {n}", "specimen_refs": [], "quality_flags": [],
+        "previous_patient_refs": [],
+    }  # fmt: skip
+
+
+def decision(
+    ref: str, person: str, sequence: int = 0, previous: str | None = None
+) -> dict[str, Any]:
+    return {
+        "decision_id": f"{ref}/{sequence}", "patient_ref": ref, "record_id": f"{ref}/id",
+        "hospital": "H001", "person_id": person, "previous_person_id": previous,
+        "outcome": "MERGED" if previous else "NEW_PERSON", "score": 0.0, "rule": "test",
+        "sequence": sequence, "decided_at": NOW, "birth_year": 1950 + int(person[1:]) % 50,
+        "sex": "FM"[int(person[1:]) % 2], "province_code": "11", "birth_month": 3,
+        "postal_prefix": "480", "district_code": None,
+    }  # fmt: skip
+
+
+def consumer_view(
+    records: list[dict[str, Any]], notices: list[dict[str, Any]], moved: set[str]
+) -> dict[str, dict[str, Any]]:
+    """What a project holds after applying its notices (the consumer toolkit's rule): each
+    curated record once, by curated id, moved by every correction; the quasi-identifiers of
+    ``moved`` records (moved by a correction in either dataset) left out of the comparison."""
+    held: dict[str, dict[str, Any]] = {}
+    for record in records:
+        assert record["curated_id"] not in held, "a curated record arrived twice"
+        held[record["curated_id"]] = dict(record)
+    for notice in notices:
+        if notice["kind"] != "CORRECTION":
+            continue
+        for curated_id in notice["curated_ids"]:
+            record = held[curated_id]
+            record["pseudonym"] = notice["new_pseudonym"]
+            if notice["date_offset_change_days"] and record["event_date"] is not None:
+                shift = dt.timedelta(days=notice["date_offset_change_days"])
+                record["event_date"] = record["event_date"] + shift
+    return {
+        cid: {
+            k: v
+            for k, v in r.items()
+            if k not in PER_DATASET and not (cid in moved and k in QUASI_IDENTIFIERS)
+        }
+        for cid, r in held.items()
+    }
+
+
+async def drain(topic: Topic) -> list[dict[str, Any]]:
+    """Everything ``topic`` holds now: read until a poll brings nothing new."""
+    seen = [-1]
+
+    def settled(records: list[dict[str, Any]]) -> bool:
+        if len(records) == seen[0]:
+            return True
+        seen[0] = len(records)
+        return False
+
+    return await topic.until(settled)
+
+
+def write_from_start_policy(directory: Path) -> dict[str, Any]:
+    directory.mkdir()
+    document = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
+    (directory / "cohort-demo.json").write_text(json.dumps(document))
+    return document
+
+
+async def test_a_dataset_approved_after_10000_records_gets_every_eligible_record_once(
+    kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = Topics(topic_prefix)
+    from_start = write_from_start_policy(tmp_path / "policies")
+    late_document = {
+        **from_start, "dataset": "cohort-late", "pseudonym_domain": "cohort-late",
+        "target_topic": "curated.cohort-late", "approval_ref": "DRB-2026-014",
+    }  # fmt: skip
+    # The same key for both domains: the same person gets the same pseudonym and date offset
+    # in both, so the two datasets' records can be compared field by field.
+    key = secrets.token_hex(32)
+    keys = {"cohort-demo/k1": key, "cohort-late/k1": key}
+    board = Ed25519PrivateKey.generate()
+    await ensure_topics(kafka, topics.pipeline_specs([], ["cohort-demo", "cohort-late"]))
+    rng = random.Random(46)
+    producer = plain_producer(kafka, "test-feed")
+    await producer.start()
+
+    async def send(topic: str, contract: str, records: list[dict[str, Any]]) -> None:
+        futures = [
+            await producer.send(topic, CODEC.encode(contract, r), key=r["patient_ref"].encode())
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+
+    refs = [f"pr_{i:04d}" for i in range(1500)]
+    late_decided = set(refs[-40:])  # decided only after the approval: parked at the junction
+    history = [clinical(n, rng.choice(refs), rng) for n in range(10_000)]
+    live = [clinical(n, rng.choice(refs), rng) for n in range(10_000, 12_000)]
+    curated_a = Topic(kafka, topics.curated("cohort-demo"), CURATED_RECORD)
+    curated_l = Topic(kafka, topics.curated("cohort-late"), CURATED_RECORD)
+    notices_a = Topic(kafka, topics.notices("cohort-demo"), DATASET_NOTICE)
+    notices_l = Topic(kafka, topics.notices("cohort-late"), DATASET_NOTICE)
+    audit = Topic(kafka, topics.audit_events_of("svc-pseudonymizer"), AUDIT_EVENT)
+    for topic in (curated_a, curated_l, notices_a, notices_l, audit):
+        await topic.start()
+    eligible = set(from_start["record_types"])
+    expected = {r["record_id"] for r in [*history, *live] if r["resource_type"] in eligible}
+    try:
+        async with pseudonymizer(
+            kafka, topic_prefix, tmp_path / "policies", keys,
+            board_keys={"k1": public_key_hex(board.public_key())},
+        ):  # fmt: skip
+            early = [
+                decision(ref, f"P{i}") for i, ref in enumerate(refs) if ref not in late_decided
+            ]
+            await send(topics.link_decisions, LINK_DECISION, early)
+            await send(topics.clinical_records, CLINICAL_RECORD, history)
+            in_history = {r["record_id"] for r in history if r["resource_type"] in eligible}
+            parked = {r["record_id"] for r in history if r["patient_ref"] in late_decided}
+            await curated_a.until(lambda rs: len(rs) >= len(in_history - parked), 180)
+            # Merges in the history: persons become one (corrections in the from-start
+            # dataset; the late one is released under the merged person directly).
+            merges = [decision(refs[i], "P0", 1, f"P{i}") for i in (1, 2, 3)]
+            await send(topics.link_decisions, LINK_DECISION, merges)
+            await notices_a.until(lambda ns: len({n["pseudonym"] for n in ns}) == 3, 60)
+
+            approval = sign(policy_version(
+                late_document, version=1, application_id="APP-2026-0007",
+                principal=f"User:{topic_prefix}project-cohort-late",
+                valid_from_ms=int(time.time() * 1000) - 1000,
+                valid_until_ms=int(time.time() * 1000) + 86_400_000,
+                issued_at_ms=int(time.time() * 1000),
+            ), board)  # fmt: skip
+            # The approval arrives while the live stream goes on: the junction is mid-stream.
+            approved_at = time.monotonic()
+            await asyncio.gather(
+                publish(kafka, topics, CODEC, approval),
+                send(topics.clinical_records, CLINICAL_RECORD, live),
+            )
+            await curated_l.until(lambda rs: len(rs) >= 1, 120)
+            first_s = time.monotonic() - approved_at
+            late = [decision(ref, f"P{refs.index(ref)}") for ref in sorted(late_decided)]
+            await send(topics.link_decisions, LINK_DECISION, late)
+            await curated_a.until(lambda rs: len(rs) >= len(expected), 180)
+            await curated_l.until(lambda rs: len(rs) >= len(expected), 180)
+            done = await audit.until(
+                lambda es: any(e["action"] == "pseudonymizer.history_released" for e in es), 120
+            )
+            whole_s = time.monotonic() - approved_at
+
+            # Exactly once, and the same records as the dataset served from the start.
+            await asyncio.sleep(1.0)  # anything more would have arrived by now
+            for topic in (curated_a, curated_l, notices_a, notices_l):
+                await drain(topic)
+            moved = {
+                curated_id
+                for notice in [*notices_a.records, *notices_l.records]
+                for curated_id in notice["curated_ids"]
+            }
+            view_a = consumer_view(curated_a.records, notices_a.records, moved)
+            view_l = consumer_view(curated_l.records, notices_l.records, moved)
+            assert len(view_l) == len(expected) == len(view_a)
+            assert view_l == view_a
+            assert {n["reason"] for n in notices_a.records} == {"MERGED"}
+            [finished] = [e for e in done if e["action"] == "pseudonymizer.history_released"]
+            assert finished["dataset"] == "cohort-late"
+            print(f"\nD46 history: first record {first_s:.2f} s, whole {whole_s:.2f} s")
+
+            # Revocation: the next release is withheld, and the project hears why.
+            withdrawn = sign(withdrawal_of(approval, "REVOKED", int(time.time() * 1000)), board)
+            await publish(kafka, topics, CODEC, withdrawn)
+            stopped = await notices_l.until(
+                lambda ns: any(n["kind"] == "DATASET_WITHDRAWN" for n in ns), 30
+            )
+            notice = stopped[-1]
+            assert (notice["kind"], notice["reason"]) == ("DATASET_WITHDRAWN", "REVOKED")
+            after = [clinical(n, refs[5], rng) | {"resource_type": "Condition"} for n in (20_000,)]
+            await send(topics.clinical_records, CLINICAL_RECORD, after)
+            await curated_a.until(lambda rs: len(rs) == len(expected) + 1, 60)
+            await asyncio.sleep(1.0)
+            assert len(await drain(curated_l)) == len(expected)
+    finally:
+        await producer.stop()
+        for topic in (curated_a, curated_l, notices_a, notices_l, audit):
+            await topic.stop()
