@@ -166,8 +166,11 @@ def group_consumer(
     )
 
 
-def reader(kafka: KafkaSettings, client_id: str) -> AIOKafkaConsumer:
-    """A consumer without a group: for state restore, inspection and tests."""
+def reader(
+    kafka: KafkaSettings, client_id: str, partition_fetch_bytes: int = 1_048_576
+) -> AIOKafkaConsumer:
+    """A consumer without a group: for state restore, inspection and tests; a replay of
+    retained records (D46) fetches more per partition, so that one transaction holds more."""
     return AIOKafkaConsumer(
         **client_options(kafka),
         group_id=None,
@@ -175,6 +178,7 @@ def reader(kafka: KafkaSettings, client_id: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        max_partition_fetch_bytes=partition_fetch_bytes,
     )
 
 

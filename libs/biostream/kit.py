@@ -27,6 +27,7 @@ from biostream.observability import ProcessorMetrics
 from biostream.processor import HoldForReady, ProcessorConfig, Replay, TransactionalProcessor
 from biostream.service import Runnable, RunnableService, run_until_stopped
 from biostream.settings import ServiceSettings
+from biostream.state import StateStore
 from biostream.topics import AUDIT_WRITERS, Topics
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -117,6 +118,7 @@ def stream_service(
     hold: Callable[[Parts, H], HoldForReady | None] | None = None,
     batch_audit: bool = True,
     replay: Callable[[Parts, H], Replay | None] | None = None,
+    on_commit: Callable[[Parts, H], Callable[[StateStore], None] | None] | None = None,
 ) -> RunnableService:
     """A stream service from its settings, a handler factory and its input topics.
 
@@ -127,6 +129,7 @@ def stream_service(
     of the handler. ``hold``: inputs held back until the handler can deal with them (D18).
     ``batch_audit``: the service's audit events leave as one batch per transaction (D15).
     ``replay``: retained records the handler asks for again (D46: a dataset's history).
+    ``on_commit``: told the state after each commit and restore (D46: broker ACLs follow it).
     """
     kit = parts(service, settings, registry, audits=batch_audit)
     built = handler(kit)
@@ -151,6 +154,7 @@ def stream_service(
         audit_batching=kit.envelopes.audit_batching() if batch_audit else None,
         hold=hold(kit, built) if hold else None,
         replay=replay(kit, built) if replay else None,
+        on_commit=on_commit(kit, built) if on_commit else None,
     )
     return RunnableService(service, settings, kit.registry, processor)
 

@@ -109,7 +109,7 @@ class Replay:
     wanted: Callable[[StateStore], dict[int, tuple[int, int]]]
     handle: Handler
     advanced: Callable[[StateStore, dict[int, int], dt.datetime], list[Outbound]]
-    max_records: int = 2000
+    max_records: int = 5000
 
 
 @dataclass
@@ -161,9 +161,13 @@ class TransactionalProcessor:
         audit_batching: AuditBatching | None = None,
         hold: HoldForReady | None = None,
         replay: Replay | None = None,
+        on_commit: Callable[[StateStore], None] | None = None,
     ) -> None:
         self.config = config
         self.replay = replay
+        # Told after each committed transaction and after a restore: what the state says now is
+        # durable (D46: the broker's ACLs follow committed decisions only).
+        self.on_commit = on_commit
         self._replay_reader: AIOKafkaConsumer | None = None
         self._replay_at: dict[int, int] = {}
         self.audit_batching = audit_batching
@@ -233,7 +237,9 @@ class TransactionalProcessor:
             )
             last_idle = time.monotonic()
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=cfg.poll_timeout_ms)
+                # While a replay has work, the live poll does not wait: the two alternate.
+                replaying = self._replay_reader is not None
+                batch = await consumer.getmany(timeout_ms=0 if replaying else cfg.poll_timeout_ms)
                 if self.restore_pending and cfg.changelog_topic:
                     # Newly the writer: start from the committed state (in this task, never
                     # concurrently with a batch; the rebalance itself runs in aiokafka's task).
@@ -354,6 +360,8 @@ class TransactionalProcessor:
         for topic, count in written.items():
             self.metrics.messages_out.labels(topic).inc(count)
         self.metrics.transactions.labels("committed").inc()
+        if self.on_commit is not None:
+            self.on_commit(self.state)
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag = last stable offset (what read_committed can see) minus the consumer's position.
@@ -380,7 +388,9 @@ class TransactionalProcessor:
             return
         reader = self._replay_reader
         if reader is None:
-            reader = kafka_clients.reader(self.config.kafka, f"{self.transactional_id}-replay")
+            reader = kafka_clients.reader(
+                self.config.kafka, f"{self.transactional_id}-replay", 4 * 1_048_576
+            )
             await reader.start()
             self._replay_reader = reader
         partitions = {p: TopicPartition(replay.topic, p) for p in wanted}
@@ -433,6 +443,8 @@ class TransactionalProcessor:
         finally:
             self._restoring = False
         self.metrics.state_keys.set(len(self.state))
+        if self.on_commit is not None:
+            self.on_commit(self.state)
         self._log.info(
             "state restored",
             topic=changelog,

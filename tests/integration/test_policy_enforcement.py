@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import TopicAuthorizationFailedError
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -21,11 +23,12 @@ from biostream.contracts import (
     DATASET_NOTICE,
     LINK_DECISION,
 )
-from biostream.kafka import ensure_topics, plain_producer
+from biostream.kafka import client_options, ensure_topics, plain_producer
 from biostream.policy_topic import publish
 from biostream.release_policies import policy_version, public_key_hex, sign, withdrawal_of
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_dev import access
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.integration.test_pseudonymizer_flow import CODEC, REPO, Topic, pseudonymizer
@@ -234,3 +237,105 @@ async def test_a_dataset_approved_after_10000_records_gets_every_eligible_record
         await producer.stop()
         for topic in (curated_a, curated_l, notices_a, notices_l, audit):
             await topic.stop()
+
+
+async def project_read(settings: KafkaSettings, topic: str) -> int | None:
+    """Records the project principal reads from partition-by-partition assignment of ``topic``
+    (one fetch each), or None if the broker refuses it (no Describe: the topic is invisible;
+    no Read: the fetch is refused)."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), request_timeout_ms=5000, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return None
+        partitions = [TopicPartition(topic, p) for p in range(3)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        try:
+            batch = await consumer.getmany(timeout_ms=1000)
+        except TopicAuthorizationFailedError:
+            return None
+        return sum(len(records) for records in batch.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_the_broker_lets_the_project_read_while_approved_and_refuses_it_once_revoked(
+    kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka, topics.pipeline_specs([], ["cohort-late"]))
+    (tmp_path / "policies").mkdir()
+    document = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
+    document.update(
+        dataset="cohort-late", pseudonym_domain="cohort-late",
+        target_topic="curated.cohort-late", approval_ref="DRB-2026-015",
+    )  # fmt: skip
+    # The project's principal exists (a SCRAM user) but holds no ACL of its own.
+    project = access.Principal(f"{topic_prefix}project-cohort-late", ())
+    credentials = await asyncio.to_thread(access.apply, kafka, {"project": project})
+    await access.wait_until_usable(credentials)
+    as_project = credentials.settings("project")
+    board = Ed25519PrivateKey.generate()
+    producer = plain_producer(kafka, "test-feed")
+    await producer.start()
+    rng = random.Random(7)
+
+    async def send(topic: str, contract: str, records: list[dict[str, Any]]) -> None:
+        for r in records:
+            await producer.send_and_wait(
+                topic, CODEC.encode(contract, r), key=r["patient_ref"].encode()
+            )
+
+    curated = topics.curated("cohort-late")
+    notices = Topic(kafka, topics.notices("cohort-late"), DATASET_NOTICE)
+    await notices.start()
+    try:
+        async with pseudonymizer(
+            kafka, topic_prefix, tmp_path / "policies", {},
+            board_keys={"k1": public_key_hex(board.public_key())},
+            pseudonym_root_key=secrets.token_hex(32), acl_admin=kafka,
+        ):  # fmt: skip
+            await send(topics.link_decisions, LINK_DECISION, [decision("pr_1", "P1")])
+            records = [clinical(n, "pr_1", rng) | {"resource_type": "Condition"} for n in range(5)]
+            await send(topics.clinical_records, CLINICAL_RECORD, records)
+            assert await project_read(as_project, curated) is None  # not approved yet
+            now_ms = int(time.time() * 1000)
+            approval = sign(policy_version(
+                document, version=1, application_id="APP-2026-0008",
+                principal=f"User:{project.name}", valid_from_ms=now_ms - 1000,
+                valid_until_ms=now_ms + 86_400_000, issued_at_ms=now_ms,
+            ), board)  # fmt: skip
+            await publish(kafka, topics, CODEC, approval)
+            read = None
+            for _ in range(100):  # the grant propagates to the broker asynchronously
+                read = await project_read(as_project, curated)
+                if read == len(records):
+                    break
+                await asyncio.sleep(0.1)
+            assert read == len(records)
+
+            revoked_at = time.monotonic()
+            withdrawn = sign(withdrawal_of(approval, "REVOKED", int(time.time() * 1000)), board)
+            await publish(kafka, topics, CODEC, withdrawn)
+            for _ in range(300):  # the broker refuses the project once its ACLs are deleted
+                if await project_read(as_project, curated) is None:
+                    break
+                await asyncio.sleep(0.1)
+            assert await project_read(as_project, curated) is None
+            refused_s = time.monotonic() - revoked_at
+            await notices.until(lambda ns: any(n["kind"] == "DATASET_WITHDRAWN" for n in ns))
+            await send(topics.clinical_records, CLINICAL_RECORD, [clinical(99, "pr_1", rng)])
+            await asyncio.sleep(1.0)
+            admin_view = Topic(kafka, curated, CURATED_RECORD)
+            await admin_view.start()
+            try:
+                assert len(await drain(admin_view)) == len(records)  # the release is withheld
+            finally:
+                await admin_view.stop()
+            print(f"\nD46 revocation: project read refused {refused_s:.2f} s after withdrawal")
+    finally:
+        await producer.stop()
+        await notices.stop()

@@ -184,6 +184,15 @@ class DatasetApprovals:
         self.releases[:] = releases
         self.in_force = [InForce.of(k.policy) for k in releases]
 
+    def grants(self) -> dict[str, tuple[str, bool]]:
+        """D46: per dataset approved on the policy topic, its project principal and whether it
+        runs (its principal may read) now."""
+        running = {k.policy.dataset for k in self.releases}
+        return {
+            dataset: (approved.record["principal"], dataset in running)
+            for dataset, approved in self.applied.items()
+        }
+
     # --- history replay ------------------------------------------------------------------------
 
     def replay_wanted(self) -> dict[int, tuple[int, int]]:

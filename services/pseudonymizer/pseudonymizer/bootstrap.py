@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from biostream.holdback import HoldPolicy
 from biostream.kit import Parts, stream_service
 from biostream.processor import HoldForReady, Replay
 from biostream.release_policies import TrustedBoardKeys, load_board_keys
 from biostream.service import RunnableService
 from biostream.settings import read_secret
+from biostream.state import StateStore
 from prometheus_client import CollectorRegistry
 
+from pseudonymizer.adapters.broker_access import BrokerAccess
 from pseudonymizer.adapters.keys import KeyStore
 from pseudonymizer.approvals import KeySource
 from pseudonymizer.domain.policy import load_policies
@@ -76,6 +80,13 @@ def build(
         policy = HoldPolicy(frozenset({kit.topics.clinical_records}), seconds)
         return HoldForReady(policy, handler.decision_known)
 
+    def on_commit(kit: Parts, handler: PseudonymizerHandler) -> Callable[[StateStore], None] | None:
+        """D46: the project principals' ACLs follow the committed datasets."""
+        if settings.acl_admin is None:
+            return None
+        access = BrokerAccess(settings.acl_admin, kit.topics)
+        return lambda store: access.want(handler.committed(store))
+
     return stream_service(
         SERVICE,
         settings,
@@ -91,4 +102,5 @@ def build(
         hold=hold,
         on_idle=lambda handler: handler.on_idle,
         replay=replay,
+        on_commit=on_commit,
     )

@@ -107,6 +107,12 @@ class PseudonymizerHandler:
         state = self._state_of(store)
         return self.approvals.tick(state, now) + self._announce(state, now)
 
+    def committed(self, store: StateStore) -> dict[str, tuple[str, bool]]:
+        """D46: per dataset approved on the policy topic, its project's principal and whether
+        it may read now, as the committed state says (the engine calls this after a commit)."""
+        self._state_of(store)
+        return self.approvals.grants()
+
     # --- D46: a started dataset's history, fed by the engine from the retained records ---------
 
     def replay_wanted(self, store: StateStore) -> dict[int, tuple[int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biostream.settings import ServiceSettings
+from biostream.settings import KafkaSettings, ServiceSettings
 from pydantic import Field, SecretStr
 
 
@@ -25,6 +25,10 @@ class PseudonymizerSettings(ServiceSettings):
     # BIOSTREAM_BOARD_KEYS='{"k1": "<64 hex digits>"}'. None: every version is refused (UNKNOWN_KEY).
     board_keys_dir: Path | None = None
     board_keys: dict[str, str] = Field(default_factory=dict)
+    # D46: the admin connection that grants and removes project principals' ACLs when a
+    # dataset starts or stops (BIOSTREAM_ACL_ADMIN__BOOTSTRAP_SERVERS, __SASL_USERNAME, ...;
+    # a principal with Alter and Describe on the cluster). None: ACLs are left to the operator.
+    acl_admin: KafkaSettings | None = None
     # A clinical record that arrives before its person's link decision waits this long in memory
     # (uncommitted) for it, instead of being parked in the state store at once; 0 turns that off.
     # The decision is one linkage hop behind the record, so this is the common case.
