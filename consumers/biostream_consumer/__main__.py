@@ -48,6 +48,18 @@ class RichProgress:
             self.task = None
 
 
+def explain_withdrawal(withdrawal: tuple[str, object] | None) -> bool:
+    """D46: tells the project that the board's approval of its dataset ended, and why."""
+    if withdrawal is None:
+        return False
+    reason, when = withdrawal
+    console.print(
+        f"the dataset was withdrawn ({reason}) at {when} UTC: nothing more is released and the "
+        "project's read access is removed; the records held stay until the close-out"
+    )
+    return True
+
+
 @app.command()
 def sync(
     follow: Annotated[bool, typer.Option(help="keep following after catching up")] = False,
@@ -68,11 +80,23 @@ def sync(
             f"{report.records_deleted} deleted), {report.skipped} skipped; "
             f"{consumer.store.count()} records held in {settings.database}"
         )
+        explain_withdrawal(consumer.store.withdrawal())
 
     from biostream.restore import ReadStalled
 
+    from biostream_consumer.adapters.source import AccessRefused
+
     try:
         asyncio.run(run())
+    except AccessRefused as refused:
+        # D46: say why the project can no longer read, from the notice if it came in time.
+        console.print(f"error: {refused}")
+        if not explain_withdrawal(consumer.store.withdrawal()):
+            console.print(
+                "error: the dataset's approval has ended or was never granted to this principal "
+                "(a DATASET_WITHDRAWN notice says why when it is read before access ends)"
+            )
+        raise typer.Exit(3) from None
     except ReadStalled as stall:
         # D26: what was applied is kept with its positions; the copy is not caught up.
         console.print(f"error: the sync did not reach the end of the dataset: {stall}")

@@ -292,8 +292,21 @@ def _alter_topic_configs(kafka: KafkaSettings, changes: dict[str, dict[str, str]
         raise RuntimeError(f"changing the retention of {sorted(failed)} failed: {failed}")
 
 
+class TopicUnavailable(RuntimeError):
+    """A topic the broker does not describe: absent, or (``error_code`` 29) not authorised."""
+
+    def __init__(self, topic: str, error_code: int) -> None:
+        super().__init__(f"topic {topic} is not available (error {error_code})")
+        self.topic, self.error_code = topic, error_code
+
+    @property
+    def unauthorised(self) -> bool:
+        return self.error_code == 29  # TOPIC_AUTHORIZATION_FAILED
+
+
 async def topic_partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of the given topics; raises if one does not exist."""
+    """Every partition of the given topics; raises ``TopicUnavailable`` if one does not
+    exist or may not be described."""
     admin = admin_client(kafka, "biostream-describe")
     await admin.start()
     try:
@@ -303,9 +316,7 @@ async def topic_partitions(kafka: KafkaSettings, topics: list[str]) -> list[Topi
     partitions: list[TopicPartition] = []
     for topic in described:
         if topic["error_code"] != 0 or not topic["partitions"]:
-            raise RuntimeError(
-                f"topic {topic['topic']} is not available (error {topic['error_code']})"
-            )
+            raise TopicUnavailable(topic["topic"], topic["error_code"])
         partitions += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
     return sorted(partitions)
 

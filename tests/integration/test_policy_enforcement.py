@@ -28,6 +28,9 @@ from biostream.policy_topic import publish
 from biostream.release_policies import policy_version, public_key_hex, sign, withdrawal_of
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
+from biostream_consumer.adapters.source import AccessRefused
+from biostream_consumer.bootstrap import build as build_consumer
+from biostream_consumer.settings import ConsumerSettings
 from biostream_dev import access
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -316,16 +319,30 @@ async def test_the_broker_lets_the_project_read_while_approved_and_refuses_it_on
                     break
                 await asyncio.sleep(0.1)
             assert read == len(records)
+            toolkit = ConsumerSettings(
+                kafka=as_project, topic_prefix=topic_prefix, dataset="cohort-late",
+                database=tmp_path / "project.duckdb", read_timeout_s=20,
+            )  # fmt: skip
+            project_copy = build_consumer(toolkit)
+            try:
+                await project_copy.source.sync()
+                assert project_copy.store.count() == len(records)
 
-            revoked_at = time.monotonic()
-            withdrawn = sign(withdrawal_of(approval, "REVOKED", int(time.time() * 1000)), board)
-            await publish(kafka, topics, CODEC, withdrawn)
-            for _ in range(300):  # the broker refuses the project once its ACLs are deleted
-                if await project_read(as_project, curated) is None:
-                    break
-                await asyncio.sleep(0.1)
-            assert await project_read(as_project, curated) is None
-            refused_s = time.monotonic() - revoked_at
+                revoked_at = time.monotonic()
+                withdrawn = sign(withdrawal_of(approval, "REVOKED", int(time.time() * 1000)), board)
+                await publish(kafka, topics, CODEC, withdrawn)
+                for _ in range(300):  # the broker refuses the project once its ACLs are gone
+                    if await project_read(as_project, curated) is None:
+                        break
+                    await asyncio.sleep(0.1)
+                assert await project_read(as_project, curated) is None
+                refused_s = time.monotonic() - revoked_at
+                # The toolkit says the broker refuses it; what it held stays.
+                with pytest.raises(AccessRefused, match="refuses this principal access"):
+                    await project_copy.source.sync()
+                assert project_copy.store.count() == len(records)
+            finally:
+                project_copy.close()
             await notices.until(lambda ns: any(n["kind"] == "DATASET_WITHDRAWN" for n in ns))
             await send(topics.clinical_records, CLINICAL_RECORD, [clinical(99, "pr_1", rng)])
             await asyncio.sleep(1.0)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from biostream.codec import AvroCodec, DecodeError
 from biostream.contracts import CURATED_RECORD, DATASET_NOTICE
-from biostream.kafka import reader, topic_partitions
+from biostream.kafka import TopicUnavailable, reader, topic_partitions
 from biostream.restore import end_offsets, read_to_end
 from biostream.settings import KafkaSettings
 
@@ -43,6 +44,15 @@ class NoProgress:
 
     def finish(self) -> None:
         pass
+
+
+class AccessRefused(Exception):
+    """D46: the broker refuses this principal the dataset's topics: its approval ended (a
+    ``DATASET_WITHDRAWN`` notice, if it was read in time, says why) or was never granted."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"the broker refuses this principal access to {topic}")
+        self.topic = topic
 
 
 @dataclass
@@ -96,7 +106,25 @@ class DatasetSource:
         idle_s: float = 1.0,
     ) -> SyncReport:
         """Catches up to the topics' end offsets taken at the start of each round, or raises
-        ``ReadStalled`` (D26); with ``follow``, keeps going until ``stop``."""
+        ``ReadStalled`` (D26); with ``follow``, keeps going until ``stop``. A broker that
+        refuses the principal the topics (D46: the approval ended) raises ``AccessRefused``;
+        what was applied before is kept with its positions."""
+        try:
+            return await self._sync(progress, stop, follow, idle_s)
+        except TopicUnavailable as error:
+            if error.unauthorised:
+                raise AccessRefused(error.topic) from None
+            raise
+        except (TopicAuthorizationFailedError, GroupAuthorizationFailedError):
+            raise AccessRefused(self.topics.data) from None
+
+    async def _sync(
+        self,
+        progress: ProgressSink | None,
+        stop: asyncio.Event | None,
+        follow: bool,
+        idle_s: float,
+    ) -> SyncReport:
         progress = progress or NoProgress()
         report = SyncReport()
         consumer = reader(self.kafka, self.client_id)

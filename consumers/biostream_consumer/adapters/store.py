@@ -195,7 +195,9 @@ class LocalCopy:
                     "DELETE FROM curated_records WHERE pseudonym = ?", [notice["pseudonym"]]
                 ).fetchone()
             outcome.deleted = int(result[0]) if result else 0
-        else:
+        elif notice["kind"] != "DATASET_WITHDRAWN":
+            # DATASET_WITHDRAWN (D46) changes nothing held: it is kept below, and ``withdrawal``
+            # tells the project why nothing more comes.
             raise ValueError(f"unknown notice kind {notice['kind']!r}")
         pos = item.position
         con.execute(
@@ -240,6 +242,15 @@ class LocalCopy:
         self.connection.execute(
             "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)", [topic, partition, next_offset]
         )
+
+    def withdrawal(self) -> tuple[str, dt.datetime] | None:
+        """D46: why and when the board's approval of the dataset ended, if a
+        ``DATASET_WITHDRAWN`` notice said so (the newest)."""
+        row = self.connection.execute(
+            """SELECT reason, issued_at FROM notices_applied WHERE kind = 'DATASET_WITHDRAWN'
+               ORDER BY issued_at DESC LIMIT 1"""
+        ).fetchone()
+        return (str(row[0]), row[1]) if row else None
 
     def count(self, where: str = "TRUE", params: Sequence[Any] = ()) -> int:
         row = self.connection.execute(

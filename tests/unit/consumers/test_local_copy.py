@@ -161,3 +161,13 @@ def test_concept_map_parses_and_refuses_bad_files() -> None:
         ConceptMap.parse("code,concept\nE11.9,1\n")
     with pytest.raises(ValueError, match="line 2"):
         ConceptMap.parse("source_vocabulary,source_code,concept_id\nKCD,E11.9,abc\n")
+
+
+def test_a_dataset_withdrawn_notice_keeps_the_records_and_says_why(copy: LocalCopy) -> None:
+    """D46: the board's approval ended: nothing held changes, and the copy knows why."""
+    copy.apply_records([at(DATA, 0, record("c1", "A"))], NOW)
+    assert copy.withdrawal() is None
+    withdrawn = notice("d/withdrawn/2/REVOKED", "DATASET_WITHDRAWN", "") | {"reason": "REVOKED"}
+    copy.apply_notices([at(NOTICES, 0, withdrawn)], NOW)
+    assert held(copy) == {"c1": ("A", dt.date(2026, 2, 1))}
+    assert copy.withdrawal() == ("REVOKED", NOW.replace(tzinfo=None))
