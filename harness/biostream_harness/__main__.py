@@ -470,6 +470,25 @@ def policy_publish(
     typer.echo(f"published {signed['dataset']} version {version} ({signed['status']})")
 
 
+@policy_app.command("kafka-user")
+def policy_kafka_user(
+    principal: Annotated[str, typer.Option(help="The project's principal, User:<name>")],
+    dataset: Annotated[str, typer.Option(help="The approved dataset")],
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None,
+) -> None:
+    """The Strimzi KafkaUser of an approved project (what the pseudonymizer grants by ACL)."""
+    import yaml
+    from biostream.project_access import strimzi_user
+    from biostream.topics import Topics
+
+    text = yaml.safe_dump(strimzi_user(principal, dataset, Topics()), sort_keys=False)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
 def main() -> None:
     app()
 

@@ -96,12 +96,18 @@ async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, f
         topics.link_decisions,
         [(d["patient_ref"].encode(), codec.encode(LINK_DECISION, d)) for d in decisions(persons)],
     )
-    clinical = clinical_records(records, persons)
-    await produce(
-        kafka,
-        topics.clinical_records,
-        [(r["patient_ref"].encode(), codec.encode(CLINICAL_RECORD, r)) for r in clinical],
-    )
+    # In chunks, so that a million records never sit in memory at once.
+    chunk = 50_000
+    for start in range(0, records, chunk):
+        batch = clinical_records(min(chunk, records - start), persons)
+        for n, record in enumerate(batch, start):
+            record["record_id"] = f"{record['hospital']}/M{n}/1"
+            record["message_id"] = f"M{n}"
+        await produce(
+            kafka,
+            topics.clinical_records,
+            [(r["patient_ref"].encode(), codec.encode(CLINICAL_RECORD, r)) for r in batch],
+        )
     board = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory() as empty:
         settings = PseudonymizerSettings.model_validate(

@@ -17,13 +17,16 @@ from pseudonymizer.settings import PseudonymizerSettings
 def releases(settings: PseudonymizerSettings) -> list[Keyed]:
     """Policies with their keys, or exit 2 with the message naming the problem
     (D-pseudonymizer-1: what the service could not enforce exactly stops start-up)."""
+    from biostream.release_policies import BoardKeyError
+
     from pseudonymizer.adapters.keys import KeyMaterialError
-    from pseudonymizer.bootstrap import load_releases
+    from pseudonymizer.bootstrap import load_board_keys_of, load_releases
     from pseudonymizer.domain.policy import PolicyError
 
     try:
+        load_board_keys_of(settings)  # D46: board keys that cannot be used stop start-up too
         return list(load_releases(settings))
-    except (PolicyError, KeyMaterialError) as error:
+    except (PolicyError, KeyMaterialError, BoardKeyError, ValueError) as error:
         typer.echo(f"pseudonymizer: refused to start: {error}", err=True)
         raise typer.Exit(2) from None
 
@@ -31,15 +34,21 @@ def releases(settings: PseudonymizerSettings) -> list[Keyed]:
 def check() -> None:
     """Each policy in one line, with the digest the ledger's ``pseudonymizer.policy_in_force``
     names (D23c)."""
+    from pseudonymizer.bootstrap import load_board_keys_of
     from pseudonymizer.domain.in_force import policy_digest
 
-    for keyed in releases(PseudonymizerSettings()):
+    settings = PseudonymizerSettings()
+    for keyed in releases(settings):
         policy = keyed.policy
         typer.echo(
             f"{policy.policy_version}: approval {policy.approval_ref}, topic {policy.topic}, "
             f"key {policy.key_id}, k={policy.k_anonymity.min_k}, "
             f"consent_required={policy.consent_required}, digest {policy_digest(policy)}"
         )
+    # D46: the board keys signed policy versions on access.policies are checked against.
+    for key in load_board_keys_of(settings).keys.values():
+        retires = "never" if key.retires_at_ms is None else f"at {key.retires_at_ms} ms"
+        typer.echo(f"board key {key.version}: id {key.key_id}, retires {retires}")
 
 
 def reidentify(dataset: str, pseudonym: str, approval: str) -> None:

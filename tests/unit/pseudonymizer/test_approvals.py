@@ -255,3 +255,20 @@ def test_a_runtime_dataset_key_is_derived_per_domain_and_version() -> None:
     assert keys.key("cohort-late/k1") == derived_key(ROOT, "cohort-late/k1")
     assert len({keys.key("cohort-late/k1"), keys.key("cohort-late/k2"), ROOT}) == 3
     assert not KeyStore({}).has("cohort-late/k1")
+
+
+def test_a_replay_interrupted_halfway_resumes_from_the_state_without_a_duplicate() -> None:
+    handler, store = make_handler(), StateStore()
+    history = [clinical(f"r{n}", n) for n in range(6)]
+    drive(handler, [decision("P1"), *history], NOW, store)
+    drive(handler, [on_policy_topic(sign(version(), BOARD))], NOW, store)
+    assert handler.replay_wanted(store) == {0: (0, 6)}
+    first = [out for m in history[:3] for out in handler.replay(m, store, NOW)]
+    first += handler.replayed_to(store, {0: 3}, NOW)  # one committed replay batch
+    restored = StateStore()  # then a crash: the next process has the committed state only
+    for key, value in store.drain_changes().items():
+        restored.restore(key, value)
+    again = make_handler()
+    assert again.replay_wanted(restored) == {0: (3, 6)}
+    rest = replay_all(again, restored, history)
+    assert late_records(first) == ["r0", "r1", "r2"] and late_records(rest) == ["r3", "r4", "r5"]
