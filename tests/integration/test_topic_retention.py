@@ -23,8 +23,10 @@ YEAR = {"cleanup.policy": "delete", "retention.ms": str(365 * DAY_MS), "retentio
 
 def expected(name: str) -> dict[str, str]:
     """The retention of each pipeline topic, spelled out here rather than read from the table."""
-    if name.endswith(".state-changelog") or name.endswith(".linkage.params"):
-        return COMPACT  # linkage.params: one record per parameter version (D41)
+    if name.endswith((".state-changelog", ".linkage.params", ".access.policies")):
+        # linkage.params: one record per parameter version (D41); access.policies: per dataset
+        # (D46)
+        return COMPACT
     if ".feed." in name or ".audit.events." in name or name.endswith(".ops.dead-letters"):
         return YEAR
     return FOREVER
@@ -56,9 +58,9 @@ async def test_every_pipeline_topic_has_its_declared_retention_on_the_broker(
     created = await ensure_topics(kafka, specs)
     assert sorted(created) == sorted(s.name for s in specs)
     configs = await broker_configs(kafka, [s.name for s in specs])
-    # 4 feeds and curated topics, 14 shared (linkage.params since D41, access.events since
-    # D45), one audit topic per writer (D31), 4 changelogs
-    assert len(configs) == len(specs) == 4 + 14 + len(AUDIT_WRITERS) + 4
+    # 4 feeds and curated topics, 15 shared (linkage.params since D41, access.events since
+    # D45, access.policies since D46), one audit topic per writer (D31), 4 changelogs
+    assert len(configs) == len(specs) == 4 + 15 + len(AUDIT_WRITERS) + 4
     for name, config in configs.items():
         assert {k: config[k] for k in KEYS} == expected(name), name
     ledger = configs[f"{topic_prefix}audit.ledger"]
