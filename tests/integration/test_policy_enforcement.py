@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from biostream.contracts import (
     AUDIT_EVENT,
     CLINICAL_RECORD,
@@ -356,3 +359,113 @@ async def test_the_broker_lets_the_project_read_while_approved_and_refuses_it_on
     finally:
         await producer.stop()
         await notices.stop()
+
+
+async def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # the group has no coordinator yet: nothing committed
+        return 0
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
+
+
+async def test_a_history_replay_killed_halfway_resumes_exactly_once(
+    kafka: KafkaSettings, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The service as a process, as its own principal, killed with SIGKILL while it replays a
+    dataset's history: the restarted one finishes it; each record reaches the dataset once."""
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka, topics.pipeline_specs([], ["cohort-late"]))
+    principals = access.render(access.load_matrix(), prefix=topic_prefix)
+    credentials = await asyncio.to_thread(
+        access.apply, kafka, {"svc-pseudonymizer": principals["svc-pseudonymizer"]}
+    )
+    await access.wait_until_usable(credentials)
+    (tmp_path / "policies").mkdir()
+    board = Ed25519PrivateKey.generate()
+    env = {
+        **os.environ,
+        **access.kafka_environment(credentials.settings("svc-pseudonymizer")),
+        "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
+        "BIOSTREAM_POLICY_DIR": str(tmp_path / "policies"),
+        "BIOSTREAM_PSEUDONYM_ROOT_KEY": secrets.token_hex(32),
+        "BIOSTREAM_BOARD_KEYS": json.dumps({"k1": public_key_hex(board.public_key())}),
+        "BIOSTREAM_DEAD_LETTER_KEY": secrets.token_hex(32),
+        "BIOSTREAM_POLL_TIMEOUT_MS": "100",
+    }
+    rng = random.Random(3)
+    refs = [f"pr_{i:04d}" for i in range(3000)]
+    history = [clinical(n, rng.choice(refs), rng) | {"resource_type": "Condition"}
+               for n in range(30_000)]  # fmt: skip
+    producer = plain_producer(kafka, "test-feed")
+    await producer.start()
+    try:
+        for records, topic, contract in (
+            ([decision(ref, f"P{i}") for i, ref in enumerate(refs)], topics.link_decisions,
+             LINK_DECISION),
+            (history, topics.clinical_records, CLINICAL_RECORD),
+        ):  # fmt: skip
+            futures = [
+                await producer.send(topic, CODEC.encode(contract, r), key=r["patient_ref"].encode())
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pseudonymizer", "run", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    curated = Topic(kafka, topics.curated("cohort-late"), CURATED_RECORD)
+    audit = Topic(kafka, topics.audit_events_of("svc-pseudonymizer"), AUDIT_EVENT)
+    await curated.start()
+    await audit.start()
+    first = await start()
+    second = None
+    try:
+        group = f"{topic_prefix}pseudonymizer"
+        for _ in range(1200):  # the live stream has handled every record: the junction is the end
+            if await committed_offsets(kafka, group, topics.clinical_records) == len(history):
+                break
+            await asyncio.sleep(0.1)
+        now_ms = int(time.time() * 1000)
+        document = json.loads((REPO / "policies" / "cohort-demo.json").read_text())
+        document.update(
+            dataset="cohort-late", pseudonym_domain="cohort-late",
+            target_topic="curated.cohort-late", approval_ref="DRB-2026-016",
+        )  # fmt: skip
+        approval = sign(policy_version(
+            document, version=1, application_id="APP-2026-0009",
+            principal=f"User:{topic_prefix}project-cohort-late", valid_from_ms=now_ms - 1000,
+            valid_until_ms=now_ms + 86_400_000, issued_at_ms=now_ms,
+        ), board)  # fmt: skip
+        await publish(kafka, topics, CODEC, approval)
+        await curated.until(lambda rs: len(rs) > 0, 120)
+        first.kill()  # SIGKILL, mid-history
+        await first.wait()
+        seen_before = len(curated.records)
+        assert seen_before < len(history)
+        second = await start()
+        await curated.until(lambda rs: len(rs) >= len(history), 300)
+        await audit.until(
+            lambda es: any(e["action"] == "pseudonymizer.history_released" for e in es), 60
+        )
+        await asyncio.sleep(1.0)
+        held = await drain(curated)
+        ids = [r["curated_id"] for r in held]
+        assert len(ids) == len(set(ids)) == len(history)
+        print(f"\nD46 kill -9: {seen_before} of {len(history)} released before the kill")
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        await curated.stop()
+        await audit.stop()
