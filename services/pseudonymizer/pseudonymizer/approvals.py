@@ -109,6 +109,7 @@ class DatasetApprovals:
             now_ms,
             self.file_datasets,
             self.keys.has,
+            message.key,
         )
         if isinstance(decision, Refusal):
             return self.out.policy_refused(message, dataset, decision.code, decision.message, now)

@@ -75,9 +75,12 @@ def version(n: int = 1, valid_days: float = 365, **document: Any) -> ReleasePoli
     )
 
 
-def on_policy_topic(record: ReleasePolicyVersion, offset: int = 0) -> Inbound:
+def on_policy_topic(
+    record: ReleasePolicyVersion, offset: int = 0, key: bytes | None = None
+) -> Inbound:
     value = CODEC.encode(RELEASE_POLICY_VERSION, record)
-    return Inbound(TOPICS.access_policies, 0, offset, b"cohort-late", value, (), NOW_MS)
+    key = key or record["dataset"].encode()
+    return Inbound(TOPICS.access_policies, 0, offset, key, value, (), NOW_MS)
 
 
 def clinical(record_id: str, offset: int, ref: str = "pr_a") -> Inbound:
@@ -167,6 +170,13 @@ def test_a_refused_version_is_dead_lettered_audited_and_changes_nothing(
     assert dead[0]["original"] == message.value
     assert "pseudonymizer.policy_refused" in actions(out)
     assert late_records(out) == [] and store.get("apol:cohort-late") is None
+
+
+def test_a_version_keyed_by_another_dataset_is_refused() -> None:
+    message = on_policy_topic(sign(version(), BOARD), key=b"cohort-other")
+    out = drive(make_handler(), [message], NOW).outputs
+    dead = [CODEC.decode(o.value, DEAD_LETTER) for o in out if o.topic == TOPICS.dead_letters]
+    assert [d["reason_code"] for d in dead] == ["POLICY_MALFORMED"]
 
 
 def test_a_policy_file_dataset_is_not_taken_over_from_the_topic() -> None:

@@ -42,11 +42,14 @@ def admit(
     now_ms: int,
     file_datasets: frozenset[str],
     key_known: Callable[[str], bool],
+    message_key: bytes | None = None,
 ) -> ApprovedVersion | Refusal:
     """D46: a policy version is applied only if all of this holds, else it is refused with the
     first reason (nothing of it is applied):
 
-    * its fields agree with each other and with its document (``POLICY_MALFORMED``);
+    * its fields agree with each other and with its document, and it is keyed by its dataset
+      (``POLICY_MALFORMED``: compaction keeps the newest record per key, which must be the
+      dataset's newest version);
     * a board key this service trusts, in force on the service's clock, signed exactly it
       (``UNSIGNED``, ``UNKNOWN_KEY``, ``RETIRED_KEY``, ``BAD_SIGNATURE``);
     * it is newer than the version applied for its dataset (``STALE_VERSION``: a replayed or
@@ -59,6 +62,8 @@ def admit(
     refusal = shape_refusal(record) or trusted.signature_refusal(record, now_ms)
     if refusal is not None:
         return refusal
+    if message_key is not None and message_key != record["dataset"].encode():
+        return Refusal("POLICY_MALFORMED", "the message is not keyed by its dataset")
     if applied_version is not None and record["version"] <= applied_version:
         return Refusal(
             "STALE_VERSION",
