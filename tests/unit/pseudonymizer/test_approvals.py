@@ -27,10 +27,12 @@ from biostream.release_policies import (
     sign,
     withdrawal_of,
 )
+from biostream.settings import KafkaSettings
 from biostream.state import StateStore
 from biostream.testing import drive
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
+from pseudonymizer.adapters import broker_access
 from pseudonymizer.adapters.keys import KeyStore, derived_key
 from pseudonymizer.approvals import KeySource
 from pseudonymizer.domain.pseudonyms import curated_id
@@ -282,3 +284,43 @@ def test_a_replay_interrupted_halfway_resumes_from_the_state_without_a_duplicate
     assert again.replay_wanted(restored) == {0: (3, 6)}
     rest = replay_all(again, restored, history)
     assert late_records(first) == ["r0", "r1", "r2"] and late_records(rest) == ["r3", "r4", "r5"]
+
+
+def test_a_version_valid_from_later_starts_the_dataset_when_its_time_comes() -> None:
+    handler, store = make_handler(), StateStore()
+    later = version()
+    later["valid_from_ms"] = NOW_MS + 60_000
+    drive(handler, [decision("P1"), on_policy_topic(sign(later, BOARD))], NOW, store)
+    assert late_records(drive(handler, [clinical("r0", 0)], NOW, store).outputs) == []
+    soon = NOW + dt.timedelta(minutes=1)
+    started = handler.on_idle(store, soon)
+    assert "pseudonymizer.dataset_started" in actions(started)
+    assert handler.replay_wanted(store) == {0: (0, 1)}  # r0 came before: it is history
+
+
+async def test_broker_access_follows_the_grants_and_moves_them_to_a_new_principal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, bool]] = []
+
+    def apply(_admin: object, bindings: list[Any], *, grant: bool) -> None:
+        calls.append((bindings[0].principal, grant))
+
+    monkeypatch.setattr(broker_access, "apply_bindings", apply)
+    access = broker_access.BrokerAccess(KafkaSettings(), TOPICS)
+    for wanted in (
+        {"cohort-late": ("User:project-a", True)},
+        {"cohort-late": ("User:project-b", True)},  # a renewal naming another principal
+        {"cohort-late": ("User:project-b", False)},  # withdrawn
+    ):
+        access.want(wanted)
+        assert access._task is not None
+        await access._task
+    assert calls == [
+        ("User:project-a", True),
+        ("User:project-a", False),
+        ("User:project-b", True),
+        ("User:project-b", False),
+    ]
+    access.want({"cohort-late": ("User:project-b", False)})  # nothing to change: no call
+    assert len(calls) == 4 and access.settled
