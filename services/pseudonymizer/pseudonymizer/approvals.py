@@ -102,6 +102,8 @@ class DatasetApprovals:
         now_ms = _ms(now)
         dataset = record["dataset"]
         current = self.applied.get(dataset)
+        if current is not None and current.record == record:
+            return []  # the version applied, delivered again (a publisher's retry): nothing new
         decision = admit(
             record,
             current.version if current else None,

@@ -30,13 +30,11 @@ from pseudonymizer.releasing import DatasetReleases
 from pseudonymizer.state import WAITING_ON_OLDER, WITHDRAWAL_ON_OLDER, PseudonymizerState
 
 SERVICE = "pseudonymizer"
+__all__ = ["SERVICE", "PseudonymizerHandler", "PseudonymizerMetrics"]
 
 
 def _no_key(key_id: str) -> bytes:
     raise KeyError(key_id)
-
-
-__all__ = ["SERVICE", "PseudonymizerHandler", "PseudonymizerMetrics"]
 
 
 class PseudonymizerHandler:

@@ -228,6 +228,8 @@ def test_withdrawal_and_expiry_stop_the_dataset_with_a_notice() -> None:
     assert [(n["kind"], n["reason"]) for n in late_notices(out)] == [
         ("DATASET_WITHDRAWN", "REVOKED")
     ]
+    repeated = drive(handler, [on_policy_topic(withdrawn, 2)], NOW, store).outputs
+    assert repeated == []  # the same version again (a publisher's retry): nothing happens
     again = drive(handler, [on_policy_topic(active, 2)], NOW, store).outputs  # an old version
     dead = [CODEC.decode(o.value, DEAD_LETTER) for o in again if o.topic == TOPICS.dead_letters]
     assert [d["reason_code"] for d in dead] == ["STALE_VERSION"]
