@@ -101,9 +101,12 @@ class PseudonymizerHandler:
         return announced + out + self.releasing.sweep(state, now)
 
     def on_idle(self, store: StateStore, now: dt.datetime) -> list[Outbound]:
-        """D46: with no input, an expiry or a start time that came is still enforced."""
+        """D46: with no input, an expiry or a start time that came is still enforced. Policies
+        are announced here only when this started a dataset: otherwise with the first message,
+        as before (D23c)."""
         state = self._state_of(store)
-        return self.approvals.tick(state, now) + self._announce(state, now)
+        changed = self.approvals.tick(state, now)
+        return changed + self._announce(state, now) if changed else []
 
     def committed(self, store: StateStore) -> dict[str, tuple[str, bool]]:
         """D46: per dataset approved on the policy topic, its project's principal and whether
