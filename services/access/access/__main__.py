@@ -1,5 +1,5 @@
 """``access run``, ``submit``, ``renew``, ``show``, ``list``, ``review``, ``vote``, ``decide``,
-``withdraw``, ``revoke``, ``close-out``, ``hash-password``.
+``withdraw``, ``revoke``, ``close-out``, ``visa``, ``hash-password``.
 
 Arguments only; what each command does is ``access.cli``. Every command but ``run`` and
 ``hash-password`` acts as ``--account``, signed in with its password (``BIOSTREAM_PASSWORD``, or
@@ -152,6 +152,16 @@ def close_out(
     destruction attestation is recorded (the document stays with the applicant)."""
     body = {"destruction_sha256": cli.file_sha256(attestation)}
     cli.command(account, application_id, "close-out", body)
+
+
+@app.command()
+def visa(
+    account: Account,
+    application_id: Annotated[str, typer.Option("--application", help="the approved application")],
+) -> None:
+    """Your GA4GH Passport visa (ControlledAccessGrants, a signed JWT) for an approved
+    application you apply for or are a team member of (D47)."""
+    cli.visa(account, application_id)
 
 
 @app.command("hash-password")

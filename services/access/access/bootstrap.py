@@ -13,6 +13,7 @@ from access.adapters.files import load_board, shipped_duo_terms
 from access.adapters.pages import AccessPages
 from access.adapters.service import AccessService
 from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter
+from access.adapters.visas import VisaSigner
 from access.adapters.web import AccessApi
 from access.domain.commands import AccessRules
 from access.handlers import SERVICE, AccessHandler, AccessMetrics
@@ -31,6 +32,14 @@ def build_handler(settings: AccessSettings, registry: CollectorRegistry) -> Acce
     return AccessHandler(
         build_rules(settings), kit.codec, kit.topics, kit.envelopes, AccessMetrics.create(registry)
     )
+
+
+def build_visa_signer(settings: AccessSettings, rules: AccessRules) -> VisaSigner | None:
+    """D47: the board's visa key, when one is configured (none: visas are refused, 503)."""
+    if settings.visa_key_file is None and settings.visa_key is None:
+        return None
+    pem = read_secret(settings.visa_key, settings.visa_key_file, "visa_key")
+    return VisaSigner.from_pem(pem, settings.visa_issuer, rules.board.board.url)
 
 
 def load_users(settings: AccessSettings) -> dict[str, str]:
@@ -68,9 +77,12 @@ def build(settings: AccessSettings, registry: CollectorRegistry | None = None) -
     writer = build_writer(settings, "service")
     desk = CommandDesk(handler, writer)
     users = load_users(settings)
-    pages = AccessPages(desk, users, sessions, settings.secure_cookie, ready=lambda: follower.ready)
+    visas = build_visa_signer(settings, handler.rules)
+    pages = AccessPages(
+        desk, users, sessions, settings.secure_cookie, ready=lambda: follower.ready, visas=visas
+    )
     api = AccessApi(
         desk, users, sessions, settings.secure_cookie, ready=lambda: follower.ready,
-        pages=pages.routes(),
+        pages=pages.routes(), visas=visas,
     )  # fmt: skip
     return AccessService(settings, registry, follower, writer, desk, api)

@@ -24,7 +24,8 @@ from biostream.web_auth import hash_password, verify_password
 from prometheus_client import CollectorRegistry
 
 from access.adapters.stream import EventFollower, utc_now
-from access.bootstrap import build_handler, build_writer, load_users
+from access.bootstrap import build_handler, build_visa_signer, build_writer, load_users
+from access.domain.application import VisaIssued
 from access.domain.board import BoardError
 from access.domain.commands import Submit
 from access.handlers import (
@@ -169,6 +170,45 @@ def command(
     if then_submit:
         commands.append(Submit(actor))
     _record(settings, handler.decide_all(application_id, commands, utc_now()))
+
+
+def visa(account: str, application_id: str) -> None:
+    """D47: ``access visa``: the member's visa for an approved application; its event and audit
+    event are committed before the token is signed and printed (as JSON: the token, its id and
+    end). Exit 1 refused (not a member, not approved, ended), 2 no visa key configured."""
+    settings = _settings()
+    actor = _signed_in(settings, account)
+    handler = _handler(settings)
+    try:
+        signer = build_visa_signer(settings, handler.rules)
+    except (OSError, ValueError) as error:
+        raise fail(2, f"error: {error}") from None
+    if signer is None:
+        raise fail(2, "error: no visa key configured (BIOSTREAM_VISA_KEY_FILE)")
+    _known(handler, application_id, actor)
+    try:
+        command = read_command("visa", actor, {})
+    except BadRequest as error:
+        raise fail(2, f"error: {error}") from None
+    decided = handler.decide(application_id, command, utc_now())
+    try:
+        asyncio.run(_write(settings, decided))
+    except Exception as error:  # any failure to record: no visa without its event
+        raise fail(
+            4, f"error: nothing recorded, the transaction failed ({type(error).__name__})"
+        ) from None
+    if decided.refusal is not None:
+        raise fail(1, f"refused ({decided.refusal.code}): {decided.refusal.reason}")
+    handler.applied(decided.events)
+    issued = decided.events[0]
+    assert isinstance(issued, VisaIssued)
+    token = signer.token(handler.applications[application_id], issued)
+    typer.echo(
+        json.dumps(
+            {"application_id": application_id, "jti": issued.jti,
+             "expires_at": issued.expires_at.isoformat(), "visa": token}
+        )
+    )  # fmt: skip
 
 
 def show(account: str, application_id: str) -> None:

@@ -37,6 +37,7 @@ from access.domain.commands import (
     Decide,
     Edit,
     Expire,
+    IssueVisa,
     Refusal,
     Review,
     Revoke,
@@ -92,6 +93,11 @@ class Decided:
 
 def new_application_id() -> str:
     return f"APP-{uuid.uuid4().hex[:12]}"
+
+
+def new_visa_id() -> str:
+    """A visa's ``jti``: random, so a visa names no one and can be found in the events."""
+    return f"visa-{uuid.uuid4().hex}"
 
 
 class AccessHandler:
@@ -279,7 +285,9 @@ def _problems(error: ValidationError) -> str:
     )
 
 
-COMMANDS = ("edit", "submit", "review", "vote", "decide", "withdraw", "revoke", "close-out")
+COMMANDS = (
+    "edit", "submit", "review", "vote", "decide", "withdraw", "revoke", "close-out", "visa",
+)  # fmt: skip
 
 
 def read_command(name: str, actor: str, body: Mapping[str, Any]) -> Command:
@@ -314,6 +322,9 @@ def read_command(name: str, actor: str, body: Mapping[str, Any]) -> Command:
             return Revoke(actor, str(body.get("reason", "")))
         if name == "close-out":
             return CloseOut(actor, str(body.get("destruction_sha256", "")))
+        if name == "visa":
+            # D47: the visa's id is made here, never taken from the request.
+            return IssueVisa(actor, new_visa_id())
     except ValidationError as error:
         raise BadRequest(_problems(error)) from None
     raise BadRequest(f"unknown command {name!r} (one of {', '.join(COMMANDS)})")
@@ -366,4 +377,13 @@ def application_view(application: Application) -> dict[str, Any]:
             "policy": approval.policy,
         },
         "destruction_sha256": application.destruction_sha256,
+        "visas": [
+            {
+                "subject": v.subject,
+                "jti": v.jti,
+                "issued_at": v.at.isoformat(),
+                "expires_at": v.expires_at.isoformat(),
+            }
+            for v in application.visas
+        ],
     }

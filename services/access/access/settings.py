@@ -26,3 +26,9 @@ class AccessSettings(ServiceSettings):
     expiry_check_s: float = Field(default=60.0, gt=0)
     # The command line's account password (else asked on the terminal).
     password: SecretStr | None = None
+    # D47: the board's visa signing key (Ed25519, PKCS#8 PEM), from a file or the environment;
+    # none: no visas are issued. The issuer is the access service's public URL (the JWT's
+    # ``iss``; its JWKS is ``<issuer>/.well-known/jwks.json``).
+    visa_key_file: Path | None = None
+    visa_key: SecretStr | None = None
+    visa_issuer: str | None = None

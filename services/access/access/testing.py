@@ -8,14 +8,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from biostream.contract import Outbound
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from access.adapters.files import shipped_duo_terms
+from access.domain.application import Application, evolve
 from access.domain.board import BoardConfig, parse_board
-from access.domain.commands import AccessRules
+from access.domain.commands import (
+    AccessRules,
+    Command,
+    Create,
+    Decide,
+    Refusal,
+    Review,
+    Submit,
+    Vote,
+)
 from access.domain.forms import ApplicationForm, ApplicationKind
 
 BOARD_YAML = """
 board: test-drb
+url: https://drb.test.example
 checklist:
   - id: purpose
     question: Is the purpose clear?
@@ -83,6 +96,37 @@ def form(
 
 
 NOW = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
+
+
+def approval_commands(application_id: str, kind: ApplicationKind = "dataset") -> list[Command]:
+    """Create, submit, two reviews and approving votes, the chair's approval (12 months)."""
+    commands: list[Command] = [
+        Create(application_id, APPLICANT, kind, form(kind)), Submit(APPLICANT),
+    ]  # fmt: skip
+    for reviewer in ("rev-a", "rev-b"):
+        commands += [Review(reviewer, CHECKLIST_YES), Vote(reviewer, "approve")]
+    return [*commands, Decide("chair", "approve")]
+
+
+def approved(access_rules: AccessRules, application_id: str = "APP-1") -> Application:
+    """An approved dataset application, decided at ``NOW`` (commands a minute apart before)."""
+    state: Application | None = None
+    commands = approval_commands(application_id)
+    for number, command in enumerate(commands):
+        at = NOW - dt.timedelta(minutes=len(commands) - 1 - number)
+        outcome = access_rules.decide(state, command, at)
+        assert not isinstance(outcome, Refusal), outcome
+        for event in outcome:
+            state = evolve(state, event)
+    assert state is not None and state.status == "approved"
+    return state
+
+
+def visa_key_pem() -> bytes:
+    """A fresh Ed25519 visa key (PKCS#8 PEM), made at test time, never committed."""
+    return Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
 
 
 class RecordingWriter:

@@ -12,6 +12,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
+import jwt
 from aiohttp import web
 from biostream.logs import get_logger
 from biostream.release_vocabulary import RELEASABLE_FIELDS, RELEASABLE_RECORD_TYPES
@@ -19,6 +20,7 @@ from biostream.web_auth import Session, Sessions, verify_password
 from multidict import MultiDictProxy
 
 from access.adapters.stream import Clock, CommandDesk, utc_now
+from access.adapters.visas import VisaSigner, issue_visa
 from access.adapters.web import COOKIE
 from access.domain.application import Application
 from access.handlers import (
@@ -66,7 +68,9 @@ class AccessPages:
         secure_cookie: bool,
         clock: Clock = utc_now,
         ready: Callable[[], bool] = lambda: True,
+        visas: VisaSigner | None = None,
     ) -> None:
+        self.visas = visas
         self.desk = desk
         self.users = users
         self.sessions = sessions
@@ -340,6 +344,10 @@ class AccessPages:
                  f"{'required' if requested.consent_required else 'not required'}, "
                  f"{requested.duration_months} months")),
             ]  # fmt: skip
+        if a.visas:
+            rows.append(("Visas issued", _e(", ".join(
+                f"{v.subject} (until {v.expires_at.date()})" for v in a.visas
+            ))))  # fmt: skip
         if a.recused:
             rows.append(("Recused", _e(", ".join(sorted(a.recused)))))
         table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -430,6 +438,18 @@ class AccessPages:
                     "<input name='reason' required></label><button type='submit'>Revoke</button>"
                     "</form>"
                 )
+        members = {a.form.applicant} | {m.account for m in a.form.team}
+        if (
+            account in members and a.status == "approved" and a.kind != "reidentification"
+            and self.visas is not None
+        ):  # fmt: skip
+            parts.append(
+                "<h2>Your visa</h2><p class='note'>A GA4GH Passport visa "
+                "(ControlledAccessGrants) for this dataset, signed by the board, valid until "
+                "the approval's end date.</p><form method='post' action='/act' id='visa'>"
+                f"{target}<input type='hidden' name='command' value='visa'><button "
+                "type='submit' id='get-visa'>Get my visa</button></form>"
+            )
         if account == a.form.applicant:
             if a.status in ("draft", "submitted", "returned", "under_review"):
                 parts.append(
@@ -455,6 +475,8 @@ class AccessPages:
         if application is None or not self.desk.handler.may_see(session.account, application):
             return self._page("Not found", "<p>No such application.</p>", session, 404)
         name = str(form.get("command", ""))
+        if name == "visa":
+            return await self._visa(session, application_id)
         try:
             command = read_command(name, session.account, _command_body(name, form))
         except BadRequest as error:
@@ -467,6 +489,27 @@ class AccessPages:
         if decided.refusal is not None:
             return self._refused(session, decided)
         raise web.HTTPSeeOther(f"/application?id={quote(application_id, safe='')}")
+
+    async def _visa(self, session: Session, application_id: str) -> web.Response:
+        """D47: the member's visa, shown once: the token and what it says."""
+        if self.visas is None:
+            return self._page("No visas", "<p>No visa key is configured.</p>", session, 503)
+        decided, token = await issue_visa(
+            self.desk, self.visas, application_id, session.account, self.clock()
+        )
+        if token is None:
+            return self._refused(session, decided)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        back = f"/application?id={quote(application_id, safe='')}"
+        return self._page(
+            "Your visa",
+            "<h1>Your visa</h1><p>Keep it like a password: whoever holds it is granted access "
+            f"until {_e(decided.events[0].expires_at.date())}.</p>"  # type: ignore[union-attr]
+            f"<pre id='visa-token'>{_e(token)}</pre><h2>What it says</h2><pre id='visa-claims'>"
+            f"{_e(json.dumps(claims, indent=2, ensure_ascii=False))}</pre>"
+            f"<p><a href='{back}'>Back to the application</a></p>",
+            session,
+        )
 
 
 def _int(value: object, default: int) -> int:

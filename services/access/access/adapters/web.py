@@ -18,7 +18,8 @@ from biostream.logs import get_logger
 from biostream.web_auth import Session, Sessions, verify_password
 
 from access.adapters.stream import Clock, CommandDesk, utc_now
-from access.domain.application import Application
+from access.adapters.visas import JWKS_PATH, VisaSigner, issue_visa
+from access.domain.application import Application, VisaIssued
 from access.handlers import (
     BadRequest,
     Decided,
@@ -53,8 +54,10 @@ class AccessApi:
         clock: Clock = utc_now,
         ready: Callable[[], bool] = lambda: True,
         pages: list[web.RouteDef] | None = None,
+        visas: VisaSigner | None = None,
     ) -> None:
         self.pages = pages or []
+        self.visas = visas
         self.desk = desk
         self.users = users
         self.sessions = sessions
@@ -73,7 +76,9 @@ class AccessApi:
                 web.get("/api/applications", self.list_applications),
                 web.post("/api/applications", self.create),
                 web.get("/api/applications/{id}", self.show),
+                web.post("/api/applications/{id}/visa", self.visa),
                 web.post("/api/applications/{id}/{command}", self.command),
+                web.get(JWKS_PATH, self.jwks),
                 *self.pages,
             ]
         )
@@ -193,6 +198,34 @@ class AccessApi:
         now = self.clock()
         decided = await self.desk.run(lambda h: h.decide(application_id, command, now))
         return self._answer(decided)
+
+    async def visa(self, request: web.Request) -> web.Response:
+        """D47: the signed-in member's visa for an approved application: the ``visa_issued``
+        event (and its audit event) committed first, then the token signed and answered."""
+        session = self._session(request, writing=True)
+        if self.visas is None:
+            raise _error(web.HTTPServiceUnavailable, "no visa key configured")
+        application_id = request.match_info["id"]
+        application = self.desk.handler.applications.get(application_id)
+        if application is None or not self._may_see(session.account, application):
+            raise _error(web.HTTPNotFound, "no such application")
+        decided, token = await issue_visa(
+            self.desk, self.visas, application_id, session.account, self.clock()
+        )
+        self._answer(decided)  # raises the refusal
+        issued = decided.events[0]
+        assert isinstance(issued, VisaIssued)
+        return web.json_response(
+            {"application_id": application_id, "jti": issued.jti,
+             "expires_at": issued.expires_at.isoformat(), "visa": token},
+            dumps=_json,
+        )  # fmt: skip
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        """D47: the visa key's public half, for anyone verifying a visa (no session)."""
+        if self.visas is None:
+            raise _error(web.HTTPNotFound, "no visa key configured")
+        return web.json_response(self.visas.jwks(), content_type="application/jwk-set+json")
 
     def _answer(self, decided: Decided, created: bool = False) -> web.Response:
         if decided.refusal is not None:

@@ -116,6 +116,16 @@ class Revoked(_Event):
     reason: str
 
 
+class VisaIssued(_Event):
+    """D47: a member of an approved application was given a visa (the token itself is not
+    kept: it is a bearer credential; its id, subject and end are)."""
+
+    type: Literal["visa_issued"] = "visa_issued"
+    subject: str
+    jti: str
+    expires_at: dt.datetime
+
+
 class ClosedOut(_Event):
     type: Literal["closed_out"] = "closed_out"
     destruction_sha256: str
@@ -123,13 +133,13 @@ class ClosedOut(_Event):
 
 Event = Annotated[
     Created | Edited | Submitted | Returned | Reviewed | Voted | Approved | Rejected | Withdrawn
-    | Expired | Revoked | ClosedOut,
+    | Expired | Revoked | ClosedOut | VisaIssued,
     Field(discriminator="type"),
 ]  # fmt: skip
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_TYPES: tuple[str, ...] = (
     "created", "edited", "submitted", "returned", "reviewed", "voted", "approved", "rejected",
-    "withdrawn", "expired", "revoked", "closed_out",
+    "withdrawn", "expired", "revoked", "closed_out", "visa_issued",
 )  # fmt: skip
 
 
@@ -165,6 +175,7 @@ class Application:
     approval: Approved | None = None
     reason: str | None = None  # why it was returned, rejected, withdrawn or revoked
     destruction_sha256: str | None = None
+    visas: tuple[VisaIssued, ...] = ()  # D47: the visas issued, in order
 
     @property
     def dataset(self) -> str | None:
@@ -209,6 +220,7 @@ _MOVES: dict[str, tuple[frozenset[Status], Status | None]] = {
     "expired": (frozenset({"approved"}), "expired"),
     "revoked": (frozenset({"approved"}), "revoked"),
     "closed_out": (frozenset({"approved", "expired", "revoked"}), "closed"),
+    "visa_issued": (frozenset({"approved"}), None),
 }
 
 
@@ -250,6 +262,8 @@ def evolve(state: Application | None, event: Event) -> Application:
         return replace(moved, reason=event.reason or None)
     if isinstance(event, ClosedOut):
         return replace(moved, destruction_sha256=event.destruction_sha256)
+    if isinstance(event, VisaIssued):
+        return replace(moved, visas=(*state.visas, event))
     return moved  # Expired
 
 

@@ -51,6 +51,8 @@ class Voting(_Strict):
 
 class Board(_Strict):
     board: str = Field(pattern=IDENTIFIER)
+    # D47: the board's public address, the source its visas name (none: no visas issued)
+    url: str | None = Field(default=None, pattern=r"^https://[^\s]+$")
     checklist: tuple[ChecklistItem, ...] = Field(min_length=1)
     members: tuple[Member, ...] = Field(min_length=1)
     voting: Voting

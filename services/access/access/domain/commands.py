@@ -26,6 +26,7 @@ from access.domain.application import (
     Revoked,
     Status,
     Submitted,
+    VisaIssued,
     Voted,
     Withdrawn,
 )
@@ -41,6 +42,7 @@ from access.domain.forms import (
     approved_policy,
     form_problem,
 )
+from access.domain.visas import visa_problem
 
 SYSTEM = "system"  # the actor of clock-driven commands (expiry)
 Outcome = Literal["approve", "reject", "return"]
@@ -128,7 +130,18 @@ class CloseOut:
     destruction_sha256: str
 
 
-Command = Create | Edit | Submit | Review | Vote | Decide | Withdraw | Expire | Revoke | CloseOut
+@dataclass(frozen=True)
+class IssueVisa:
+    """D47: a member asks for their visa; ``jti`` is the new visa's id (the caller's)."""
+
+    actor: str
+    jti: str
+
+
+Command = (
+    Create | Edit | Submit | Review | Vote | Decide | Withdraw | Expire | Revoke | CloseOut
+    | IssueVisa
+)  # fmt: skip
 
 # In which states each command may be given (every other state: an illegal transition).
 ALLOWED: dict[type, frozenset[Status]] = {
@@ -141,11 +154,12 @@ ALLOWED: dict[type, frozenset[Status]] = {
     Expire: frozenset({"approved"}),
     Revoke: frozenset({"approved"}),
     CloseOut: frozenset({"approved", "expired", "revoked"}),
+    IssueVisa: frozenset({"approved"}),
 }
 COMMAND_NAMES: dict[type, str] = {
     Create: "create", Edit: "edit", Submit: "submit", Review: "review", Vote: "vote",
     Decide: "decide", Withdraw: "withdraw", Expire: "expire", Revoke: "revoke",
-    CloseOut: "close-out",
+    CloseOut: "close-out", IssueVisa: "visa",
 }  # fmt: skip
 
 
@@ -168,6 +182,8 @@ class AccessRules:
             return self._create(state, command, now)
         if state is None:
             return Refusal("UNKNOWN_APPLICATION", "no such application")
+        if isinstance(command, IssueVisa):
+            return self._visa(state, command, now)
         if state.status not in ALLOWED[type(command)]:
             return illegal_transition(state, command)
         head = Head(
@@ -218,6 +234,21 @@ class AccessRules:
         return self._decision(state, command, now, head)
 
     # -------------------------------------------------------------------------------- parts
+
+    def _visa(
+        self, state: Application, command: IssueVisa, now: dt.datetime
+    ) -> list[Event] | Refusal:
+        problem = visa_problem(state, command.actor, self.board.board.url, now)
+        if problem is not None:
+            return Refusal(problem.code, problem.reason)
+        assert state.valid_until is not None  # an approval in force has its end date
+        return [
+            VisaIssued(
+                application_id=state.application_id, sequence=state.sequence + 1,
+                actor=command.actor, at=now, subject=command.actor, jti=command.jti,
+                expires_at=state.valid_until,
+            )
+        ]  # fmt: skip
 
     def _form_refusal(self, kind: ApplicationKind, form: ApplicationForm) -> Refusal | None:
         problem = form_problem(kind, form)
