@@ -29,6 +29,7 @@ from access.domain.application import (
     event_from_body,
     evolve,
 )
+from access.domain.audit_facts import audit_facts
 from access.domain.commands import (
     AccessRules,
     CloseOut,
@@ -182,13 +183,16 @@ class AccessHandler:
         messages: list[Outbound] = []
         for event in outcome:
             messages.append(self.event_message(event))
+            form = getattr(event, "form", None)
             messages.append(
                 self.envelopes.audit(
                     f"access.{event.type}",
                     [application_id],
-                    [event.event_id, f"actor:{event.actor}"],
+                    # D47: the facts the processing record (audit report) reads from the ledger
+                    [event.event_id, f"actor:{event.actor}", *audit_facts(event)],
                     now,
                     dataset=dataset or _dataset_of(event),
+                    purpose=form.purpose if form is not None else None,
                 )
             )
         return Decided(application_id, list(outcome), None, messages)

@@ -475,8 +475,9 @@ def _event_json(sequence: int, event: AuditEvent) -> dict[str, Any]:
 
 
 def report(input_file: Path | None, policies: Path | None, dataset: str | None) -> None:
-    """``audit report``: per dataset, per policy version the ledger says was in force (D23c)."""
-    from audit.domain.lineage import dataset_reports
+    """``audit report``: per dataset, per policy version the ledger says was in force (D23c),
+    and the approvals behind it (D47)."""
+    from audit.domain.lineage import processing_records
 
     known: dict[str, dict[str, Any]] = {}
     if policies is not None:
@@ -485,8 +486,8 @@ def report(input_file: Path | None, policies: Path | None, dataset: str | None) 
             if isinstance(raw, dict) and isinstance(raw.get("dataset"), str):
                 known[raw["dataset"]] = raw
     entries, _ = _ledger(input_file)
-    reports = dataset_reports(_events(entries), known)
-    selected = [r.as_dict() for name, r in sorted(reports.items()) if dataset in (None, name)]
+    reports = processing_records(_events(entries), known)
+    selected = [r for name, r in reports.items() if dataset in (None, name)]
     typer.echo(json.dumps(selected, indent=2, ensure_ascii=False))
     for record in selected:
         for note in record["notes"]:

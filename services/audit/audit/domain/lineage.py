@@ -14,6 +14,8 @@ from typing import Any
 
 from biostream.contracts import AuditEvent
 
+from audit.domain.approvals import approval_records
+
 Logged = tuple[int, AuditEvent]  # (ledger sequence, event)
 
 INGEST_DEAD_LETTERED = frozenset({"ingest.rejected", "ingest.failed"})
@@ -357,3 +359,20 @@ def reconcile(published: Iterable[str], events: Iterable[Logged]) -> Reconciliat
         else:
             result.unaccounted[source] = f"unexpected ingest action {action}"
     return result
+
+
+def processing_records(
+    events: Sequence[Logged], policies: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """D47: per dataset, the processing record: what was released under which policy (D23c)
+    and the approvals behind it, from the access service's events (who applied, who voted and
+    decided, when, under which conditions and DUO terms, until when, the state now). A dataset
+    approved but not yet released has a record too."""
+    releases = dataset_reports(events, policies)
+    approvals = approval_records(events)
+    records: dict[str, dict[str, Any]] = {}
+    for dataset in sorted(set(releases) | set(approvals)):
+        record = releases.get(dataset, DatasetReport(dataset)).as_dict()
+        record["approvals"] = [a.as_dict() for a in approvals.get(dataset, [])]
+        records[dataset] = record
+    return records
