@@ -169,7 +169,7 @@ def test_compose_services_log_in_as_themselves_over_tls() -> None:
         for item in _kafka_properties()["advertised.listeners"].split(",")
         if item.startswith("CLIENT://")
     )
-    for name in ("ingest", "linkage", "pseudonymizer", "audit", "review"):
+    for name in ("ingest", "linkage", "pseudonymizer", "audit", "review", "access-board"):
         env = spec[name]["environment"]
         user = env["BIOSTREAM_PRINCIPAL"].removeprefix("User:")
         assert env["BIOSTREAM_KAFKA__SASL_USERNAME"] == user
@@ -203,3 +203,25 @@ def test_compose_hospital_intakes_speak_tls_as_the_hospitals_own_principal() -> 
         )
     token = spec["fhir-h001"]["environment"]["BIOSTREAM_FHIR_TOKEN_FILE"]
     assert Path(token).stem in spec["keygen"]["command"][0]
+
+
+def test_compose_access_service_reads_the_programmes_board_file_and_its_visa_key() -> None:
+    """D47: the board file mounted from config/access/board.yaml, the accounts, session key and
+    visa key from the keys volume the keygen job fills (nothing secret in the file)."""
+    spec = compose()["services"]
+    board = spec["access-board"]
+    env = board["environment"]
+    assert "./config/access/board.yaml:/etc/biostream-access/board.yaml:ro" in board["volumes"]
+    assert env["BIOSTREAM_BOARD_FILE"] == "/etc/biostream-access/board.yaml"
+    keygen = spec["keygen"]["command"][0]
+    for setting, name in (
+        ("BIOSTREAM_USERS_FILE", "access-users"), ("BIOSTREAM_SESSION_KEY_FILE", "access_session"),
+        ("BIOSTREAM_VISA_KEY_FILE", "visa.key"),
+    ):  # fmt: skip
+        assert env[setting].startswith("/run/biostream-keys/") and name in keygen
+    assert env["BIOSTREAM_VISA_ISSUER"].startswith("https://")
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in prometheus["scrape_configs"]
+    }
+    assert targets["biostream-access"] == ["access-board:9100"]

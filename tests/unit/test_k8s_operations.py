@@ -24,9 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 SCHEMA = json.loads((K8S / "schemas" / "operators.schema.json").read_text())
-SERVICES = ["ingest", "linkage", "pseudonymizer", "audit", "review", "mllp-h001", "fhir-h001"]
+SERVICES = [
+    "ingest", "linkage", "pseudonymizer", "audit", "review", "access", "mllp-h001", "fhir-h001",
+]  # fmt: skip
 # Each hospital intake's own port besides metrics (D37, D38).
 INTAKE_PORTS = {"mllp-h001": 2575, "fhir-h001": 8443}
+# Each service's own port besides metrics: the web pages and the intakes.
+WEB_PORTS = {"review": {8080}, "access": {8081}, **{n: {p} for n, p in INTAKE_PORTS.items()}}
 # Scaled on consumer lag (KEDA): the stream processors, not the review desk (no consumer group).
 LAG_SCALED = ["ingest", "linkage", "pseudonymizer", "audit"]
 CR_GROUPS = ("keda.sh", "monitoring.coreos.com")
@@ -123,15 +127,18 @@ def test_network_policies_deny_by_default_and_let_services_reach_only_kafka() ->
         assert labels[expression["key"]] in expression["values"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         name = deployment["metadata"]["name"]
-        web = (
-            {8080} if name == "review" else {INTAKE_PORTS[name]} if name in INTAKE_PORTS else set()
-        )
+        web = WEB_PORTS.get(name, set())
         assert {p["containerPort"] for p in container["ports"]} == {9100} | web
     # The review desk's pages: only from the ingress controller, only on the web port.
     review_web = policies["review-web"]["spec"]
     assert review_web["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "review"}
     (web_in,) = review_web["ingress"]
     assert web_in["ports"] == [{"protocol": "TCP", "port": 8080}]
+    # The access service's pages, API and JWKS (D47): the same, on its web port.
+    access_web = policies["access-web"]["spec"]
+    assert access_web["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "access"}
+    (access_in,) = access_web["ingress"]
+    assert access_in["ports"] == [{"protocol": "TCP", "port": 8081}]
     # The intakes' own ports, and nothing else, for the hospitals.
     intakes = policies["hospital-intakes"]["spec"]
     (intake_in,) = intakes["ingress"]
@@ -174,7 +181,7 @@ def test_service_monitor_scrapes_every_metrics_service_under_the_rules_job_names
         s for s in of_kind(docs, "Service").values()
         if s["metadata"]["labels"].get(expression["key"]) in expression["values"]
     ]  # fmt: skip
-    assert len(metric_services) == 4 + len(INTAKE_PORTS)
+    assert len(metric_services) == 5 + len(INTAKE_PORTS)  # the four, the access service, intakes
     (endpoint,) = monitor["endpoints"]
     for service in metric_services:
         assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
