@@ -253,14 +253,16 @@ def test_the_parameter_job_runs_weekly_as_its_own_principal_with_linkages_keys_o
 
 
 def test_the_access_board_config_map_is_the_programmes_board_file() -> None:
-    """D47: the Kubernetes board file is config/access/board.yaml byte for byte (each
+    """D47: the Kubernetes board file and catalogue are config/access/'s byte for byte (each
     submission records the board file's SHA-256), mounted where the service reads it."""
     docs = [d for d in yaml.safe_load_all((BASE / "access.yaml").read_text()) if d]
     config_map = next(d for d in docs if d["kind"] == "ConfigMap")
-    board = (BASE.parents[2] / "config" / "access" / "board.yaml").read_text()
-    assert config_map["data"]["board.yaml"] == board
+    for name in ("board.yaml", "catalogue.yaml"):
+        text = (BASE.parents[2] / "config" / "access" / name).read_text()
+        assert config_map["data"][name] == text, name
     (container,) = _deployment("access")["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert env["BIOSTREAM_BOARD_FILE"] == f"{mounts['access-board']}/board.yaml"
+    assert env["BIOSTREAM_CATALOGUE_FILE"] == f"{mounts['access-board']}/catalogue.yaml"
     assert env["BIOSTREAM_VISA_KEY_FILE"].startswith(mounts["access-secrets"])

@@ -9,7 +9,7 @@ from biostream.settings import read_secret
 from biostream.web_auth import Sessions, parse_users
 from prometheus_client import CollectorRegistry
 
-from access.adapters.files import load_board, shipped_duo_terms
+from access.adapters.files import load_board, load_catalogue, shipped_duo_terms
 from access.adapters.pages import AccessPages
 from access.adapters.service import AccessService
 from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter
@@ -21,8 +21,11 @@ from access.settings import AccessSettings
 
 
 def build_rules(settings: AccessSettings) -> AccessRules:
-    """The board file (refused at start, naming the problem) and the shipped DUO term list."""
-    return AccessRules(load_board(settings.board_file), shipped_duo_terms())
+    """The board file and the catalogue (refused at start, naming the problem) and the shipped
+    DUO term list."""
+    terms = shipped_duo_terms()
+    catalogue = load_catalogue(settings.catalogue_file, terms)
+    return AccessRules(load_board(settings.board_file), terms, catalogue)
 
 
 def build_handler(settings: AccessSettings, registry: CollectorRegistry) -> AccessHandler:

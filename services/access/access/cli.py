@@ -216,7 +216,7 @@ def show(account: str, application_id: str) -> None:
     actor = _signed_in(settings, account)
     handler = _handler(settings)
     _known(handler, application_id, actor)
-    view = application_view(handler.applications[application_id])
+    view = application_view(handler.applications[application_id], handler.rules)
     typer.echo(json.dumps(view, ensure_ascii=False, indent=2))
 
 

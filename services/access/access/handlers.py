@@ -355,9 +355,10 @@ def read_create(
     return Create(application_id, actor, kind, form, basis)
 
 
-def application_view(application: Application) -> dict[str, Any]:
-    """An application as the API and ``access show`` give it."""
+def application_view(application: Application, rules: AccessRules) -> dict[str, Any]:
+    """An application as the API and ``access show`` give it, with its DUO match (D47)."""
     approval = application.approval
+    match = rules.duo_match_of(application)
     return {
         **application.summary(),
         "sequence": application.sequence,
@@ -381,6 +382,7 @@ def application_view(application: Application) -> dict[str, Any]:
             "policy": approval.policy,
         },
         "destruction_sha256": application.destruction_sha256,
+        "duo_match": {"outcome": match.outcome, "reasons": list(match.reasons)},
         "visas": [
             {
                 "subject": v.subject,

@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr
 class AccessSettings(ServiceSettings):
     # The board: checklist, members, voting rule (config/access/board.yaml is the programme's).
     board_file: Path = Path("config/access/board.yaml")
+    # D47: each dataset's own DUO terms (none: every application's DUO match needs review).
+    catalogue_file: Path | None = None
     # The JSON API (the metrics/health server is metrics_host:metrics_port).
     web_host: str = "127.0.0.1"
     web_port: int = 8081

@@ -321,6 +321,7 @@ class AccessPages:
 
     def _details(self, a: Application) -> str:
         form = a.form
+        match = self.desk.handler.rules.duo_match_of(a)  # D47: shown to the board
         requested = form.requested
         rows = [
             ("Status", f"<span id='status' class='status {_e(a.status)}'>{_e(a.status)}</span>"
@@ -333,6 +334,8 @@ class AccessPages:
             ("IRB", f"{_e(form.irb.number)} of {_e(form.irb.date)}, document "
              f"<code>{_e(form.irb.document_sha256[:16])}&hellip;</code>"),
             ("DUO", _e(" ".join(form.duo_codes))),
+            ("DUO match", f"<span id='duo-match' class='status'>{_e(match.outcome)}</span>"
+             + "".join(f"<br><span class='note'>{_e(r)}</span>" for r in match.reasons)),
         ]  # fmt: skip
         if requested is not None:
             rows += [

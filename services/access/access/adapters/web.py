@@ -168,7 +168,9 @@ class AccessApi:
         application = self.desk.handler.applications.get(request.match_info["id"])
         if application is None or not self._may_see(session.account, application):
             raise _error(web.HTTPNotFound, "no such application")
-        return web.json_response(application_view(application), dumps=_json)
+        return web.json_response(
+            application_view(application, self.desk.handler.rules), dumps=_json
+        )
 
     # ------------------------------------------------------------------------------ writes
 

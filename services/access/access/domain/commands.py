@@ -31,7 +31,8 @@ from access.domain.application import (
     Withdrawn,
 )
 from access.domain.board import BoardConfig, Member, VoteChoice, recused_members, verdict
-from access.domain.duo import DuoTerms, duo_problem
+from access.domain.catalogue import EMPTY, Catalogue
+from access.domain.duo import DuoMatch, DuoTerms, duo_match, duo_problem
 from access.domain.forms import (
     SHA256_HEX,
     ApplicationForm,
@@ -173,6 +174,7 @@ class AccessRules:
 
     board: BoardConfig
     duo: DuoTerms
+    catalogue: Catalogue = field(default_factory=lambda: EMPTY)  # D47: each dataset's own DUO terms
 
     def decide(
         self, state: Application | None, command: Command, now: dt.datetime
@@ -232,6 +234,14 @@ class AccessRules:
                 return Refusal("REASON_REQUIRED", "a revocation states its reason")
             return [Revoked(**head, reason=command.reason.strip())]
         return self._decision(state, command, now, head)
+
+    def duo_match_of(self, state: Application) -> DuoMatch:
+        """D47: the application's data use codes against its dataset's catalogue terms."""
+        dataset = state.dataset
+        return duo_match(
+            self.catalogue.get(dataset) if dataset is not None else None,
+            state.form.duo_codes, self.duo,
+        )  # fmt: skip
 
     # -------------------------------------------------------------------------------- parts
 
