@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from access.adapters.files import load_board, load_catalogue, shipped_duo_terms
 from access.adapters.pages import AccessPages
+from access.adapters.policies import board_signer
 from access.adapters.service import AccessService
 from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter
 from access.adapters.visas import VisaSigner
@@ -33,8 +34,9 @@ def build_handler(settings: AccessSettings, registry: CollectorRegistry) -> Acce
     # audit events, on its principal's topic (audit.events.svc-access).
     kit = parts(SERVICE, settings, registry, dead_letters=False)
     return AccessHandler(
-        build_rules(settings), kit.codec, kit.topics, kit.envelopes, AccessMetrics.create(registry)
-    )
+        build_rules(settings), kit.codec, kit.topics, kit.envelopes, AccessMetrics.create(registry),
+        board_signer(settings.board_signing_key_file, settings.board_signing_key),
+    )  # fmt: skip
 
 
 def build_visa_signer(settings: AccessSettings, rules: AccessRules) -> VisaSigner | None:

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from biostream.codec import AvroCodec, DecodeError
 from biostream.contract import Inbound, Outbound
-from biostream.contracts import ACCESS_EVENT, AccessEvent
+from biostream.contracts import (
+    ACCESS_EVENT,
+    RELEASE_POLICY_VERSION,
+    AccessEvent,
+    ReleasePolicyVersion,
+)
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
 from biostream.topics import Topics
@@ -48,6 +53,10 @@ from access.domain.commands import (
     command_name,
 )
 from access.domain.forms import ApplicationForm, Conditions
+from access.domain.publication import Released, advance
+
+# D49: signs a policy version with the board's key (None: this process publishes no policies).
+PolicySigner = Callable[[ReleasePolicyVersion], ReleasePolicyVersion]
 
 SERVICE = "access"
 
@@ -109,8 +118,12 @@ class AccessHandler:
         topics: Topics,
         envelopes: Envelopes,
         metrics: AccessMetrics,
+        sign_policy: PolicySigner | None = None,
     ) -> None:
         self.rules = rules
+        self.sign_policy = sign_policy
+        # D49: each dataset's newest version on access.policies, recomputed from the events.
+        self.releases: dict[str, Released] = {}
         self.codec = codec
         self.topics = topics
         self.envelopes = envelopes
@@ -148,12 +161,14 @@ class AccessHandler:
         if current is not None and event.sequence <= current.sequence:
             return  # already applied (our own write read back)
         try:
-            self.applications[event.application_id] = evolve(current, event)
+            application = evolve(current, event)
         except BrokenHistory as error:
             # D45: a concurrent writer's event for a sequence already taken: the first wins.
             self.metrics.skipped.inc()
             self._log.warning("access event does not follow, skipped", problem=str(error))
             return
+        self.applications[event.application_id] = application
+        self.releases, _ = advance(self.releases, application, event)
         self.refresh()
 
     def refresh(self) -> None:
@@ -195,7 +210,42 @@ class AccessHandler:
                     purpose=form.purpose if form is not None else None,
                 )
             )
+        messages += self.policy_messages(state, list(outcome), now)
         return Decided(application_id, list(outcome), None, messages)
+
+    def policy_messages(
+        self, state: Application | None, events: list[Event], now: dt.datetime
+    ) -> list[Outbound]:
+        """D49: the signed policy versions the events issue, written in their transaction:
+        an approval is on ``access.policies`` exactly when its event is on ``access.events``,
+        once, whatever restarts (the replay recomputes the versions and publishes nothing)."""
+        if self.sign_policy is None:
+            return []
+        releases: dict[str, Released] = self.releases
+        messages: list[Outbound] = []
+        for event in events:
+            state = evolve(state, event)
+            releases, record = advance(releases, state, event)
+            if record is not None:
+                signed = self.sign_policy(record)
+                messages.append(
+                    Outbound(
+                        self.topics.access_policies,
+                        self.codec.encode(RELEASE_POLICY_VERSION, signed),
+                        key=signed["dataset"].encode(),
+                    )
+                )
+                messages.append(
+                    self.envelopes.audit(
+                        "access.policy_published",
+                        [event.event_id],
+                        [f"policy:{signed['dataset']}@{signed['version']}", signed["status"]],
+                        now,
+                        dataset=signed["dataset"],
+                        reason_code=signed["withdrawn_reason"],
+                    )
+                )
+        return messages
 
     def decide_all(self, application_id: str, commands: list[Command], now: dt.datetime) -> Decided:
         """Several commands on one application as one (``access submit --form``: create and

@@ -26,6 +26,10 @@ class AccessSettings(ServiceSettings):
     secure_cookie: bool = True
     # How often approvals are checked for their end date.
     expiry_check_s: float = Field(default=60.0, gt=0)
+    # D49: the board's Ed25519 signing key for access.policies (file of 64 hex digits, owner
+    # only, or the same in the environment); neither: decisions are recorded, nothing published.
+    board_signing_key_file: Path | None = None
+    board_signing_key: SecretStr | None = None
     # The command line's account password (else asked on the terminal).
     password: SecretStr | None = None
     # D47: the board's visa signing key (Ed25519, PKCS#8 PEM), from a file or the environment;

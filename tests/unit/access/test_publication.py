@@ -1,0 +1,170 @@
+"""D49: an approval, a renewal and the end of an approval become signed policy versions on
+access.policies, in the transaction of their events, numbered per dataset, once: a replay
+recomputes them and publishes nothing; the document is one the pseudonymizer validates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import partial
+
+from access import testing
+from access.domain.application import Event
+from access.domain.commands import (
+    CloseOut,
+    Command,
+    Create,
+    Decide,
+    Expire,
+    Review,
+    Revoke,
+    Submit,
+    Vote,
+)
+from access.domain.forms import Conditions
+from access.domain.publication import project_principal
+from access.handlers import SERVICE, AccessHandler, AccessMetrics, Decided
+from biostream.codec import default_codec
+from biostream.contract import Inbound
+from biostream.contracts import AUDIT_EVENT, RELEASE_POLICY_VERSION, ReleasePolicyVersion
+from biostream.envelopes import Envelopes
+from biostream.release_policies import BoardKey, TrustedBoardKeys, sign
+from biostream.topics import Topics
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry
+from pseudonymizer.domain.policy import parse_policy
+
+CODEC = default_codec()
+TOPICS = Topics("t-")
+NOW = testing.NOW
+BOARD_KEY = Ed25519PrivateKey.generate()
+TRUSTED = TrustedBoardKeys([BoardKey("k1", BOARD_KEY.public_key())])
+
+
+def handler(signing: bool = True) -> AccessHandler:
+    envelopes = Envelopes(SERVICE, "User:t-svc-access", CODEC, TOPICS)
+    return AccessHandler(
+        testing.rules(), CODEC, TOPICS, envelopes, AccessMetrics.create(CollectorRegistry()),
+        partial(sign, private_key=BOARD_KEY) if signing else None,
+    )  # fmt: skip
+
+
+def run(h: AccessHandler, app: str, command: Command, at: dt.datetime = NOW) -> Decided:
+    decided = h.decide(app, command, at)
+    assert decided.refusal is None, decided.refusal
+    h.applied(decided.events)
+    return decided
+
+
+def approve(
+    h: AccessHandler, app: str, kind: str = "dataset", continues: str | None = None
+) -> Decided:
+    basis = h.applications[continues] if continues else None
+    run(h, app, Create(app, testing.APPLICANT, kind, testing.form(kind), basis))  # type: ignore[arg-type]
+    run(h, app, Submit(testing.APPLICANT))
+    for reviewer in ("rev-a", "rev-b"):
+        run(h, app, Review(reviewer, testing.CHECKLIST_YES))
+        run(h, app, Vote(reviewer, "approve"))
+    return run(h, app, Decide("chair", "approve", Conditions(min_k=10)))
+
+
+def policies(decided: Decided) -> list[ReleasePolicyVersion]:
+    return [
+        CODEC.decode(m.value, RELEASE_POLICY_VERSION)
+        for m in decided.messages
+        if m.topic == "t-access.policies"
+    ]
+
+
+def test_an_approval_publishes_one_signed_version_the_pseudonymizer_accepts() -> None:
+    h = handler()
+    decided = approve(h, "APP-1")
+    [record] = policies(decided)
+    assert TRUSTED.signature_refusal(record, 0) is None
+    assert (record["dataset"], record["version"], record["status"]) == (
+        "diabetes-cohort", 1, "ACTIVE",
+    )  # fmt: skip
+    assert record["application_id"] == record["approval_ref"] == "APP-1"
+    assert (
+        record["principal"]
+        == project_principal("diabetes-cohort")
+        == ("User:project-diabetes-cohort")
+    )
+    approval = h.applications["APP-1"].approval
+    assert approval is not None
+    assert record["valid_until_ms"] == int(approval.valid_until.timestamp() * 1000)
+    document = parse_policy(json.loads(record["policy_json"]), "the published version")
+    assert document.k_anonymity.min_k == 10 and document.key_version == "k1"
+    # the same transaction holds the event, its audit and the publication's audit
+    topics = [m.topic for m in decided.messages]
+    assert topics.count("t-access.events") == 1 and topics.count("t-access.policies") == 1
+    audits = [CODEC.decode(m.value, AUDIT_EVENT) for m in decided.messages if "audit" in m.topic]
+    assert [a["action"] for a in audits] == ["access.approved", "access.policy_published"]
+    assert [m.key for m in decided.messages if m.topic == "t-access.policies"] == [
+        b"diabetes-cohort"
+    ]
+
+
+def test_nothing_before_the_approval_publishes_and_without_a_key_nothing_does() -> None:
+    h = handler(signing=False)
+    assert policies(approve(h, "APP-1")) == []
+    assert h.releases["diabetes-cohort"].version == 1  # still counted: the numbers stay right
+
+
+def test_revocation_expiry_and_close_out_withdraw_the_version_in_force() -> None:
+    for command, reason in (
+        (Revoke("chair", "protocol breach"), "REVOKED"),
+        (Expire(), "EXPIRED"),
+        (CloseOut(testing.APPLICANT, testing.SHA), "CLOSED"),
+    ):
+        h = handler()
+        approve(h, "APP-1")
+        at = NOW + dt.timedelta(days=400)
+        [withdrawal] = policies(run(h, "APP-1", command, at))
+        assert TRUSTED.signature_refusal(withdrawal, 0) is None
+        assert (withdrawal["version"], withdrawal["status"], withdrawal["withdrawn_reason"]) == (
+            2, "WITHDRAWN", reason,
+        )  # fmt: skip
+        assert withdrawal["issued_at_ms"] == int(at.timestamp() * 1000)
+
+
+def test_a_close_out_after_revocation_publishes_nothing_more() -> None:
+    h = handler()
+    approve(h, "APP-1")
+    run(h, "APP-1", Revoke("chair", "protocol breach"))
+    assert policies(run(h, "APP-1", CloseOut(testing.APPLICANT, testing.SHA))) == []
+
+
+def test_a_renewal_is_the_next_version_with_the_same_pseudonyms_and_holds_the_dataset() -> None:
+    h = handler()
+    [first] = policies(approve(h, "APP-1"))
+    [renewed] = policies(approve(h, "APP-2", "renewal", continues="APP-1"))
+    assert (renewed["version"], renewed["application_id"], renewed["status"]) == (
+        2, "APP-2", "ACTIVE",
+    )  # fmt: skip
+    old, new = json.loads(first["policy_json"]), json.loads(renewed["policy_json"])
+    assert (old["pseudonym_domain"], old["key_version"]) == (
+        new["pseudonym_domain"], new["key_version"],
+    )  # fmt: skip
+    assert renewed["principal"] == first["principal"]
+    # the continued application expires at its own end: the renewal keeps the dataset
+    later = NOW + dt.timedelta(days=370)
+    assert policies(run(h, "APP-1", Expire(), later)) == []
+    [revoked] = policies(run(h, "APP-2", Revoke("chair", "breach"), later))
+    assert (revoked["version"], revoked["application_id"]) == (3, "APP-2")
+
+
+def test_a_replay_recomputes_the_versions_and_publishes_nothing() -> None:
+    h = handler()
+    written: list[Event] = []
+    apply = h.applied
+    h.applied = lambda events: (written.extend(events), apply(events))[1]  # type: ignore[method-assign]
+    approve(h, "APP-1")
+    run(h, "APP-1", Revoke("chair", "breach"))
+    replayed = handler()
+    for offset, event in enumerate(written):
+        message = h.event_message(event)
+        replayed.on_record(Inbound(message.topic, 0, offset, message.key, message.value, (), 0))
+    assert replayed.releases == h.releases
+    assert replayed.releases["diabetes-cohort"].version == 2
+    assert replayed.releases["diabetes-cohort"].record["status"] == "WITHDRAWN"
