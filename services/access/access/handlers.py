@@ -168,7 +168,7 @@ class AccessHandler:
             self._log.warning("access event does not follow, skipped", problem=str(error))
             return
         self.applications[event.application_id] = application
-        self.releases, _ = advance(self.releases, application, event)
+        self.releases, _ = advance(self.releases, application, event, self.topics.prefix)
         self.refresh()
 
     def refresh(self) -> None:
@@ -225,7 +225,7 @@ class AccessHandler:
         messages: list[Outbound] = []
         for event in events:
             state = evolve(state, event)
-            releases, record = advance(releases, state, event)
+            releases, record = advance(releases, state, event, self.topics.prefix)
             if record is not None:
                 signed = self.sign_policy(record)
                 messages.append(

@@ -26,7 +26,12 @@ from access.domain.publication import project_principal
 from access.handlers import SERVICE, AccessHandler, AccessMetrics, Decided
 from biostream.codec import default_codec
 from biostream.contract import Inbound
-from biostream.contracts import AUDIT_EVENT, RELEASE_POLICY_VERSION, ReleasePolicyVersion
+from biostream.contracts import (
+    AUDIT_EVENT,
+    CURATED_RECORD,
+    RELEASE_POLICY_VERSION,
+    ReleasePolicyVersion,
+)
 from biostream.envelopes import Envelopes
 from biostream.release_policies import BoardKey, TrustedBoardKeys, sign
 from biostream.topics import Topics
@@ -57,15 +62,27 @@ def run(h: AccessHandler, app: str, command: Command, at: dt.datetime = NOW) -> 
 
 
 def approve(
-    h: AccessHandler, app: str, kind: str = "dataset", continues: str | None = None
+    h: AccessHandler,
+    app: str,
+    kind: str = "dataset",
+    continues: str | None = None,
+    min_k: int = 10,
 ) -> Decided:
     basis = h.applications[continues] if continues else None
-    run(h, app, Create(app, testing.APPLICANT, kind, testing.form(kind), basis))  # type: ignore[arg-type]
+    form = testing.form(kind)  # type: ignore[arg-type]
+    assert form.requested is not None
+    form = form.model_copy(
+        update={
+            "requested": form.requested.model_copy(update={"min_k": 1, "consent_required": False})
+        }
+    )
+    run(h, app, Create(app, testing.APPLICANT, kind, form, basis))  # type: ignore[arg-type]
     run(h, app, Submit(testing.APPLICANT))
     for reviewer in ("rev-a", "rev-b"):
         run(h, app, Review(reviewer, testing.CHECKLIST_YES))
         run(h, app, Vote(reviewer, "approve"))
-    return run(h, app, Decide("chair", "approve", Conditions(min_k=10)))
+    conditions = Conditions(min_k=min_k) if min_k > 1 else Conditions()
+    return run(h, app, Decide("chair", "approve", conditions))
 
 
 def policies(decided: Decided) -> list[ReleasePolicyVersion]:
@@ -85,11 +102,8 @@ def test_an_approval_publishes_one_signed_version_the_pseudonymizer_accepts() ->
         "diabetes-cohort", 1, "ACTIVE",
     )  # fmt: skip
     assert record["application_id"] == record["approval_ref"] == "APP-1"
-    assert (
-        record["principal"]
-        == project_principal("diabetes-cohort")
-        == ("User:project-diabetes-cohort")
-    )
+    assert record["principal"] == project_principal("diabetes-cohort", "t-")
+    assert project_principal("diabetes-cohort") == "User:project-diabetes-cohort"
     approval = h.applications["APP-1"].approval
     assert approval is not None
     assert record["valid_until_ms"] == int(approval.valid_until.timestamp() * 1000)
@@ -168,3 +182,49 @@ def test_a_replay_recomputes_the_versions_and_publishes_nothing() -> None:
     assert replayed.releases == h.releases
     assert replayed.releases["diabetes-cohort"].version == 2
     assert replayed.releases["diabetes-cohort"].record["status"] == "WITHDRAWN"
+
+
+def test_a_record_released_before_and_after_a_renewal_has_the_same_pseudonym() -> None:
+    """The access service's own versions, applied by the pseudonymizer's handler (D46): the
+    renewal keeps the pseudonym domain and key version, so the derived key and the pseudonym."""
+    from biostream.state import StateStore
+    from biostream.testing import drive
+    from pseudonymizer.adapters.keys import KeyStore
+    from pseudonymizer.approvals import KeySource
+    from pseudonymizer.handlers import PseudonymizerHandler, PseudonymizerMetrics
+
+    from tests.unit.pseudonymizer import test_approvals as enforcement
+
+    h = handler()
+    [first] = policies(approve(h, "APP-1", min_k=1))
+    [renewed] = policies(approve(h, "APP-2", "renewal", continues="APP-1", min_k=1))
+    keys = KeyStore({}, enforcement.ROOT)
+    topics = enforcement.TOPICS
+    pseudonymizer = PseudonymizerHandler(
+        CODEC, topics, Envelopes("pseudonymizer", "User:svc-pseudonymizer", CODEC, topics), [],
+        PseudonymizerMetrics.create(CollectorRegistry()), TRUSTED, KeySource(keys.has, keys.key),
+    )  # fmt: skip
+    at = NOW + dt.timedelta(hours=1)
+    store = StateStore()
+    curated = topics.curated("diabetes-cohort")
+    before = drive(
+        pseudonymizer,
+        [enforcement.decision("P1"), on_policy_topic(first, 0), enforcement.clinical("r0", 0)],
+        at,
+        store,
+    ).outputs
+    after = drive(
+        pseudonymizer, [on_policy_topic(renewed, 1), enforcement.clinical("r1", 1)], at, store
+    ).outputs
+    released = [
+        CODEC.decode(o.value, CURATED_RECORD) for o in [*before, *after] if o.topic == curated
+    ]
+    assert len(released) == 2
+    assert len({r["pseudonym"] for r in released}) == 1
+    assert {r["approval_ref"] for r in released} == {"APP-1", "APP-2"}
+
+
+def on_policy_topic(record: ReleasePolicyVersion, offset: int) -> Inbound:
+    from tests.unit.pseudonymizer.test_approvals import on_policy_topic as delivered
+
+    return delivered(record, offset)

@@ -54,10 +54,11 @@ class Released:
 Releases = Mapping[str, Released]
 
 
-def project_principal(dataset: str) -> str:
-    """D49: the project's Kafka principal is the dataset's: ``User:project-<dataset>`` (the ACL
-    matrix's ``project-{dataset}``), whoever applied; a renewal keeps it, so the grants stay."""
-    return f"User:project-{dataset}"
+def project_principal(dataset: str, prefix: str = "") -> str:
+    """D49: the project's Kafka principal is the dataset's: ``User:<prefix>project-<dataset>``
+    (the ACL matrix's ``project-{dataset}``, under the deployment's prefix as every principal),
+    whoever applied; a renewal keeps it, so the grants stay where they are."""
+    return f"User:{prefix}project-{dataset}"
 
 
 def release_document(policy: Mapping[str, Any], version: int) -> dict[str, Any]:
@@ -75,11 +76,11 @@ def _ms(at: dt.datetime) -> int:
 
 
 def publication_for(
-    releases: Releases, application: Application, event: Event
+    releases: Releases, application: Application, event: Event, prefix: str = ""
 ) -> ReleasePolicyVersion | None:
     """D49: the policy version ``event`` (already applied: ``application`` is the state after
     it) issues for its dataset, unsigned, or None. ``releases``: each dataset's newest version
-    before the event."""
+    before the event; ``prefix``: the deployment's principal prefix."""
     dataset = application.dataset
     if dataset is None or application.kind == "reidentification":
         return None
@@ -92,7 +93,7 @@ def publication_for(
             release_document(event.policy, version),
             version=version,
             application_id=application.application_id,
-            principal=project_principal(dataset),
+            principal=project_principal(dataset, prefix),
             valid_from_ms=_ms(event.at),
             valid_until_ms=_ms(event.valid_until),
             issued_at_ms=_ms(event.at),
@@ -106,10 +107,10 @@ def publication_for(
 
 
 def advance(
-    releases: Releases, application: Application, event: Event
+    releases: Releases, application: Application, event: Event, prefix: str = ""
 ) -> tuple[dict[str, Released], ReleasePolicyVersion | None]:
     """D49: the releases after ``event`` and the version it issued (None: it issued none)."""
-    record = publication_for(releases, application, event)
+    record = publication_for(releases, application, event, prefix)
     updated = dict(releases)
     if record is not None:
         updated[record["dataset"]] = Released(record, application.application_id)
