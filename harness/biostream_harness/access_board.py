@@ -39,9 +39,15 @@ class AccessBoard:
 
 
 async def access_board(
-    kafka: KafkaSettings, topic_prefix: str, board_yaml: str, accounts: Iterable[str], run_dir: Path
+    kafka: KafkaSettings,
+    topic_prefix: str,
+    board_yaml: str,
+    accounts: Iterable[str],
+    run_dir: Path,
+    signing_key_file: Path | None = None,
 ) -> AccessBoard:
-    """The topics, the service's principal (on a SASL broker) and its settings."""
+    """The topics, the service's principal (on a SASL broker) and its settings;
+    ``signing_key_file``: the board's key, so approvals are published (D49)."""
     topics = Topics(topic_prefix)
     await ensure_topics(kafka, topics.pipeline_specs([], []))
     service_kafka = kafka
@@ -59,6 +65,7 @@ async def access_board(
             "kafka": service_kafka, "topic_prefix": topic_prefix, "web_port": 0,
             "metrics_port": 0, "board_file": board_file, "users": SecretStr(users),
             "session_key": SecretStr(secrets.token_hex(32)), "secure_cookie": False,
+            "board_signing_key_file": signing_key_file,
         }
     )  # fmt: skip
     return AccessBoard(settings, topics, passwords, users)
