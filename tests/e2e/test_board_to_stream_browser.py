@@ -225,6 +225,8 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
 
                 await applicant.reload()
                 assert await applicant.inner_text("#status") == "approved"
+                published_line = await applicant.inner_text("#published")
+                assert "version 1, ACTIVE" in published_line and project.name in published_line
                 await applicant.screenshot(path=str(screenshot), full_page=True)
 
                 # The chair revokes in the page: the topic says so, the broker refuses.
@@ -234,6 +236,7 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
                 await chair.click("#revoke button[type=submit]")
                 await chair.wait_for_selector("#status")
                 assert await chair.inner_text("#status") == "revoked"
+                assert "version 2, WITHDRAWN (REVOKED)" in await chair.inner_text("#published")
                 withdrawn = (await policies.until(lambda rs: len(rs) >= 2, 30))[1]
                 assert (withdrawn["version"], withdrawn["withdrawn_reason"]) == (2, "REVOKED")
                 for _ in range(100):

@@ -377,6 +377,18 @@ class AccessPages:
                 f"<h3>Release policy</h3><pre id='policy'>"
                 f"{_e(json.dumps(a.approval.policy, indent=2, ensure_ascii=False))}</pre></div>"
             )
+        released = self.desk.handler.releases.get(a.dataset or "")
+        if released is not None and released.application_id == a.application_id:
+            # D49: where the decision stands on the stream (the version this service signed).
+            record = released.record
+            status = record["status"] + (
+                f" ({record['withdrawn_reason']})" if record["withdrawn_reason"] else ""
+            )
+            out += (
+                f"<p id='published'>On <code>access.policies</code>: {_e(record['dataset'])} "
+                f"version {record['version']}, {_e(status)}, readable by "
+                f"<code>{_e(record['principal'])}</code></p>"
+            )
         return out
 
     def _actions(self, a: Application, session: Session) -> str:
