@@ -228,3 +228,36 @@ def on_policy_topic(record: ReleasePolicyVersion, offset: int) -> Inbound:
     from tests.unit.pseudonymizer.test_approvals import on_policy_topic as delivered
 
     return delivered(record, offset)
+
+
+def test_an_approved_reidentification_is_listed_in_the_next_signed_version_until_it_ends() -> None:
+    """D49 with D35: ``pseudonymizer reidentify`` accepts the application id while the signed
+    version lists it, and refuses it once revoked; the release approval never counts."""
+    import pytest
+    from pseudonymizer.domain.reidentification import ApprovalRefused, approval_on_record
+
+    h = handler()
+    approve(h, "APP-1")
+    basis = h.approval_of("diabetes-cohort")
+    run(h, "APP-R", Create("APP-R", testing.APPLICANT, "reidentification",
+                           testing.form("reidentification"), basis))  # fmt: skip
+    run(h, "APP-R", Submit(testing.APPLICANT))
+    for reviewer in ("rev-a", "rev-b"):
+        run(h, "APP-R", Review(reviewer, testing.CHECKLIST_YES))
+        run(h, "APP-R", Vote(reviewer, "approve"))
+    [listed] = policies(run(h, "APP-R", Decide("chair", "approve")))
+    assert TRUSTED.signature_refusal(listed, 0) is None
+    assert (listed["version"], listed["status"], listed["application_id"]) == (2, "ACTIVE", "APP-1")
+    policy = parse_policy(json.loads(listed["policy_json"]), "v2")
+    today = NOW.date()
+    assert approval_on_record(policy, "APP-R", today).ref == "APP-R"
+    with pytest.raises(ApprovalRefused, match="release approval"):
+        approval_on_record(policy, "APP-1", today)
+    [unlisted] = policies(run(h, "APP-R", Revoke("chair", "no longer needed")))
+    assert (unlisted["version"], unlisted["status"]) == (3, "ACTIVE")
+    with pytest.raises(ApprovalRefused) as refused:
+        approval_on_record(parse_policy(json.loads(unlisted["policy_json"]), "v3"), "APP-R", today)
+    assert refused.value.reason_code == "REIDENTIFICATION_APPROVAL_UNKNOWN"
+    # the dataset's own revocation still withdraws it (the holder is the release application)
+    [withdrawn] = policies(run(h, "APP-1", Revoke("chair", "breach")))
+    assert (withdrawn["version"], withdrawn["status"]) == (4, "WITHDRAWN")

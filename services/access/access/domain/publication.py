@@ -8,12 +8,14 @@ so a replay at every start recomputes the same numbers: an approval of a dataset
 application issues the next ACTIVE version, and the end of the application holding the dataset's
 newest ACTIVE version (expired, revoked, closed out while in force) issues the next WITHDRAWN one.
 The end of an application a renewal has already superseded issues nothing: the renewal holds
-the dataset now.
+the dataset now. An approved re-identification application issues the next ACTIVE version with
+itself listed as a re-identification approval; its end issues one without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,15 +84,23 @@ def publication_for(
     it) issues for its dataset, unsigned, or None. ``releases``: each dataset's newest version
     before the event; ``prefix``: the deployment's principal prefix."""
     dataset = application.dataset
-    if dataset is None or application.kind == "reidentification":
+    if dataset is None:
         return None
     current = releases.get(dataset)
+    if application.kind == "reidentification":
+        return _reidentification_version(current, application, event)
     if isinstance(event, Approved):
         if event.policy is None:
             return None
         version = current.version + 1 if current is not None else 1
+        document = release_document(event.policy, version)
+        if current is not None and current.active:
+            # D49: re-identification approvals in force stay listed under the renewal.
+            listed = json.loads(current.record["policy_json"]).get("reidentification")
+            if listed:
+                document["reidentification"] = listed
         return policy_version(
-            release_document(event.policy, version),
+            document,
             version=version,
             application_id=application.application_id,
             principal=project_principal(dataset, prefix),
@@ -106,6 +116,47 @@ def publication_for(
     return withdrawal_of(current.record, reason, _ms(event.at))
 
 
+def _reidentification_version(
+    current: Released | None, application: Application, event: Event
+) -> ReleasePolicyVersion | None:
+    """D49: an approved re-identification application is listed, by its application id, under
+    the ``reidentification`` approvals (D35) of the dataset's next version; its end (expiry,
+    revocation, close-out) removes it. What ``pseudonymizer reidentify`` checks is then the
+    board-signed version on the topic, not a string typed by the steward. Nothing is issued
+    when the dataset is not in force: a withdrawn dataset allows no re-identification."""
+    if current is None or not current.active:
+        return None
+    document = json.loads(current.record["policy_json"])
+    listed = [
+        e for e in document.get("reidentification", []) if e["ref"] != application.application_id
+    ]
+    if isinstance(event, Approved):
+        listed.append(
+            {
+                "ref": application.application_id,
+                "purpose": application.form.purpose,
+                "granted": event.at.date().isoformat(),
+                "expires": event.valid_until.date().isoformat(),
+            }
+        )
+    elif type(event) not in _WITHDRAWN_BY or len(listed) == len(
+        document.get("reidentification", [])
+    ):
+        return None
+    document["reidentification"] = listed
+    version = current.version + 1
+    document["version"] = str(version)
+    return policy_version(
+        document,
+        version=version,
+        application_id=current.record["application_id"],
+        principal=current.record["principal"],
+        valid_from_ms=current.record["valid_from_ms"],
+        valid_until_ms=current.record["valid_until_ms"],
+        issued_at_ms=_ms(event.at),
+    )
+
+
 def advance(
     releases: Releases, application: Application, event: Event, prefix: str = ""
 ) -> tuple[dict[str, Released], ReleasePolicyVersion | None]:
@@ -113,5 +164,6 @@ def advance(
     record = publication_for(releases, application, event, prefix)
     updated = dict(releases)
     if record is not None:
-        updated[record["dataset"]] = Released(record, application.application_id)
+        # the holder is the dataset's release application (a re-identification holds nothing)
+        updated[record["dataset"]] = Released(record, record["application_id"])
     return updated, record
