@@ -54,20 +54,26 @@ def check() -> None:
 def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
     """D-pseudonymizer-7: the person id recomputed from the service's state, the request audited
     before the answer is printed. D35: only under a re-identification approval the dataset's
-    policy lists and that is valid today; any other is refused, and the refusal audited. Exit 1
+    policy lists and that is valid today; any other is refused, and the refusal audited. D49: for
+    a dataset approved at runtime that policy is its newest board-signed version on
+    access.policies, whose list names approved re-identification applications by id. Exit 1
     not found, 2 unusable or refused request, 3 partial read (D26)."""
     import datetime as dt
+    import time
 
     from biostream.restore import ReadStalled
 
-    from pseudonymizer.adapters.keys import KeyStore
     from pseudonymizer.adapters.reidentify import audit_refusal
     from pseudonymizer.adapters.reidentify import reidentify as run_reidentify
+    from pseudonymizer.adapters.signed_policies import newest_version
+    from pseudonymizer.bootstrap import load_board_keys_of, load_keys
     from pseudonymizer.domain.reidentification import (
         ApprovalRefused,
         approval_on_record,
+        signed_basis,
         well_formed,
     )
+    from pseudonymizer.domain.release import Keyed
 
     try:
         ref = well_formed(approval)
@@ -77,10 +83,6 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
     settings = PseudonymizerSettings()
     configure_logging("pseudonymizer", settings.log_level, settings.instance_id)
     matching = [k for k in releases(settings) if k.policy.dataset == dataset]
-    if not matching:
-        typer.echo(f"pseudonymizer: no policy for dataset {dataset!r}", err=True)
-        raise typer.Exit(2)
-    keyed = matching[0]
     topics = Topics(settings.topic_prefix)
     principal = tool_principal(settings, "steward")
     if topics.audit_writer(principal) != "steward":
@@ -92,7 +94,24 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
         )
         raise typer.Exit(2)
     try:
-        approval_on_record(keyed.policy, ref, dt.datetime.now(dt.UTC).date())
+        if matching:
+            policy = matching[0].policy
+        else:
+            # D49: a dataset the board approved at runtime: its signed version on the topic.
+            policy = signed_basis(
+                dataset,
+                asyncio.run(
+                    newest_version(
+                        settings.kafka, topics.access_policies, dataset, settings.read_timeout_s
+                    )
+                ),
+                load_board_keys_of(settings),
+                int(time.time() * 1000),
+            )
+        approval_on_record(policy, ref, dt.datetime.now(dt.UTC).date())
+    except ReadStalled as stall:
+        typer.echo(f"pseudonymizer: no answer: {stall}", err=True)
+        raise typer.Exit(3) from None
     except ApprovalRefused as refusal:
         try:
             asyncio.run(
@@ -108,9 +127,11 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
             )
         typer.echo(f"pseudonymizer: refused: {refusal}", err=True)
         raise typer.Exit(2) from None
-    versions = KeyStore.load(settings.keys_dir, settings.pseudonym_keys).versions(
-        keyed.policy.pseudonym_domain
-    )
+    store = load_keys(settings)
+    versions = store.versions(policy.pseudonym_domain)
+    if policy.key_version not in versions and store.has(policy.key_id):
+        versions[policy.key_version] = store.key(policy.key_id)  # D46: derived from the root
+    keyed = matching[0] if matching else Keyed(policy, versions[policy.key_version])
     try:
         answer = asyncio.run(
             run_reidentify(

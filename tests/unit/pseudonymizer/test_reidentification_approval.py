@@ -93,3 +93,76 @@ def test_a_reference_has_a_shape(text: str) -> None:
     with pytest.raises(ValueError, match="approval reference"):
         well_formed(text)
     assert well_formed(" DRB-R-2026-07 ") == "DRB-R-2026-07"
+
+
+# D49: a dataset approved at runtime is checked against its newest board-signed version.
+
+
+def _signed(**fields: Any) -> Any:
+    from biostream.release_policies import policy_version, sign
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    document = demo(
+        dataset="cohort-late", pseudonym_domain="cohort-late", target_topic=None,
+        approval_ref="APP-1", reidentification=[approval("APP-R", "2026-12-01", "2026-12-31")],
+    )  # fmt: skip
+    document.pop("target_topic")
+    record = policy_version(
+        document, version=2, application_id="APP-1", principal="User:project-cohort-late",
+        valid_from_ms=0, valid_until_ms=NOW_MS + 86_400_000, issued_at_ms=NOW_MS,
+    )  # fmt: skip
+    record.update(fields)
+    return sign(record, key), key
+
+
+NOW_MS = int(dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _trusted(key: Any) -> Any:
+    from biostream.release_policies import BoardKey, TrustedBoardKeys
+
+    return TrustedBoardKeys([BoardKey("k1", key.public_key())])
+
+
+def test_a_signed_version_in_force_lists_the_approved_reidentification_application() -> None:
+    from pseudonymizer.domain.reidentification import signed_basis
+
+    record, key = _signed()
+    policy = signed_basis("cohort-late", record, _trusted(key), NOW_MS)
+    assert approval_on_record(policy, "APP-R", DAY).ref == "APP-R"
+    with pytest.raises(ApprovalRefused) as refused:
+        approval_on_record(policy, "a free string", DAY)
+    assert refused.value.reason_code == "REIDENTIFICATION_APPROVAL_UNKNOWN"
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("missing", "REIDENTIFICATION_NO_POLICY"),
+        ("unknown key", "REIDENTIFICATION_POLICY_UNVERIFIED"),
+        ("tampered", "REIDENTIFICATION_POLICY_UNVERIFIED"),
+        ("withdrawn", "REIDENTIFICATION_DATASET_WITHDRAWN"),
+        ("expired", "REIDENTIFICATION_DATASET_WITHDRAWN"),
+    ],
+)
+def test_anything_but_a_verified_version_in_force_is_refused(case: str, code: str) -> None:
+    from biostream.release_policies import sign, withdrawal_of
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from pseudonymizer.domain.reidentification import signed_basis
+
+    record, key = _signed()
+    trusted, now = _trusted(key), NOW_MS
+    if case == "missing":
+        record = None
+    elif case == "unknown key":
+        trusted = _trusted(Ed25519PrivateKey.generate())
+    elif case == "tampered":
+        record = {**record, "principal": "User:someone-else"}
+    elif case == "withdrawn":
+        record = sign(withdrawal_of(record, "REVOKED", NOW_MS), key)
+    else:
+        now = NOW_MS + 2 * 86_400_000
+    with pytest.raises(ApprovalRefused) as refused:
+        signed_basis("cohort-late", record, trusted, now)
+    assert refused.value.reason_code == code

@@ -10,13 +10,19 @@ and valid on the day; the release approval (``approval_ref``) never allows it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 
+from biostream.contracts import ReleasePolicyVersion
+from biostream.release_policies import TrustedBoardKeys, shape_refusal
+
 from pseudonymizer.domain.policy import (
     APPROVAL_REF_PATTERN,
+    PolicyError,
     ReidentificationApproval,
     ReleasePolicy,
+    parse_policy,
 )
 
 
@@ -76,3 +82,37 @@ def approval_on_record(policy: ReleasePolicy, ref: str, today: dt.date) -> Reide
             f"approval {ref} {where} expired on {approval.expires.isoformat()}",
         )
     return approval
+
+
+def signed_basis(
+    dataset: str, record: ReleasePolicyVersion | None, trusted: TrustedBoardKeys, now_ms: int
+) -> ReleasePolicy:
+    """D49: for a dataset the board approved at runtime, the policy a re-identification is
+    checked against is the dataset's newest version on ``access.policies``, verified as the
+    service verifies it (shape, a board key in force, the signature), ACTIVE and valid now; its
+    ``reidentification`` list names the approved re-identification applications by id (the
+    access service adds and removes them). Anything else: ``ApprovalRefused``."""
+    if record is None:
+        raise ApprovalRefused(
+            "REIDENTIFICATION_NO_POLICY",
+            f"dataset {dataset} has no policy file and no version on access.policies",
+        )
+    refusal = shape_refusal(record) or trusted.signature_refusal(record, now_ms)
+    if refusal is not None:
+        raise ApprovalRefused(
+            "REIDENTIFICATION_POLICY_UNVERIFIED",
+            f"the newest version of dataset {dataset} on access.policies is not accepted "
+            f"({refusal.code}): {refusal.message}",
+        )
+    where = f"dataset {dataset} (version {record['version']})"
+    if record["status"] != "ACTIVE":
+        raise ApprovalRefused(
+            "REIDENTIFICATION_DATASET_WITHDRAWN",
+            f"{where} is withdrawn ({record['withdrawn_reason']}): no re-identification",
+        )
+    if not record["valid_from_ms"] <= now_ms < record["valid_until_ms"]:
+        raise ApprovalRefused("REIDENTIFICATION_DATASET_WITHDRAWN", f"{where} is not in force now")
+    try:
+        return parse_policy(json.loads(record["policy_json"]), f"access.policies {where}")
+    except PolicyError as error:
+        raise ApprovalRefused("REIDENTIFICATION_POLICY_UNVERIFIED", str(error)) from None
