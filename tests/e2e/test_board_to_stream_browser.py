@@ -11,6 +11,7 @@ BIOSTREAM_UPDATE_SCREENSHOT=1."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import random
@@ -19,12 +20,22 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from access import testing
-from biostream.contracts import CLINICAL_RECORD, LINK_DECISION, RELEASE_POLICY_VERSION
+from access.adapters.service import AccessService
+from access.domain.commands import Decide, Review, Submit, Vote
+from access.handlers import AccessHandler, Decided, read_create
+from biostream.contracts import (
+    CLINICAL_RECORD,
+    CURATED_RECORD,
+    LINK_DECISION,
+    RELEASE_POLICY_VERSION,
+)
 from biostream.kafka import ensure_topics, plain_producer
 from biostream.release_policies import public_key_hex, write_signing_key
 from biostream.settings import KafkaSettings
@@ -33,6 +44,8 @@ from biostream_dev import access
 from biostream_harness.access_board import access_board, running
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.async_api import async_playwright
+from pseudonymizer.adapters.keys import derived_key
+from pseudonymizer.domain.pseudonyms import pseudonym
 
 from tests.e2e.test_access_board_browser import CHROMIUM, signed_in
 from tests.integration.test_policy_enforcement import clinical, committed_offsets, decision, drain
@@ -65,6 +78,54 @@ async def toolkit_sync(env: dict[str, str]) -> tuple[int, str]:
     return process.returncode or 0, " ".join(out.decode(errors="replace").split())
 
 
+async def reidentify(env: dict[str, str], target: str, approval: str) -> tuple[int, str]:
+    """``pseudonymizer reidentify`` as the steward: its exit code and what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pseudonymizer", "reidentify", "--dataset", DATASET,
+        "--pseudonym", target, "--approval", approval, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return process.returncode or 0, " ".join(out.decode(errors="replace").split())
+
+
+async def reidentification_approved(service: AccessService, basis_id: str) -> str:
+    """A re-identification application through the service's desk (what the JSON API does):
+    submitted, two members approve, the chair decides. Its id."""
+    app = "APP-R-0001"
+    now = dt.datetime.now(dt.UTC)
+
+    def create(h: AccessHandler) -> Decided:
+        body = {
+            "kind": "reidentification",
+            "form": testing.form("reidentification", DATASET).model_dump(mode="json"),
+        }
+        created = read_create(h, app, testing.APPLICANT, body)
+        assert created.basis is not None and created.basis.application_id == basis_id
+        return h.decide_all(app, [created, Submit(testing.APPLICANT)], now)
+
+    steps: list[Callable[[AccessHandler], Decided]] = [create]
+    for member in ("rev-a", "rev-b"):
+        steps.append(
+            partial(
+                AccessHandler.decide,
+                application_id=app,
+                command=Review(member, testing.CHECKLIST_YES),
+                now=now,
+            )
+        )
+        steps.append(
+            partial(
+                AccessHandler.decide, application_id=app, command=Vote(member, "approve"), now=now
+            )
+        )
+    steps.append(partial(AccessHandler.decide, application_id=app,
+                         command=Decide("chair", "approve"), now=now))  # fmt: skip
+    for step in steps:
+        assert (await service.desk.run(step)).refusal is None
+    return app
+
+
 def held(output: str) -> int:
     match = re.search(r"(\d+) records held", output)
     return int(match.group(1)) if match else -1
@@ -79,7 +140,8 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
     project = access.Principal(f"{topic_prefix}project-{DATASET}", ())  # no ACL of its own
     credentials = await asyncio.to_thread(
         access.apply, kafka,
-        {"svc-pseudonymizer": principals["svc-pseudonymizer"], "project": project},
+        {"svc-pseudonymizer": principals["svc-pseudonymizer"], "project": project,
+         "steward": principals["steward"]},
     )  # fmt: skip
     await access.wait_until_usable(credentials)
 
@@ -87,17 +149,26 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
     key_file = tmp_path / "board.k1.key"
     write_signing_key(key_file, board_key)  # generated here, owner-only, never printed
     (tmp_path / "policies").mkdir()
+    root_key = secrets.token_hex(32)
     pseudonymizer_env = {
         **os.environ,
         **access.kafka_environment(credentials.settings("svc-pseudonymizer")),
         **admin_environment(kafka),
         "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
         "BIOSTREAM_POLICY_DIR": str(tmp_path / "policies"),
-        "BIOSTREAM_PSEUDONYM_ROOT_KEY": secrets.token_hex(32),
+        "BIOSTREAM_PSEUDONYM_ROOT_KEY": root_key,
         "BIOSTREAM_BOARD_KEYS": json.dumps({"k1": public_key_hex(board_key.public_key())}),
         "BIOSTREAM_DEAD_LETTER_KEY": secrets.token_hex(32),
         "BIOSTREAM_POLL_TIMEOUT_MS": "100",
         "BIOSTREAM_METRICS_PORT": "0",
+    }
+    steward_env = {
+        **os.environ,
+        **access.kafka_environment(credentials.settings("steward")),
+        "BIOSTREAM_TOPIC_PREFIX": topic_prefix,
+        "BIOSTREAM_POLICY_DIR": str(tmp_path / "policies"),
+        "BIOSTREAM_PSEUDONYM_ROOT_KEY": root_key,
+        "BIOSTREAM_BOARD_KEYS": pseudonymizer_env["BIOSTREAM_BOARD_KEYS"],
     }
     project_env = {
         **os.environ,
@@ -223,10 +294,27 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
                     await asyncio.sleep(0.2)
                 assert held(output) == len(history) + len(live), output
 
+                # Re-identification (D49, D35): refused until a re-identification application
+                # is approved by two members, then answered under its id alone.
+                curated = Topic(kafka, topics.curated(DATASET), CURATED_RECORD)
+                await curated.start()
+                target = (await curated.until(lambda rs: len(rs) > 0))[0]["pseudonym"]
+                await curated.stop()
+                key = derived_key(root_key.encode(), f"{DATASET}/k1")
+                [person] = [f"P{i}" for i in range(len(refs)) if pseudonym(key, f"P{i}") == target]
+                code, out = await reidentify(steward_env, target, "APP-R-unknown")
+                assert code == 2 and "not on record" in out, out
+                reid = await reidentification_approved(service, app_id)
+                code, out = await reidentify(steward_env, target, app_id)
+                assert code == 2 and "release approval" in out, out
+                code, out = await reidentify(steward_env, target, reid)
+                assert code == 0 and out.split()[0] == person, out
+                assert len(await policies.until(lambda rs: len(rs) >= 2, 30)) == 2
+
                 await applicant.reload()
                 assert await applicant.inner_text("#status") == "approved"
                 published_line = await applicant.inner_text("#published")
-                assert "version 1, ACTIVE" in published_line and project.name in published_line
+                assert "version 2, ACTIVE" in published_line and project.name in published_line
                 await applicant.screenshot(path=str(screenshot), full_page=True)
 
                 # The chair revokes in the page: the topic says so, the broker refuses.
@@ -236,9 +324,9 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
                 await chair.click("#revoke button[type=submit]")
                 await chair.wait_for_selector("#status")
                 assert await chair.inner_text("#status") == "revoked"
-                assert "version 2, WITHDRAWN (REVOKED)" in await chair.inner_text("#published")
-                withdrawn = (await policies.until(lambda rs: len(rs) >= 2, 30))[1]
-                assert (withdrawn["version"], withdrawn["withdrawn_reason"]) == (2, "REVOKED")
+                assert "version 3, WITHDRAWN (REVOKED)" in await chair.inner_text("#published")
+                withdrawn = (await policies.until(lambda rs: len(rs) >= 3, 30))[2]
+                assert (withdrawn["version"], withdrawn["withdrawn_reason"]) == (3, "REVOKED")
                 for _ in range(100):
                     code, output = await toolkit_sync(project_env)
                     if code == 3:
@@ -248,7 +336,7 @@ async def test_a_board_decision_in_the_browser_reaches_the_project_and_a_revocat
                 assert code == 3 and "refuses this principal access" in output, output
             finally:
                 await browser.close()
-        assert len(await drain(policies)) == 2  # exactly once each, nothing published again
+        assert len(await drain(policies)) == 3  # exactly once each, nothing published again
         print(
             f"\nD49 browser: approval click to first record held by the toolkit {first_s:.2f} s, "
             f"whole history ({len(history)}) {whole_s:.2f} s; revocation click to the toolkit "
