@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from biostream.codec import AvroCodec
 from biostream.contracts import CLINICAL_RECORD, DATASET_NOTICE, LINK_DECISION
@@ -37,7 +40,7 @@ from biostream.release_policies import policy_version, public_key_hex, sign, wit
 from biostream.schemas import SchemaRegistry
 from biostream.settings import KafkaSettings
 from biostream.topics import Topics
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pseudonymizer.bootstrap import build as build_pseudonymizer
 from pseudonymizer.settings import PseudonymizerSettings
 from pydantic import SecretStr
@@ -86,10 +89,10 @@ async def until_notice(kafka: KafkaSettings, topic: str, started: float) -> floa
         await consumer.stop()
 
 
-async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, float]:
-    codec = AvroCodec(SchemaRegistry())
-    prefix = f"bench{secrets.token_hex(3)}."
-    topics = Topics(prefix)
+async def put_history(
+    kafka: KafkaSettings, topics: Topics, codec: AvroCodec, records: int, persons: int
+) -> None:
+    """Link decisions of ``persons`` and ``records`` clinical records on the broker."""
     await ensure_topics(kafka, topics.pipeline_specs([], ["cohort-late"]))
     await produce(
         kafka,
@@ -108,15 +111,22 @@ async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, f
             topics.clinical_records,
             [(r["patient_ref"].encode(), codec.encode(CLINICAL_RECORD, r)) for r in batch],
         )
-    board = Ed25519PrivateKey.generate()
+
+
+@contextlib.asynccontextmanager
+async def topic_only_pseudonymizer(
+    kafka: KafkaSettings, prefix: str, board: Ed25519PublicKey, records: int, **options: Any
+) -> AsyncIterator[None]:
+    """The real pseudonymizer in this process with no dataset (an empty policy directory, one
+    trusted board key, a root key), once it has handled all ``records`` live."""
     with tempfile.TemporaryDirectory() as empty:
         settings = PseudonymizerSettings.model_validate(
             {
                 "kafka": kafka, "topic_prefix": prefix, "policy_dir": Path(empty),
                 "pseudonym_root_key": SecretStr(secrets.token_hex(32)),
-                "board_keys": {"k1": public_key_hex(board.public_key())},
+                "board_keys": {"k1": public_key_hex(board)},
                 "batch_max_records": 2000,
-                "dead_letter_key": SecretStr(secrets.token_hex(32)),
+                "dead_letter_key": SecretStr(secrets.token_hex(32)), **options,
             }
         )  # fmt: skip
         service = build_pseudonymizer(settings)
@@ -128,30 +138,40 @@ async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, f
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.2)
-            document = json.loads(POLICY.read_text())
-            document.update(
-                dataset="cohort-late", pseudonym_domain="cohort-late",
-                target_topic="curated.cohort-late", approval_ref="DRB-BENCH-1",
-            )  # fmt: skip
-            now_ms = int(time.time() * 1000)
-            approval = sign(policy_version(
-                document, version=1, application_id="APP-BENCH", principal="User:project-late",
-                valid_from_ms=now_ms - 1000, valid_until_ms=now_ms + 86_400_000,
-                issued_at_ms=now_ms,
-            ), board)  # fmt: skip
-            with Clock() as clock:
-                started = time.perf_counter()
-                await publish(kafka, topics, codec, approval)
-                first_s, whole_s = await first_and_all(
-                    kafka, topics.curated("cohort-late"), records, started
-                )
-            withdrawn = sign(withdrawal_of(approval, "REVOKED", int(time.time() * 1000)), board)
-            started = time.perf_counter()
-            await publish(kafka, topics, codec, withdrawn)
-            stopped_s = await until_notice(kafka, topics.notices("cohort-late"), started)
+            yield
         finally:
             stop.set()
             await task
+
+
+async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, float]:
+    codec = AvroCodec(SchemaRegistry())
+    prefix = f"bench{secrets.token_hex(3)}."
+    topics = Topics(prefix)
+    await put_history(kafka, topics, codec, records, persons)
+    board = Ed25519PrivateKey.generate()
+    async with topic_only_pseudonymizer(kafka, prefix, board.public_key(), records):
+        document = json.loads(POLICY.read_text())
+        document.update(
+            dataset="cohort-late", pseudonym_domain="cohort-late",
+            target_topic="curated.cohort-late", approval_ref="DRB-BENCH-1",
+        )  # fmt: skip
+        now_ms = int(time.time() * 1000)
+        approval = sign(policy_version(
+            document, version=1, application_id="APP-BENCH", principal="User:project-late",
+            valid_from_ms=now_ms - 1000, valid_until_ms=now_ms + 86_400_000,
+            issued_at_ms=now_ms,
+        ), board)  # fmt: skip
+        with Clock() as clock:
+            started = time.perf_counter()
+            await publish(kafka, topics, codec, approval)
+            first_s, whole_s = await first_and_all(
+                kafka, topics.curated("cohort-late"), records, started
+            )
+        withdrawn = sign(withdrawal_of(approval, "REVOKED", int(time.time() * 1000)), board)
+        started = time.perf_counter()
+        await publish(kafka, topics, codec, withdrawn)
+        stopped_s = await until_notice(kafka, topics.notices("cohort-late"), started)
     return {
         "records": records,
         "first_record_s": first_s,
@@ -162,20 +182,24 @@ async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, f
     }
 
 
-async def with_broker(args: argparse.Namespace) -> dict[str, float]:
+async def with_broker(
+    args: argparse.Namespace,
+    run: Callable[[KafkaSettings, int, int], Awaitable[dict[str, float]]] | None = None,
+) -> dict[str, float]:
     from biostream_dev import broker
 
+    run = run or bench
     if args.bootstrap is not None:  # a development broker of your own, without authentication
         kafka = KafkaSettings(
             bootstrap_servers=args.bootstrap, security_protocol="PLAINTEXT", allow_plaintext=True
         )
-        return await bench(kafka, args.records, args.persons)
+        return await run(kafka, args.records, args.persons)
     with tempfile.TemporaryDirectory() as tmp:
         print("starting a Kafka broker (SCRAM over TLS) ...", flush=True)
         started = broker.start_broker(Path(tmp) / "kafka", authentication=True)
         try:
             kafka = broker.admin_settings(Path(tmp) / "kafka", started.bootstrap)
-            return await bench(kafka, args.records, args.persons)
+            return await run(kafka, args.records, args.persons)
         finally:
             broker.stop_broker(Path(tmp) / "kafka")
 
