@@ -14,7 +14,7 @@ from biostream.settings import KafkaSettings
 async def newest_version(
     kafka: KafkaSettings, topic: str, dataset: str, limit_s: float
 ) -> ReleasePolicyVersion | None:
-    """The last record keyed ``dataset`` (what compaction keeps), or None; ``ReadStalled``
+    """D49: the last record keyed ``dataset`` (what compaction keeps), or None; ``ReadStalled``
     when the topic cannot be read to its end (D26: an older version could be a wrong answer).
     An undecodable record is skipped: it could never have been applied either."""
     codec = default_codec()
