@@ -238,8 +238,13 @@ class AccessHandler:
                 messages.append(
                     self.envelopes.audit(
                         "access.policy_published",
-                        [event.event_id],
-                        [f"policy:{signed['dataset']}@{signed['version']}", signed["status"]],
+                        [event.application_id],
+                        [
+                            event.event_id,
+                            f"policy:{signed['dataset']}@{signed['version']}",
+                            f"status:{signed['status']}",
+                            f"principal:{signed['principal']}",
+                        ],
                         now,
                         dataset=signed["dataset"],
                         reason_code=signed["withdrawn_reason"],

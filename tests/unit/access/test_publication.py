@@ -261,3 +261,20 @@ def test_an_approved_reidentification_is_listed_in_the_next_signed_version_until
     # the dataset's own revocation still withdraws it (the holder is the release application)
     [withdrawn] = policies(run(h, "APP-1", Revoke("chair", "breach")))
     assert (withdrawn["version"], withdrawn["status"]) == (4, "WITHDRAWN")
+
+
+def test_the_publication_is_audited_on_its_application_as_the_ledger_reads_it() -> None:
+    h = handler()
+    decided = approve(h, "APP-1")
+    [audit] = [
+        a
+        for a in (
+            CODEC.decode(m.value, AUDIT_EVENT) for m in decided.messages if "audit" in m.topic
+        )
+        if a["action"] == "access.policy_published"
+    ]
+    assert audit["inputs"] == ["APP-1"] and audit["dataset"] == "diabetes-cohort"
+    assert audit["outputs"] == [
+        "APP-1/7", "policy:diabetes-cohort@1", "status:ACTIVE",
+        "principal:User:t-project-diabetes-cohort",
+    ]  # fmt: skip
