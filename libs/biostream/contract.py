@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from biostream.state import StateStore
 
@@ -30,6 +30,14 @@ class Inbound(NamedTuple):
     @property
     def source_ref(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+    @classmethod
+    def of(cls, record: Any) -> Inbound:
+        """The message of an aiokafka consumer record."""
+        return cls(
+            record.topic, record.partition, record.offset, record.key, record.value,
+            tuple(record.headers or ()), record.timestamp,
+        )  # fmt: skip
 
 
 class Outbound(NamedTuple):

@@ -24,6 +24,7 @@ from its own stored positions, a follower that goes on after catching up);
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -449,6 +450,78 @@ async def read_from_start(
             yield batch
     finally:
         await reader.stop()
+
+
+class FromStartFollower:
+    """D26: reads every partition of ``topics`` from the beginning through a reader of its own
+    (no group, no changelog, no transactions), hands each batch to ``apply``, is ``ready`` once
+    it has read to the end offsets taken at its start (then ``on_caught_up`` runs), and follows
+    on until ``stop`` is set. The catch-up ends at those offsets however long it takes, or raises
+    :class:`ReadStalled` after ``limit_s`` without progress (logged with positions, never a key
+    or a value): a service whose whole state is such a topic (the review desk, the access
+    service) stops rather than serve part of it."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        client_id: str,
+        topics: Sequence[str],
+        apply: Callable[[Batch], None],
+        what: str,
+        log: Any,
+        *,
+        on_caught_up: Callable[[], None] = lambda: None,
+        limit_s: float = 300.0,
+        setting: str = RESTORE_SETTING,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kafka = kafka
+        self._client_id = client_id
+        self._topics = list(topics)
+        self._apply = apply
+        self._what = what
+        self._log = log
+        self._on_caught_up = on_caught_up
+        self._limit_s = limit_s
+        self._setting = setting
+        self._monotonic = monotonic
+        self.ready = False
+
+    async def run(self, stop: asyncio.Event, until_caught_up: bool = False) -> None:
+        consumer, partitions = await open_reader(
+            self._kafka, self._client_id, self._topics, self._limit_s, self._what,
+            setting=self._setting, log=self._log, clock=self._monotonic,
+        )  # fmt: skip
+        try:
+            try:
+                reading = read_to_end(
+                    consumer, partitions, self._limit_s, self._what,
+                    setting=self._setting, log=self._log, max_records=1000,
+                    clock=self._monotonic,
+                )  # fmt: skip
+                async with contextlib.aclosing(reading) as catching_up:
+                    async for batch in catching_up:
+                        self._apply(batch)
+                        if stop.is_set():
+                            return
+            except ReadStalled as stall:
+                self._log.error(
+                    f"{self._what} stalled, exiting",
+                    stalled_s=round(stall.stalled_s, 1),
+                    limit_s=self._limit_s,
+                    offsets={
+                        f"{x.topic}/{x.partition}": [x.position, x.end] for x in stall.lagging
+                    },
+                )
+                raise
+            self._on_caught_up()
+            self.ready = True
+            if until_caught_up:
+                return
+            while not stop.is_set():
+                self._apply(await consumer.getmany(timeout_ms=200, max_records=1000))
+        finally:
+            await consumer.stop()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import TopicPartition
+from biostream import restore
 from biostream.codec import AvroCodec
 from biostream.contracts import REVIEW_TASK
 from biostream.restore import ReadStalled
@@ -21,7 +22,6 @@ from biostream.settings import KafkaSettings
 from biostream.testing import FakePartitionReader
 from biostream.web_auth import Sessions, hash_password
 from prometheus_client import CollectorRegistry
-from review.adapters import stream
 from review.adapters.stream import Publisher, StreamFollower
 from review.adapters.web import DeskApp
 from review.bootstrap import build_handler
@@ -72,7 +72,7 @@ def fake_open(monkeypatch: pytest.MonkeyPatch) -> list[FakePartitionReader]:
         reader = opened[0]
         return reader, [TopicPartition(t, 0) for t in topics]
 
-    monkeypatch.setattr(stream, "open_reader", open_reader)
+    monkeypatch.setattr(restore, "open_reader", open_reader)
     return opened
 
 

@@ -6,7 +6,6 @@ events, or a refusal's audit event, committed together or not at all."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
 from biostream.contract import Inbound, Outbound
 from biostream.logs import get_logger
-from biostream.restore import RESTORE_SETTING, ReadStalled, open_reader, read_to_end
+from biostream.restore import RESTORE_SETTING, FromStartFollower
 from biostream.settings import KafkaSettings
 
 from access.handlers import AccessHandler, Decided
@@ -41,63 +40,28 @@ class EventFollower:
         setting: str = RESTORE_SETTING,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._kafka = kafka
-        self._client_id = client_id
         self._handler = handler
-        self._limit_s = limit_s
-        self._setting = setting
-        self._monotonic = monotonic
-        self.ready = False
         self._log = get_logger("access.stream")
+        self._follower = FromStartFollower(
+            kafka, client_id, handler.input_topics, self._apply, "access events replay",
+            self._log, on_caught_up=self._replayed, limit_s=limit_s, setting=setting,
+            monotonic=monotonic,
+        )  # fmt: skip
+
+    @property
+    def ready(self) -> bool:
+        return self._follower.ready
 
     async def run(self, stop: asyncio.Event, until_caught_up: bool = False) -> None:
-        what = "access events replay"
-        consumer, partitions = await open_reader(
-            self._kafka, self._client_id, self._handler.input_topics, self._limit_s, what,
-            setting=self._setting, log=self._log, clock=self._monotonic,
-        )  # fmt: skip
-        try:
-            try:
-                reading = read_to_end(
-                    consumer, partitions, self._limit_s, what,
-                    setting=self._setting, log=self._log, max_records=1000,
-                    clock=self._monotonic,
-                )  # fmt: skip
-                async with contextlib.aclosing(reading) as catching_up:
-                    async for batch in catching_up:
-                        self._apply(batch)
-                        if stop.is_set():
-                            return
-            except ReadStalled as stall:
-                self._log.error(
-                    "replay stalled, exiting",
-                    stalled_s=round(stall.stalled_s, 1),
-                    limit_s=self._limit_s,
-                )
-                raise
-            self.ready = True
-            self._log.info("replayed", count=len(self._handler.applications))
-            if until_caught_up:
-                return
-            while not stop.is_set():
-                self._apply(await consumer.getmany(timeout_ms=200, max_records=1000))
-        finally:
-            await consumer.stop()
+        await self._follower.run(stop, until_caught_up)
+
+    def _replayed(self) -> None:
+        self._log.info("replayed", count=len(self._handler.applications))
 
     def _apply(self, batch: Mapping[Any, Sequence[Any]]) -> None:
         for records in batch.values():
             for record in records:
-                self._handler.on_record(
-                    Inbound(
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        record.key,
-                        record.value,
-                        tuple(record.headers or ()),
-                        record.timestamp,
-                    )
-                )
+                self._handler.on_record(Inbound.of(record))
 
 
 class TransactionalWriter:

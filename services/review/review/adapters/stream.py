@@ -5,7 +5,6 @@ its start, D26), and a producer for decisions and audit events."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from biostream import kafka as kafka_clients
 from biostream.contract import Inbound, Outbound
 from biostream.logs import get_logger
-from biostream.restore import RESTORE_SETTING, ReadStalled, open_reader, read_to_end
+from biostream.restore import RESTORE_SETTING, FromStartFollower
 from biostream.settings import KafkaSettings
 
 from review.handlers import ReviewHandler
@@ -47,64 +46,31 @@ class StreamFollower:
         monotonic: Callable[[], float] = time.monotonic,
         topics: Sequence[str] | None = None,
     ) -> None:
-        self._kafka = kafka
         # The desk reads all its inputs; the steward's command line only the tasks and decisions.
-        self._topics = list(topics) if topics is not None else handler.input_topics
-        self._client_id = client_id
+        chosen = list(topics) if topics is not None else handler.input_topics
         self._handler = handler
         self._clock = clock
-        self._limit_s = limit_s
-        self._setting = setting
-        self._monotonic = monotonic
-        self.ready = False
         self._log = get_logger("review.stream")
+        self._follower = FromStartFollower(
+            kafka, client_id, chosen, self._apply, "review desk catch-up", self._log,
+            on_caught_up=self._caught_up, limit_s=limit_s, setting=setting, monotonic=monotonic,
+        )  # fmt: skip
+
+    @property
+    def ready(self) -> bool:
+        return self._follower.ready
 
     async def run(self, stop: asyncio.Event, until_caught_up: bool = False) -> None:
-        what = "review desk catch-up"
-        consumer, partitions = await open_reader(
-            self._kafka, self._client_id, self._topics, self._limit_s, what,
-            setting=self._setting, log=self._log, clock=self._monotonic,
-        )  # fmt: skip
-        try:
-            try:
-                reading = read_to_end(
-                    consumer, partitions, self._limit_s, what,
-                    setting=self._setting, log=self._log, max_records=1000,
-                    clock=self._monotonic,
-                )  # fmt: skip
-                async with contextlib.aclosing(reading) as catching_up:
-                    async for batch in catching_up:
-                        self._apply(batch)
-                        if stop.is_set():
-                            return
-            except ReadStalled as stall:
-                self._log.error(
-                    "catch-up stalled, exiting",
-                    stalled_s=round(stall.stalled_s, 1),
-                    limit_s=self._limit_s,
-                    offsets={
-                        f"{x.topic}/{x.partition}": [x.position, x.end] for x in stall.lagging
-                    },
-                )
-                raise
-            self._handler.refresh(self._clock())
-            self.ready = True
-            self._log.info("caught up", count=len(self._handler.desk.tasks))
-            if until_caught_up:
-                return
-            while not stop.is_set():
-                self._apply(await consumer.getmany(timeout_ms=200, max_records=1000))
-        finally:
-            await consumer.stop()
+        await self._follower.run(stop, until_caught_up)
+
+    def _caught_up(self) -> None:
+        self._handler.refresh(self._clock())
+        self._log.info("caught up", count=len(self._handler.desk.tasks))
 
     def _apply(self, batch: Mapping[Any, Sequence[Any]]) -> None:
         for records in batch.values():
             for record in records:
-                message = Inbound(
-                    record.topic, record.partition, record.offset, record.key, record.value,
-                    tuple(record.headers or ()), record.timestamp,
-                )  # fmt: skip
-                self._handler.on_record(message, self._clock())
+                self._handler.on_record(Inbound.of(record), self._clock())
         self._handler.refresh(self._clock())
 
 
