@@ -176,3 +176,86 @@ def test_share_below_k_and_the_risks_follow_the_class_sizes(
     else:
         below = sum(s for s in sizes if s < k)
         assert result.share_persons_below_k == pytest.approx(below / sum(sizes))
+
+
+# -- the report (pseudonymizer/risk.py): a request in, counts out --------------------------------
+
+
+def request(document: dict[str, Any] | str, variants: Any = None) -> Any:
+    from biostream.contracts import RiskRequest
+
+    return RiskRequest(
+        request_id="APP-1/risk/1",
+        application_id="APP-1",
+        requested_by="system",
+        requested_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        draft_policy_json=document if isinstance(document, str) else json.dumps(document),
+        variants_json=json.dumps(variants or {}),
+    )
+
+
+NOW = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+
+
+def canary_population() -> Any:
+    """Persons whose every quasi-identifier and id is a string a report must never carry."""
+    from pseudonymizer.risk import Retained
+
+    retained = Retained()
+    for n in range(7):
+        facts = PersonFacts(
+            f"canary-person-{n}", 1, 1931 + n % 2, "M",  # type: ignore[arg-type]
+            "47", birth_month=3, postal_prefix="397", district_code="47190",
+        )  # fmt: skip
+        retained.facts[f"pr_canary{n}"] = facts
+        retained.records += [
+            RetainedRecord(f"pr_canary{n}", "Observation", dt.date(2026, 5, 1 + n)),
+            RetainedRecord(f"pr_canary{n}", "Condition", dt.date(2026, 5, 2 + n)),
+        ]
+    return retained
+
+
+def test_a_report_holds_no_quasi_identifier_value_id_or_pseudonym() -> None:
+    from pseudonymizer.domain.pseudonyms import pseudonym
+    from pseudonymizer.risk import answer, numbers_only
+
+    retained = canary_population()
+    variants = {"k=10": {"min_k": 10}, "district": {"address": "district", "postal_digits": 3}}
+    document = draft(generalisation={"birth": "year", "sex": "keep", "address": "district"})
+    report = answer(request(document, variants), lambda: retained, NOW)
+    assert report["outcome"] == "COMPUTED" and report["records_read"] == 14
+    text = json.dumps(report, default=str)
+    forbidden = ["canary", "pr_", "ps_", "1931", "1932", "47190", "397", '"47"', '"M"', "2026-05"]
+    forbidden += [pseudonym(b"k" * 32, f"canary-person-{n}") for n in range(7)]
+    assert [value for value in forbidden if value in text] == []
+    figures = json.loads(report["figures_json"] or "")
+    field_names = set(figures) | set(figures["requested"]) | {"label", "changes", "measures"}
+    labels = {label for _low, label in __import__(
+        "pseudonymizer.domain.risk", fromlist=["SIZE_BUCKETS"]
+    ).SIZE_BUCKETS} | set(variants) | {"district"}  # fmt: skip
+    assert numbers_only(figures, labels | field_names)
+    assert figures["requested"]["classes"] == 2  # 1931 and 1932, the district kept apart
+
+
+def test_a_request_that_cannot_be_answered_gets_a_report_with_the_reason() -> None:
+    from pseudonymizer.risk import answer
+
+    def never() -> Any:
+        raise AssertionError("nothing is read for a bad request")
+
+    bad_draft = answer(request("{not json"), never, NOW)
+    assert (bad_draft["outcome"], bad_draft["figures_json"]) == ("DRAFT_INVALID", None)
+    unknown_type = answer(request(draft(record_types=["Genome"])), never, NOW)
+    assert unknown_type["outcome"] == "DRAFT_INVALID"
+    assert "unknown record types" in (unknown_type["error_reason"] or "")
+    bad_variant = answer(request(draft(), {"v": {"birth_exact": True}}), canary_population, NOW)
+    assert bad_variant["outcome"] == "VARIANT_INVALID"
+    assert "birth_exact" in (bad_variant["error_reason"] or "")
+
+
+def test_an_access_draft_with_validity_dates_and_no_key_version_is_read() -> None:
+    document = draft(
+        valid_from="2026-12-01T00:00:00+00:00", valid_until="2027-12-01T00:00:00+00:00"
+    )
+    document.pop("key_version")
+    assert draft_policy(document).key_version == "k1"
