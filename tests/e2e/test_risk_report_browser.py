@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -40,8 +41,11 @@ PERSONS, RECORDS = 600, 3000
 
 
 def facts(p: int) -> PersonFacts:
+    """Districts of unequal size, so that the classes are of every size."""
     d = decision(p)
-    d["district_code"] = f"{d['province_code']}{110 + 10 * (p % 10)}"
+    weights = [12, 8, 6, 4, 3, 2, 2, 1, 1, 1, 1, 1]
+    district = random.Random(p).choices(range(len(weights)), weights=weights)[0]
+    d["district_code"] = f"{d['province_code']}{110 + 10 * district}"
     return PersonFacts.from_decision(d)
 
 

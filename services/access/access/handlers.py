@@ -260,7 +260,7 @@ class AccessHandler:
             "requested_by": event.actor,
             "requested_at": event.at,
             "draft_policy_json": json.dumps(event.draft_policy, sort_keys=True),
-            "variants_json": json.dumps(event.variants, sort_keys=True),
+            "variants_json": json.dumps(event.variants),  # in the board's order
         }
         return Outbound(
             self.topics.risk_requests,
