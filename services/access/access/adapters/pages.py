@@ -310,6 +310,8 @@ class AccessPages:
         raise web.HTTPSeeOther(f"/application?id={quote(application_id, safe='')}")
 
     async def application_page(self, request: web.Request) -> web.Response:
+        """D45: the application, and the commands the account may give on it; D48: a board
+        member reads the disclosure-risk report before the checklist, vote and decision."""
         session = self._session(request)
         application = self.desk.handler.applications.get(request.query.get("id", ""))
         if application is None or not self.desk.handler.may_see(session.account, application):

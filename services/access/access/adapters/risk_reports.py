@@ -22,6 +22,9 @@ from access.handlers import AccessHandler
 
 
 class ReportFollower:
+    """D48: every report on ``access.risk-reports`` offered to its application, once the
+    applications are rebuilt; the handler keeps the first report of each request."""
+
     def __init__(
         self, kafka: KafkaSettings, client_id: str, desk: CommandDesk, topics: Topics, clock: Clock
     ) -> None:

@@ -40,7 +40,7 @@ log = get_logger("pseudonymizer.risk")
 async def read_retained(
     kafka: KafkaSettings, topics: Topics, codec: AvroCodec, limit_s: float
 ) -> Retained:
-    """The retained data a report is computed over, read to the end offsets at the start, or
+    """D48: the retained data a report is computed over, read to the end offsets at the start, or
     ``ReadStalled`` (D26): a report over part of the data would understate the risk."""
     import json
 
@@ -88,7 +88,7 @@ async def read_retained(
 
 
 class RiskReports:
-    """The loop: one request at a time, each audited, answered and committed."""
+    """D48: the loop: one request at a time, each audited, answered and committed."""
 
     def __init__(
         self,
