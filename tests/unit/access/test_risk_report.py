@@ -119,7 +119,7 @@ def test_a_report_is_folded_once_and_audited() -> None:
     assert h.receive_risk_report(report(), testing.NOW).messages == []  # sent twice
     assert h.receive_risk_report(report("APP-1/risk/9"), testing.NOW).messages == []
     assert h.receive_risk_report(b"garbage", testing.NOW).messages == []
-    view = application_view(h.applications["APP-1"])
+    view = application_view(h.applications["APP-1"], h.rules)
     assert view["risk_report"]["figures"]["requested"]["persons"] == 40
 
 
