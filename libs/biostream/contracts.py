@@ -37,6 +37,8 @@ ParamsState = Literal["PROPOSED", "SHADOWED", "ACTIVE", "RETIRED"]
 RELEASE_POLICY_VERSION = "ReleasePolicyVersion"
 ReleaseStatus = Literal["ACTIVE", "WITHDRAWN"]
 WithdrawnReason = Literal["EXPIRED", "REVOKED", "CLOSED"]
+RISK_REQUEST = "RiskRequest"
+RISK_REPORT = "RiskReport"
 
 
 class IdentityRecord(TypedDict):
@@ -365,6 +367,29 @@ class ReleasePolicyVersion(TypedDict):
     signature: bytes | None
 
 
+class RiskRequest(TypedDict):
+    """D48: a disclosure-risk report asked for on ``access.risk-requests``."""
+
+    request_id: str
+    application_id: str
+    requested_by: str
+    requested_at: dt.datetime
+    draft_policy_json: str
+    variants_json: str
+
+
+class RiskReport(TypedDict):
+    """D48: the pseudonymizer's counts-only answer on ``access.risk-reports``."""
+
+    request_id: str
+    application_id: str
+    computed_at: dt.datetime
+    outcome: str
+    error_reason: str | None
+    records_read: int
+    figures_json: str | None
+
+
 TYPED_VIEWS: dict[str, type] = {
     IDENTITY_RECORD: IdentityRecord,
     CLINICAL_RECORD: ClinicalRecord,
@@ -383,4 +408,6 @@ TYPED_VIEWS: dict[str, type] = {
     LINKAGE_PARAMS_VERSION: LinkageParamsVersion,
     ACCESS_EVENT: AccessEvent,
     RELEASE_POLICY_VERSION: ReleasePolicyVersion,
+    RISK_REQUEST: RiskRequest,
+    RISK_REPORT: RiskReport,
 }

@@ -165,6 +165,16 @@ class Topics:
         return f"{self.prefix}access.events"
 
     @property
+    def risk_requests(self) -> str:
+        """D48: disclosure-risk report requests (access -> pseudonymizer), keyed by application."""
+        return f"{self.prefix}access.risk-requests"
+
+    @property
+    def risk_reports(self) -> str:
+        """D48: disclosure-risk reports (pseudonymizer -> access), keyed by application."""
+        return f"{self.prefix}access.risk-reports"
+
+    @property
     def access_policies(self) -> str:
         """D46: the board's signed release-policy versions (compacted, keyed by dataset)."""
         return f"{self.prefix}access.policies"
@@ -258,6 +268,10 @@ class Topics:
             # D46: one key per dataset, whose newest record is where its approval stands; one
             # partition, so one order of approvals and withdrawals.
             TopicSpec(self.access_policies, 1, COMPACTED, contract="ReleasePolicyVersion"),
+            # D48: the board's risk requests and the pseudonymizer's counts-only reports, kept
+            # forever like the applications they belong to (a report is what the board saw).
+            TopicSpec(self.risk_requests, 1, FOREVER, contract="RiskRequest"),
+            TopicSpec(self.risk_reports, 1, FOREVER, contract="RiskReport"),
             *(TopicSpec(t, 1, inputs, contract="AuditEvent") for t in self.audit_event_topics),
             TopicSpec(self.audit_ledger, 1, FOREVER, contract="LedgerEntry"),
             TopicSpec(self.audit_checkpoints, 1, FOREVER, contract="LedgerCheckpoint"),

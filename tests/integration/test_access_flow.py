@@ -143,15 +143,16 @@ async def test_apply_review_decide_restart_and_refuse(
 
     # Every transition is an event on access.events, keyed by the application.
     events = await read_all(
-        kafka, CODEC, topics.access_events, ACCESS_EVENT, lambda out: len(out) >= 9
+        kafka, CODEC, topics.access_events, ACCESS_EVENT, lambda out: len(out) >= 10
     )
     assert [e["event_type"] for e in events] == [
-        "created", "submitted", "reviewed", "reviewed", "reviewed", "voted", "voted", "voted",
-        "approved",
+        # D48: the submission asks for the disclosure-risk report in the same transaction
+        "created", "submitted", "risk_requested", "reviewed", "reviewed", "reviewed", "voted",
+        "voted", "voted", "approved",
     ]  # fmt: skip
-    assert [e["sequence"] for e in events] == list(range(1, 10))
+    assert [e["sequence"] for e in events] == list(range(1, 11))
     audits = await read_all(
-        kafka, CODEC, topics.audit_events_of(role), AUDIT_EVENT, lambda out: len(out) >= 10
+        kafka, CODEC, topics.audit_events_of(role), AUDIT_EVENT, lambda out: len(out) >= 11
     )
     refused = [a for a in audits if a["action"] == "access.refused"]
     assert [(a["reason_code"], a["outcome"]) for a in refused] == [("RECUSED_REVIEWER", "refused")]
@@ -188,4 +189,4 @@ async def test_apply_review_decide_restart_and_refuse(
         {**env, "BIOSTREAM_PASSWORD": "wrong"}, "list", "--account", "chair"
     )
     assert code == 2 and "wrong password" in err
-    assert len(await topic_messages(kafka, topics.access_events)) == 9
+    assert len(await topic_messages(kafka, topics.access_events)) == 10

@@ -32,6 +32,8 @@ NO_PII = frozenset(
         "ClinicalRecord",
         "AccessEvent",
         "ReleasePolicyVersion",
+        "RiskRequest",
+        "RiskReport",
     }
 )
 
@@ -302,6 +304,23 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "actor": "drb-h002",
         "occurred_at": T0,
         "body_json": '{"type":"voted","vote":"approve"}',
+    },
+    "RiskRequest": {
+        "request_id": "APP-1f2e3d4c5b6a/risk/1",
+        "application_id": "APP-1f2e3d4c5b6a",
+        "requested_by": "system",
+        "requested_at": T0,
+        "draft_policy_json": '{"dataset":"cohort-x"}',
+        "variants_json": '{"k=10":{"min_k":10}}',
+    },
+    "RiskReport": {
+        "request_id": "APP-1f2e3d4c5b6a/risk/1",
+        "application_id": "APP-1f2e3d4c5b6a",
+        "computed_at": T0,
+        "outcome": "COMPUTED",
+        "error_reason": None,
+        "records_read": 4103,
+        "figures_json": '{"requested":{"persons":649}}',
     },
 }
 

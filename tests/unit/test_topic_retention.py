@@ -27,6 +27,7 @@ KEPT_FOREVER = {
     "linkage.review-tasks", "linkage.review-decisions", "consent.events", "audit.ledger",
     "audit.checkpoints", "curated.cohort-demo", "curated.cohort-demo.notices",
     "curated.genome-b", "curated.genome-b.notices", "access.events",
+    "access.risk-requests", "access.risk-reports",
 }  # fmt: skip
 CHANGELOGS = {f"{app}.state-changelog" for app in ("ingest", "linkage", "pseudonymizer", "audit")}
 # D41: keyed by parameter version, the newest record of each is where it stands.

@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry
 from access.adapters.files import load_board, load_catalogue, shipped_duo_terms
 from access.adapters.pages import AccessPages
 from access.adapters.policies import board_signer
+from access.adapters.risk_reports import ReportFollower
 from access.adapters.service import AccessService
-from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter
+from access.adapters.stream import CommandDesk, EventFollower, TransactionalWriter, utc_now
 from access.adapters.visas import VisaSigner
 from access.adapters.web import AccessApi
 from access.domain.commands import AccessRules
@@ -90,4 +91,8 @@ def build(settings: AccessSettings, registry: CollectorRegistry | None = None) -
         desk, users, sessions, settings.secure_cookie, ready=lambda: follower.ready,
         pages=pages.routes(), visas=visas,
     )  # fmt: skip
-    return AccessService(settings, registry, follower, writer, desk, api)
+    reports = ReportFollower(
+        settings.kafka, f"{settings.topic_prefix}{SERVICE}-risk-{settings.instance_id}", desk,
+        handler.topics, utc_now,
+    )  # fmt: skip
+    return AccessService(settings, registry, follower, writer, desk, api, reports=reports)

@@ -6,6 +6,7 @@ transaction per command) and then hand the events back with ``applied``."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ from biostream.contract import Inbound, Outbound
 from biostream.contracts import (
     ACCESS_EVENT,
     RELEASE_POLICY_VERSION,
+    RISK_REPORT,
+    RISK_REQUEST,
     AccessEvent,
     ReleasePolicyVersion,
+    RiskRequest,
 )
 from biostream.envelopes import Envelopes
 from biostream.logs import get_logger
@@ -30,6 +34,7 @@ from access.domain.application import (
     Application,
     BrokenHistory,
     Event,
+    RiskRequested,
     event_body,
     event_from_body,
     evolve,
@@ -54,6 +59,7 @@ from access.domain.commands import (
 )
 from access.domain.forms import ApplicationForm, Conditions
 from access.domain.publication import Released, advance
+from access.domain.risk import report_event, with_risk_request
 
 # D49: signs a policy version with the board's key (None: this process publishes no policies).
 PolicySigner = Callable[[ReleasePolicyVersion], ReleasePolicyVersion]
@@ -195,9 +201,12 @@ class AccessHandler:
             )  # fmt: skip
             return Decided(application_id, [], outcome, [audit])
         self.metrics.commands.labels(name, "accepted").inc()
+        outcome = with_risk_request(state, list(outcome), now)  # D48: a submission asks
         messages: list[Outbound] = []
         for event in outcome:
             messages.append(self.event_message(event))
+            if isinstance(event, RiskRequested):
+                messages.append(self.risk_request_message(event))
             form = getattr(event, "form", None)
             messages.append(
                 self.envelopes.audit(
@@ -300,6 +309,42 @@ class AccessHandler:
             self.codec.encode(ACCESS_EVENT, wire),
             key=event.application_id.encode(),
         )
+
+    def risk_request_message(self, event: RiskRequested) -> Outbound:
+        """D48: the request the pseudonymizer answers, keyed by application."""
+        wire: RiskRequest = {
+            "request_id": event.request_id,
+            "application_id": event.application_id,
+            "requested_by": event.actor,
+            "requested_at": event.at,
+            "draft_policy_json": json.dumps(event.draft_policy, sort_keys=True),
+            "variants_json": json.dumps(event.variants),  # in the board's order
+        }
+        return Outbound(
+            self.topics.risk_requests,
+            self.codec.encode(RISK_REQUEST, wire),
+            key=event.application_id.encode(),
+        )
+
+    def receive_risk_report(self, raw: bytes | None, now: dt.datetime) -> Decided:
+        """D48: a report from ``access.risk-reports`` as its application's
+        ``risk_report_received`` event (and its audit event); nothing for an unreadable report,
+        an unknown request or one already kept."""
+        try:
+            report = self.codec.decode(raw, RISK_REPORT)
+            figures = json.loads(report["figures_json"]) if report["figures_json"] else None
+        except (DecodeError, ValueError) as error:
+            self._log.error("risk report unreadable, skipped", reason=type(error).__name__)
+            return Decided("", [], None, [])
+        application = self.applications.get(report["application_id"])
+        event = report_event(application, report, figures)
+        if event is None or application is None:
+            return Decided(report["application_id"], [], None, [])
+        audit = self.envelopes.audit(
+            "access.risk_report_received", [event.application_id, f"risk:{event.request_id}"],
+            [event.event_id, f"outcome:{event.outcome}"], now, dataset=application.dataset,
+        )  # fmt: skip
+        return Decided(event.application_id, [event], None, [self.event_message(event), audit])
 
     def due_expiries(self, now: dt.datetime) -> list[str]:
         """D45: the approved applications whose end date has come (the clock-driven sweep gives
@@ -447,4 +492,8 @@ def application_view(application: Application, rules: AccessRules) -> dict[str, 
             }
             for v in application.visas
         ],
+        "risk_requests": list(application.risk_requests),
+        "risk_report": None
+        if application.risk_report is None
+        else application.risk_report.model_dump(mode="json", exclude={"draft_policy"}),
     }

@@ -1,4 +1,4 @@
-"""``pseudonymizer run | check | reidentify``.
+"""``pseudonymizer run | check | reidentify | risk``.
 
 Arguments only; what each command does is ``pseudonymizer.cli``.
 """
@@ -43,6 +43,13 @@ def reidentify(
     """Pseudonym -> internal person id. Writes an audit event before answering. Exit 1: not
     found; 2: unusable request; 3: the state could not be read to its end (no answer, D26)."""
     cli.reidentify(dataset, pseudonym, approval)
+
+
+@app.command()
+def risk() -> None:
+    """D48: answer the board's disclosure-risk requests (access.risk-requests) with counts-only
+    reports (access.risk-reports), from the retained data, apart from the live stream."""
+    cli.risk()
 
 
 def main() -> None:

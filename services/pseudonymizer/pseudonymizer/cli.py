@@ -146,3 +146,29 @@ def reidentify(dataset: str, pseudonym: str, approval: str) -> None:
         typer.echo("not found", err=True)
         raise typer.Exit(1)
     typer.echo(f"{answer.person_id}\t(key {keyed.policy.pseudonym_domain}/{answer.key_version})")
+
+
+def risk() -> None:
+    """D48: answer disclosure-risk requests from the retained data until SIGTERM or SIGINT."""
+    import signal
+
+    from biostream.codec import default_codec
+
+    from pseudonymizer.adapters.risk_reports import RiskReports
+
+    settings = PseudonymizerSettings()
+    configure_logging("pseudonymizer", settings.log_level, settings.instance_id)
+    topics = Topics(settings.topic_prefix)
+    principal = tool_principal(settings, "svc-pseudonymizer")
+    service = RiskReports(
+        settings.kafka, topics, principal, default_codec(), settings.read_timeout_s
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    asyncio.run(serve())

@@ -53,6 +53,8 @@ def test_events_and_their_audit_events_leave_together() -> None:
     assert [m.topic for m in decided.messages] == [
         "t-access.events", "t-audit.events.svc-access", "t-access.events",
         "t-audit.events.svc-access",
+        # D48: the submission asks for the disclosure-risk report in the same transaction
+        "t-access.events", "t-access.risk-requests", "t-audit.events.svc-access",
     ]  # fmt: skip
     assert "APP-1" not in h.applications  # nothing applied before the broker has it
     wire = CODEC.decode(decided.messages[0].value, ACCESS_EVENT)
@@ -103,7 +105,7 @@ def test_replay_applies_each_event_once_and_skips_one_that_does_not_follow() -> 
     for offset, message in enumerate(stream + stream):  # a repeat changes nothing
         reader.on_record(inbound(message, offset))
     assert reader.applications["APP-2"].status == "submitted"
-    assert reader.applications["APP-2"].sequence == 2
+    assert reader.applications["APP-2"].sequence == 3  # created, submitted, risk_requested
     # a concurrent writer's event for a sequence already taken: the first one wins
     rival = handler()
     for offset, message in enumerate(stream):
@@ -114,7 +116,7 @@ def test_replay_applies_each_event_once_and_skips_one_that_does_not_follow() -> 
     reader.on_record(inbound(late.messages[0], 10))
     assert reader.applications["APP-2"].status == "under_review"
     reader.on_record(Inbound(TOPICS.access_events, 0, 11, b"x", b"garbage", (), 0))
-    assert reader.applications["APP-2"].sequence == 3
+    assert reader.applications["APP-2"].sequence == 4
 
 
 def test_the_sweep_expires_approvals_past_their_end() -> None:

@@ -19,6 +19,7 @@ from biostream.release_vocabulary import RELEASABLE_FIELDS, RELEASABLE_RECORD_TY
 from biostream.web_auth import Session, Sessions, verify_password
 from multidict import MultiDictProxy
 
+from access.adapters.risk_page import risk_section
 from access.adapters.stream import Clock, CommandDesk, utc_now
 from access.adapters.visas import VisaSigner, issue_visa
 from access.adapters.web import COOKIE
@@ -309,13 +310,18 @@ class AccessPages:
         raise web.HTTPSeeOther(f"/application?id={quote(application_id, safe='')}")
 
     async def application_page(self, request: web.Request) -> web.Response:
+        """D45: the application, and the commands the account may give on it; D48: a board
+        member reads the disclosure-risk report before the checklist, vote and decision."""
         session = self._session(request)
         application = self.desk.handler.applications.get(request.query.get("id", ""))
         if application is None or not self.desk.handler.may_see(session.account, application):
             return self._page("Not found", "<p>No such application.</p>", session, 404)
+        # D48: board members read the disclosure-risk report before the decision form.
+        board = self.desk.handler.rules.board.board
+        risk = risk_section(application) if board.member(session.account) is not None else ""
         return self._page(
             application.form.title,
-            self._details(application) + self._actions(application, session),
+            self._details(application) + risk + self._actions(application, session),
             session,
         )
 

@@ -13,6 +13,7 @@ from biostream.logs import get_logger
 from biostream.observability import HealthServer
 from prometheus_client import CollectorRegistry
 
+from access.adapters.risk_reports import ReportFollower
 from access.adapters.stream import Clock, CommandDesk, EventFollower, TransactionalWriter, utc_now
 from access.adapters.web import AccessApi
 from access.handlers import SERVICE, AccessHandler
@@ -30,6 +31,7 @@ class AccessService:
     clock: Clock = utc_now
     web_port: int = 0  # the bound ports once running
     metrics_port: int = 0
+    reports: ReportFollower | None = None  # D48: the pseudonymizer's risk reports
 
     @property
     def ready(self) -> bool:
@@ -57,6 +59,8 @@ class AccessService:
             asyncio.create_task(self.follower.run(stop)),
             asyncio.create_task(self._sweep(stop)),
         }
+        if self.reports is not None:
+            tasks.add(asyncio.create_task(self.reports.run(stop, lambda: self.ready)))
         stopped = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait(tasks | {stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -109,6 +109,8 @@ class CommandDesk:
     async def run(self, decide: Callable[[AccessHandler], Decided]) -> Decided:
         async with self._lock:
             decided = decide(self.handler)
+            if not decided.messages:
+                return decided  # D48: a report already kept, or for no known request
             await self.writer.write(decided.messages)
             self.handler.applied(decided.events)
             return decided

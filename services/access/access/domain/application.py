@@ -131,15 +131,37 @@ class ClosedOut(_Event):
     destruction_sha256: str
 
 
+class RiskRequested(_Event):
+    """D48: the board asked the pseudonymizer for the draft's disclosure-risk report."""
+
+    type: Literal["risk_requested"] = "risk_requested"
+    request_id: str
+    draft_policy: dict[str, Any]
+    variants: dict[str, dict[str, Any]]
+
+
+class RiskReportReceived(_Event):
+    """D48: the pseudonymizer's report (counts only), folded into the application."""
+
+    type: Literal["risk_report_received"] = "risk_report_received"
+    request_id: str
+    outcome: str
+    error_reason: str | None = None
+    records_read: int = 0
+    computed_at: dt.datetime
+    figures: dict[str, Any] | None = None
+
+
 Event = Annotated[
     Created | Edited | Submitted | Returned | Reviewed | Voted | Approved | Rejected | Withdrawn
-    | Expired | Revoked | ClosedOut | VisaIssued,
+    | Expired | Revoked | ClosedOut | VisaIssued | RiskRequested | RiskReportReceived,
     Field(discriminator="type"),
 ]  # fmt: skip
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_TYPES: tuple[str, ...] = (
     "created", "edited", "submitted", "returned", "reviewed", "voted", "approved", "rejected",
-    "withdrawn", "expired", "revoked", "closed_out", "visa_issued",
+    "withdrawn", "expired", "revoked", "closed_out", "visa_issued", "risk_requested",
+    "risk_report_received",
 )  # fmt: skip
 
 
@@ -176,6 +198,9 @@ class Application:
     reason: str | None = None  # why it was returned, rejected, withdrawn or revoked
     destruction_sha256: str | None = None
     visas: tuple[VisaIssued, ...] = ()  # D47: the visas issued, in order
+    # D48: the risk reports asked for (request ids, in order) and the newest one received.
+    risk_requests: tuple[str, ...] = ()
+    risk_report: RiskReportReceived | None = None
 
     @property
     def dataset(self) -> str | None:
@@ -221,6 +246,9 @@ _MOVES: dict[str, tuple[frozenset[Status], Status | None]] = {
     "revoked": (frozenset({"approved"}), "revoked"),
     "closed_out": (frozenset({"approved", "expired", "revoked"}), "closed"),
     "visa_issued": (frozenset({"approved"}), None),
+    # D48: asked for while the board reviews; a report is kept whenever it arrives.
+    "risk_requested": (frozenset({"submitted", "under_review"}), None),
+    "risk_report_received": (frozenset(STATUSES) - {"draft"}, None),
 }
 
 
@@ -264,6 +292,12 @@ def evolve(state: Application | None, event: Event) -> Application:
         return replace(moved, destruction_sha256=event.destruction_sha256)
     if isinstance(event, VisaIssued):
         return replace(moved, visas=(*state.visas, event))
+    if isinstance(event, RiskRequested):
+        return replace(moved, risk_requests=(*state.risk_requests, event.request_id))
+    if isinstance(event, RiskReportReceived):
+        if event.request_id not in state.risk_requests:
+            raise BrokenHistory(f"{event.event_id}: a report for a request never made")
+        return replace(moved, risk_report=event)
     return moved  # Expired
 
 
