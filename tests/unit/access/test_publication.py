@@ -274,7 +274,9 @@ def test_the_publication_is_audited_on_its_application_as_the_ledger_reads_it() 
         if a["action"] == "access.policy_published"
     ]
     assert audit["inputs"] == ["APP-1"] and audit["dataset"] == "diabetes-cohort"
+    # The access event that issued the version (the approval) is named first.
+    [approved] = [e for e in decided.events if e.type == "approved"]
     assert audit["outputs"] == [
-        "APP-1/7", "policy:diabetes-cohort@1", "status:ACTIVE",
+        approved.event_id, "policy:diabetes-cohort@1", "status:ACTIVE",
         "principal:User:t-project-diabetes-cohort",
     ]  # fmt: skip
