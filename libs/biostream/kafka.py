@@ -16,6 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import NodeNotReadyError, StaleMetadata
 
 from biostream.settings import KafkaSettings
 from biostream.topics import TopicSpec, retention_update
@@ -304,15 +305,26 @@ class TopicUnavailable(RuntimeError):
         return self.error_code == 29  # TOPIC_AUTHORIZATION_FAILED
 
 
+_DESCRIBE_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s between them
+
+
 async def topic_partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
     """Every partition of the given topics; raises ``TopicUnavailable`` if one does not
     exist or may not be described."""
-    admin = admin_client(kafka, "biostream-describe")
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
+    for attempt in range(_DESCRIBE_ATTEMPTS):
+        admin = admin_client(kafka, "biostream-describe")
+        try:
+            await admin.start()
+            described = await admin.describe_topics(topics)
+            break
+        except (NodeNotReadyError, StaleMetadata):
+            # A broker that has just come back (restarted, or resumed after a pause) can answer
+            # its first metadata request with no brokers in it; the next one has them.
+            if attempt == _DESCRIBE_ATTEMPTS - 1:
+                raise
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2 * 2**attempt)
     partitions: list[TopicPartition] = []
     for topic in described:
         if topic["error_code"] != 0 or not topic["partitions"]:

@@ -58,9 +58,10 @@ async def test_every_pipeline_topic_has_its_declared_retention_on_the_broker(
     created = await ensure_topics(kafka, specs)
     assert sorted(created) == sorted(s.name for s in specs)
     configs = await broker_configs(kafka, [s.name for s in specs])
-    # 4 feeds and curated topics, 15 shared (linkage.params since D41, access.events since
-    # D45, access.policies since D46), one audit topic per writer (D31), 4 changelogs
-    assert len(configs) == len(specs) == 4 + 15 + len(AUDIT_WRITERS) + 4
+    # 4 feeds and curated topics, 17 shared (linkage.params since D41, access.events since
+    # D45, access.policies since D46, access.risk-requests and -reports since D48), one audit
+    # topic per writer (D31), 4 changelogs
+    assert len(configs) == len(specs) == 4 + 17 + len(AUDIT_WRITERS) + 4
     for name, config in configs.items():
         assert {k: config[k] for k in KEYS} == expected(name), name
     ledger = configs[f"{topic_prefix}audit.ledger"]
