@@ -58,47 +58,31 @@ def apply_bindings(admin: KafkaSettings, bindings: list[Binding], *, grant: bool
     )
 
     kinds = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+
+    def entry(entry_type: Any, pattern_type: Any, b: Binding) -> Any:
+        """The ACL to create (``ACL``, ``ResourcePattern``) or the filter that deletes exactly
+        it (``ACLFilter``, ``ResourcePatternFilter``): the same fields either way."""
+        return entry_type(
+            principal=b.principal,
+            host="*",
+            operation=ACLOperation[b.operation.upper()],
+            permission_type=ACLPermissionType.ALLOW,
+            resource_pattern=pattern_type(
+                kinds[b.resource],
+                b.name,
+                ACLResourcePatternType.PREFIXED if b.prefixed else ACLResourcePatternType.LITERAL,
+            ),
+        )
+
     client = sync_admin_client(admin, "biostream-project-access")
     try:
         if grant:
-            result = client.create_acls(
-                [
-                    ACL(
-                        principal=b.principal,
-                        host="*",
-                        operation=ACLOperation[b.operation.upper()],
-                        permission_type=ACLPermissionType.ALLOW,
-                        resource_pattern=ResourcePattern(
-                            kinds[b.resource],
-                            b.name,
-                            ACLResourcePatternType.PREFIXED
-                            if b.prefixed
-                            else ACLResourcePatternType.LITERAL,
-                        ),
-                    )
-                    for b in bindings
-                ]
-            )
+            result = client.create_acls([entry(ACL, ResourcePattern, b) for b in bindings])
             if result.get("failed"):
                 raise RuntimeError(f"creating {len(result['failed'])} project ACLs failed")
         else:
             outcome = client.delete_acls(
-                [
-                    ACLFilter(
-                        principal=b.principal,
-                        host="*",
-                        operation=ACLOperation[b.operation.upper()],
-                        permission_type=ACLPermissionType.ALLOW,
-                        resource_pattern=ResourcePatternFilter(
-                            kinds[b.resource],
-                            b.name,
-                            ACLResourcePatternType.PREFIXED
-                            if b.prefixed
-                            else ACLResourcePatternType.LITERAL,
-                        ),
-                    )
-                    for b in bindings
-                ]
+                [entry(ACLFilter, ResourcePatternFilter, b) for b in bindings]
             )
             failed = [error for _filter, _acls, error in outcome if error.errno != 0]
             if failed:
