@@ -184,8 +184,8 @@ async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, f
 
 async def with_broker(
     args: argparse.Namespace,
-    run: Callable[[KafkaSettings, int, int], Awaitable[dict[str, float]]] | None = None,
-) -> dict[str, float]:
+    run: Callable[[KafkaSettings, int, int], Awaitable[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     from biostream_dev import broker
 
     run = run or bench

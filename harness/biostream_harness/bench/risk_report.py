@@ -23,9 +23,7 @@ import datetime as dt
 import json
 import resource
 import secrets
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from biostream.codec import AvroCodec
@@ -39,6 +37,7 @@ from pseudonymizer.domain.release import PersonFacts
 from pseudonymizer.state import decision_key, encode_facts
 
 from biostream_harness.bench.measure import Clock
+from biostream_harness.bench.policy_history import with_broker
 from biostream_harness.bench.pseudonymizer import POLICY, clinical_records, decision, produce
 
 VARIANTS = {
@@ -137,31 +136,13 @@ async def bench(kafka: KafkaSettings, records: int, persons: int) -> dict[str, A
     }
 
 
-async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
-    from biostream_dev import broker
-
-    if args.bootstrap is not None:  # a development broker of your own, without authentication
-        kafka = KafkaSettings(
-            bootstrap_servers=args.bootstrap, security_protocol="PLAINTEXT", allow_plaintext=True
-        )
-        return await bench(kafka, args.records, args.persons)
-    with tempfile.TemporaryDirectory() as tmp:
-        print("starting a Kafka broker (SCRAM over TLS) ...", flush=True)
-        started = broker.start_broker(Path(tmp) / "kafka", authentication=True)
-        try:
-            kafka = broker.admin_settings(Path(tmp) / "kafka", started.bootstrap)
-            return await bench(kafka, args.records, args.persons)
-        finally:
-            broker.stop_broker(Path(tmp) / "kafka")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--persons", type=int, default=10_000)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     args = parser.parse_args()
-    f = asyncio.run(with_broker(args))
+    f = asyncio.run(with_broker(args, bench))
     print(
         f"{f['records']:,} retained clinical records, {f['persons']:,} persons, draft + "
         f"{f['variants']} variants: request -> report {f['answer_s']:.1f} s "
